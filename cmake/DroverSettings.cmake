@@ -1,0 +1,20 @@
+# Compiler settings every project target links. Kept as INTERFACE targets (not global flags)
+# so that a parent project that adds drover with add_subdirectory keeps its own flags.
+
+add_library(drover_warnings INTERFACE)
+target_compile_options(drover_warnings INTERFACE
+  $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wpedantic>
+  $<$<AND:$<CXX_COMPILER_ID:GNU,Clang>,$<BOOL:${DROVER_WERROR}>>:-Werror>)
+
+add_library(drover_sanitizers INTERFACE)
+if(DROVER_SANITIZE)
+  target_compile_options(drover_sanitizers INTERFACE
+    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(drover_sanitizers INTERFACE -fsanitize=address,undefined)
+endif()
+
+# Links the project's private build settings into a target.
+function(drover_project_settings target)
+  target_link_libraries(${target} PRIVATE $<BUILD_INTERFACE:drover_warnings>
+                                          $<BUILD_INTERFACE:drover_sanitizers>)
+endfunction()

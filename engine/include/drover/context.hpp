@@ -1,0 +1,66 @@
+#pragma once
+// What a module body sees of its run: its identity, its params and its dependencies' results.
+
+#include <drover/module.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/json/value.hpp>
+#include <boost/json/value_to.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string_view>
+
+namespace drover {
+
+namespace detail {
+struct run_state;
+struct worker;
+}
+
+/// Passed to a module body for one attempt. Valid until the body returns.
+class module_context {
+ public:
+  /// Made by the engine for each attempt.
+  module_context(detail::run_state& run, std::uint32_t index, std::uint32_t attempt,
+                 const detail::worker& worker) noexcept
+      : run_(&run), worker_(&worker), index_(index), attempt_(attempt) {}
+
+  std::string_view id() const noexcept;
+  std::uint32_t attempt() const noexcept { return attempt_; }  ///< 1 for the first attempt
+  std::string_view worker() const noexcept;                    ///< e.g. "local-0"
+  const module_spec& spec() const noexcept;
+  const boost::json::value& params() const noexcept { return spec().params; }
+
+  /// Directory for per-module log files (run_options::log_dir); empty if none was set.
+  const std::filesystem::path& log_dir() const noexcept;
+
+  /// The worker's executor (a strand): where the body runs.
+  boost::asio::any_io_executor get_executor() const noexcept;
+
+  /// The value of dependency `dep`, which must be one of this module's declared deps
+  /// (std::invalid_argument otherwise). Null when that dependency did not succeed, which an
+  /// always_run module can see.
+  const boost::json::value& result(std::string_view dep) const;
+
+  /// The dependency's value converted with boost::json::value_to<T>:
+  ///
+  ///     auto files = ctx.result<std::vector<std::string>>("list_files");
+  template <class T>
+  T result(std::string_view dep) const {
+    return boost::json::value_to<T>(result(dep));
+  }
+
+  /// Terminal status of dependency `dep` (std::invalid_argument if not a declared dep).
+  module_status status_of(std::string_view dep) const;
+
+ private:
+  std::uint32_t dep_index(std::string_view dep) const;
+
+  detail::run_state* run_;
+  const detail::worker* worker_;
+  std::uint32_t index_;
+  std::uint32_t attempt_;
+};
+
+}  // namespace drover

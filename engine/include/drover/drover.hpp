@@ -1,0 +1,12 @@
+#pragma once
+// Everything a program embedding drover's engine needs.
+
+#include <drover/context.hpp>
+#include <drover/engine.hpp>
+#include <drover/event.hpp>
+#include <drover/graph.hpp>
+#include <drover/module.hpp>
+#include <drover/pipeline.hpp>
+#include <drover/result.hpp>
+#include <drover/status.hpp>
+#include <drover/version.hpp>

@@ -1,0 +1,87 @@
+#pragma once
+// The embedding API: run a pipeline on an executor the caller owns.
+
+#include <drover/context.hpp>
+#include <drover/event.hpp>
+#include <drover/graph.hpp>
+#include <drover/pipeline.hpp>
+#include <drover/result.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+namespace drover {
+
+/// Settings for one run.
+struct run_options {
+  std::size_t workers = 1;         ///< in-process workers: modules that run at once
+  std::filesystem::path log_dir;   ///< handed to bodies through module_context::log_dir()
+  event_sink on_event;             ///< progress events; none are built when unset
+  /// After cancelling an attempt (timeout, fail_fast, cancelled run), how long to wait for the
+  /// body to stop before abandoning it. An abandoned body can never hold up the run.
+  std::chrono::milliseconds cancel_grace{2000};
+  std::uint64_t seed = 0;  ///< seeds backoff jitter; 0 picks one from the clock
+};
+
+/// Settings for an engine.
+struct engine_options {
+  /// 0: workers run on the caller's executor and the engine starts no threads. N > 0: the
+  /// engine owns a pool of N threads and runs workers there (run state stays on the caller's
+  /// executor).
+  std::size_t worker_threads = 0;
+};
+
+/// Runs pipelines. Holds no run state: several runs may proceed at once.
+///
+///     boost::asio::io_context io;
+///     drover::engine engine{io.get_executor()};
+///     engine.async_run(std::move(p), [](drover::run_report r) { ... });
+///     io.run();
+///
+/// The completion signature is void(run_report); a run never completes with an error code:
+/// validation problems come back as run_status::invalid with report.problems filled in.
+/// Cancelling through the completion handler's cancellation slot cancels the whole run; it
+/// ends promptly with status cancelled.
+class engine {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+  using run_signature = void(run_report);
+
+  explicit engine(executor_type executor, engine_options options = {});
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  executor_type get_executor() const noexcept { return executor_; }
+
+  template <boost::asio::completion_token_for<run_signature> Token =
+                boost::asio::default_completion_token_t<executor_type>>
+  auto async_run(pipeline p, run_options options, Token&& token = Token{}) {
+    return boost::asio::async_initiate<Token, run_signature>(
+        [this](boost::asio::any_completion_handler<run_signature> handler, pipeline p,
+               run_options options) { start(std::move(p), std::move(options), std::move(handler)); },
+        token, std::move(p), std::move(options));
+  }
+
+  template <boost::asio::completion_token_for<run_signature> Token =
+                boost::asio::default_completion_token_t<executor_type>>
+  auto async_run(pipeline p, Token&& token = Token{}) {
+    return async_run(std::move(p), run_options{}, std::forward<Token>(token));
+  }
+
+ private:
+  void start(pipeline p, run_options options,
+             boost::asio::any_completion_handler<run_signature> handler);
+
+  executor_type executor_;
+  struct thread_pool_holder;
+  std::unique_ptr<thread_pool_holder> pool_;
+};
+
+}  // namespace drover

@@ -1,0 +1,32 @@
+#include <drover/engine.hpp>
+
+#include "run_state.hpp"
+
+#include <boost/asio/thread_pool.hpp>
+
+namespace drover {
+
+struct engine::thread_pool_holder {
+  explicit thread_pool_holder(std::size_t threads) : pool(threads) {}
+  boost::asio::thread_pool pool;
+};
+
+engine::engine(executor_type executor, engine_options options) : executor_(std::move(executor)) {
+  if (options.worker_threads > 0) pool_ = std::make_unique<thread_pool_holder>(options.worker_threads);
+}
+
+engine::~engine() {
+  if (pool_) pool_->pool.join();
+}
+
+void engine::start(pipeline p, run_options options,
+                   boost::asio::any_completion_handler<run_signature> handler) {
+  boost::asio::any_io_executor worker_executor =
+      pool_ ? boost::asio::any_io_executor(pool_->pool.get_executor()) : executor_;
+  auto run = std::make_shared<detail::run_state>(executor_, std::move(worker_executor),
+                                                 std::move(p), std::move(options),
+                                                 std::move(handler));
+  run->start();
+}
+
+}  // namespace drover

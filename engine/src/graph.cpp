@@ -1,0 +1,243 @@
+#include <drover/graph.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <unordered_map>
+
+namespace drover {
+
+namespace {
+
+constexpr std::uint32_t no_index = static_cast<std::uint32_t>(-1);
+
+// Built by appending: g++ 12 -O3 warns falsely (-Wrestrict) on "'" + s + "'".
+std::string in_quotes(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '\'';
+  out += s;
+  out += '\'';
+  return out;
+}
+
+void check_policies(const std::string& module, std::optional<int> retries,
+                    const std::optional<backoff_policy>& backoff,
+                    const std::optional<std::chrono::milliseconds>& timeout,
+                    std::vector<validation_problem>& problems) {
+  const auto who = [&] { return module.empty() ? std::string("defaults") : "module " + in_quotes(module); };
+  if (retries && *retries < 0) {
+    problems.push_back({module, "retries",
+                        who() + ": retries must be >= 0, got " + std::to_string(*retries)});
+  }
+  if (timeout && timeout->count() <= 0) {
+    problems.push_back({module, "timeout",
+                        who() + ": timeout must be positive, got " +
+                            std::to_string(timeout->count()) + " ms"});
+  }
+  if (backoff) {
+    if (backoff->initial.count() < 0 || backoff->max.count() < 0) {
+      problems.push_back({module, "backoff", who() + ": backoff delays must be >= 0"});
+    }
+    if (!(backoff->multiplier >= 1.0)) {
+      problems.push_back({module, "backoff.multiplier",
+                          who() + ": backoff multiplier must be >= 1, got " +
+                              std::to_string(backoff->multiplier)});
+    }
+    if (!(backoff->jitter >= 0.0 && backoff->jitter <= 1.0)) {
+      problems.push_back({module, "backoff.jitter",
+                          who() + ": backoff jitter must be within [0, 1], got " +
+                              std::to_string(backoff->jitter)});
+    }
+  }
+}
+
+bool has_whitespace_or_control(std::string_view id) {
+  return std::any_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isspace(c) != 0 || std::iscntrl(c) != 0;
+  });
+}
+
+// Finds the cycles among the modules Kahn's algorithm could not order. Each module is visited
+// once, so a tangle of cycles is reported as the cycles a depth-first walk closes.
+void report_cycles(const pipeline& p, const graph& g, const std::vector<std::uint32_t>& left,
+                   std::vector<validation_problem>& problems) {
+  enum : std::uint8_t { unvisited, on_stack, finished };
+  std::vector<std::uint8_t> mark(g.size(), finished);
+  for (std::uint32_t i = 0; i < g.size(); ++i) {
+    if (left[i] > 0) mark[i] = unvisited;
+  }
+  constexpr std::size_t max_reported = 10;
+  std::size_t reported = 0;
+  // Walk "depends on" edges (predecessors) so the message reads a -> b where a needs b.
+  std::vector<std::pair<std::uint32_t, std::size_t>> stack;
+  for (std::uint32_t start = 0; start < g.size() && reported < max_reported; ++start) {
+    if (mark[start] != unvisited) continue;
+    stack.push_back({start, 0});
+    mark[start] = on_stack;
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      auto deps = g.predecessors(node);
+      if (next == deps.size()) {
+        mark[node] = finished;
+        stack.pop_back();
+        continue;
+      }
+      const std::uint32_t dep = deps[next++];
+      if (mark[dep] == unvisited) {
+        mark[dep] = on_stack;
+        stack.push_back({dep, 0});
+      } else if (mark[dep] == on_stack && reported < max_reported) {
+        auto from = std::find_if(stack.begin(), stack.end(),
+                                 [dep](const auto& entry) { return entry.first == dep; });
+        std::string chain;
+        for (auto it = from; it != stack.end(); ++it) chain += p.modules[it->first].id + " -> ";
+        chain += p.modules[dep].id;
+        problems.push_back({p.modules[dep].id, "deps", "dependency cycle: " + chain});
+        ++reported;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+struct graph_builder {
+  static graph_result build(const pipeline& p) {
+    graph_result out;
+    auto& problems = out.problems;
+    const std::size_t n = p.modules.size();
+    if (n >= no_index) {
+      problems.push_back({"", "modules", "too many modules: " + std::to_string(n)});
+      return out;
+    }
+
+    check_policies("", p.defaults.retries, p.defaults.backoff, p.defaults.timeout, problems);
+
+    std::unordered_map<std::string_view, std::uint32_t> index_of;
+    index_of.reserve(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const module_spec& m = p.modules[i];
+      if (m.id.empty()) {
+        problems.push_back({"", "id", "module #" + std::to_string(i + 1) + " has an empty id"});
+        continue;
+      }
+      if (has_whitespace_or_control(m.id)) {
+        problems.push_back(
+            {m.id, "id", "module id " + in_quotes(m.id) + " contains whitespace or control characters"});
+      }
+      auto [it, inserted] = index_of.emplace(m.id, i);
+      if (!inserted) {
+        problems.push_back({m.id, "id",
+                            "duplicate module id " + in_quotes(m.id) + " (modules #" +
+                                std::to_string(it->second + 1) + " and #" + std::to_string(i + 1) +
+                                ")"});
+      }
+      if (!m.body) {
+        if (m.kind.empty()) {
+          problems.push_back({m.id, "body", "module " + in_quotes(m.id) + " has neither a body nor a kind"});
+        } else {
+          problems.push_back({m.id, "kind",
+                              "module " + in_quotes(m.id) + ": kind " + in_quotes(m.kind) +
+                                  " has not been resolved to a body (resolve kinds with "
+                                  "drover::modules::registry::resolve before running)"});
+        }
+      }
+      check_policies(m.id, m.retries, m.backoff, m.timeout, problems);
+    }
+
+    // Edges, deduplicated per module: listing a dependency twice is harmless.
+    graph g;
+    g.pred_offsets_.assign(n + 1, 0);
+    std::vector<std::uint32_t> dep_scratch;
+    bool edges_ok = true;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const module_spec& m = p.modules[i];
+      dep_scratch.clear();
+      for (const std::string& dep : m.deps) {
+        auto it = index_of.find(dep);
+        if (it == index_of.end()) {
+          problems.push_back(
+              {m.id, "deps", "module " + in_quotes(m.id) + " depends on unknown module " + in_quotes(dep)});
+          edges_ok = false;
+        } else if (it->second == i || dep == m.id) {
+          problems.push_back({m.id, "deps", "module " + in_quotes(m.id) + " depends on itself"});
+          edges_ok = false;
+        } else {
+          dep_scratch.push_back(it->second);
+        }
+      }
+      std::sort(dep_scratch.begin(), dep_scratch.end());
+      dep_scratch.erase(std::unique(dep_scratch.begin(), dep_scratch.end()), dep_scratch.end());
+      g.pred_targets_.insert(g.pred_targets_.end(), dep_scratch.begin(), dep_scratch.end());
+      g.pred_offsets_[i + 1] = static_cast<std::uint32_t>(g.pred_targets_.size());
+    }
+
+    g.in_degree_.resize(n);
+    g.succ_offsets_.assign(n + 1, 0);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      g.in_degree_[i] = g.pred_offsets_[i + 1] - g.pred_offsets_[i];
+      for (std::uint32_t dep : g.predecessors(i)) ++g.succ_offsets_[dep + 1];
+    }
+    for (std::size_t i = 0; i < n; ++i) g.succ_offsets_[i + 1] += g.succ_offsets_[i];
+    g.succ_targets_.resize(g.pred_targets_.size());
+    {
+      std::vector<std::uint32_t> fill(g.succ_offsets_.begin(), g.succ_offsets_.end() - 1);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        for (std::uint32_t dep : g.predecessors(i)) g.succ_targets_[fill[dep]++] = i;
+      }
+    }
+
+    if (edges_ok) {
+      std::vector<std::uint32_t> left(g.in_degree_);
+      std::vector<std::uint32_t> queue;
+      queue.reserve(n);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        if (left[i] == 0) queue.push_back(i);
+      }
+      for (std::size_t head = 0; head < queue.size(); ++head) {
+        for (std::uint32_t s : g.successors(queue[head])) {
+          if (--left[s] == 0) queue.push_back(s);
+        }
+      }
+      if (queue.size() != n) report_cycles(p, g, left, problems);
+    }
+
+    if (problems.empty()) out.graph = std::move(g);
+    return out;
+  }
+};
+
+graph_result build_graph(const pipeline& p) { return graph_builder::build(p); }
+
+std::vector<std::vector<graph::index>> graph::waves() const {
+  std::vector<std::vector<index>> out;
+  std::vector<std::uint32_t> left(in_degree_);
+  std::vector<index> current;
+  for (index i = 0; i < size(); ++i) {
+    if (left[i] == 0) current.push_back(i);
+  }
+  while (!current.empty()) {
+    std::vector<index> next;
+    for (index i : current) {
+      for (index s : successors(i)) {
+        if (--left[s] == 0) next.push_back(s);
+      }
+    }
+    std::sort(next.begin(), next.end());
+    out.push_back(std::move(current));
+    current = std::move(next);
+  }
+  return out;
+}
+
+std::string format_problems(const std::vector<validation_problem>& problems) {
+  std::string out;
+  for (const auto& problem : problems) {
+    out += problem.message;
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace drover

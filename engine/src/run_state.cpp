@@ -1,0 +1,558 @@
+#include "run_state.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+namespace drover::detail {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Built by appending: g++ 12 -O3 warns falsely (-Wrestrict) on "'" + s + "'".
+std::string in_quotes(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '\'';
+  out += s;
+  out += '\'';
+  return out;
+}
+
+std::string describe_blocker(module_status status) {
+  switch (status) {
+    case module_status::failed: return "failed";
+    case module_status::timed_out: return "timed out";
+    case module_status::cancelled: return "was cancelled";
+    case module_status::skipped: return "was skipped";
+    default: return "did not succeed";
+  }
+}
+
+}  // namespace
+
+run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor worker_executor,
+                     pipeline p, run_options options, handler_type handler)
+    : pipeline_(std::move(p)),
+      options_(std::move(options)),
+      strand_(asio::make_strand(run_executor)),
+      worker_executor_(std::move(worker_executor)),
+      channel_(run_executor, std::max<std::size_t>(options_.workers, 1)),
+      handler_(std::move(handler)) {
+  auto handler_executor = asio::get_associated_executor(handler_, run_executor);
+  handler_work_ = asio::prefer(handler_executor, asio::execution::outstanding_work.tracked);
+  rng_.seed(options_.seed != 0
+                ? options_.seed
+                : static_cast<std::uint64_t>(
+                      std::chrono::steady_clock::now().time_since_epoch().count()));
+}
+
+void run_state::start() {
+  auto slot = asio::get_associated_cancellation_slot(handler_);
+  if (slot.is_connected()) {
+    // The slot handler runs wherever the caller emits; hop onto the strand.
+    slot.assign([self = shared_from_this()](asio::cancellation_type) {
+      asio::post(self->strand_, [self] { self->stop(stop_mode::everything); });
+    });
+  }
+  asio::post(strand_, [self = shared_from_this()] { self->begin(); });
+}
+
+void run_state::begin() {
+  started_at_ = wall_clock::now();
+  auto built = build_graph(pipeline_);
+  if (!built.ok()) return complete_invalid(std::move(built.problems));
+  graph_ = std::move(*built.graph);
+
+  const std::size_t n = graph_.size();
+  pending_deps_.resize(n);
+  for (index i = 0; i < n; ++i) pending_deps_[i] = graph_.in_degree(i);
+  blocker_.assign(n, no_module);
+  dispatched_.assign(n, 0);
+  done_.assign(n, 0);
+  results_.resize(n);
+  remaining_ = n;
+
+  emit(event_type::run_started);
+  // Workers first, so that a fail_fast triggered while settling can reach them.
+  for (std::size_t w = 0; w < std::max<std::size_t>(options_.workers, 1); ++w) spawn_worker();
+  for (index i = 0; i < n; ++i) {
+    if (pending_deps_[i] == 0) worklist_.push_back(i);
+  }
+  std::reverse(worklist_.begin(), worklist_.end());  // settle pops from the back: keep file order
+  settle();
+}
+
+// Processes modules whose dependencies are all terminal, then reacts to what that changed:
+// fail_fast, completion, or more work for the channel.
+void run_state::settle() {
+  while (!worklist_.empty()) {
+    const index next = worklist_.back();
+    worklist_.pop_back();
+    became_ready(next);
+  }
+  if (fail_fast_cause_ != no_module && stop_.load() == stop_mode::none) {
+    return stop(stop_mode::unless_always_run);
+  }
+  if (remaining_ == 0) return complete();
+  pump();
+}
+
+void run_state::spawn_worker() {
+  const auto id = static_cast<std::uint32_t>(workers_.size());
+  worker& w = workers_.emplace_back(id, worker_executor_);
+  worker_names_.push_back(w.name);
+  asio::co_spawn(w.strand, worker_loop(w),
+                 asio::bind_cancellation_slot(
+                     w.signal.slot(), [self = shared_from_this()](std::exception_ptr) {}));
+}
+
+// A worker takes ready modules from the channel and awaits their bodies directly: no
+// co_spawn per module, so the only per-module allocation is the body's own frame.
+asio::awaitable<void> run_state::worker_loop(worker& w) {
+  auto self = shared_from_this();  // the run outlives every worker
+  for (;;) {
+    index i = no_module;
+    bool closed = false;
+    const bool got = channel_.try_receive([&](boost::system::error_code ec, index v) {
+      if (ec) closed = true;
+      else i = v;
+    });
+    if (!got) {
+      auto [ec, v] = co_await channel_.async_receive(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      i = v;
+    } else if (closed) {
+      co_return;
+    }
+
+    const module_spec& spec = pipeline_.modules[i];
+    const stop_mode stopping = stop_.load(std::memory_order_acquire);
+    if (stopping == stop_mode::everything ||
+        (stopping == stop_mode::unless_always_run && !spec.always_run)) {
+      asio::post(strand_, [self, i] { self->on_not_started(i); });
+      continue;
+    }
+
+    module_result& slot = results_[i];
+    const std::uint32_t attempt = ++slot.attempts;
+    if (attempt == 1) slot.started_at = wall_clock::now();
+    slot.worker = static_cast<std::int32_t>(w.index);
+    w.current = i;
+    w.current_attempt = attempt;
+    w.cancel_sent = false;
+    if (options_.on_event) {
+      asio::post(strand_, [self, i, attempt, wi = w.index] {
+        self->emit(event_type::module_started, i, attempt, static_cast<std::int32_t>(wi));
+      });
+    }
+
+    attempt_outcome outcome;
+    if (auto timeout = timeout_of(i)) {
+      w.current_is_timed = true;
+      outcome = co_await run_timed(w, i, attempt, *timeout);
+    } else {
+      w.current_is_timed = false;
+      module_context ctx(*this, i, attempt, w);
+      try {
+        outcome.value = co_await spec.body(ctx);
+        outcome.status = module_status::succeeded;
+      } catch (const timeout_error& e) {
+        outcome.status = module_status::timed_out;
+        outcome.error = e.what();
+      } catch (const std::exception& e) {
+        outcome.error = e.what();
+      } catch (...) {
+        outcome.error = "unknown exception";
+      }
+    }
+
+    w.current = no_module;
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+      co_await asio::this_coro::reset_cancellation_state();
+    }
+    asio::post(strand_, [self, i, attempt, outcome = std::move(outcome)]() mutable {
+      self->on_attempt_done(i, attempt, std::move(outcome));
+    });
+    if (w.retired) co_return;
+  }
+}
+
+namespace {
+
+// One attempt of a module with a timeout. It runs as its own coroutine so that the worker can
+// walk away from a body that ignores cancellation.
+struct timed_attempt {
+  timed_attempt(run_state& run, index i, std::uint32_t attempt, const worker& w)
+      : module(i), ctx(run, i, attempt, w), timer(w.strand) {}
+  index module;
+  module_context ctx;
+  asio::cancellation_signal signal;
+  asio::steady_timer timer;
+  bool done = false;
+  attempt_outcome outcome;
+};
+
+}  // namespace
+
+asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::uint32_t attempt,
+                                                      std::chrono::milliseconds timeout) {
+  auto self = shared_from_this();
+  auto t = std::make_shared<timed_attempt>(*this, i, attempt, w);
+  t->timer.expires_after(timeout);
+  asio::co_spawn(
+      w.strand,
+      [self, t]() -> asio::awaitable<void> {
+        try {
+          t->outcome.value = co_await self->pipeline_.modules[t->module].body(t->ctx);
+          t->outcome.status = module_status::succeeded;
+        } catch (const timeout_error& e) {
+          t->outcome.status = module_status::timed_out;
+          t->outcome.error = e.what();
+        } catch (const std::exception& e) {
+          t->outcome.error = e.what();
+        } catch (...) {
+          t->outcome.error = "unknown exception";
+        }
+      },
+      asio::bind_cancellation_slot(t->signal.slot(), [t](std::exception_ptr) {
+        t->done = true;
+        t->timer.cancel();
+      }));
+
+  auto [ec] = co_await t->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (t->done) co_return std::move(t->outcome);
+
+  // Either the limit passed (no error) or the run cancelled this worker (aborted wait).
+  const bool timed_out = !ec;
+  if (!timed_out) co_await asio::this_coro::reset_cancellation_state();
+  t->signal.emit(asio::cancellation_type::terminal);
+  if (!t->done) {
+    t->timer.expires_after(options_.cancel_grace);
+    co_await t->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  attempt_outcome outcome;
+  outcome.status = timed_out ? module_status::timed_out : module_status::cancelled;
+  outcome.error = timed_out ? "timed out after " + std::to_string(timeout.count()) + " ms"
+                            : "cancelled";
+  if (!t->done) {
+    outcome.error += "; the body ignored cancellation for " +
+                     std::to_string(options_.cancel_grace.count()) + " ms and was abandoned";
+  }
+  co_return outcome;
+}
+
+std::optional<std::chrono::milliseconds> run_state::timeout_of(index i) const {
+  const auto& m = pipeline_.modules[i];
+  return m.timeout ? m.timeout : pipeline_.defaults.timeout;
+}
+
+// Moves ready modules into the channel while it has room; the rest wait in priority order.
+void run_state::pump() {
+  while (!ready_.empty()) {
+    const index i = ready_.pop();
+    if (!channel_.try_send(boost::system::error_code{}, i)) {
+      ready_.push(pipeline_.modules[i].priority, i);  // back to the front of its bucket's tail
+      return;
+    }
+    dispatched_[i] = 1;
+  }
+}
+
+void run_state::became_ready(index i) {
+  const module_spec& spec = pipeline_.modules[i];
+  const stop_mode stopping = stop_.load(std::memory_order_relaxed);
+  if (stopping == stop_mode::everything) {
+    return finish(i, module_status::cancelled, stop_reason());
+  }
+  if (blocker_[i] != no_module && !spec.always_run) {
+    const index b = blocker_[i];
+    const module_status bs = results_[b].status;
+    const module_status status =
+        bs == module_status::cancelled ? module_status::cancelled : module_status::skipped;
+    return finish(i, status,
+                              "dependency " + pipeline_.modules[b].id + " " + describe_blocker(bs));
+  }
+  if (stopping == stop_mode::unless_always_run && !spec.always_run) {
+    return finish(i, module_status::cancelled, stop_reason());
+  }
+  if (spec.skip_if) {
+    std::optional<std::string> reason;
+    try {
+      reason = spec.skip_if();
+    } catch (const std::exception& e) {
+      return finish(i, module_status::failed,
+                                std::string("skip condition threw: ") + e.what());
+    }
+    if (reason) return finish(i, module_status::skipped, std::move(*reason));
+  }
+  ready_.push(spec.priority, i);
+  emit(event_type::module_ready, i);
+}
+
+// Records a terminal state and releases dependents. Successors whose last dependency this was
+// go on worklist_ for settle() rather than being processed here, so a long chain of skips
+// cannot recurse.
+void run_state::finish(index i, module_status status, std::string reason,
+                       boost::json::value value) {
+  done_[i] = 1;
+  dispatched_[i] = 0;
+  module_result& r = results_[i];
+  r.status = status;
+  r.reason = std::move(reason);
+  r.value = std::move(value);
+  r.finished_at = wall_clock::now();
+  if (r.attempts == 0) r.started_at = r.finished_at;
+  --remaining_;
+  emit(event_type::module_finished, i, r.attempts, r.worker, status, r.reason);
+
+  const bool ok = lets_dependents_run(status);
+  for (index s : graph_.successors(i)) {
+    if (!ok && blocker_[s] == no_module) blocker_[s] = i;
+    if (--pending_deps_[s] == 0) worklist_.push_back(s);
+  }
+  if (is_failure(status) && status != module_status::cancelled &&
+      pipeline_.mode == execution_mode::fail_fast && fail_fast_cause_ == no_module) {
+    fail_fast_cause_ = i;
+  }
+}
+
+void run_state::on_attempt_done(index i, std::uint32_t attempt, attempt_outcome outcome) {
+  if (done_[i] || attempt != results_[i].attempts) return;  // abandoned earlier: stale
+  const module_spec& spec = pipeline_.modules[i];
+  if (outcome.status == module_status::succeeded) {
+    finish(i, module_status::succeeded, {}, std::move(outcome.value));
+  } else if (stop_applies(i) && outcome.status != module_status::timed_out) {
+    finish(i, module_status::cancelled,
+           stop_reason() + (outcome.error.empty() ? "" : " (" + outcome.error + ")"));
+  } else if (outcome.status == module_status::cancelled) {
+    finish(i, module_status::cancelled, std::move(outcome.error));
+  } else {
+    const int retries = spec.retries.value_or(pipeline_.defaults.retries);
+    if (static_cast<int>(attempt) <= retries && !stop_applies(i)) {
+      dispatched_[i] = 0;
+      schedule_retry(i, attempt, outcome.error);
+    } else if (spec.ignore_failure) {
+      finish(i, module_status::ignored_failure, std::move(outcome.error));
+    } else {
+      finish(i, outcome.status, std::move(outcome.error));
+    }
+  }
+  settle();
+}
+
+void run_state::on_not_started(index i) {
+  if (done_[i]) return;
+  finish(i, module_status::cancelled, stop_reason());
+  settle();
+}
+
+void run_state::on_abandoned(std::uint32_t worker_index, index i, std::uint32_t attempt) {
+  if (done_[i] || attempt != results_[i].attempts) return;
+  ++abandoned_;
+  finish(i, module_status::cancelled,
+         stop_reason() + "; the body ignored cancellation for " +
+             std::to_string(options_.cancel_grace.count()) + " ms and was abandoned on " +
+             worker_names_[worker_index]);
+  if (remaining_ > 0) spawn_worker();  // the stuck worker retired; keep the promised concurrency
+  settle();
+}
+
+void run_state::schedule_retry(index i, std::uint32_t attempt, const std::string& error) {
+  const module_spec& spec = pipeline_.modules[i];
+  const backoff_policy& b = spec.backoff ? *spec.backoff : pipeline_.defaults.backoff;
+  double delay_ms = static_cast<double>(b.initial.count()) *
+                    std::pow(b.multiplier, static_cast<double>(attempt - 1));
+  delay_ms = std::min(delay_ms, static_cast<double>(b.max.count()));
+  if (b.jitter > 0) {
+    std::uniform_real_distribution<double> factor(1.0 - b.jitter, 1.0 + b.jitter);
+    delay_ms *= factor(rng_);
+  }
+  const auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(delay_ms)));
+  emit(event_type::module_retrying, i, attempt, results_[i].worker, module_status::pending, error,
+       delay);
+
+  auto& timer = backoff_timers_[i];
+  if (!timer) timer = std::make_unique<asio::steady_timer>(strand_);
+  timer->expires_after(delay);
+  timer->async_wait([self = shared_from_this(), i](boost::system::error_code) {
+    if (self->done_[i] || self->finished_) return;
+    self->backoff_timers_.erase(i);
+      if (self->stop_applies(i)) {
+      self->finish(i, module_status::cancelled, self->stop_reason());
+    } else {
+      self->ready_.push(self->pipeline_.modules[i].priority, i);
+    }
+    self->settle();
+  });
+}
+
+bool run_state::stop_applies(index i) const {
+  switch (stop_.load(std::memory_order_relaxed)) {
+    case stop_mode::none: return false;
+    case stop_mode::unless_always_run: return !pipeline_.modules[i].always_run;
+    case stop_mode::everything: return true;
+  }
+  return false;
+}
+
+std::string run_state::stop_reason() const {
+  if (stop_.load(std::memory_order_relaxed) == stop_mode::everything) return "run cancelled";
+  if (fail_fast_cause_ != no_module) {
+    return "cancelled by fail_fast after " + in_quotes(pipeline_.modules[fail_fast_cause_].id) + " " +
+           describe_blocker(results_[fail_fast_cause_].status);
+  }
+  return "cancelled";
+}
+
+// Cancels what the mode covers: ready and backing-off modules end cancelled at once, running
+// ones are asked to stop and abandoned if they do not within cancel_grace.
+void run_state::stop(stop_mode mode) {
+  if (finished_ || static_cast<int>(mode) <= static_cast<int>(stop_.load())) return;
+  stop_.store(mode, std::memory_order_release);
+  if (results_.empty()) return;  // not begun: begin() cancels everything it finds
+
+  for (worker& w : workers_) {
+    asio::post(w.strand, [self = shared_from_this(), &w, mode] { self->cancel_on_worker(w, mode); });
+  }
+  for (index i : ready_.take_all()) {
+    if (stop_applies(i)) {
+      finish(i, module_status::cancelled, stop_reason());
+    } else {
+      ready_.push(pipeline_.modules[i].priority, i);
+    }
+  }
+  for (auto& [i, timer] : backoff_timers_) {
+    if (stop_applies(i)) timer->cancel();
+  }
+  settle();
+}
+
+void run_state::cancel_on_worker(worker& w, stop_mode mode) {
+  if (w.current == no_module || w.retired || w.cancel_sent) return;
+  if (mode == stop_mode::unless_always_run && pipeline_.modules[w.current].always_run) return;
+  w.cancel_sent = true;
+  w.signal.emit(asio::cancellation_type::terminal);
+  if (w.current_is_timed) return;  // run_timed waits out the grace period itself
+  w.grace_timer.expires_after(options_.cancel_grace);
+  w.grace_timer.async_wait([self = shared_from_this(), &w, i = w.current,
+                            attempt = w.current_attempt](boost::system::error_code ec) {
+    if (ec || w.current != i || w.current_attempt != attempt) return;
+    w.retired = true;
+    asio::post(self->strand_,
+               [self, wi = w.index, i, attempt] { self->on_abandoned(wi, i, attempt); });
+  });
+}
+
+void run_state::emit(event_type type, index i, std::uint32_t attempt, std::int32_t worker,
+                     module_status status, std::string_view message,
+                     std::chrono::milliseconds delay) {
+  if (!options_.on_event) return;
+  event e{};
+  e.type = type;
+  e.seq = next_seq_++;
+  e.ts = wall_clock::now();
+  if (i != no_module) {
+    e.module = pipeline_.modules[i].id;
+    e.index = i;
+  }
+  e.attempt = attempt;
+  if (worker >= 0) e.worker = worker_names_[static_cast<std::size_t>(worker)];
+  e.status = status;
+  e.message = message;
+  e.delay = delay;
+  e.total = pipeline_.modules.size();
+  try {
+    options_.on_event(e);
+  } catch (...) {
+    // A subscriber's failure must not break the run.
+  }
+}
+
+void run_state::complete() {
+  if (finished_) return;
+  finished_ = true;
+  channel_.close();
+  for (auto& [i, timer] : backoff_timers_) timer->cancel();
+  for (worker& w : workers_) {
+    asio::post(w.strand, [self = shared_from_this(), &w] { w.grace_timer.cancel(); });
+  }
+
+  run_report report;
+  report.pipeline = pipeline_.name;
+  report.started_at = started_at_;
+  report.finished_at = wall_clock::now();
+  report.workers = worker_names_;
+  // Abandoned bodies may still read ids and results through their context, so copy then.
+  if (abandoned_ == 0) {
+    report.modules = std::move(results_);
+    for (std::size_t i = 0; i < report.modules.size(); ++i) {
+      report.modules[i].id = std::move(pipeline_.modules[i].id);
+    }
+  } else {
+    report.modules = results_;
+    for (std::size_t i = 0; i < report.modules.size(); ++i) {
+      report.modules[i].id = pipeline_.modules[i].id;
+    }
+  }
+  bool any_failure = false;
+  for (const auto& m : report.modules) {
+    ++report.counts[static_cast<std::size_t>(m.status)];
+    any_failure = any_failure || is_failure(m.status);
+  }
+  report.status = stop_.load() == stop_mode::everything ? run_status::cancelled
+                  : any_failure                         ? run_status::failed
+                                                        : run_status::succeeded;
+  {
+    event e{};
+    e.type = event_type::run_finished;
+    e.total = report.modules.size();
+    if (options_.on_event) {
+      e.seq = next_seq_++;
+      e.ts = report.finished_at;
+      e.message = to_string(report.status);
+      try {
+        options_.on_event(e);
+      } catch (...) {
+      }
+    }
+  }
+
+  deliver(std::move(report));
+}
+
+void run_state::deliver(run_report report) {
+  auto slot = asio::get_associated_cancellation_slot(handler_);
+  if (slot.is_connected()) slot.clear();
+  const auto executor = handler_work_;
+  asio::dispatch(executor, [handler = std::move(handler_), report = std::move(report),
+                            work = std::move(handler_work_)]() mutable {
+    std::move(handler)(std::move(report));
+  });
+}
+
+void run_state::complete_invalid(std::vector<validation_problem> problems) {
+  finished_ = true;
+  channel_.close();
+  run_report report;
+  report.pipeline = pipeline_.name;
+  report.status = run_status::invalid;
+  report.started_at = started_at_;
+  report.finished_at = wall_clock::now();
+  report.problems = std::move(problems);
+  deliver(std::move(report));
+}
+
+}  // namespace drover::detail

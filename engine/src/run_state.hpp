@@ -1,0 +1,143 @@
+#pragma once
+// The state of one run and the coroutines that drive it. Internal to the engine.
+//
+// Ownership: everything marked [run strand] is touched only on strand_. A module that has been
+// handed to a worker through the ready channel belongs to that worker until its completion is
+// posted back: the worker writes its result slot's attempt fields, nothing else does. Fields
+// of a worker marked [worker strand] are touched only on that worker's strand.
+
+#include "ready_queue.hpp"
+
+#include <drover/engine.hpp>
+
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <random>
+#include <unordered_map>
+
+namespace drover::detail {
+
+using index = std::uint32_t;
+inline constexpr index no_module = static_cast<index>(-1);
+
+/// What one attempt of a body produced, as a worker reports it.
+struct attempt_outcome {
+  module_status status = module_status::failed;
+  boost::json::value value;
+  std::string error;
+};
+
+/// Which running modules a cancellation applies to. Read by workers without the strand, so
+/// atomic; only ever raised.
+enum class stop_mode : std::uint8_t {
+  none,
+  unless_always_run,  ///< fail_fast: cancel everything but always_run modules
+  everything,         ///< the caller cancelled the run
+};
+
+struct worker {
+  worker(std::uint32_t index, const boost::asio::any_io_executor& executor)
+      : index(index),
+        name("local-" + std::to_string(index)),
+        strand(boost::asio::make_strand(executor)),
+        grace_timer(strand) {}
+
+  const std::uint32_t index;
+  const std::string name;
+  boost::asio::strand<boost::asio::any_io_executor> strand;
+  // [worker strand]
+  boost::asio::cancellation_signal signal;  // cancels the body the worker is awaiting
+  boost::asio::steady_timer grace_timer;    // abandons a body that ignores cancellation
+  detail::index current = no_module;
+  std::uint32_t current_attempt = 0;
+  bool current_is_timed = false;
+  bool cancel_sent = false;
+  bool retired = false;  // its body was abandoned: exit once it returns
+};
+
+struct run_state : std::enable_shared_from_this<run_state> {
+  using channel_type = boost::asio::experimental::concurrent_channel<void(
+      boost::system::error_code, index)>;
+  using handler_type = boost::asio::any_completion_handler<void(run_report)>;
+
+  run_state(boost::asio::any_io_executor run_executor,
+            boost::asio::any_io_executor worker_executor, pipeline p, run_options options,
+            handler_type handler);
+
+  /// Entry point: validates and starts the run on the strand.
+  void start();
+
+  // Immutable once the run has started.
+  pipeline pipeline_;
+  run_options options_;
+  boost::asio::strand<boost::asio::any_io_executor> strand_;
+  boost::asio::any_io_executor worker_executor_;
+  drover::graph graph_;
+
+  // [run strand] per module, indexed like pipeline_.modules
+  std::vector<std::uint32_t> pending_deps_;
+  std::vector<index> blocker_;  // first dependency that did not succeed
+  std::vector<std::uint8_t> dispatched_;  // handed to a worker and not yet terminal
+  std::vector<std::uint8_t> done_;
+  std::vector<module_result> results_;  // see the ownership note above
+
+  // [run strand]
+  ready_queue ready_;
+  std::vector<index> worklist_;  // modules whose dependencies just became all terminal
+  channel_type channel_;
+  std::deque<worker> workers_;
+  std::vector<std::string> worker_names_;  // copies of workers_[i].name for events
+  std::unordered_map<index, std::unique_ptr<boost::asio::steady_timer>> backoff_timers_;
+  std::size_t remaining_ = 0;
+  std::size_t abandoned_ = 0;
+  index fail_fast_cause_ = no_module;
+  std::uint64_t next_seq_ = 0;
+  std::mt19937_64 rng_;
+  wall_clock::time_point started_at_{};
+  bool finished_ = false;
+  handler_type handler_;
+  boost::asio::any_completion_executor handler_work_;  // keeps the handler's executor busy
+
+  std::atomic<stop_mode> stop_{stop_mode::none};
+
+ private:
+  void begin();
+  void spawn_worker();
+  boost::asio::awaitable<void> worker_loop(worker& w);
+  boost::asio::awaitable<attempt_outcome> run_timed(worker& w, index i, std::uint32_t attempt,
+                                                    std::chrono::milliseconds timeout);
+
+  void pump();
+  void became_ready(index i);
+  void finish(index i, module_status status, std::string reason,
+              boost::json::value value = nullptr);
+  void settle();
+  void on_attempt_done(index i, std::uint32_t attempt, attempt_outcome outcome);
+  void on_not_started(index i);
+  void on_abandoned(std::uint32_t worker, index i, std::uint32_t attempt);
+  void schedule_retry(index i, std::uint32_t attempt, const std::string& error);
+  void stop(stop_mode mode);
+  void cancel_on_worker(worker& w, stop_mode mode);
+  void complete();
+  void complete_invalid(std::vector<validation_problem> problems);
+  void deliver(run_report report);
+
+  std::string stop_reason() const;
+  bool stop_applies(index i) const;
+  std::optional<std::chrono::milliseconds> timeout_of(index i) const;
+
+  void emit(event_type type, index i = no_module, std::uint32_t attempt = 0,
+            std::int32_t worker = -1, module_status status = module_status::pending,
+            std::string_view message = {}, std::chrono::milliseconds delay = {});
+};
+
+}  // namespace drover::detail

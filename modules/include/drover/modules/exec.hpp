@@ -1,0 +1,84 @@
+#pragma once
+// The `exec` kind: runs a command as a child process, asynchronously, in its own process group.
+//
+// In a pipeline file:
+//
+//     {"id": "build", "kind": "exec",
+//      "params": {"argv": ["make", "-j4"], "cwd": "src", "timeout_ms": 600000}}
+//     {"id": "version", "kind": "exec",
+//      "params": {"shell": "git describe | jq -R .", "json_output": true}}
+//
+// In C++, without a registry:
+//
+//     p.add("build", drover::modules::exec_body({.argv = {"make", "-j4"}}));
+//
+// Params (every one optional except argv or shell; unknown params are an error):
+//   argv           non-empty array of strings: the program and its arguments; a program name
+//                  without '/' is looked up in PATH (the PATH of `env` when it sets one)
+//   shell          string: a command line run as `/bin/sh -c <shell>`; exactly one of argv and
+//                  shell must be given
+//   env            object of strings: variables set on top of the inherited environment
+//   cwd            string: working directory (relative to drover's own working directory)
+//   timeout_ms     integer > 0: exec's own time limit per attempt; on expiry the process group
+//                  is stopped and the attempt ends timed_out
+//   kill_grace_ms  integer >= 0, default 2000: how long after SIGTERM to the process group it
+//                  gets SIGKILL if the child is still alive
+//   json_output    bool, default false: parse the last non-empty stdout line as JSON and put it
+//                  in the result as "output"
+//
+// Behaviour:
+// - The child has stdin from /dev/null, default signal dispositions and an empty signal mask.
+//   Its stdout and stderr are read asynchronously and appended, line by line, to
+//   exec_log_path(ctx.log_dir(), ctx.id()) under a `== drover: attempt N ==` header; no file is
+//   written when the run has no log directory.
+// - The result is {"exit_code": 0} (plus "output" with json_output). A non-zero exit fails the
+//   attempt with the message `exit code N` (or `killed by signal N`), then a newline and the
+//   last (at most 20) lines of combined output.
+// - When the child exits, whatever it left running in its process group (`sleep 100 &`) is
+//   killed with SIGKILL.
+// - On cancellation (the engine's timeout, fail_fast, a cancelled run) or timeout_ms: SIGTERM
+//   to the process group, SIGKILL after kill_grace_ms, then the child is reaped before the body
+//   finishes. Keep kill_grace_ms below the run's cancel_grace, or the engine stops waiting for
+//   the body first (the group is still killed when the grace ends).
+
+#include <drover/module.hpp>
+#include <drover/modules/registry.hpp>
+
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace drover::modules {
+
+/// What an exec module runs and how. Mirrors the JSON params one for one.
+struct exec_options {
+  std::vector<std::string> argv;  ///< program and arguments (or use `shell`)
+  std::string shell;              ///< command line for /bin/sh -c (or use `argv`)
+  std::map<std::string, std::string> env;  ///< set on top of the inherited environment
+  std::filesystem::path cwd;               ///< empty: drover's working directory
+  std::optional<std::chrono::milliseconds> timeout;  ///< exec's own limit per attempt
+  std::chrono::milliseconds kill_grace{2000};        ///< SIGTERM to SIGKILL
+  bool json_output = false;  ///< last non-empty stdout line becomes the result's "output"
+};
+
+/// Parses and validates exec params (the JSON form above). Throws params_error naming the
+/// field ("params.argv", ...).
+exec_options parse_exec_params(const boost::json::value& params);
+
+/// A body that runs `options`. Throws params_error when the options are inconsistent (neither
+/// or both of argv and shell, an empty program name, a non-positive timeout, ...).
+module_body exec_body(exec_options options);
+
+/// The log file of module `module_id` in `log_dir`: `<log_dir>/<name>.log`, where `name` is
+/// the id when it is non-empty and consists only of letters, digits, '.', '_' and '-', and otherwise the id with every other byte replaced by '_' followed by '-' and 8 hex digits
+/// of a hash of the id, so that different ids never share a file and no id leaves `log_dir`.
+std::filesystem::path exec_log_path(const std::filesystem::path& log_dir,
+                                    std::string_view module_id);
+
+}  // namespace drover::modules

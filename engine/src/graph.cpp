@@ -1,9 +1,9 @@
 #include <drover/graph.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <string>
-#include <unordered_map>
+
+#include "id_index.hpp"
 
 namespace drover {
 
@@ -52,10 +52,10 @@ void check_policies(const std::string& module, std::optional<int> retries,
   }
 }
 
+// ASCII space and control characters; locale-free because it runs once per module.
 bool has_whitespace_or_control(std::string_view id) {
-  return std::any_of(id.begin(), id.end(), [](unsigned char c) {
-    return std::isspace(c) != 0 || std::iscntrl(c) != 0;
-  });
+  return std::any_of(id.begin(), id.end(),
+                     [](unsigned char c) { return c <= ' ' || c == 0x7f; });
 }
 
 // Finds the cycles among the modules Kahn's algorithm could not order. Each module is visited
@@ -114,8 +114,8 @@ struct graph_builder {
 
     check_policies("", p.defaults.retries, p.defaults.backoff, p.defaults.timeout, problems);
 
-    std::unordered_map<std::string_view, std::uint32_t> index_of;
-    index_of.reserve(n);
+    detail::id_index index_of(n);
+    const auto id_of = [&p](std::uint32_t i) -> std::string_view { return p.modules[i].id; };
     for (std::uint32_t i = 0; i < n; ++i) {
       const module_spec& m = p.modules[i];
       if (m.id.empty()) {
@@ -126,12 +126,11 @@ struct graph_builder {
         problems.push_back(
             {m.id, "id", "module id " + in_quotes(m.id) + " contains whitespace or control characters"});
       }
-      auto [it, inserted] = index_of.emplace(m.id, i);
-      if (!inserted) {
+      const std::uint32_t first = index_of.insert(m.id, i, id_of);
+      if (first != detail::id_index::npos) {
         problems.push_back({m.id, "id",
                             "duplicate module id " + in_quotes(m.id) + " (modules #" +
-                                std::to_string(it->second + 1) + " and #" + std::to_string(i + 1) +
-                                ")"});
+                                std::to_string(first + 1) + " and #" + std::to_string(i + 1) + ")"});
       }
       if (!m.body) {
         if (m.kind.empty()) {
@@ -155,16 +154,16 @@ struct graph_builder {
       const module_spec& m = p.modules[i];
       dep_scratch.clear();
       for (const std::string& dep : m.deps) {
-        auto it = index_of.find(dep);
-        if (it == index_of.end()) {
+        const std::uint32_t d = index_of.find(dep, id_of);
+        if (d == detail::id_index::npos) {
           problems.push_back(
               {m.id, "deps", "module " + in_quotes(m.id) + " depends on unknown module " + in_quotes(dep)});
           edges_ok = false;
-        } else if (it->second == i || dep == m.id) {
+        } else if (d == i || dep == m.id) {
           problems.push_back({m.id, "deps", "module " + in_quotes(m.id) + " depends on itself"});
           edges_ok = false;
         } else {
-          dep_scratch.push_back(it->second);
+          dep_scratch.push_back(d);
         }
       }
       std::sort(dep_scratch.begin(), dep_scratch.end());

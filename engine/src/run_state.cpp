@@ -21,6 +21,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Ready modules handed to the channel ahead of demand, per worker. A worker then finds its
+// next module without suspending and the strand settles completions in batches; the price is
+// that a module becoming ready later waits behind at most this many per worker regardless of
+// priority.
+constexpr std::size_t handoff_per_worker = 16;
+
 // Built by appending: g++ 12 -O3 warns falsely (-Wrestrict) on "'" + s + "'".
 std::string in_quotes(std::string_view s) {
   std::string out;
@@ -49,7 +55,7 @@ run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor w
       options_(std::move(options)),
       strand_(asio::make_strand(run_executor)),
       worker_executor_(std::move(worker_executor)),
-      channel_(run_executor, std::max<std::size_t>(options_.workers, 1)),
+      channel_(run_executor, std::max<std::size_t>(options_.workers, 1) * handoff_per_worker),
       handler_(std::move(handler)) {
   auto handler_executor = asio::get_associated_executor(handler_, run_executor);
   handler_work_ = asio::prefer(handler_executor, asio::execution::outstanding_work.tracked);
@@ -80,8 +86,6 @@ void run_state::begin() {
   pending_deps_.resize(n);
   for (index i = 0; i < n; ++i) pending_deps_[i] = graph_.in_degree(i);
   blocker_.assign(n, no_module);
-  dispatched_.assign(n, 0);
-  done_.assign(n, 0);
   results_.resize(n);
   remaining_ = n;
 
@@ -122,7 +126,16 @@ void run_state::spawn_worker() {
 // A worker takes ready modules from the channel and awaits their bodies directly: no
 // co_spawn per module, so the only per-module allocation is the body's own frame.
 asio::awaitable<void> run_state::worker_loop(worker& w) {
-  auto self = shared_from_this();  // the run outlives every worker
+  // The run outlives every worker. On exit the reference travels to the strand behind the
+  // worker's last reports, so the strand can use raw `this` for them.
+  auto self = shared_from_this();
+  struct release_on_strand {
+    std::shared_ptr<run_state>& self;
+    ~release_on_strand() {
+      auto& strand = self->strand_;
+      asio::post(strand, [keep = std::move(self)] {});
+    }
+  } release{self};
   for (;;) {
     index i = no_module;
     bool closed = false;
@@ -142,7 +155,7 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
     const stop_mode stopping = stop_.load(std::memory_order_acquire);
     if (stopping == stop_mode::everything ||
         (stopping == stop_mode::unless_always_run && !spec.always_run)) {
-      asio::post(strand_, [self, i] { self->on_not_started(i); });
+      report_to_strand({worker_report::kind::not_started, module_status::cancelled, w.index, i, 0});
       continue;
     }
 
@@ -154,28 +167,32 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
     w.current_attempt = attempt;
     w.cancel_sent = false;
     if (options_.on_event) {
-      asio::post(strand_, [self, i, attempt, wi = w.index] {
-        self->emit(event_type::module_started, i, attempt, static_cast<std::int32_t>(wi));
-      });
+      report_to_strand({worker_report::kind::started, module_status::pending, w.index, i, attempt});
     }
 
-    attempt_outcome outcome;
+    // The direct path stores the value straight into the slot: no copies on the hot path.
+    module_status status = module_status::failed;
+    std::string error;
     if (auto timeout = timeout_of(i)) {
       w.current_is_timed = true;
-      outcome = co_await run_timed(w, i, attempt, *timeout);
+      attempt_outcome outcome = co_await run_timed(w, i, attempt, *timeout);
+      status = outcome.status;
+      error = std::move(outcome.error);
+      if (!w.retired) slot.value = std::move(outcome.value);
     } else {
       w.current_is_timed = false;
       module_context ctx(*this, i, attempt, w);
       try {
-        outcome.value = co_await spec.body(ctx);
-        outcome.status = module_status::succeeded;
+        boost::json::value value = co_await spec.body(ctx);
+        if (!w.retired) slot.value = std::move(value);
+        status = module_status::succeeded;
       } catch (const timeout_error& e) {
-        outcome.status = module_status::timed_out;
-        outcome.error = e.what();
+        status = module_status::timed_out;
+        error = e.what();
       } catch (const std::exception& e) {
-        outcome.error = e.what();
+        error = e.what();
       } catch (...) {
-        outcome.error = "unknown exception";
+        error = "unknown exception";
       }
     }
 
@@ -183,10 +200,53 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
     if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
       co_await asio::this_coro::reset_cancellation_state();
     }
-    asio::post(strand_, [self, i, attempt, outcome = std::move(outcome)]() mutable {
-      self->on_attempt_done(i, attempt, std::move(outcome));
-    });
-    if (w.retired) co_return;
+    if (w.retired) {
+      // The strand already gave up on this attempt and may have finished the run: the slot is
+      // no longer ours to write.
+      co_return;
+    }
+    if (!error.empty() || !slot.reason.empty()) slot.reason = std::move(error);
+    report_to_strand({worker_report::kind::finished, status, w.index, i, attempt});
+  }
+}
+
+void run_state::report_to_strand(const worker_report& report) {
+  bool post_drain = false;
+  {
+    std::lock_guard lock(outbox_mutex_);
+    outbox_.push_back(report);
+    post_drain = !std::exchange(drain_posted_, true);
+  }
+  if (post_drain) {
+    // Raw `this` is safe: a worker loop holds the run alive and, before it exits, posts its
+    // reference behind everything it reported (see worker_loop's exit path).
+    asio::post(strand_, [this] { drain_outbox(); });
+  }
+}
+
+void run_state::drain_outbox() {
+  std::vector<worker_report> batch;
+  {
+    std::lock_guard lock(outbox_mutex_);
+    batch.swap(outbox_);
+    drain_posted_ = false;
+  }
+  for (const worker_report& r : batch) {
+    switch (r.what) {
+      case worker_report::kind::started:
+        emit(event_type::module_started, r.module, r.attempt, static_cast<std::int32_t>(r.worker));
+        break;
+      case worker_report::kind::finished: on_attempt_done(r.module, r.attempt, r.status); break;
+      case worker_report::kind::not_started: on_not_started(r.module); break;
+    }
+  }
+  {
+    // Hand the (now empty) buffer back so its capacity is reused instead of reallocated.
+    std::lock_guard lock(outbox_mutex_);
+    if (outbox_.empty() && batch.capacity() > outbox_.capacity()) {
+      batch.clear();
+      outbox_.swap(batch);
+    }
   }
 }
 
@@ -267,7 +327,6 @@ void run_state::pump() {
       ready_.push(pipeline_.modules[i].priority, i);  // back to the front of its bucket's tail
       return;
     }
-    dispatched_[i] = 1;
   }
 }
 
@@ -305,14 +364,12 @@ void run_state::became_ready(index i) {
 // Records a terminal state and releases dependents. Successors whose last dependency this was
 // go on worklist_ for settle() rather than being processed here, so a long chain of skips
 // cannot recurse.
-void run_state::finish(index i, module_status status, std::string reason,
-                       boost::json::value value) {
-  done_[i] = 1;
-  dispatched_[i] = 0;
+// A succeeded module keeps the value its worker stored; any other state has none.
+void run_state::finish(index i, module_status status, std::string reason) {
   module_result& r = results_[i];
   r.status = status;
-  r.reason = std::move(reason);
-  r.value = std::move(value);
+  if (!reason.empty() || !r.reason.empty()) r.reason = std::move(reason);
+  if (status != module_status::succeeded && !r.value.is_null()) r.value = nullptr;
   r.finished_at = wall_clock::now();
   if (r.attempts == 0) r.started_at = r.finished_at;
   --remaining_;
@@ -329,38 +386,40 @@ void run_state::finish(index i, module_status status, std::string reason,
   }
 }
 
-void run_state::on_attempt_done(index i, std::uint32_t attempt, attempt_outcome outcome) {
-  if (done_[i] || attempt != results_[i].attempts) return;  // abandoned earlier: stale
+// The worker has stored the attempt's value and error text in results_[i].
+void run_state::on_attempt_done(index i, std::uint32_t attempt, module_status status) {
+  module_result& r = results_[i];
+  if (is_done(i) || attempt != r.attempts) return;  // abandoned earlier: stale
   const module_spec& spec = pipeline_.modules[i];
-  if (outcome.status == module_status::succeeded) {
-    finish(i, module_status::succeeded, {}, std::move(outcome.value));
-  } else if (stop_applies(i) && outcome.status != module_status::timed_out) {
+  if (status == module_status::succeeded) {
+    finish(i, module_status::succeeded, {});
+  } else if (stop_applies(i) && status != module_status::timed_out) {
     finish(i, module_status::cancelled,
-           stop_reason() + (outcome.error.empty() ? "" : " (" + outcome.error + ")"));
-  } else if (outcome.status == module_status::cancelled) {
-    finish(i, module_status::cancelled, std::move(outcome.error));
+           stop_reason() + (r.reason.empty() ? "" : " (" + r.reason + ")"));
+  } else if (status == module_status::cancelled) {
+    finish(i, module_status::cancelled, std::move(r.reason));
   } else {
     const int retries = spec.retries.value_or(pipeline_.defaults.retries);
     if (static_cast<int>(attempt) <= retries && !stop_applies(i)) {
-      dispatched_[i] = 0;
-      schedule_retry(i, attempt, outcome.error);
+      r.value = nullptr;
+      schedule_retry(i, attempt, r.reason);
     } else if (spec.ignore_failure) {
-      finish(i, module_status::ignored_failure, std::move(outcome.error));
+      finish(i, module_status::ignored_failure, std::move(r.reason));
     } else {
-      finish(i, outcome.status, std::move(outcome.error));
+      finish(i, status, std::move(r.reason));
     }
   }
   settle();
 }
 
 void run_state::on_not_started(index i) {
-  if (done_[i]) return;
+  if (is_done(i)) return;
   finish(i, module_status::cancelled, stop_reason());
   settle();
 }
 
 void run_state::on_abandoned(std::uint32_t worker_index, index i, std::uint32_t attempt) {
-  if (done_[i] || attempt != results_[i].attempts) return;
+  if (is_done(i) || attempt != results_[i].attempts) return;
   ++abandoned_;
   finish(i, module_status::cancelled,
          stop_reason() + "; the body ignored cancellation for " +
@@ -388,7 +447,7 @@ void run_state::schedule_retry(index i, std::uint32_t attempt, const std::string
   if (!timer) timer = std::make_unique<asio::steady_timer>(strand_);
   timer->expires_after(delay);
   timer->async_wait([self = shared_from_this(), i](boost::system::error_code) {
-    if (self->done_[i] || self->finished_) return;
+    if (self->is_done(i) || self->finished_) return;
     self->backoff_timers_.erase(i);
       if (self->stop_applies(i)) {
       self->finish(i, module_status::cancelled, self->stop_reason());

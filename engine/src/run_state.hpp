@@ -21,6 +21,7 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <unordered_map>
 
@@ -29,11 +30,22 @@ namespace drover::detail {
 using index = std::uint32_t;
 inline constexpr index no_module = static_cast<index>(-1);
 
-/// What one attempt of a body produced, as a worker reports it.
+/// What one attempt of a body produced. The worker stores value and error in the module's
+/// result slot (which it owns while the module is dispatched) and reports only the status.
 struct attempt_outcome {
   module_status status = module_status::failed;
   boost::json::value value;
   std::string error;
+};
+
+/// A message from a worker to the run strand, queued in the outbox.
+struct worker_report {
+  enum class kind : std::uint8_t { started, finished, not_started };
+  kind what;
+  module_status status;
+  std::uint32_t worker;
+  index module;
+  std::uint32_t attempt;
 };
 
 /// Which running modules a cancellation applies to. Read by workers without the strand, so
@@ -86,8 +98,6 @@ struct run_state : std::enable_shared_from_this<run_state> {
   // [run strand] per module, indexed like pipeline_.modules
   std::vector<std::uint32_t> pending_deps_;
   std::vector<index> blocker_;  // first dependency that did not succeed
-  std::vector<std::uint8_t> dispatched_;  // handed to a worker and not yet terminal
-  std::vector<std::uint8_t> done_;
   std::vector<module_result> results_;  // see the ownership note above
 
   // [run strand]
@@ -109,6 +119,12 @@ struct run_state : std::enable_shared_from_this<run_state> {
 
   std::atomic<stop_mode> stop_{stop_mode::none};
 
+  // Workers report here and the strand drains the whole batch in one handler: one post per
+  // batch instead of one per module. Guarded by outbox_mutex_.
+  std::mutex outbox_mutex_;
+  std::vector<worker_report> outbox_;
+  bool drain_posted_ = false;
+
  private:
   void begin();
   void spawn_worker();
@@ -118,10 +134,11 @@ struct run_state : std::enable_shared_from_this<run_state> {
 
   void pump();
   void became_ready(index i);
-  void finish(index i, module_status status, std::string reason,
-              boost::json::value value = nullptr);
+  void finish(index i, module_status status, std::string reason);
   void settle();
-  void on_attempt_done(index i, std::uint32_t attempt, attempt_outcome outcome);
+  void report_to_strand(const worker_report& report);
+  void drain_outbox();
+  void on_attempt_done(index i, std::uint32_t attempt, module_status status);
   void on_not_started(index i);
   void on_abandoned(std::uint32_t worker, index i, std::uint32_t attempt);
   void schedule_retry(index i, std::uint32_t attempt, const std::string& error);
@@ -135,6 +152,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   bool stop_applies(index i) const;
   std::optional<std::chrono::milliseconds> timeout_of(index i) const;
 
+  bool is_done(index i) const noexcept { return results_[i].status != module_status::pending; }
   void emit(event_type type, index i = no_module, std::uint32_t attempt = 0,
             std::int32_t worker = -1, module_status status = module_status::pending,
             std::string_view message = {}, std::chrono::milliseconds delay = {});

@@ -1,0 +1,59 @@
+#pragma once
+// Maps module ids to dense indices while a graph is built. An open-addressing table of
+// (hash, index) pairs: no node per id, one cache line per probe, ids compared only on a full
+// hash match. std::unordered_map cost a heap node and a cache miss per module here.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace drover::detail {
+
+class id_index {
+ public:
+  static constexpr std::uint32_t npos = static_cast<std::uint32_t>(-1);
+
+  /// Room for `count` ids. Lookups take `id_of(i)`, the id of module i, to compare ids.
+  explicit id_index(std::size_t count) {
+    std::size_t capacity = 16;
+    while (capacity < count * 2) capacity *= 2;
+    slots_.assign(capacity, slot{0, npos});
+    mask_ = capacity - 1;
+  }
+
+  /// Inserts module `i` with id `id`; returns the index already holding that id, or npos.
+  template <class IdOf>
+  std::uint32_t insert(std::string_view id, std::uint32_t i, IdOf id_of) {
+    const std::uint64_t h = std::hash<std::string_view>{}(id);
+    for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
+      slot& s = slots_[pos];
+      if (s.index == npos) {
+        s = slot{h, i};
+        return npos;
+      }
+      if (s.hash == h && id_of(s.index) == id) return s.index;
+    }
+  }
+
+  template <class IdOf>
+  std::uint32_t find(std::string_view id, IdOf id_of) const {
+    const std::uint64_t h = std::hash<std::string_view>{}(id);
+    for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
+      const slot& s = slots_[pos];
+      if (s.index == npos) return npos;
+      if (s.hash == h && id_of(s.index) == id) return s.index;
+    }
+  }
+
+ private:
+  struct slot {
+    std::uint64_t hash;
+    std::uint32_t index;
+  };
+  std::vector<slot> slots_;
+  std::size_t mask_ = 0;
+};
+
+}  // namespace drover::detail

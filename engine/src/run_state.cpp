@@ -55,7 +55,8 @@ run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor w
       options_(std::move(options)),
       strand_(asio::make_strand(run_executor)),
       worker_executor_(std::move(worker_executor)),
-      channel_(run_executor, std::max<std::size_t>(options_.workers, 1) * handoff_per_worker),
+      channel_capacity_(std::max<std::size_t>(options_.workers, 1) * handoff_per_worker),
+      channel_(run_executor, channel_capacity_),
       handler_(std::move(handler)) {
   auto handler_executor = asio::get_associated_executor(handler_, run_executor);
   handler_work_ = asio::prefer(handler_executor, asio::execution::outstanding_work.tracked);
@@ -236,8 +237,14 @@ void run_state::drain_outbox() {
       case worker_report::kind::started:
         emit(event_type::module_started, r.module, r.attempt, static_cast<std::int32_t>(r.worker));
         break;
-      case worker_report::kind::finished: on_attempt_done(r.module, r.attempt, r.status); break;
-      case worker_report::kind::not_started: on_not_started(r.module); break;
+      case worker_report::kind::finished:
+        --in_flight_;
+        on_attempt_done(r.module, r.attempt, r.status);
+        break;
+      case worker_report::kind::not_started:
+        --in_flight_;
+        on_not_started(r.module);
+        break;
     }
   }
   {
@@ -320,13 +327,16 @@ std::optional<std::chrono::milliseconds> run_state::timeout_of(index i) const {
 }
 
 // Moves ready modules into the channel while it has room; the rest wait in priority order.
+// Modules in the channel are a subset of those in flight, so counting in-flight modules tells
+// when a send will succeed without a failed try_send (and its lock) per call.
 void run_state::pump() {
-  while (!ready_.empty()) {
+  while (!ready_.empty() && in_flight_ < channel_capacity_) {
     const index i = ready_.pop();
     if (!channel_.try_send(boost::system::error_code{}, i)) {
-      ready_.push(pipeline_.modules[i].priority, i);  // back to the front of its bucket's tail
+      ready_.push(pipeline_.modules[i].priority, i);
       return;
     }
+    ++in_flight_;
   }
 }
 
@@ -421,6 +431,7 @@ void run_state::on_not_started(index i) {
 void run_state::on_abandoned(std::uint32_t worker_index, index i, std::uint32_t attempt) {
   if (is_done(i) || attempt != results_[i].attempts) return;
   ++abandoned_;
+  --in_flight_;  // its retired worker will not report it
   finish(i, module_status::cancelled,
          stop_reason() + "; the body ignored cancellation for " +
              std::to_string(options_.cancel_grace.count()) + " ms and was abandoned on " +

@@ -94,6 +94,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   boost::asio::strand<boost::asio::any_io_executor> strand_;
   boost::asio::any_io_executor worker_executor_;
   drover::graph graph_;
+  std::size_t channel_capacity_;
 
   // [run strand] per module, indexed like pipeline_.modules
   std::vector<std::uint32_t> pending_deps_;
@@ -102,6 +103,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
 
   // [run strand]
   ready_queue ready_;
+  std::size_t in_flight_ = 0;  // handed to the channel and not yet reported back
   std::vector<index> worklist_;  // modules whose dependencies just became all terminal
   channel_type channel_;
   std::deque<worker> workers_;

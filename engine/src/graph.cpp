@@ -149,7 +149,6 @@ struct graph_builder {
     graph g;
     g.pred_offsets_.assign(n + 1, 0);
     std::vector<std::uint32_t> dep_scratch;
-    bool edges_ok = true;
     for (std::uint32_t i = 0; i < n; ++i) {
       const module_spec& m = p.modules[i];
       dep_scratch.clear();
@@ -158,10 +157,8 @@ struct graph_builder {
         if (d == detail::id_index::npos) {
           problems.push_back(
               {m.id, "deps", "module " + in_quotes(m.id) + " depends on unknown module " + in_quotes(dep)});
-          edges_ok = false;
         } else if (d == i || dep == m.id) {
           problems.push_back({m.id, "deps", "module " + in_quotes(m.id) + " depends on itself"});
-          edges_ok = false;
         } else {
           dep_scratch.push_back(d);
         }
@@ -187,7 +184,8 @@ struct graph_builder {
       }
     }
 
-    if (edges_ok) {
+    // Cycles among the edges that do resolve, so they are reported alongside other problems.
+    {
       std::vector<std::uint32_t> left(g.in_degree_);
       std::vector<std::uint32_t> queue;
       queue.reserve(n);

@@ -154,8 +154,9 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
 
     const module_spec& spec = pipeline_.modules[i];
     const stop_mode stopping = stop_.load(std::memory_order_acquire);
-    if (stopping == stop_mode::everything ||
-        (stopping == stop_mode::unless_always_run && !spec.always_run)) {
+    const bool failing_fast = stopping == stop_mode::unless_always_run ||
+                              fail_fast_pending_.load(std::memory_order_acquire);
+    if (stopping == stop_mode::everything || (failing_fast && !spec.always_run)) {
       report_to_strand({worker_report::kind::not_started, module_status::cancelled, w.index, i, 0});
       continue;
     }
@@ -207,6 +208,11 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
       co_return;
     }
     if (!error.empty() || !slot.reason.empty()) slot.reason = std::move(error);
+    if (ends_in_fail_fast(i, attempt, status)) {
+      // Modules already handed to this or another worker must not start before the strand
+      // reads this report and raises stop_: they see this flag instead.
+      fail_fast_pending_.store(true, std::memory_order_release);
+    }
     report_to_strand({worker_report::kind::finished, status, w.index, i, attempt});
   }
 }
@@ -319,6 +325,15 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
                      std::to_string(options_.cancel_grace.count()) + " ms and was abandoned";
   }
   co_return outcome;
+}
+
+// Mirrors on_attempt_done's decision, from immutable spec fields only, so workers may call it.
+bool run_state::ends_in_fail_fast(index i, std::uint32_t attempt, module_status status) const {
+  if (pipeline_.mode != execution_mode::fail_fast) return false;
+  if (status != module_status::failed && status != module_status::timed_out) return false;
+  const module_spec& spec = pipeline_.modules[i];
+  return !spec.ignore_failure &&
+         static_cast<int>(attempt) > spec.retries.value_or(pipeline_.defaults.retries);
 }
 
 std::optional<std::chrono::milliseconds> run_state::timeout_of(index i) const {

@@ -120,6 +120,8 @@ struct run_state : std::enable_shared_from_this<run_state> {
   boost::asio::any_completion_executor handler_work_;  // keeps the handler's executor busy
 
   std::atomic<stop_mode> stop_{stop_mode::none};
+  /// Raised by a worker whose module's failure will trigger fail_fast, before the strand knows.
+  std::atomic<bool> fail_fast_pending_{false};
 
   // Workers report here and the strand drains the whole batch in one handler: one post per
   // batch instead of one per module. Guarded by outbox_mutex_.
@@ -153,6 +155,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   std::string stop_reason() const;
   bool stop_applies(index i) const;
   std::optional<std::chrono::milliseconds> timeout_of(index i) const;
+  bool ends_in_fail_fast(index i, std::uint32_t attempt, module_status status) const;
 
   bool is_done(index i) const noexcept { return results_[i].status != module_status::pending; }
   void emit(event_type type, index i = no_module, std::uint32_t attempt = 0,

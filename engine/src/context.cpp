@@ -6,11 +6,17 @@
 
 namespace drover {
 
-std::string_view module_context::id() const noexcept { return spec().id; }
+std::string_view module_context::id() const noexcept {
+  return spec().id;
+}
 
-std::string_view module_context::worker() const noexcept { return worker_->name; }
+std::string_view module_context::worker() const noexcept {
+  return worker_->name;
+}
 
-const module_spec& module_context::spec() const noexcept { return run_->pipeline_.modules[index_]; }
+const module_spec& module_context::spec() const noexcept {
+  return run_->pipeline_.modules[index_];
+}
 
 const std::filesystem::path& module_context::log_dir() const noexcept {
   return run_->options_.log_dir;

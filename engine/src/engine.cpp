@@ -12,7 +12,8 @@ struct engine::thread_pool_holder {
 };
 
 engine::engine(executor_type executor, engine_options options) : executor_(std::move(executor)) {
-  if (options.worker_threads > 0) pool_ = std::make_unique<thread_pool_holder>(options.worker_threads);
+  if (options.worker_threads > 0)
+    pool_ = std::make_unique<thread_pool_holder>(options.worker_threads);
 }
 
 engine::~engine() {
@@ -23,9 +24,8 @@ void engine::start(pipeline p, run_options options,
                    boost::asio::any_completion_handler<run_signature> handler) {
   boost::asio::any_io_executor worker_executor =
       pool_ ? boost::asio::any_io_executor(pool_->pool.get_executor()) : executor_;
-  auto run = std::make_shared<detail::run_state>(executor_, std::move(worker_executor),
-                                                 std::move(p), std::move(options),
-                                                 std::move(handler));
+  auto run = std::make_shared<detail::run_state>(
+      executor_, std::move(worker_executor), std::move(p), std::move(options), std::move(handler));
   run->start();
 }
 

@@ -25,15 +25,17 @@ void check_policies(const std::string& module, std::optional<int> retries,
                     const std::optional<backoff_policy>& backoff,
                     const std::optional<std::chrono::milliseconds>& timeout,
                     std::vector<validation_problem>& problems) {
-  const auto who = [&] { return module.empty() ? std::string("defaults") : "module " + in_quotes(module); };
+  const auto who = [&] {
+    return module.empty() ? std::string("defaults") : "module " + in_quotes(module);
+  };
   if (retries && *retries < 0) {
-    problems.push_back({module, "retries",
-                        who() + ": retries must be >= 0, got " + std::to_string(*retries)});
+    problems.push_back(
+        {module, "retries", who() + ": retries must be >= 0, got " + std::to_string(*retries)});
   }
   if (timeout && timeout->count() <= 0) {
-    problems.push_back({module, "timeout",
-                        who() + ": timeout must be positive, got " +
-                            std::to_string(timeout->count()) + " ms"});
+    problems.push_back(
+        {module, "timeout",
+         who() + ": timeout must be positive, got " + std::to_string(timeout->count()) + " ms"});
   }
   if (backoff) {
     if (backoff->initial.count() < 0 || backoff->max.count() < 0) {
@@ -54,8 +56,7 @@ void check_policies(const std::string& module, std::optional<int> retries,
 
 // ASCII space and control characters; locale-free because it runs once per module.
 bool has_whitespace_or_control(std::string_view id) {
-  return std::any_of(id.begin(), id.end(),
-                     [](unsigned char c) { return c <= ' ' || c == 0x7f; });
+  return std::any_of(id.begin(), id.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; });
 }
 
 // Finds the cycles among the modules Kahn's algorithm could not order. Each module is visited
@@ -91,7 +92,8 @@ void report_cycles(const pipeline& p, const graph& g, const std::vector<std::uin
         auto from = std::find_if(stack.begin(), stack.end(),
                                  [dep](const auto& entry) { return entry.first == dep; });
         std::string chain;
-        for (auto it = from; it != stack.end(); ++it) chain += p.modules[it->first].id + " -> ";
+        for (auto it = from; it != stack.end(); ++it)
+          chain += p.modules[it->first].id + " -> ";
         chain += p.modules[dep].id;
         problems.push_back({p.modules[dep].id, "deps", "dependency cycle: " + chain});
         ++reported;
@@ -124,17 +126,20 @@ struct graph_builder {
       }
       if (has_whitespace_or_control(m.id)) {
         problems.push_back(
-            {m.id, "id", "module id " + in_quotes(m.id) + " contains whitespace or control characters"});
+            {m.id, "id",
+             "module id " + in_quotes(m.id) + " contains whitespace or control characters"});
       }
       const std::uint32_t first = index_of.insert(m.id, i, id_of);
       if (first != detail::id_index::npos) {
         problems.push_back({m.id, "id",
                             "duplicate module id " + in_quotes(m.id) + " (modules #" +
-                                std::to_string(first + 1) + " and #" + std::to_string(i + 1) + ")"});
+                                std::to_string(first + 1) + " and #" + std::to_string(i + 1) +
+                                ")"});
       }
       if (!m.body) {
         if (m.kind.empty()) {
-          problems.push_back({m.id, "body", "module " + in_quotes(m.id) + " has neither a body nor a kind"});
+          problems.push_back(
+              {m.id, "body", "module " + in_quotes(m.id) + " has neither a body nor a kind"});
         } else {
           problems.push_back({m.id, "kind",
                               "module " + in_quotes(m.id) + ": kind " + in_quotes(m.kind) +
@@ -156,7 +161,8 @@ struct graph_builder {
         const std::uint32_t d = index_of.find(dep, id_of);
         if (d == detail::id_index::npos) {
           problems.push_back(
-              {m.id, "deps", "module " + in_quotes(m.id) + " depends on unknown module " + in_quotes(dep)});
+              {m.id, "deps",
+               "module " + in_quotes(m.id) + " depends on unknown module " + in_quotes(dep)});
         } else if (d == i || dep == m.id) {
           problems.push_back({m.id, "deps", "module " + in_quotes(m.id) + " depends on itself"});
         } else {
@@ -173,14 +179,17 @@ struct graph_builder {
     g.succ_offsets_.assign(n + 1, 0);
     for (std::uint32_t i = 0; i < n; ++i) {
       g.in_degree_[i] = g.pred_offsets_[i + 1] - g.pred_offsets_[i];
-      for (std::uint32_t dep : g.predecessors(i)) ++g.succ_offsets_[dep + 1];
+      for (std::uint32_t dep : g.predecessors(i))
+        ++g.succ_offsets_[dep + 1];
     }
-    for (std::size_t i = 0; i < n; ++i) g.succ_offsets_[i + 1] += g.succ_offsets_[i];
+    for (std::size_t i = 0; i < n; ++i)
+      g.succ_offsets_[i + 1] += g.succ_offsets_[i];
     g.succ_targets_.resize(g.pred_targets_.size());
     {
       std::vector<std::uint32_t> fill(g.succ_offsets_.begin(), g.succ_offsets_.end() - 1);
       for (std::uint32_t i = 0; i < n; ++i) {
-        for (std::uint32_t dep : g.predecessors(i)) g.succ_targets_[fill[dep]++] = i;
+        for (std::uint32_t dep : g.predecessors(i))
+          g.succ_targets_[fill[dep]++] = i;
       }
     }
 
@@ -205,7 +214,9 @@ struct graph_builder {
   }
 };
 
-graph_result build_graph(const pipeline& p) { return graph_builder::build(p); }
+graph_result build_graph(const pipeline& p) {
+  return graph_builder::build(p);
+}
 
 std::vector<std::vector<graph::index>> graph::waves() const {
   std::vector<std::vector<index>> out;

@@ -18,7 +18,8 @@ class id_index {
   /// Room for `count` ids. Lookups take `id_of(i)`, the id of module i, to compare ids.
   explicit id_index(std::size_t count) {
     std::size_t capacity = 16;
-    while (capacity < count * 2) capacity *= 2;
+    while (capacity < count * 2)
+      capacity *= 2;
     slots_.assign(capacity, slot{0, npos});
     mask_ = capacity - 1;
   }

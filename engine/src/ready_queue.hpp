@@ -19,7 +19,8 @@ class ready_queue {
     // Pipelines use a handful of distinct priorities, so a short sorted list of FIFO buckets
     // beats a heap: O(1) for the common single-priority case and stable among equals.
     auto it = buckets_.begin();
-    while (it != buckets_.end() && it->priority > priority) ++it;
+    while (it != buckets_.end() && it->priority > priority)
+      ++it;
     if (it == buckets_.end() || it->priority != priority) {
       it = buckets_.insert(it, bucket{priority, {}});
     }
@@ -44,7 +45,8 @@ class ready_queue {
   std::vector<index> take_all() {
     std::vector<index> out;
     out.reserve(size_);
-    while (!empty()) out.push_back(pop());
+    while (!empty())
+      out.push_back(pop());
     return out;
   }
 

@@ -39,11 +39,16 @@ std::string in_quotes(std::string_view s) {
 
 std::string describe_blocker(module_status status) {
   switch (status) {
-    case module_status::failed: return "failed";
-    case module_status::timed_out: return "timed out";
-    case module_status::cancelled: return "was cancelled";
-    case module_status::skipped: return "was skipped";
-    default: return "did not succeed";
+    case module_status::failed:
+      return "failed";
+    case module_status::timed_out:
+      return "timed out";
+    case module_status::cancelled:
+      return "was cancelled";
+    case module_status::skipped:
+      return "was skipped";
+    default:
+      return "did not succeed";
   }
 }
 
@@ -60,10 +65,9 @@ run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor w
       handler_(std::move(handler)) {
   auto handler_executor = asio::get_associated_executor(handler_, run_executor);
   handler_work_ = asio::prefer(handler_executor, asio::execution::outstanding_work.tracked);
-  rng_.seed(options_.seed != 0
-                ? options_.seed
-                : static_cast<std::uint64_t>(
-                      std::chrono::steady_clock::now().time_since_epoch().count()));
+  rng_.seed(options_.seed != 0 ? options_.seed
+                               : static_cast<std::uint64_t>(
+                                     std::chrono::steady_clock::now().time_since_epoch().count()));
 }
 
 void run_state::start() {
@@ -85,14 +89,16 @@ void run_state::begin() {
 
   const std::size_t n = graph_.size();
   pending_deps_.resize(n);
-  for (index i = 0; i < n; ++i) pending_deps_[i] = graph_.in_degree(i);
+  for (index i = 0; i < n; ++i)
+    pending_deps_[i] = graph_.in_degree(i);
   blocker_.assign(n, no_module);
   results_.resize(n);
   remaining_ = n;
 
   emit(event_type::run_started);
   // Workers first, so that a fail_fast triggered while settling can reach them.
-  for (std::size_t w = 0; w < std::max<std::size_t>(options_.workers, 1); ++w) spawn_worker();
+  for (std::size_t w = 0; w < std::max<std::size_t>(options_.workers, 1); ++w)
+    spawn_worker();
   for (index i = 0; i < n; ++i) {
     if (pending_deps_[i] == 0) worklist_.push_back(i);
   }
@@ -119,30 +125,38 @@ void run_state::spawn_worker() {
   const auto id = static_cast<std::uint32_t>(workers_.size());
   worker& w = workers_.emplace_back(id, worker_executor_);
   worker_names_.push_back(w.name);
+  ++live_workers_;
   asio::co_spawn(w.strand, worker_loop(w),
-                 asio::bind_cancellation_slot(
-                     w.signal.slot(), [self = shared_from_this()](std::exception_ptr) {}));
+                 asio::bind_cancellation_slot(w.signal.slot(),
+                                              [self = shared_from_this()](std::exception_ptr) {}));
 }
 
 // A worker takes ready modules from the channel and awaits their bodies directly: no
 // co_spawn per module, so the only per-module allocation is the body's own frame.
 asio::awaitable<void> run_state::worker_loop(worker& w) {
   // The run outlives every worker. On exit the reference travels to the strand behind the
-  // worker's last reports, so the strand can use raw `this` for them.
+  // worker's last reports, so the strand can use raw `this` for them, and the strand delivers
+  // the report only once every worker has exited: nothing bound to the workers' executor (a
+  // pool the engine owns) is left to be destroyed after that pool.
   auto self = shared_from_this();
-  struct release_on_strand {
+  struct release_on_exit {
     std::shared_ptr<run_state>& self;
-    ~release_on_strand() {
+    worker& w;
+    ~release_on_exit() {
+      w.grace_timer.cancel();
+      if (w.retired) return;  // on_abandoned already stopped waiting for this worker
       auto& strand = self->strand_;
-      asio::post(strand, [keep = std::move(self)] {});
+      asio::post(strand, [keep = std::move(self)] { keep->on_worker_exit(); });
     }
-  } release{self};
+  } release{self, w};
   for (;;) {
     index i = no_module;
     bool closed = false;
     const bool got = channel_.try_receive([&](boost::system::error_code ec, index v) {
-      if (ec) closed = true;
-      else i = v;
+      if (ec)
+        closed = true;
+      else
+        i = v;
     });
     if (!got) {
       auto [ec, v] = co_await channel_.async_receive(asio::as_tuple(asio::use_awaitable));
@@ -199,7 +213,8 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
     }
 
     w.current = no_module;
-    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+    if ((co_await asio::this_coro::cancellation_state).cancelled() !=
+        asio::cancellation_type::none) {
       co_await asio::this_coro::reset_cancellation_state();
     }
     if (w.retired) {
@@ -318,11 +333,14 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
   }
   attempt_outcome outcome;
   outcome.status = timed_out ? module_status::timed_out : module_status::cancelled;
-  outcome.error = timed_out ? "timed out after " + std::to_string(timeout.count()) + " ms"
-                            : "cancelled";
+  outcome.error =
+      timed_out ? "timed out after " + std::to_string(timeout.count()) + " ms" : "cancelled";
   if (!t->done) {
     outcome.error += "; the body ignored cancellation for " +
                      std::to_string(options_.cancel_grace.count()) + " ms and was abandoned";
+  } else if (!t->outcome.error.empty()) {
+    // What the body said while stopping (exec: the last lines of output) is worth keeping.
+    outcome.error += ": " + t->outcome.error;
   }
   co_return outcome;
 }
@@ -366,8 +384,7 @@ void run_state::became_ready(index i) {
     const module_status bs = results_[b].status;
     const module_status status =
         bs == module_status::cancelled ? module_status::cancelled : module_status::skipped;
-    return finish(i, status,
-                              "dependency " + pipeline_.modules[b].id + " " + describe_blocker(bs));
+    return finish(i, status, "dependency " + pipeline_.modules[b].id + " " + describe_blocker(bs));
   }
   if (stopping == stop_mode::unless_always_run && !spec.always_run) {
     return finish(i, module_status::cancelled, stop_reason());
@@ -377,8 +394,7 @@ void run_state::became_ready(index i) {
     try {
       reason = spec.skip_if();
     } catch (const std::exception& e) {
-      return finish(i, module_status::failed,
-                                std::string("skip condition threw: ") + e.what());
+      return finish(i, module_status::failed, std::string("skip condition threw: ") + e.what());
     }
     if (reason) return finish(i, module_status::skipped, std::move(*reason));
   }
@@ -446,7 +462,8 @@ void run_state::on_not_started(index i) {
 void run_state::on_abandoned(std::uint32_t worker_index, index i, std::uint32_t attempt) {
   if (is_done(i) || attempt != results_[i].attempts) return;
   ++abandoned_;
-  --in_flight_;  // its retired worker will not report it
+  --in_flight_;     // its retired worker will not report it
+  --live_workers_;  // nor will the run wait for it to exit
   finish(i, module_status::cancelled,
          stop_reason() + "; the body ignored cancellation for " +
              std::to_string(options_.cancel_grace.count()) + " ms and was abandoned on " +
@@ -475,7 +492,7 @@ void run_state::schedule_retry(index i, std::uint32_t attempt, const std::string
   timer->async_wait([self = shared_from_this(), i](boost::system::error_code) {
     if (self->is_done(i) || self->finished_) return;
     self->backoff_timers_.erase(i);
-      if (self->stop_applies(i)) {
+    if (self->stop_applies(i)) {
       self->finish(i, module_status::cancelled, self->stop_reason());
     } else {
       self->ready_.push(self->pipeline_.modules[i].priority, i);
@@ -486,9 +503,12 @@ void run_state::schedule_retry(index i, std::uint32_t attempt, const std::string
 
 bool run_state::stop_applies(index i) const {
   switch (stop_.load(std::memory_order_relaxed)) {
-    case stop_mode::none: return false;
-    case stop_mode::unless_always_run: return !pipeline_.modules[i].always_run;
-    case stop_mode::everything: return true;
+    case stop_mode::none:
+      return false;
+    case stop_mode::unless_always_run:
+      return !pipeline_.modules[i].always_run;
+    case stop_mode::everything:
+      return true;
   }
   return false;
 }
@@ -496,8 +516,8 @@ bool run_state::stop_applies(index i) const {
 std::string run_state::stop_reason() const {
   if (stop_.load(std::memory_order_relaxed) == stop_mode::everything) return "run cancelled";
   if (fail_fast_cause_ != no_module) {
-    return "cancelled by fail_fast after " + in_quotes(pipeline_.modules[fail_fast_cause_].id) + " " +
-           describe_blocker(results_[fail_fast_cause_].status);
+    return "cancelled by fail_fast after " + in_quotes(pipeline_.modules[fail_fast_cause_].id) +
+           " " + describe_blocker(results_[fail_fast_cause_].status);
   }
   return "cancelled";
 }
@@ -510,7 +530,8 @@ void run_state::stop(stop_mode mode) {
   if (results_.empty()) return;  // not begun: begin() cancels everything it finds
 
   for (worker& w : workers_) {
-    asio::post(w.strand, [self = shared_from_this(), &w, mode] { self->cancel_on_worker(w, mode); });
+    asio::post(w.strand,
+               [self = shared_from_this(), &w, mode] { self->cancel_on_worker(w, mode); });
   }
   for (index i : ready_.take_all()) {
     if (stop_applies(i)) {
@@ -570,10 +591,8 @@ void run_state::complete() {
   if (finished_) return;
   finished_ = true;
   channel_.close();
-  for (auto& [i, timer] : backoff_timers_) timer->cancel();
-  for (worker& w : workers_) {
-    asio::post(w.strand, [self = shared_from_this(), &w] { w.grace_timer.cancel(); });
-  }
+  for (auto& [i, timer] : backoff_timers_)
+    timer->cancel();
 
   run_report report;
   report.pipeline = pipeline_.name;
@@ -615,7 +634,17 @@ void run_state::complete() {
     }
   }
 
-  deliver(std::move(report));
+  if (live_workers_ == 0) return deliver(std::move(report));
+  pending_report_ = std::move(report);  // delivered by the last worker's exit
+}
+
+void run_state::on_worker_exit() {
+  --live_workers_;
+  if (live_workers_ == 0 && pending_report_) {
+    auto report = std::move(*pending_report_);
+    pending_report_.reset();
+    deliver(std::move(report));
+  }
 }
 
 void run_state::deliver(run_report report) {

@@ -77,13 +77,12 @@ struct worker {
 };
 
 struct run_state : std::enable_shared_from_this<run_state> {
-  using channel_type = boost::asio::experimental::concurrent_channel<void(
-      boost::system::error_code, index)>;
+  using channel_type =
+      boost::asio::experimental::concurrent_channel<void(boost::system::error_code, index)>;
   using handler_type = boost::asio::any_completion_handler<void(run_report)>;
 
-  run_state(boost::asio::any_io_executor run_executor,
-            boost::asio::any_io_executor worker_executor, pipeline p, run_options options,
-            handler_type handler);
+  run_state(boost::asio::any_io_executor run_executor, boost::asio::any_io_executor worker_executor,
+            pipeline p, run_options options, handler_type handler);
 
   /// Entry point: validates and starts the run on the strand.
   void start();
@@ -98,12 +97,12 @@ struct run_state : std::enable_shared_from_this<run_state> {
 
   // [run strand] per module, indexed like pipeline_.modules
   std::vector<std::uint32_t> pending_deps_;
-  std::vector<index> blocker_;  // first dependency that did not succeed
+  std::vector<index> blocker_;          // first dependency that did not succeed
   std::vector<module_result> results_;  // see the ownership note above
 
   // [run strand]
   ready_queue ready_;
-  std::size_t in_flight_ = 0;  // handed to the channel and not yet reported back
+  std::size_t in_flight_ = 0;    // handed to the channel and not yet reported back
   std::vector<index> worklist_;  // modules whose dependencies just became all terminal
   channel_type channel_;
   std::deque<worker> workers_;
@@ -111,6 +110,8 @@ struct run_state : std::enable_shared_from_this<run_state> {
   std::unordered_map<index, std::unique_ptr<boost::asio::steady_timer>> backoff_timers_;
   std::size_t remaining_ = 0;
   std::size_t abandoned_ = 0;
+  std::size_t live_workers_ = 0;  // worker loops the run waits for before delivering
+  std::optional<run_report> pending_report_;
   index fail_fast_cause_ = no_module;
   std::uint64_t next_seq_ = 0;
   std::mt19937_64 rng_;
@@ -151,6 +152,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   void complete();
   void complete_invalid(std::vector<validation_problem> problems);
   void deliver(run_report report);
+  void on_worker_exit();
 
   std::string stop_reason() const;
   bool stop_applies(index i) const;

@@ -16,7 +16,7 @@ namespace drover {
 namespace detail {
 struct run_state;
 struct worker;
-}
+}  // namespace detail
 
 /// Passed to a module body for one attempt. Valid until the body returns.
 class module_context {

@@ -20,12 +20,13 @@ namespace drover {
 
 /// Settings for one run.
 struct run_options {
-  std::size_t workers = 1;         ///< in-process workers: modules that run at once
-  std::filesystem::path log_dir;   ///< handed to bodies through module_context::log_dir()
-  event_sink on_event;             ///< progress events; none are built when unset
+  std::size_t workers = 1;        ///< in-process workers: modules that run at once
+  std::filesystem::path log_dir;  ///< handed to bodies through module_context::log_dir()
+  event_sink on_event;            ///< progress events; none are built when unset
   /// After cancelling an attempt (timeout, fail_fast, cancelled run), how long to wait for the
-  /// body to stop before abandoning it. An abandoned body can never hold up the run.
-  std::chrono::milliseconds cancel_grace{2000};
+  /// body to stop before abandoning it. An abandoned body can never hold up the run. Keep it
+  /// above the time bodies need to clean up (exec's kill_grace_ms, 2 s by default).
+  std::chrono::milliseconds cancel_grace{5000};
   std::uint64_t seed = 0;  ///< seeds backoff jitter; 0 picks one from the clock
 };
 
@@ -65,7 +66,9 @@ class engine {
   auto async_run(pipeline p, run_options options, Token&& token = Token{}) {
     return boost::asio::async_initiate<Token, run_signature>(
         [this](boost::asio::any_completion_handler<run_signature> handler, pipeline p,
-               run_options options) { start(std::move(p), std::move(options), std::move(handler)); },
+               run_options options) {
+          start(std::move(p), std::move(options), std::move(handler));
+        },
         token, std::move(p), std::move(options));
   }
 

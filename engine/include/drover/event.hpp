@@ -25,14 +25,14 @@ struct event {
   event_type type;
   std::uint64_t seq;  ///< 0, 1, 2, ... per run, in emission order
   wall_clock::time_point ts;
-  std::string_view module;   ///< empty for run events
-  std::uint32_t index = 0;   ///< module index in the pipeline
-  std::uint32_t attempt = 0; ///< 1-based; 0 when not applicable
-  std::string_view worker;   ///< empty when not applicable
+  std::string_view module;                        ///< empty for run events
+  std::uint32_t index = 0;                        ///< module index in the pipeline
+  std::uint32_t attempt = 0;                      ///< 1-based; 0 when not applicable
+  std::string_view worker;                        ///< empty when not applicable
   module_status status = module_status::pending;  ///< for module_finished
-  std::string_view message;  ///< failure text or skip reason, if any
-  std::chrono::milliseconds delay{0};  ///< for module_retrying
-  std::size_t total = 0;     ///< number of modules (run events)
+  std::string_view message;                       ///< failure text or skip reason, if any
+  std::chrono::milliseconds delay{0};             ///< for module_retrying
+  std::size_t total = 0;                          ///< number of modules (run events)
 };
 
 /// Receives events on the run's strand, in order. Must not block; exceptions are swallowed.

@@ -60,11 +60,11 @@ struct module_spec {
   std::string kind;
   boost::json::value params;
 
-  std::optional<int> retries;                     ///< extra attempts after a failure or timeout
-  std::optional<backoff_policy> backoff;          ///< delays between attempts
+  std::optional<int> retries;                        ///< extra attempts after a failure or timeout
+  std::optional<backoff_policy> backoff;             ///< delays between attempts
   std::optional<std::chrono::milliseconds> timeout;  ///< per attempt; unset = no limit
 
-  bool always_run = false;      ///< runs even when dependencies failed or fail_fast cancelled the run
+  bool always_run = false;  ///< runs even when dependencies failed or fail_fast cancelled the run
   bool ignore_failure = false;  ///< a failure ends as ignored_failure and dependents still run
   skip_condition skip_if;       ///< evaluated once the module is ready
   std::vector<std::string> tags;

@@ -10,7 +10,7 @@ namespace drover {
 
 /// What happens to the rest of the run after a module fails.
 enum class execution_mode : std::uint8_t {
-  fail_fast,   ///< cancel running modules, mark unstarted ones cancelled (always_run ones still run)
+  fail_fast,  ///< cancel running modules, mark unstarted ones cancelled (always_run ones still run)
   keep_going,  ///< finish every branch that does not depend on the failure
 };
 

@@ -20,7 +20,7 @@ using wall_clock = std::chrono::system_clock;
 struct module_result {
   std::string id;
   module_status status = module_status::pending;
-  boost::json::value value;   ///< the body's value when succeeded, else null
+  boost::json::value value;    ///< the body's value when succeeded, else null
   std::uint16_t attempts = 0;  ///< attempts started (0 when skipped or cancelled before starting)
   std::int32_t worker = -1;    ///< index into run_report::workers of the last attempt, -1 if none
   wall_clock::time_point started_at{};   ///< start of the first attempt
@@ -37,8 +37,8 @@ struct run_report {
   std::string pipeline;
   run_status status = run_status::invalid;
   wall_clock::time_point started_at{}, finished_at{};
-  std::vector<module_result> modules;  ///< same order as pipeline::modules
-  std::vector<std::string> workers;    ///< worker names, indexed by module_result::worker
+  std::vector<module_result> modules;        ///< same order as pipeline::modules
+  std::vector<std::string> workers;          ///< worker names, indexed by module_result::worker
   std::vector<validation_problem> problems;  ///< why the pipeline was invalid
   std::array<std::size_t, module_status_count> counts{};  ///< modules per module_status
 

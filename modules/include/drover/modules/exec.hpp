@@ -10,7 +10,9 @@
 //
 // In C++, without a registry:
 //
-//     p.add("build", drover::modules::exec_body({.argv = {"make", "-j4"}}));
+//     drover::modules::exec_options make;
+//     make.argv = {"make", "-j4"};
+//     p.add("build", drover::modules::exec_body(std::move(make)));
 //
 // Params (every one optional except argv or shell; unknown params are an error):
 //   argv           non-empty array of strings: the program and its arguments; a program name
@@ -58,8 +60,8 @@ namespace drover::modules {
 
 /// What an exec module runs and how. Mirrors the JSON params one for one.
 struct exec_options {
-  std::vector<std::string> argv;  ///< program and arguments (or use `shell`)
-  std::string shell;              ///< command line for /bin/sh -c (or use `argv`)
+  std::vector<std::string> argv;           ///< program and arguments (or use `shell`)
+  std::string shell;                       ///< command line for /bin/sh -c (or use `argv`)
   std::map<std::string, std::string> env;  ///< set on top of the inherited environment
   std::filesystem::path cwd;               ///< empty: drover's working directory
   std::optional<std::chrono::milliseconds> timeout;  ///< exec's own limit per attempt
@@ -76,8 +78,9 @@ exec_options parse_exec_params(const boost::json::value& params);
 module_body exec_body(exec_options options);
 
 /// The log file of module `module_id` in `log_dir`: `<log_dir>/<name>.log`, where `name` is
-/// the id when it is non-empty and consists only of letters, digits, '.', '_' and '-', and otherwise the id with every other byte replaced by '_' followed by '-' and 8 hex digits
-/// of a hash of the id, so that different ids never share a file and no id leaves `log_dir`.
+/// the id when it has 1 to 200 bytes, all letters, digits, '.', '_' or '-'; otherwise its first
+/// 200 bytes with every other byte replaced by '_', then '-' and 8 hex digits of a hash of the
+/// whole id. So different ids practically never share a file, and no id leaves `log_dir`.
 std::filesystem::path exec_log_path(const std::filesystem::path& log_dir,
                                     std::string_view module_id);
 

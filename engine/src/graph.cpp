@@ -11,7 +11,6 @@ namespace {
 
 constexpr std::uint32_t no_index = static_cast<std::uint32_t>(-1);
 
-// Built by appending: g++ 12 -O3 warns falsely (-Wrestrict) on "'" + s + "'".
 std::string in_quotes(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);

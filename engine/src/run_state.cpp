@@ -27,7 +27,6 @@ namespace {
 // priority.
 constexpr std::size_t handoff_per_worker = 16;
 
-// Built by appending: g++ 12 -O3 warns falsely (-Wrestrict) on "'" + s + "'".
 std::string in_quotes(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);

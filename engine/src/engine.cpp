@@ -22,10 +22,10 @@ engine::~engine() {
 
 void engine::start(pipeline p, run_options options,
                    boost::asio::any_completion_handler<run_signature> handler) {
-  boost::asio::any_io_executor worker_executor =
-      pool_ ? boost::asio::any_io_executor(pool_->pool.get_executor()) : executor_;
-  auto run = std::make_shared<detail::run_state>(
-      executor_, std::move(worker_executor), std::move(p), std::move(options), std::move(handler));
+  boost::asio::any_io_executor worker_pool;  // none: workers share the run's strand
+  if (pool_) worker_pool = pool_->pool.get_executor();
+  auto run = std::make_shared<detail::run_state>(executor_, std::move(worker_pool), std::move(p),
+                                                 std::move(options), std::move(handler));
   run->start();
 }
 

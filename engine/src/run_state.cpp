@@ -53,12 +53,12 @@ std::string describe_blocker(module_status status) {
 
 }  // namespace
 
-run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor worker_executor,
+run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor worker_pool,
                      pipeline p, run_options options, handler_type handler)
     : pipeline_(std::move(p)),
       options_(std::move(options)),
       strand_(asio::make_strand(run_executor)),
-      worker_executor_(std::move(worker_executor)),
+      worker_pool_(std::move(worker_pool)),
       channel_capacity_(std::max<std::size_t>(options_.workers, 1) * handoff_per_worker),
       channel_(run_executor, channel_capacity_),
       handler_(std::move(handler)) {
@@ -122,7 +122,10 @@ void run_state::settle() {
 
 void run_state::spawn_worker() {
   const auto id = static_cast<std::uint32_t>(workers_.size());
-  worker& w = workers_.emplace_back(id, worker_executor_);
+  // Without a pool the workers share the run's strand: a worker then settles its own
+  // completion inline and usually finds the successor already in the channel, so a chain of
+  // modules runs without a single executor hop. A pool gives each worker its own strand.
+  worker& w = workers_.emplace_back(id, worker_pool_ ? asio::make_strand(worker_pool_) : strand_);
   worker_names_.push_back(w.name);
   ++live_workers_;
   asio::co_spawn(w.strand, worker_loop(w),
@@ -232,6 +235,7 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
 }
 
 void run_state::report_to_strand(const worker_report& report) {
+  if (!worker_pool_) return handle(report);  // the worker is on strand_ already
   bool post_drain = false;
   {
     std::lock_guard lock(outbox_mutex_);
@@ -245,6 +249,22 @@ void run_state::report_to_strand(const worker_report& report) {
   }
 }
 
+void run_state::handle(const worker_report& r) {
+  switch (r.what) {
+    case worker_report::kind::started:
+      emit(event_type::module_started, r.module, r.attempt, static_cast<std::int32_t>(r.worker));
+      break;
+    case worker_report::kind::finished:
+      --in_flight_;
+      on_attempt_done(r.module, r.attempt, r.status);
+      break;
+    case worker_report::kind::not_started:
+      --in_flight_;
+      on_not_started(r.module);
+      break;
+  }
+}
+
 void run_state::drain_outbox() {
   std::vector<worker_report> batch;
   {
@@ -252,21 +272,7 @@ void run_state::drain_outbox() {
     batch.swap(outbox_);
     drain_posted_ = false;
   }
-  for (const worker_report& r : batch) {
-    switch (r.what) {
-      case worker_report::kind::started:
-        emit(event_type::module_started, r.module, r.attempt, static_cast<std::int32_t>(r.worker));
-        break;
-      case worker_report::kind::finished:
-        --in_flight_;
-        on_attempt_done(r.module, r.attempt, r.status);
-        break;
-      case worker_report::kind::not_started:
-        --in_flight_;
-        on_not_started(r.module);
-        break;
-    }
-  }
+  for (const worker_report& r : batch) handle(r);
   {
     // Hand the (now empty) buffer back so its capacity is reused instead of reallocated.
     std::lock_guard lock(outbox_mutex_);

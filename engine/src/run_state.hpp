@@ -57,11 +57,11 @@ enum class stop_mode : std::uint8_t {
 };
 
 struct worker {
-  worker(std::uint32_t index, const boost::asio::any_io_executor& executor)
+  worker(std::uint32_t index, boost::asio::strand<boost::asio::any_io_executor> strand)
       : index(index),
         name("local-" + std::to_string(index)),
-        strand(boost::asio::make_strand(executor)),
-        grace_timer(strand) {}
+        strand(std::move(strand)),
+        grace_timer(this->strand) {}
 
   const std::uint32_t index;
   const std::string name;
@@ -91,7 +91,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   pipeline pipeline_;
   run_options options_;
   boost::asio::strand<boost::asio::any_io_executor> strand_;
-  boost::asio::any_io_executor worker_executor_;
+  boost::asio::any_io_executor worker_pool_;  // null: workers run on strand_
   drover::graph graph_;
   std::size_t channel_capacity_;
 
@@ -143,6 +143,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   void settle();
   void report_to_strand(const worker_report& report);
   void drain_outbox();
+  void handle(const worker_report& report);
   void on_attempt_done(index i, std::uint32_t attempt, module_status status);
   void on_not_started(index i);
   void on_abandoned(std::uint32_t worker, index i, std::uint32_t attempt);

@@ -1,0 +1,458 @@
+#include "commands.hpp"
+
+#include "pipeline_file.hpp"
+#include "progress.hpp"
+#include "report.hpp"
+
+#include <drover/engine.hpp>
+#include <drover/graph.hpp>
+#include <drover/modules/registry.hpp>
+#include <drover/version.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/program_options.hpp>
+
+#include <unistd.h>
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+namespace drover::app {
+
+namespace po = boost::program_options;
+namespace asio = boost::asio;
+
+namespace {
+
+const std::vector<std::string> command_names{"run", "validate", "plan", "graph"};
+
+constexpr std::string_view top_usage =
+    "Usage: drover <command> [options]\n"
+    "\n"
+    "Runs pipelines of modules in dependency order.\n"
+    "\n"
+    "Commands:\n"
+    "  run FILE        run the pipeline in FILE\n"
+    "  validate FILE   check FILE and report every problem in it\n"
+    "  plan FILE       print the waves a run would take, running nothing\n"
+    "  graph FILE      print the dependency graph (--format dot|mermaid)\n"
+    "\n"
+    "Options:\n"
+    "  -h [ --help ]   show this help; `drover <command> --help` for a command's options\n"
+    "  --version       print the version\n"
+    "\n"
+    "Exit codes: 0 success, 1 a module failed, 2 usage or pipeline error, 130 interrupted.\n";
+
+std::string plural(std::size_t n, std::string_view word) {
+  return std::to_string(n) + ' ' + std::string{word} + (n == 1 ? "" : "s");
+}
+
+// Loads `file` and prints its problems, if any, one per line.
+std::optional<pipeline> load_or_report(const std::string& file, std::ostream& err) {
+  auto loaded = load_pipeline_file(file, modules::builtin_registry());
+  if (!loaded.ok()) {
+    for (const auto& problem : loaded.problems)
+      err << format_problem(file, problem) << '\n';
+    err << file << ": " << plural(loaded.problems.size(), "problem") << '\n';
+    return std::nullopt;
+  }
+  return std::move(loaded.pipeline);
+}
+
+bool select_or_report(pipeline& p, const selection& chosen, std::ostream& err) {
+  const auto errors = apply_selection(p, chosen);
+  for (const auto& e : errors)
+    err << "drover: " << e << '\n';
+  return errors.empty();
+}
+
+struct run_outcome {
+  run_report report;
+  bool interrupted = false;
+};
+
+// Runs `p` on `io` with `thread_count` threads. The first SIGINT or SIGTERM cancels the run,
+// a second one ends the process at once.
+run_outcome execute(pipeline p, run_options options, std::size_t thread_count, live_progress* live,
+                    std::ostream& err, asio::io_context& io) {
+  engine runner{io.get_executor()};
+  // The signal set, the cancellation signal and the outcome are touched only on this strand.
+  auto control = asio::make_strand(io);
+  asio::signal_set signals{control, SIGINT, SIGTERM};
+  asio::cancellation_signal cancel_run;
+  run_outcome outcome;
+  bool finished = false;
+
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int) {
+    if (ec || finished) return;
+    if (outcome.interrupted) std::_Exit(exit_interrupted);
+    outcome.interrupted = true;
+    err << "\ndrover: interrupted, cancelling the run (interrupt again to exit at once)"
+        << std::endl;
+    cancel_run.emit(asio::cancellation_type::terminal);
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
+
+  runner.async_run(std::move(p), std::move(options),
+                   asio::bind_cancellation_slot(
+                       cancel_run.slot(), asio::bind_executor(control, [&](run_report report) {
+                         finished = true;
+                         outcome.report = std::move(report);
+                         signals.cancel();
+                         if (live != nullptr) live->stop();
+                       })));
+  if (live != nullptr) live->start();
+
+  std::vector<std::jthread> threads;
+  for (std::size_t i = 1; i < thread_count; ++i)
+    threads.emplace_back([&io] { io.run(); });
+  io.run();
+  threads.clear();
+  return outcome;
+}
+
+void print_graph_dot(const pipeline& p, std::ostream& out) {
+  auto quoted = [](std::string_view s) {
+    std::string q = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') q += '\\';
+      q += c;
+    }
+    return q + '"';
+  };
+  out << "digraph " << quoted(p.name) << " {\n  rankdir=LR;\n";
+  for (const auto& m : p.modules)
+    out << "  " << quoted(m.id) << ";\n";
+  for (const auto& m : p.modules) {
+    for (const auto& dep : m.deps)
+      out << "  " << quoted(dep) << " -> " << quoted(m.id) << ";\n";
+  }
+  out << "}\n";
+}
+
+void print_graph_mermaid(const pipeline& p, std::ostream& out) {
+  // Mermaid node ids must be plain words, so nodes are n0, n1, ... labelled with the ids.
+  std::unordered_map<std::string_view, std::size_t> node_of;
+  out << "flowchart LR\n";
+  for (std::size_t i = 0; i < p.modules.size(); ++i) {
+    node_of.emplace(p.modules[i].id, i);
+    std::string label;
+    for (char c : p.modules[i].id) {
+      if (c == '"') {
+        label += "#quot;";
+      } else {
+        label += c;
+      }
+    }
+    out << "  n" << i << "[\"" << label << "\"]\n";
+  }
+  for (std::size_t i = 0; i < p.modules.size(); ++i) {
+    for (const auto& dep : p.modules[i].deps) {
+      out << "  n" << node_of.at(dep) << " --> n" << i << '\n';
+    }
+  }
+}
+
+// Parses one command's arguments; prints usage problems and returns nothing on error.
+std::optional<po::variables_map> parse_command(const std::string& command,
+                                               const std::vector<std::string>& args,
+                                               const po::options_description& options,
+                                               std::ostream& err) {
+  po::options_description all;
+  all.add(options).add_options()("file", po::value<std::string>());
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    err << "drover " << command << ": " << e.what() << "\nTry 'drover " << command << " --help'.\n";
+    return std::nullopt;
+  }
+  if (!vm.count("help") && !vm.count("file")) {
+    err << "drover " << command << ": missing the pipeline FILE\nTry 'drover " << command
+        << " --help'.\n";
+    return std::nullopt;
+  }
+  return vm;
+}
+
+void add_selection_options(po::options_description& options) {
+  options.add_options()("module",
+                        po::value<std::vector<std::string>>()->composing()->value_name("ID"),
+                        "select module ID and its dependencies (repeatable)")(
+      "tag", po::value<std::vector<std::string>>()->composing()->value_name("T"),
+      "select the modules tagged T and their dependencies (repeatable)")(
+      "skip-module", po::value<std::vector<std::string>>()->composing()->value_name("ID"),
+      "skip module ID, and so its dependents (repeatable)");
+}
+
+selection selection_from(const po::variables_map& vm) {
+  selection chosen;
+  auto list = [&](const char* name) {
+    return vm.count(name) ? vm[name].as<std::vector<std::string>>() : std::vector<std::string>{};
+  };
+  chosen.modules = list("module");
+  chosen.tags = list("tag");
+  chosen.skip_modules = list("skip-module");
+  return chosen;
+}
+
+std::size_t hardware_threads() {
+  return std::max<std::size_t>(std::thread::hardware_concurrency(), 1);
+}
+
+}  // namespace
+
+int run_command(const run_settings& settings, std::ostream& out, std::ostream& err) {
+  auto loaded = load_or_report(settings.file, err);
+  if (!loaded) return exit_usage;
+  pipeline p = std::move(*loaded);
+  if (!select_or_report(p, settings.chosen, err)) return exit_usage;
+  if (settings.keep_going) p.mode = execution_mode::keep_going;
+
+  // Open every output before running, so a bad path fails before any work is done.
+  std::ofstream report_out;
+  if (!settings.report_file.empty()) {
+    report_out.open(settings.report_file, std::ios::trunc);
+    if (!report_out) {
+      err << "drover run: cannot write the report file '" << settings.report_file << "'\n";
+      return exit_usage;
+    }
+  }
+  std::ofstream events_out;
+  if (!settings.events_file.empty()) {
+    events_out.open(settings.events_file, std::ios::trunc);
+    if (!events_out) {
+      err << "drover run: cannot write the events file '" << settings.events_file << "'\n";
+      return exit_usage;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(settings.log_dir, ec);
+  if (ec) {
+    err << "drover run: cannot create the log directory '" << settings.log_dir.string()
+        << "': " << ec.message() << '\n';
+    return exit_usage;
+  }
+
+  // A reader that goes away (`drover run ... | head`) must not kill drover mid-run and leave
+  // its children behind; failed writes to stdout are harmless.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  asio::io_context io;
+  std::optional<live_progress> live;
+  std::optional<event_printer> printer;
+  if (settings.live_progress) {
+    live.emplace(io.get_executor(), out, terminal_columns(STDOUT_FILENO), p.modules.size());
+  } else {
+    printer.emplace(out);
+  }
+
+  run_options options;
+  options.workers = settings.workers;
+  options.log_dir = settings.log_dir;
+  options.on_event = [&](const event& e) {
+    if (events_out.is_open()) write_event_line(events_out, e);
+    if (live) {
+      live->on_event(e);
+    } else {
+      (*printer)(e);
+    }
+  };
+
+  const std::size_t threads = std::min(settings.workers, hardware_threads());
+  auto outcome =
+      execute(std::move(p), std::move(options), threads, live ? &*live : nullptr, err, io);
+  const run_report& report = outcome.report;
+
+  if (report.status == run_status::invalid) {
+    err << format_problems(report.problems);
+    return exit_usage;
+  }
+  out << '\n';
+  print_summary(out, report);
+  out.flush();
+  if (report_out.is_open()) {
+    report_out << boost::json::serialize(report_to_json(report)) << '\n';
+    report_out.close();
+    if (!report_out) {
+      err << "drover run: writing the report file '" << settings.report_file << "' failed\n";
+    }
+  }
+  if (outcome.interrupted || report.status == run_status::cancelled) return exit_interrupted;
+  return report.status == run_status::succeeded ? exit_succeeded : exit_failed;
+}
+
+int validate_command(const std::string& file, std::ostream& out, std::ostream& err) {
+  auto loaded = load_or_report(file, err);
+  if (!loaded) return exit_usage;
+  out << file << ": ok, " << plural(loaded->modules.size(), "module") << '\n';
+  return exit_succeeded;
+}
+
+int plan_command(const std::string& file, const selection& chosen, std::ostream& out,
+                 std::ostream& err) {
+  auto loaded = load_or_report(file, err);
+  if (!loaded) return exit_usage;
+  pipeline& p = *loaded;
+  if (!select_or_report(p, chosen, err)) return exit_usage;
+  auto built = build_graph(p);
+  if (!built.ok()) {
+    err << format_problems(built.problems);
+    return exit_usage;
+  }
+  const auto waves = built.graph->waves();
+  std::size_t number = 0;
+  for (const auto& wave : waves) {
+    out << "wave " << ++number << ":";
+    const char* separator = " ";
+    for (auto i : wave) {
+      const auto& id = p.modules[i].id;
+      out << separator << id;
+      if (std::find(chosen.skip_modules.begin(), chosen.skip_modules.end(), id) !=
+          chosen.skip_modules.end()) {
+        out << " (skipped)";
+      }
+      separator = ", ";
+    }
+    out << '\n';
+  }
+  out << plural(p.modules.size(), "module") << " in " << plural(waves.size(), "wave") << '\n';
+  return exit_succeeded;
+}
+
+int graph_command(const std::string& file, std::string_view format, std::ostream& out,
+                  std::ostream& err) {
+  if (format != "dot" && format != "mermaid") {
+    err << "drover graph: unknown --format '" << format << "' (expected dot or mermaid)\n";
+    return exit_usage;
+  }
+  auto loaded = load_or_report(file, err);
+  if (!loaded) return exit_usage;
+  if (format == "dot") {
+    print_graph_dot(*loaded, out);
+  } else {
+    print_graph_mermaid(*loaded, out);
+  }
+  return exit_succeeded;
+}
+
+int main_command(int argc, const char* const argv[], std::ostream& out, std::ostream& err) {
+  std::vector<std::string> args(argv + std::min(argc, 1), argv + argc);
+  if (args.empty()) {
+    err << top_usage;
+    return exit_usage;
+  }
+  const std::string command = args.front();
+  args.erase(args.begin());
+  if (command == "-h" || command == "--help" || command == "help") {
+    out << top_usage;
+    return exit_succeeded;
+  }
+  if (command == "--version") {
+    out << "drover " << version_string << '\n';
+    return exit_succeeded;
+  }
+  if (std::find(command_names.begin(), command_names.end(), command) == command_names.end()) {
+    err << "drover: unknown command '" << command << "'";
+    if (auto suggestion = closest_match(command, command_names); !suggestion.empty()) {
+      err << " (did you mean '" << suggestion << "'?)";
+    }
+    err << "\nTry 'drover --help'.\n";
+    return exit_usage;
+  }
+
+  po::options_description options{"Options", 100};
+  options.add_options()("help,h", "show this help");
+  std::string usage;
+  if (command == "run") {
+    usage =
+        "Usage: drover run FILE [options]\n\n"
+        "Runs the pipeline in FILE. Exit code 0 when every selected module succeeded, was\n"
+        "skipped or had its failure ignored; 1 when any failed, timed out or was cancelled;\n"
+        "2 for usage or pipeline errors; 130 when interrupted.\n";
+    options.add_options()(
+        "workers",
+        po::value<int>()->default_value(static_cast<int>(hardware_threads()))->value_name("N"),
+        "modules that run at once")("keep-going", po::bool_switch(),
+                                    "finish every branch that does not depend on a failure")(
+        "report", po::value<std::string>()->value_name("FILE"), "write a JSON report to FILE")(
+        "events", po::value<std::string>()->value_name("FILE"),
+        "write events as JSON Lines to FILE")(
+        "log-dir", po::value<std::string>()->default_value(".drover/logs")->value_name("DIR"),
+        "directory for per-module logs")(
+        "progress", po::value<std::string>()->default_value("auto")->value_name("WHEN"),
+        "live progress: auto (on a terminal), always or never");
+    add_selection_options(options);
+  } else if (command == "validate") {
+    usage =
+        "Usage: drover validate FILE\n\n"
+        "Checks FILE and prints every problem in it as file:line:column. Exit code 0 when the\n"
+        "pipeline is valid, 2 otherwise.\n";
+  } else if (command == "plan") {
+    usage =
+        "Usage: drover plan FILE [options]\n\n"
+        "Prints the waves a run would take: wave 1 has no dependencies, wave k depends only on\n"
+        "earlier waves. Runs nothing.\n";
+    add_selection_options(options);
+  } else {
+    usage =
+        "Usage: drover graph FILE [--format dot|mermaid]\n\n"
+        "Prints the dependency graph, edges pointing from a dependency to its dependent.\n";
+    options.add_options()("format", po::value<std::string>()->default_value("dot")->value_name("F"),
+                          "dot (Graphviz) or mermaid");
+  }
+
+  auto vm = parse_command(command, args, options, err);
+  if (!vm) return exit_usage;
+  if (vm->count("help")) {
+    out << usage << '\n' << options;
+    return exit_succeeded;
+  }
+  const auto file = (*vm)["file"].as<std::string>();
+
+  if (command == "validate") return validate_command(file, out, err);
+  if (command == "plan") return plan_command(file, selection_from(*vm), out, err);
+  if (command == "graph") return graph_command(file, (*vm)["format"].as<std::string>(), out, err);
+
+  run_settings settings;
+  settings.file = file;
+  const int workers = (*vm)["workers"].as<int>();
+  if (workers < 1) {
+    err << "drover run: --workers must be at least 1\n";
+    return exit_usage;
+  }
+  settings.workers = static_cast<std::size_t>(workers);
+  settings.keep_going = (*vm)["keep-going"].as<bool>();
+  settings.chosen = selection_from(*vm);
+  if (vm->count("report")) settings.report_file = (*vm)["report"].as<std::string>();
+  if (vm->count("events")) settings.events_file = (*vm)["events"].as<std::string>();
+  settings.log_dir = (*vm)["log-dir"].as<std::string>();
+  const auto progress = (*vm)["progress"].as<std::string>();
+  if (progress == "always") {
+    settings.live_progress = true;
+  } else if (progress == "auto") {
+    settings.live_progress = ::isatty(STDOUT_FILENO) == 1;
+  } else if (progress != "never") {
+    err << "drover run: unknown --progress '" << progress << "' (expected auto, always or never)\n";
+    return exit_usage;
+  }
+  return run_command(settings, out, err);
+}
+
+}  // namespace drover::app

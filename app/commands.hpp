@@ -1,0 +1,54 @@
+#pragma once
+// The commands of the drover tool: run, validate, plan and graph, plus the argument parsing
+// that dispatches to them. Exit codes and output formats are documented in docs/cli.md.
+
+#include "selection.hpp"
+
+#include <cstddef>
+#include <filesystem>
+#include <ostream>
+#include <string>
+
+namespace drover::app {
+
+/// Exit codes: a contract for scripts.
+enum exit_code : int {
+  exit_succeeded = 0,  ///< every selected module succeeded, was skipped or had its failure ignored
+  exit_failed = 1,     ///< a module failed, timed out or was cancelled
+  exit_usage = 2,      ///< bad arguments or an invalid pipeline file; nothing ran
+  exit_interrupted = 130  ///< SIGINT or SIGTERM cancelled the run
+};
+
+/// When `drover run` draws live progress instead of plain event lines.
+enum class progress_mode { automatic, always, never };
+
+/// Everything `drover run` was asked to do.
+struct run_settings {
+  std::string file;
+  std::size_t workers = 1;
+  bool keep_going = false;
+  selection chosen;
+  std::string report_file;  ///< empty: no report
+  std::string events_file;  ///< empty: no events file
+  std::filesystem::path log_dir = ".drover/logs";
+  bool live_progress = false;  ///< redraw progress in place (stdout is a terminal)
+};
+
+/// `drover run`: runs the pipeline until it ends or SIGINT/SIGTERM cancels it.
+int run_command(const run_settings& settings, std::ostream& out, std::ostream& err);
+
+/// `drover validate FILE`: prints `FILE: ok, N modules`, or the problems on `err`.
+int validate_command(const std::string& file, std::ostream& out, std::ostream& err);
+
+/// `drover plan FILE`: prints the waves a run would take (`wave 1: fetch, lint`).
+int plan_command(const std::string& file, const selection& chosen, std::ostream& out,
+                 std::ostream& err);
+
+/// `drover graph FILE`: the dependency graph as Graphviz dot or a Mermaid flowchart.
+int graph_command(const std::string& file, std::string_view format, std::ostream& out,
+                  std::ostream& err);
+
+/// The whole command line: parses `argv` and runs the command it names.
+int main_command(int argc, const char* const argv[], std::ostream& out, std::ostream& err);
+
+}  // namespace drover::app

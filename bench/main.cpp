@@ -1,0 +1,419 @@
+// drover-bench: drover's engine beside raw Asio and TBB's flow graph on the same shapes.
+//
+// The parent process only plans, spawns and reports. Every (workload, size, threads, contender)
+// runs in a fresh child (this binary again, with --child), which builds the shape, takes its
+// resident memory as the baseline, runs the rounds, checks each round's execution stamps and
+// prints its figures and its peak RSS. See docs/performance.md.
+
+#include "common/contender.hpp"
+#include "common/machine.hpp"
+#include "common/process.hpp"
+#include "common/shape.hpp"
+#include "report.hpp"
+
+#include <drover/version.hpp>
+
+#include <boost/json/serialize.hpp>
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+namespace drover::bench {
+
+namespace {
+
+namespace po = boost::program_options;
+
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+
+class usage_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto first = item.find_first_not_of(" \t");
+    if (first == std::string::npos) continue;
+    const auto last = item.find_last_not_of(" \t");
+    items.push_back(item.substr(first, last - first + 1));
+  }
+  return items;
+}
+
+std::size_t parse_number(std::string_view flag, std::string_view text) {
+  std::size_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) {
+    throw usage_error("--" + std::string(flag) + ": '" + std::string(text) +
+                      "' is not a whole number");
+  }
+  return value;
+}
+
+// "20" and "2^20" both mean 2^20 modules; numbers above 30 are module counts as written.
+std::size_t parse_size(std::string_view text) {
+  constexpr std::size_t largest_exponent = 28;
+  const bool power = text.starts_with("2^");
+  const std::size_t value = parse_number("sizes", power ? text.substr(2) : text);
+  std::size_t modules = value;
+  if (power || value <= 30) {
+    if (value > largest_exponent) {
+      throw usage_error("--sizes: 2^" + std::to_string(value) + " modules is more than the 2^" +
+                        std::to_string(largest_exponent) + " a shape can hold");
+    }
+    modules = std::size_t{1} << value;
+  }
+  if (modules == 0 || modules > (std::size_t{1} << largest_exponent)) {
+    throw usage_error("--sizes: " + std::string(text) + " modules is outside 1..2^" +
+                      std::to_string(largest_exponent));
+  }
+  return modules;
+}
+
+std::vector<workload> parse_workloads(const std::string& text) {
+  if (text == "all") return {all_workloads.begin(), all_workloads.end()};
+  std::vector<workload> out;
+  for (const auto& name : split_list(text)) {
+    auto w = parse_workload(name);
+    if (!w) throw usage_error("--workload: unknown workload '" + name + "' (see --help)");
+    if (std::find(out.begin(), out.end(), *w) == out.end()) out.push_back(*w);
+  }
+  if (out.empty()) throw usage_error("--workload: no workload given");
+  return out;
+}
+
+std::vector<contender> parse_contenders(const std::string& text) {
+  if (text == "all") {
+    std::vector<contender> out;
+    for (contender c : all_contenders) {
+      if (is_built(c)) out.push_back(c);
+    }
+    return out;
+  }
+  std::vector<contender> out;
+  for (const auto& name : split_list(text)) {
+    auto c = parse_contender(name);
+    if (!c) throw usage_error("--contender: unknown contender '" + name + "' (see --help)");
+    if (!is_built(*c)) {
+      throw usage_error("--contender: '" + name +
+                        "' was not built into this drover-bench (CMake did not find TBB; "
+                        "install libtbb-dev and reconfigure)");
+    }
+    if (std::find(out.begin(), out.end(), *c) == out.end()) out.push_back(*c);
+  }
+  if (out.empty()) throw usage_error("--contender: no contender given");
+  return out;
+}
+
+std::vector<std::size_t> parse_threads(const std::string& text) {
+  std::vector<std::size_t> out;
+  for (const auto& item : split_list(text)) {
+    const std::size_t t = parse_number("threads", item);
+    if (t < 1 || t > 256) throw usage_error("--threads: " + item + " is outside 1..256");
+    if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  }
+  if (out.empty()) throw usage_error("--threads: no thread count given");
+  return out;
+}
+
+std::vector<std::size_t> parse_sizes(const std::string& text) {
+  std::vector<std::size_t> out;
+  for (const auto& item : split_list(text))
+    out.push_back(parse_size(item));
+  if (out.empty()) throw usage_error("--sizes: no size given");
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string help_text(const po::options_description& visible) {
+  std::ostringstream out;
+  out << "Usage: drover-bench [options]\n\n"
+         "Runs the same dependency shapes with drover's engine, raw Boost.Asio and TBB's flow\n"
+         "graph, and reports run time, build time, modules/s, ns/module and peak memory per\n"
+         "module, each beside the baselines measured in the same run.\n\n"
+      << visible << "\nWorkloads:\n";
+  for (workload w : all_workloads) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-17s %s\n", std::string(to_string(w)).c_str(),
+                  std::string(what_it_stresses(w)).c_str());
+    out << line;
+  }
+  out << "\nContenders:\n"
+         "  drover            drover::engine, run_options::workers = threads\n"
+         "  drover_events     the same with a counting run_options::on_event subscriber\n"
+         "  asio_raw          boost::asio::post per module, hand-written dependency counters\n"
+         "  tbb               tbb::flow::graph of continue_nodes"
+      << (is_built(contender::tbb) ? "" : " (not built: TBB was not found)") << "\n\n"
+      << "Example (issue 2's benchmark):\n"
+         "  drover-bench --workload independent,linear_chain --sizes 1000000 --threads 1 "
+         "--contender drover,asio_raw\n";
+  return out.str();
+}
+
+round_figures run_contender(contender who, const shape& s, module_work& work, std::size_t threads) {
+  switch (who) {
+    case contender::drover:
+      return run_drover(s, work, threads, false);
+    case contender::drover_events:
+      return run_drover(s, work, threads, true);
+    case contender::asio_raw:
+      return run_asio_raw(s, work, threads);
+    case contender::tbb:
+      return run_tbb(s, work, threads);
+  }
+  throw std::logic_error("unknown contender");
+}
+
+// The child side: one shape, one contender, `rounds` rounds. Prints "edges E",
+// "baseline_rss_bytes B" and "peak_restarted 0|1", one "round BUILD_NS RUN_NS" per round, and
+// "peak_rss_bytes P".
+int measure_in_child(workload kind, std::size_t modules, std::size_t threads, contender who,
+                     std::size_t rounds) {
+  const shape s{kind, modules};
+  module_work work{s, threads > 1};
+  // The baseline is the shape and the stamps, without what building them freed; if the peak
+  // cannot be restarted, the peak so far is the (cautious) baseline.
+  const bool restarted = restart_peak_rss();
+  const long long baseline = restarted ? current_rss_bytes() : peak_rss_bytes();
+  std::cout << "edges " << s.edge_count() << "\nbaseline_rss_bytes " << baseline
+            << "\npeak_restarted " << restarted << '\n';
+  for (std::size_t round = 0; round < rounds; ++round) {
+    const auto where = [&] {
+      return std::string(to_string(who)) + " on " + std::string(to_string(kind)) + " (" +
+             std::to_string(modules) + " modules, threads " + std::to_string(threads) +
+             "), round " + std::to_string(round + 1) + ": ";
+    };
+    work.reset();
+    round_figures figures;
+    try {
+      figures = run_contender(who, s, work, threads);
+    } catch (const std::exception& e) {
+      std::cerr << "drover-bench: " << where() << e.what() << '\n';
+      return exit_failed;
+    }
+    if (const std::string problem = work.check(s); !problem.empty()) {
+      std::cerr << "drover-bench: COUNT MISMATCH: " << where() << problem << '\n';
+      return exit_failed;
+    }
+    std::cout << "round " << figures.build_ns << ' ' << figures.run_ns << '\n';
+  }
+  std::cout << "peak_rss_bytes " << peak_rss_bytes() << '\n';
+  return 0;
+}
+
+// Runs one measurement in a child process and reads its figures into `m`.
+void measure(measurement& m, std::size_t rounds) {
+  const child_outcome outcome =
+      run_self({"--child", "--workload", std::string(to_string(m.kind)), "--modules",
+                std::to_string(m.modules), "--threads", std::to_string(m.threads), "--contender",
+                std::string(to_string(m.who)), "--rounds", std::to_string(rounds)});
+  std::istringstream lines(outcome.output);
+  std::string key;
+  while (lines >> key) {
+    if (key == "edges") {
+      lines >> m.edges;
+    } else if (key == "baseline_rss_bytes") {
+      lines >> m.baseline_rss_bytes;
+    } else if (key == "peak_restarted") {
+      lines >> m.peak_restarted;
+    } else if (key == "round") {
+      std::int64_t build = 0, run = 0;
+      lines >> build >> run;
+      m.build_ns.push_back(build);
+      m.run_ns.push_back(run);
+    } else if (key == "peak_rss_bytes") {
+      lines >> m.peak_rss_bytes;
+    }
+  }
+  if (!outcome.failure.empty()) {
+    m.error = "the measuring process " + outcome.failure + " (its message is above)";
+  } else if (m.run_ns.size() != rounds || m.peak_rss_bytes <= 0) {
+    m.error = "the measuring process reported " + std::to_string(m.run_ns.size()) + " of " +
+              std::to_string(rounds) + " rounds" +
+              (m.peak_rss_bytes <= 0 ? " and no peak RSS" : "");
+  }
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+int run_all(const bench_settings& settings, bool tbb_left_out) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  std::cout << "drover-bench " << version_string << ": " << machine.cpu_model << ", "
+            << machine.cores << " cores, " << machine.kernel << "\n"
+            << machine.compiler << ", Boost " << machine.boost_version << ", TBB "
+            << (machine.tbb_version.empty() ? "not built (CMake did not find libtbb-dev)"
+                                            : machine.tbb_version)
+            << ", build type " << machine.build_type << "\n";
+  if (!machine.optimized) {
+    std::cout << "warning: drover-bench was compiled without optimization; its figures say "
+                 "little about the engine (configure with -DCMAKE_BUILD_TYPE=Release)\n";
+  }
+  if (tbb_left_out) std::cout << "note: the tbb contender is left out: it was not built\n";
+  std::cout << std::endl;
+
+  const std::size_t total = settings.workloads.size() * settings.sizes.size() *
+                            settings.threads.size() * settings.contenders.size();
+  std::vector<measurement> results;
+  results.reserve(total);
+  for (workload kind : settings.workloads) {
+    for (std::size_t modules : settings.sizes) {
+      for (std::size_t threads : settings.threads) {
+        for (contender who : settings.contenders) {
+          measurement m;
+          m.kind = kind;
+          m.modules = modules;
+          m.threads = threads;
+          m.who = who;
+          measure(m, settings.rounds);
+          char progress[200];
+          std::snprintf(progress, sizeof progress, "[%3zu/%zu] %-16s %-6s threads %zu %-13s ",
+                        results.size() + 1, total, std::string(to_string(kind)).c_str(),
+                        size_label(modules).c_str(), threads, std::string(to_string(who)).c_str());
+          std::cerr << progress;
+          if (m.ok()) {
+            std::snprintf(progress, sizeof progress, "run %.3f ms, %.1f ns/module, %.0f B/module",
+                          static_cast<double>(m.median_run_ns()) / 1e6, m.ns_per_module(),
+                          m.bytes_per_module());
+            std::cerr << progress << '\n';
+          } else {
+            std::cerr << "FAILED: " << m.error << '\n';
+          }
+          results.push_back(std::move(m));
+        }
+      }
+    }
+  }
+
+  std::cout << '\n';
+  print_tables(std::cout, results, settings);
+  if (std::any_of(results.begin(), results.end(),
+                  [](const auto& m) { return m.ok() && !m.peak_restarted; })) {
+    std::cout << "\nnote: the kernel did not let drover-bench restart its peak RSS "
+                 "(/proc/self/clear_refs), so B/module leaves out memory a contender reused "
+                 "after the shape was built\n";
+  }
+
+  if (!settings.json_path.empty()) {
+    boost::json::object doc = to_json(results, settings, machine);
+    doc["drover_version"] = version_string;
+    doc["started_at"] = started_at;
+    std::ofstream file(settings.json_path);
+    file << boost::json::serialize(doc) << '\n';
+    if (!file) {
+      std::cerr << "drover-bench: cannot write " << settings.json_path << '\n';
+      return exit_failed;
+    }
+  }
+
+  const auto failed = static_cast<std::size_t>(
+      std::count_if(results.begin(), results.end(), [](const auto& m) { return !m.ok(); }));
+  if (failed > 0) {
+    std::cout << "\ndrover-bench: " << failed << " of " << results.size()
+              << " measurements FAILED (see above)\n";
+    return exit_failed;
+  }
+  std::cout << "\ndrover-bench: " << results.size()
+            << " measurements; in every round each contender ran every module exactly once and "
+               "after its dependencies\n";
+  return 0;
+}
+
+int main_with_exceptions(int argc, char** argv) {
+  po::options_description visible("Options");
+  visible.add_options()("help,h", "print this help and exit")(
+      "workload,w", po::value<std::string>()->default_value("all"),
+      "comma-separated workloads, or all")(
+      "threads,t", po::value<std::string>()->default_value("1,2"), "comma-separated thread counts")(
+      "sizes,s", po::value<std::string>()->default_value("10,12,14,16,18,20"),
+      "comma-separated sizes: k (up to 30) or 2^k for 2^k modules, larger numbers as written")(
+      "rounds,r", po::value<std::size_t>()->default_value(5),
+      "rounds per measurement; figures are their median")(
+      "contender,c", po::value<std::string>()->default_value("all"),
+      "comma-separated contenders, or all (those built)")(
+      "json", po::value<std::string>(), "also write every figure and the machine to this file")(
+      "markdown", po::bool_switch(), "print the tables as Markdown")(
+      "quick", po::bool_switch(),
+      "smoke run: sizes 10,12 and 2 rounds unless given; checks counts, not speed");
+  po::options_description hidden;
+  hidden.add_options()("child", po::bool_switch())("modules", po::value<std::size_t>());
+  po::options_description all;
+  all.add(visible).add(hidden);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << help_text(visible);
+    return 0;
+  }
+
+  const bool explicit_sizes = !vm["sizes"].defaulted();
+  const bool explicit_rounds = !vm["rounds"].defaulted();
+  bench_settings settings;
+  settings.quick = vm["quick"].as<bool>();
+  settings.markdown = vm["markdown"].as<bool>();
+  settings.rounds = vm["rounds"].as<std::size_t>();
+  if (settings.quick && !explicit_rounds) settings.rounds = 2;
+  if (settings.rounds < 1) throw usage_error("--rounds: at least 1");
+  if (vm.count("json")) settings.json_path = vm["json"].as<std::string>();
+  settings.workloads = parse_workloads(vm["workload"].as<std::string>());
+  settings.threads = parse_threads(vm["threads"].as<std::string>());
+
+  if (vm["child"].as<bool>()) {
+    const std::vector<contender> who = parse_contenders(vm["contender"].as<std::string>());
+    if (settings.workloads.size() != 1 || settings.threads.size() != 1 || who.size() != 1 ||
+        !vm.count("modules")) {
+      throw usage_error("--child needs one workload, thread count and contender, and --modules");
+    }
+    return measure_in_child(settings.workloads[0], vm["modules"].as<std::size_t>(),
+                            settings.threads[0], who[0], settings.rounds);
+  }
+
+  settings.sizes = parse_sizes(settings.quick && !explicit_sizes ? std::string("10,12")
+                                                                 : vm["sizes"].as<std::string>());
+  const std::string contenders = vm["contender"].as<std::string>();
+  settings.contenders = parse_contenders(contenders);
+  const bool tbb_left_out = contenders == "all" && !is_built(contender::tbb);
+  return run_all(settings, tbb_left_out);
+}
+
+}  // namespace
+
+}  // namespace drover::bench
+
+int main(int argc, char** argv) {
+  try {
+    return drover::bench::main_with_exceptions(argc, argv);
+  } catch (const drover::bench::usage_error& e) {
+    std::cerr << "drover-bench: " << e.what() << "\nTry 'drover-bench --help'.\n";
+    return drover::bench::exit_usage;
+  } catch (const std::exception& e) {
+    std::cerr << "drover-bench: " << e.what() << '\n';
+    return drover::bench::exit_failed;
+  }
+}

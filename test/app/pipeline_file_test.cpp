@@ -1,0 +1,391 @@
+#include "pipeline_file.hpp"
+
+#define BOOST_TEST_MODULE pipeline_file
+#include "app_test_support.hpp"
+
+#include <drover/modules/registry.hpp>
+
+#include <boost/json/serialize.hpp>
+
+#include <stdlib.h>
+
+namespace {
+
+using namespace drover::app;
+using namespace drover::app_test;
+using std::chrono::milliseconds;
+
+const drover::modules::registry kinds = drover::modules::builtin_registry();
+
+loaded_pipeline parse(std::string_view text) {
+  return parse_pipeline(text, kinds, "unnamed");
+}
+
+/// Every problem of `text`, formatted as the CLI prints them, for file "p.json".
+std::vector<std::string> problems_of(std::string_view text) {
+  std::vector<std::string> out;
+  for (const auto& p : parse(text).problems)
+    out.push_back(format_problem("p.json", p));
+  return out;
+}
+
+/// The one problem of `text`; fails the test if there is not exactly one.
+std::string only_problem(std::string_view text) {
+  auto all = problems_of(text);
+  BOOST_TEST_REQUIRE(all.size() == 1u, "expected one problem, got " << all.size() << " in\n"
+                                                                    << text);
+  return all.front();
+}
+
+const drover::module_spec& module_named(const loaded_pipeline& loaded, std::string_view id) {
+  for (const auto& m : loaded.pipeline.modules) {
+    if (m.id == id) return m;
+  }
+  BOOST_FAIL("no module " << id);
+  throw std::logic_error("unreachable");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(pipeline_file)
+
+BOOST_AUTO_TEST_CASE(reads_every_field) {
+  const auto loaded = parse(R"({
+    "name": "release",
+    "mode": "keep_going",
+    "defaults": {"retries": 2, "timeout": "30s",
+                 "backoff": {"initial": "200ms", "multiplier": 3, "max": "1m", "jitter": 0.5}},
+    "modules": [
+      {"id": "fetch", "kind": "noop"},
+      {"id": "build", "kind": "exec", "params": {"argv": ["make", "-j2"]}, "deps": ["fetch"],
+       "retries": 4, "backoff": {"initial": 50, "jitter": 0}, "timeout": "2m",
+       "always_run": true, "ignore_failure": true, "tags": ["ci", "slow"], "priority": -3,
+       "skip_if": {"file_exists": "/nonexistent/drover-test-marker"}}
+    ]
+  })");
+  BOOST_TEST_REQUIRE(loaded.ok());
+  const auto& p = loaded.pipeline;
+  BOOST_TEST(p.name == "release");
+  BOOST_TEST((p.mode == drover::execution_mode::keep_going));
+  BOOST_TEST(p.defaults.retries == 2);
+  BOOST_TEST(p.defaults.timeout.value() == milliseconds{30'000});
+  BOOST_TEST(p.defaults.backoff.initial == milliseconds{200});
+  BOOST_TEST(p.defaults.backoff.multiplier == 3.0);
+  BOOST_TEST(p.defaults.backoff.max == milliseconds{60'000});
+  BOOST_TEST(p.defaults.backoff.jitter == 0.5);
+  BOOST_TEST_REQUIRE(p.modules.size() == 2u);
+
+  const auto& fetch = p.modules[0];
+  BOOST_TEST(fetch.id == "fetch");
+  BOOST_TEST(fetch.kind == "noop");
+  BOOST_TEST(static_cast<bool>(fetch.body));
+  BOOST_TEST(!fetch.retries.has_value());
+  BOOST_TEST(!fetch.timeout.has_value());
+  BOOST_TEST(!fetch.backoff.has_value());
+  BOOST_TEST(!fetch.always_run);
+  BOOST_TEST(!fetch.ignore_failure);
+  BOOST_TEST(!fetch.skip_if);
+  BOOST_TEST(fetch.priority == 0);
+
+  const auto& build = p.modules[1];
+  BOOST_TEST(build.kind == "exec");
+  BOOST_TEST(boost::json::serialize(build.params) == R"({"argv":["make","-j2"]})");
+  BOOST_TEST(static_cast<bool>(build.body));
+  BOOST_TEST(build.deps == std::vector<std::string>{"fetch"});
+  BOOST_TEST(build.retries.value() == 4);
+  // Backoff keys a module leaves out come from the pipeline's defaults.
+  BOOST_TEST_REQUIRE(build.backoff.has_value());
+  BOOST_TEST(build.backoff->initial == milliseconds{50});
+  BOOST_TEST(build.backoff->multiplier == 3.0);
+  BOOST_TEST(build.backoff->max == milliseconds{60'000});
+  BOOST_TEST(build.backoff->jitter == 0.0);
+  BOOST_TEST(build.timeout.value() == milliseconds{120'000});
+  BOOST_TEST(build.always_run);
+  BOOST_TEST(build.ignore_failure);
+  BOOST_TEST((build.tags == std::vector<std::string>{"ci", "slow"}));
+  BOOST_TEST(build.priority == -3);
+  BOOST_TEST_REQUIRE(static_cast<bool>(build.skip_if));
+  BOOST_TEST(!build.skip_if().has_value());
+}
+
+BOOST_AUTO_TEST_CASE(defaults_when_fields_are_left_out) {
+  const auto loaded = parse(R"({"modules": [{"id": "a", "kind": "noop"}]})");
+  BOOST_TEST_REQUIRE(loaded.ok());
+  BOOST_TEST(loaded.pipeline.name == "unnamed");
+  BOOST_TEST((loaded.pipeline.mode == drover::execution_mode::fail_fast));
+  BOOST_TEST(loaded.pipeline.defaults.retries == 0);
+  BOOST_TEST(!loaded.pipeline.defaults.timeout.has_value());
+  BOOST_TEST(loaded.pipeline.modules[0].params.is_object());
+}
+
+BOOST_AUTO_TEST_CASE(accepts_comments_and_trailing_commas) {
+  const auto loaded = parse(R"(// a pipeline
+    {
+      /* the modules */
+      "modules": [
+        {"id": "a", "kind": "noop",},  // trailing comma in an object
+        {"id": "b", "kind": "noop", "deps": ["a",],},
+      ],
+    })");
+  BOOST_TEST_REQUIRE(loaded.ok());
+  BOOST_TEST(loaded.pipeline.modules.size() == 2u);
+  BOOST_TEST(loaded.pipeline.modules[1].deps == std::vector<std::string>{"a"});
+}
+
+BOOST_AUTO_TEST_CASE(durations) {
+  milliseconds d{};
+  BOOST_TEST((parse_duration("500ms", d) && d == milliseconds{500}));
+  BOOST_TEST((parse_duration("30s", d) && d == milliseconds{30'000}));
+  BOOST_TEST((parse_duration("2m", d) && d == milliseconds{120'000}));
+  BOOST_TEST((parse_duration("1h", d) && d == milliseconds{3'600'000}));
+  BOOST_TEST((parse_duration("0ms", d) && d == milliseconds{0}));
+  for (std::string_view bad :
+       {"", "5", "s", "5 s", "1.5s", "-1s", "10d", "5sec", "ms5", "99999999999999999999h"}) {
+    BOOST_TEST(!parse_duration(bad, d), "accepted '" << bad << "'");
+  }
+  const auto loaded = parse(R"({"modules": [{"id": "a", "kind": "noop", "timeout": 250}]})");
+  BOOST_TEST_REQUIRE(loaded.ok());
+  BOOST_TEST(loaded.pipeline.modules[0].timeout.value() == milliseconds{250});
+}
+
+BOOST_AUTO_TEST_CASE(skip_if_conditions_and_their_reasons) {
+  ::unsetenv("DROVER_TEST_SKIP");
+  ::unsetenv("DROVER_TEST_MODE");
+  scratch_dir dir;
+  const auto marker = dir / "marker";
+  const auto loaded = parse(R"({"modules": [
+    {"id": "by_env", "kind": "noop", "skip_if": {"env": "DROVER_TEST_SKIP"}},
+    {"id": "by_value", "kind": "noop", "skip_if": {"env_equals": {"DROVER_TEST_MODE": "fast"}}},
+    {"id": "by_file", "kind": "noop", "skip_if": {"file_exists": ")" +
+                            marker.string() + R"("}}
+  ]})");
+  BOOST_TEST_REQUIRE(loaded.ok());
+  const auto& by_env = module_named(loaded, "by_env").skip_if;
+  const auto& by_value = module_named(loaded, "by_value").skip_if;
+  const auto& by_file = module_named(loaded, "by_file").skip_if;
+
+  BOOST_TEST(!by_env().has_value());
+  ::setenv("DROVER_TEST_SKIP", "", 1);
+  BOOST_TEST(!by_env().has_value(), "an empty variable does not count as set");
+  ::setenv("DROVER_TEST_SKIP", "1", 1);
+  BOOST_TEST(by_env().value() == "skip_if: environment variable DROVER_TEST_SKIP is set");
+
+  BOOST_TEST(!by_value().has_value());
+  ::setenv("DROVER_TEST_MODE", "slow", 1);
+  BOOST_TEST(!by_value().has_value());
+  ::setenv("DROVER_TEST_MODE", "fast", 1);
+  BOOST_TEST(by_value().value() ==
+             R"(skip_if: environment variable DROVER_TEST_MODE equals "fast")");
+
+  BOOST_TEST(!by_file().has_value());
+  dir.write("marker", "");
+  BOOST_TEST(by_file().value() == "skip_if: file " + marker.string() + " exists");
+  ::unsetenv("DROVER_TEST_SKIP");
+  ::unsetenv("DROVER_TEST_MODE");
+}
+
+BOOST_AUTO_TEST_CASE(positions_are_lines_and_characters_from_one) {
+  // The value of "retries" starts on line 3, column 14; "é" is one character, two bytes.
+  BOOST_TEST(only_problem("{\"modules\": [\n"
+                          "  {\"id\": \"é\", \"kind\": \"noop\",\n"
+                          "   \"retries\": -1}]}") ==
+             "p.json:3:15: module 'é': field 'retries': expected a non-negative integer");
+  const json_source_map map{"{\n  \"a\": [1,\n  {\"b\": // c\n true}]}"};
+  BOOST_TEST((map.value_position("/a/1/b") == text_position{4, 2}));
+  BOOST_TEST((map.key_position("/a/1/b") == text_position{3, 4}));
+  BOOST_TEST((map.value_position("/a/0") == text_position{2, 9}));
+  BOOST_TEST((map.value_position("/a/7") == text_position{2, 8}), "falls back to the parent");
+  BOOST_TEST((map.value_position("") == text_position{1, 1}));
+}
+
+BOOST_AUTO_TEST_CASE(syntax_errors_stop_at_the_first) {
+  BOOST_TEST(only_problem("{\"modules\": [\n  {\"id\": \"a\" \"kind\": \"noop\"}]}") ==
+             "p.json:2:14: invalid JSON: syntax error");
+  BOOST_TEST(only_problem("{\"modules\": [\n  {\"id\": \"a\",") ==
+             "p.json:2:14: invalid JSON: unexpected end of file");
+  BOOST_TEST(only_problem("{\"modules\": []} x") == "p.json:1:17: invalid JSON: extra data");
+  BOOST_TEST(only_problem("") == "p.json:1:1: the file is empty; expected a JSON object");
+  BOOST_TEST(only_problem(" \n\t") == "p.json:1:1: the file is empty; expected a JSON object");
+}
+
+BOOST_AUTO_TEST_CASE(top_level_must_be_an_object_with_modules) {
+  BOOST_TEST(only_problem("[{\"id\": \"a\", \"kind\": \"noop\"}]") ==
+             "p.json:1:1: expected a JSON object at the top level, got an array");
+  BOOST_TEST(only_problem("42") ==
+             "p.json:1:1: expected a JSON object at the top level, got a number");
+  BOOST_TEST(only_problem("{\"name\": \"x\"}") == "p.json:1:1: missing field 'modules'");
+  BOOST_TEST(only_problem("{\"modules\": {}}") ==
+             "p.json:1:13: field 'modules': expected an array of modules");
+  BOOST_TEST(only_problem("{\"modules\": [], \"mode\": \"fast\"}") ==
+             "p.json:1:25: field 'mode': expected \"fail_fast\" or \"keep_going\"");
+  BOOST_TEST(only_problem("{\"modules\": [], \"name\": 7}") ==
+             "p.json:1:25: field 'name': expected a string");
+  BOOST_TEST(parse("{\"modules\": []}").ok());
+}
+
+BOOST_AUTO_TEST_CASE(unknown_fields_name_the_closest_known_one) {
+  BOOST_TEST(
+      only_problem("{\"modules\": [{\"id\": \"build\", \"kind\": \"noop\", \"retires\": 2}]}") ==
+      "p.json:1:46: module 'build': unknown field 'retires' (did you mean 'retries'?)");
+  BOOST_TEST(only_problem("{\"modules\": [{\"id\": \"b\", \"kind\": \"noop\", \"colour\": 2}]}") ==
+             "p.json:1:42: module 'b': unknown field 'colour'");
+  BOOST_TEST(only_problem("{\"modules\": [], \"default\": {}}") ==
+             "p.json:1:17: unknown field 'default' (did you mean 'defaults'?)");
+  BOOST_TEST(only_problem("{\"modules\": [], \"defaults\": {\"timout\": 5}}") ==
+             "p.json:1:30: unknown field 'timout' (did you mean 'timeout'?)");
+  BOOST_TEST(only_problem("{\"modules\": [{\"id\": \"b\", \"kind\": \"noop\", "
+                          "\"backoff\": {\"jiter\": 0}}]}") ==
+             "p.json:1:54: module 'b': unknown field 'jiter' (did you mean 'jitter'?)");
+  BOOST_TEST(only_problem("{\"modules\": [{\"id\": \"b\", \"kind\": \"noop\", \"retries\": 1, "
+                          "\"retries\": 2}]}") ==
+             "p.json:1:56: module 'b': field 'retries': duplicate field: a field may appear "
+             "only once");
+}
+
+BOOST_AUTO_TEST_CASE(wrong_types_and_values) {
+  const std::string head = "{\"modules\": [{\"id\": \"m\", \"kind\": \"noop\", ";
+  // Each member starts at column 42.
+  auto problem_with = [&](std::string_view member) {
+    return only_problem(head + std::string{member} + "}]}");
+  };
+  BOOST_TEST(problem_with("\"retries\": \"3\"") ==
+             "p.json:1:53: module 'm': field 'retries': expected a non-negative integer");
+  BOOST_TEST(problem_with("\"retries\": 1.5") ==
+             "p.json:1:53: module 'm': field 'retries': expected a non-negative integer");
+  BOOST_TEST(problem_with("\"priority\": true") ==
+             "p.json:1:54: module 'm': field 'priority': expected an integer");
+  BOOST_TEST(problem_with("\"always_run\": 1") ==
+             "p.json:1:56: module 'm': field 'always_run': expected true or false");
+  BOOST_TEST(problem_with("\"ignore_failure\": \"yes\"") ==
+             "p.json:1:60: module 'm': field 'ignore_failure': expected true or false");
+  BOOST_TEST(problem_with("\"deps\": \"a\"") ==
+             "p.json:1:50: module 'm': field 'deps': expected an array of strings");
+  BOOST_TEST(problem_with("\"tags\": [\"ok\", 3]") ==
+             "p.json:1:57: module 'm': field 'tags[1]': expected a non-empty string");
+  BOOST_TEST(problem_with("\"timeout\": \"5 s\"") ==
+             "p.json:1:53: module 'm': field 'timeout': expected a duration: milliseconds as "
+             "an integer, or a string such as \"500ms\", \"30s\", \"2m\" or \"1h\"");
+  BOOST_TEST(problem_with("\"timeout\": 0") ==
+             "p.json:1:53: module 'm': field 'timeout': expected a positive duration");
+  BOOST_TEST(problem_with("\"backoff\": {\"multiplier\": 0.5}") ==
+             "p.json:1:68: module 'm': field 'backoff.multiplier': expected a number >= 1");
+  BOOST_TEST(problem_with("\"backoff\": {\"jitter\": 1.5}") ==
+             "p.json:1:64: module 'm': field 'backoff.jitter': expected a number from 0 to 1");
+  BOOST_TEST(problem_with("\"backoff\": {\"max\": \"soon\"}") ==
+             "p.json:1:61: module 'm': field 'backoff.max': expected a duration: milliseconds "
+             "as an integer, or a string such as \"500ms\", \"30s\", \"2m\" or \"1h\"");
+  BOOST_TEST(problem_with("\"skip_if\": {}") ==
+             "p.json:1:53: module 'm': field 'skip_if': expected an object with one of \"env\", "
+             "\"env_equals\" or \"file_exists\"");
+  BOOST_TEST(problem_with("\"skip_if\": {\"env\": \"\"}") ==
+             "p.json:1:61: module 'm': field 'skip_if.env': expected the name of an environment "
+             "variable");
+  BOOST_TEST(problem_with("\"skip_if\": {\"env_equals\": {\"A\": 1}}") ==
+             "p.json:1:68: module 'm': field 'skip_if.env_equals': expected an object with one "
+             "member, such as {\"CI\": \"true\"}");
+}
+
+BOOST_AUTO_TEST_CASE(modules_without_id_or_kind) {
+  BOOST_TEST(only_problem("{\"modules\": [\n  {\"kind\": \"noop\", \"deps\": [\"ghost\"]}]}") ==
+             "p.json:2:3: module #1: missing field 'id'");
+  BOOST_TEST(only_problem("{\"modules\": [\n  {\"id\": \"a\"}]}") ==
+             "p.json:2:3: module 'a': missing field 'kind'");
+  BOOST_TEST(only_problem("{\"modules\": [\n  {\"id\": \"\", \"kind\": \"noop\"}]}") ==
+             "p.json:2:10: module #1: field 'id': expected a non-empty string");
+  BOOST_TEST(only_problem("{\"modules\": [\n  \"a\"]}") ==
+             "p.json:2:3: module #1: expected a module object with at least \"id\" and \"kind\"");
+}
+
+BOOST_AUTO_TEST_CASE(kinds_and_their_params) {
+  BOOST_TEST(only_problem("{\"modules\": [{\"id\": \"a\", \"kind\": \"exce\"}]}") ==
+             "p.json:1:34: module 'a': field 'kind': unknown kind 'exce' (did you mean 'exec'?)");
+  BOOST_TEST(only_problem("{\"modules\": [{\"id\": \"a\", \"kind\": \"docker\"}]}") ==
+             "p.json:1:34: module 'a': field 'kind': unknown kind 'docker' (known kinds: exec, "
+             "noop, sleep)");
+  // Params problems come from the kind's factory and point into params.
+  const auto message = only_problem(
+      "{\"modules\": [{\"id\": \"a\", \"kind\": \"sleep\", \"params\": {\"ms\": -4}}]}");
+  BOOST_TEST(message.starts_with("p.json:1:60: module 'a': field 'params.ms': "), message);
+}
+
+BOOST_AUTO_TEST_CASE(graph_problems_point_at_the_module) {
+  // Modules are numbered as in the file, counting those with problems of their own.
+  BOOST_TEST(only_problem("{\"modules\": [\n"
+                          "  {\"id\": \"a\", \"kind\": \"noop\"},\n"
+                          "  {\"id\": \"a\", \"kind\": \"noop\"}]}") ==
+             "p.json:3:10: module 'a': field 'id': duplicate module id 'a' (modules #1 and #2)");
+  const auto numbered = problems_of(
+      "{\"modules\": [\n"
+      "  {\"id\": \"a\", \"kind\": \"noop\"}, 7,\n"
+      "  {\"id\": \"a\", \"kind\": \"noop\"}]}");
+  BOOST_TEST_REQUIRE(numbered.size() == 2u);
+  BOOST_TEST(numbered[1] ==
+             "p.json:3:10: module 'a': field 'id': duplicate module id 'a' (modules #1 and #3)");
+  BOOST_TEST(only_problem("{\"modules\": [\n"
+                          "  {\"id\": \"a\", \"kind\": \"noop\", \"deps\": [\"b\", \"zz\"]},\n"
+                          "  {\"id\": \"b\", \"kind\": \"noop\"}]}")
+                 .starts_with("p.json:2:45: module 'a': field 'deps[1]': "));
+  const auto cycle = problems_of(
+      "{\"modules\": [\n"
+      "  {\"id\": \"a\", \"kind\": \"noop\", \"deps\": [\"b\"]},\n"
+      "  {\"id\": \"b\", \"kind\": \"noop\", \"deps\": [\"a\"]}]}");
+  BOOST_TEST_REQUIRE(!cycle.empty());
+  BOOST_TEST(cycle.front().find("dependency cycle: ") != std::string::npos, cycle.front());
+  const bool names_the_cycle = cycle.front().find("a -> b -> a") != std::string::npos ||
+                               cycle.front().find("b -> a -> b") != std::string::npos;
+  BOOST_TEST(names_the_cycle, cycle.front());
+}
+
+BOOST_AUTO_TEST_CASE(reports_every_problem_at_once_in_text_order) {
+  const auto all = problems_of(R"({
+  "mode": 1,
+  "modules": [
+    {"id": "a", "kind": "noop", "retries": -1},
+    {"kind": "noop"},
+    {"id": "c", "kind": "nope", "deps": ["ghost"], "timeout": "never"}
+  ]
+})");
+  const std::vector<std::string> expected{
+      "p.json:2:11: field 'mode': expected \"fail_fast\" or \"keep_going\"",
+      "p.json:4:44: module 'a': field 'retries': expected a non-negative integer",
+      "p.json:5:5: module #2: missing field 'id'",
+      "p.json:6:25: module 'c': field 'kind': unknown kind 'nope' (did you mean 'noop'?)",
+      "p.json:6:42: module 'c': field 'deps[0]': module 'c' depends on unknown module 'ghost'",
+      "p.json:6:63: module 'c': field 'timeout': expected a duration: milliseconds as an "
+      "integer, or a string such as \"500ms\", \"30s\", \"2m\" or \"1h\""};
+  BOOST_TEST(all == expected, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(control_characters_are_escaped_in_messages) {
+  const auto all = problems_of(R"({"modules": [{"id": "x", "kind": "noop", "deps": ["a\nb"]}]})");
+  BOOST_TEST_REQUIRE(all.size() == 1u);
+  BOOST_TEST(all[0] ==
+             "p.json:1:51: module 'x': field 'deps[0]': module 'x' depends on unknown module "
+             "'a\\x0ab'");
+}
+
+BOOST_AUTO_TEST_CASE(files) {
+  scratch_dir dir;
+  const auto file = dir.write("ci.json", R"({"modules": [{"id": "a", "kind": "noop"}]})");
+  const auto loaded = load_pipeline_file(file, kinds);
+  BOOST_TEST_REQUIRE(loaded.ok());
+  BOOST_TEST(loaded.pipeline.name == "ci", "the name defaults to the file's stem");
+
+  const auto missing = load_pipeline_file(dir / "nope.json", kinds);
+  BOOST_TEST_REQUIRE(missing.problems.size() == 1u);
+  BOOST_TEST(format_problem("nope.json", missing.problems[0]) ==
+             "nope.json: cannot read the file: No such file or directory");
+  const auto directory = load_pipeline_file(dir.path(), kinds);
+  BOOST_TEST_REQUIRE(directory.problems.size() == 1u);
+  BOOST_TEST(directory.problems[0].message == "cannot read the file: it is a directory");
+}
+
+BOOST_AUTO_TEST_CASE(closest_match_allows_two_edits) {
+  const std::vector<std::string> names{"retries", "timeout", "tags"};
+  BOOST_TEST(closest_match("retires", names) == "retries");
+  BOOST_TEST(closest_match("timout", names) == "timeout");
+  BOOST_TEST(closest_match("tag", names) == "tags");
+  BOOST_TEST(closest_match("priority", names) == "");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

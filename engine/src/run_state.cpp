@@ -272,7 +272,8 @@ void run_state::drain_outbox() {
     batch.swap(outbox_);
     drain_posted_ = false;
   }
-  for (const worker_report& r : batch) handle(r);
+  for (const worker_report& r : batch)
+    handle(r);
   {
     // Hand the (now empty) buffer back so its capacity is reused instead of reallocated.
     std::lock_guard lock(outbox_mutex_);

@@ -4,7 +4,8 @@
 // Ownership: everything marked [run strand] is touched only on strand_. A module that has been
 // handed to a worker through the ready channel belongs to that worker until its completion is
 // posted back: the worker writes its result slot's attempt fields, nothing else does. Fields
-// of a worker marked [worker strand] are touched only on that worker's strand.
+// of a worker marked [worker strand] are touched only on that worker's strand, which is
+// strand_ itself unless the engine has a worker pool.
 
 #include "ready_queue.hpp"
 

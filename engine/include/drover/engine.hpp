@@ -32,9 +32,10 @@ struct run_options {
 
 /// Settings for an engine.
 struct engine_options {
-  /// 0: workers run on the caller's executor and the engine starts no threads. N > 0: the
-  /// engine owns a pool of N threads and runs workers there (run state stays on the caller's
-  /// executor).
+  /// 0: workers run on the caller's executor, on the run's strand, and the engine starts no
+  /// threads; bodies that wait run concurrently, CPU work in bodies is serialized. N > 0: the
+  /// engine owns a pool of N threads and gives each worker its own strand there (run state
+  /// stays on the caller's executor). Destroy the engine only after its runs completed.
   std::size_t worker_threads = 0;
 };
 

@@ -5,11 +5,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -48,6 +50,25 @@ std::string describe_blocker(module_status status) {
       return "was skipped";
     default:
       return "did not succeed";
+  }
+}
+
+// How an attempt that threw ends: timeout_error means timed_out, an aborted wait means
+// cancelled (callers check that the engine did cancel it), anything else failed.
+void classify_failure(std::exception_ptr thrown, module_status& status, std::string& error) {
+  status = module_status::failed;
+  try {
+    std::rethrow_exception(thrown);
+  } catch (const timeout_error& e) {
+    status = module_status::timed_out;
+    error = e.what();
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted) status = module_status::cancelled;
+    error = e.what();
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "unknown exception";
   }
 }
 
@@ -204,20 +225,20 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
         boost::json::value value = co_await spec.body(ctx);
         if (!w.retired) slot.value = std::move(value);
         status = module_status::succeeded;
-      } catch (const timeout_error& e) {
-        status = module_status::timed_out;
-        error = e.what();
-      } catch (const std::exception& e) {
-        error = e.what();
       } catch (...) {
-        error = "unknown exception";
+        classify_failure(std::current_exception(), status, error);
       }
     }
 
     w.current = no_module;
     if ((co_await asio::this_coro::cancellation_state).cancelled() !=
         asio::cancellation_type::none) {
+      // The engine cancelled this attempt: "Operation canceled" from the aborted wait says
+      // nothing the strand's own reason does not.
+      if (status == module_status::cancelled) error.clear();
       co_await asio::this_coro::reset_cancellation_state();
+    } else if (status == module_status::cancelled) {
+      status = module_status::failed;  // an abort the body met on its own is a failure
     }
     if (w.retired) {
       // The strand already gave up on this attempt and may have finished the run: the slot is
@@ -312,13 +333,8 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
         try {
           t->outcome.value = co_await self->pipeline_.modules[t->module].body(t->ctx);
           t->outcome.status = module_status::succeeded;
-        } catch (const timeout_error& e) {
-          t->outcome.status = module_status::timed_out;
-          t->outcome.error = e.what();
-        } catch (const std::exception& e) {
-          t->outcome.error = e.what();
         } catch (...) {
-          t->outcome.error = "unknown exception";
+          classify_failure(std::current_exception(), t->outcome.status, t->outcome.error);
         }
       },
       asio::bind_cancellation_slot(t->signal.slot(), [t](std::exception_ptr) {
@@ -327,7 +343,11 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
       }));
 
   auto [ec] = co_await t->timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  if (t->done) co_return std::move(t->outcome);
+  if (t->done) {
+    // Nobody cancelled it yet: an abort it met was its own doing.
+    if (t->outcome.status == module_status::cancelled) t->outcome.status = module_status::failed;
+    co_return std::move(t->outcome);
+  }
 
   // Either the limit passed (no error) or the run cancelled this worker (aborted wait).
   const bool timed_out = !ec;
@@ -344,7 +364,7 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
   if (!t->done) {
     outcome.error += "; the body ignored cancellation for " +
                      std::to_string(options_.cancel_grace.count()) + " ms and was abandoned";
-  } else if (!t->outcome.error.empty()) {
+  } else if (!t->outcome.error.empty() && t->outcome.status != module_status::cancelled) {
     // What the body said while stopping (exec: the last lines of output) is worth keeping.
     outcome.error += ": " + t->outcome.error;
   }

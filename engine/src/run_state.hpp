@@ -31,15 +31,17 @@ namespace drover::detail {
 using index = std::uint32_t;
 inline constexpr index no_module = static_cast<index>(-1);
 
-/// What one attempt of a body produced. The worker stores value and error in the module's
-/// result slot (which it owns while the module is dispatched) and reports only the status.
+/// What a timed attempt (run_timed) produced. The worker then stores value and error in the
+/// module's result slot, which it owns while the module is dispatched, and reports only the
+/// status.
 struct attempt_outcome {
   module_status status = module_status::failed;
   boost::json::value value;
   std::string error;
 };
 
-/// A message from a worker to the run strand, queued in the outbox.
+/// A message from a worker to the run strand: handled inline when the worker runs on the run
+/// strand, queued in the outbox when it runs on a pool.
 struct worker_report {
   enum class kind : std::uint8_t { started, finished, not_started };
   kind what;

@@ -117,6 +117,12 @@ struct graph_builder {
 
     detail::id_index index_of(n);
     const auto id_of = [&p](std::uint32_t i) -> std::string_view { return p.modules[i].id; };
+    // Ids, then dependencies, are hashed ahead of the table probes so that those can be
+    // prefetched; each array of hashes is freed before the next, to keep the peak low.
+    constexpr std::size_t prefetch_distance = 16;
+    std::vector<std::uint64_t> id_hash(n);
+    for (std::uint32_t i = 0; i < n; ++i)
+      id_hash[i] = detail::id_index::hash(p.modules[i].id);
     for (std::uint32_t i = 0; i < n; ++i) {
       const module_spec& m = p.modules[i];
       if (m.id.empty()) {
@@ -128,7 +134,8 @@ struct graph_builder {
             {m.id, "id",
              "module id " + in_quotes(m.id) + " contains whitespace or control characters"});
       }
-      const std::uint32_t first = index_of.insert(m.id, i, id_of);
+      if (i + prefetch_distance < n) index_of.prefetch(id_hash[i + prefetch_distance]);
+      const std::uint32_t first = index_of.insert(id_hash[i], m.id, i, id_of);
       if (first != detail::id_index::npos) {
         problems.push_back({m.id, "id",
                             "duplicate module id " + in_quotes(m.id) + " (modules #" +
@@ -149,15 +156,30 @@ struct graph_builder {
       check_policies(m.id, m.retries, m.backoff, m.timeout, problems);
     }
 
+    id_hash = {};
+    std::size_t dep_count = 0;
+    for (const module_spec& m : p.modules)
+      dep_count += m.deps.size();
+    std::vector<std::uint64_t> dep_hash;
+    dep_hash.reserve(dep_count);  // one allocation: growing it left the heap fragmented
+    for (const module_spec& m : p.modules) {
+      for (const std::string& dep : m.deps)
+        dep_hash.push_back(detail::id_index::hash(dep));
+    }
+
     // Edges, deduplicated per module: listing a dependency twice is harmless.
     graph g;
     g.pred_offsets_.assign(n + 1, 0);
     std::vector<std::uint32_t> dep_scratch;
+    std::size_t next_dep = 0;  // position in dep_hash
     for (std::uint32_t i = 0; i < n; ++i) {
       const module_spec& m = p.modules[i];
       dep_scratch.clear();
       for (const std::string& dep : m.deps) {
-        const std::uint32_t d = index_of.find(dep, id_of);
+        if (next_dep + prefetch_distance < dep_hash.size()) {
+          index_of.prefetch(dep_hash[next_dep + prefetch_distance]);
+        }
+        const std::uint32_t d = index_of.find(dep_hash[next_dep++], dep, id_of);
         if (d == detail::id_index::npos) {
           problems.push_back(
               {m.id, "deps",

@@ -24,10 +24,18 @@ class id_index {
     mask_ = capacity - 1;
   }
 
-  /// Inserts module `i` with id `id`; returns the index already holding that id, or npos.
+  static std::uint64_t hash(std::string_view id) noexcept {
+    return std::hash<std::string_view>{}(id);
+  }
+
+  /// Starts loading the slot a later insert or find of hash `h` will probe first. Building a
+  /// large graph is bound by these cache misses; issuing them ahead overlaps them.
+  void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(&slots_[h & mask_]); }
+
+  /// Inserts module `i` with id `id` (whose hash is `h`); returns the index already holding
+  /// that id, or npos.
   template <class IdOf>
-  std::uint32_t insert(std::string_view id, std::uint32_t i, IdOf id_of) {
-    const std::uint64_t h = std::hash<std::string_view>{}(id);
+  std::uint32_t insert(std::uint64_t h, std::string_view id, std::uint32_t i, IdOf id_of) {
     for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
       slot& s = slots_[pos];
       if (s.index == npos) {
@@ -38,9 +46,9 @@ class id_index {
     }
   }
 
+  /// The index of the module with id `id` (whose hash is `h`), or npos.
   template <class IdOf>
-  std::uint32_t find(std::string_view id, IdOf id_of) const {
-    const std::uint64_t h = std::hash<std::string_view>{}(id);
+  std::uint32_t find(std::uint64_t h, std::string_view id, IdOf id_of) const {
     for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
       const slot& s = slots_[pos];
       if (s.index == npos) return npos;

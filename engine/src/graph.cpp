@@ -117,14 +117,15 @@ struct graph_builder {
 
     detail::id_index index_of(n);
     const auto id_of = [&p](std::uint32_t i) -> std::string_view { return p.modules[i].id; };
-    // Ids, then dependencies, are hashed ahead of the table probes so that those can be
-    // prefetched; each array of hashes is freed before the next, to keep the peak low.
-    constexpr std::size_t prefetch_distance = 16;
-    std::vector<std::uint64_t> id_hash(n);
-    for (std::uint32_t i = 0; i < n; ++i)
-      id_hash[i] = detail::id_index::hash(p.modules[i].id);
+    // Table probes miss the cache on large pipelines; hashing a few ids ahead lets the probes
+    // be prefetched, which halves the time to build a graph of a million modules.
+    std::uint32_t next_id = 0;
+    detail::hash_lookahead id_hashes(index_of, [&]() -> const std::string* {
+      return next_id < n ? &p.modules[next_id++].id : nullptr;
+    });
     for (std::uint32_t i = 0; i < n; ++i) {
       const module_spec& m = p.modules[i];
+      const std::uint64_t id_hash = id_hashes.next();
       if (m.id.empty()) {
         problems.push_back({"", "id", "module #" + std::to_string(i + 1) + " has an empty id"});
         continue;
@@ -134,8 +135,7 @@ struct graph_builder {
             {m.id, "id",
              "module id " + in_quotes(m.id) + " contains whitespace or control characters"});
       }
-      if (i + prefetch_distance < n) index_of.prefetch(id_hash[i + prefetch_distance]);
-      const std::uint32_t first = index_of.insert(id_hash[i], m.id, i, id_of);
+      const std::uint32_t first = index_of.insert(id_hash, m.id, i, id_of);
       if (first != detail::id_index::npos) {
         problems.push_back({m.id, "id",
                             "duplicate module id " + in_quotes(m.id) + " (modules #" +
@@ -156,30 +156,25 @@ struct graph_builder {
       check_policies(m.id, m.retries, m.backoff, m.timeout, problems);
     }
 
-    id_hash = {};
-    std::size_t dep_count = 0;
-    for (const module_spec& m : p.modules)
-      dep_count += m.deps.size();
-    std::vector<std::uint64_t> dep_hash;
-    dep_hash.reserve(dep_count);  // one allocation: growing it left the heap fragmented
-    for (const module_spec& m : p.modules) {
-      for (const std::string& dep : m.deps)
-        dep_hash.push_back(detail::id_index::hash(dep));
-    }
+    std::uint32_t ahead_module = 0;
+    std::size_t ahead_dep = 0;
+    detail::hash_lookahead dep_hashes(index_of, [&]() -> const std::string* {
+      while (ahead_module < n && ahead_dep == p.modules[ahead_module].deps.size()) {
+        ++ahead_module;
+        ahead_dep = 0;
+      }
+      return ahead_module < n ? &p.modules[ahead_module].deps[ahead_dep++] : nullptr;
+    });
 
     // Edges, deduplicated per module: listing a dependency twice is harmless.
     graph g;
     g.pred_offsets_.assign(n + 1, 0);
     std::vector<std::uint32_t> dep_scratch;
-    std::size_t next_dep = 0;  // position in dep_hash
     for (std::uint32_t i = 0; i < n; ++i) {
       const module_spec& m = p.modules[i];
       dep_scratch.clear();
       for (const std::string& dep : m.deps) {
-        if (next_dep + prefetch_distance < dep_hash.size()) {
-          index_of.prefetch(dep_hash[next_dep + prefetch_distance]);
-        }
-        const std::uint32_t d = index_of.find(dep_hash[next_dep++], dep, id_of);
+        const std::uint32_t d = index_of.find(dep_hashes.next(), dep, id_of);
         if (d == detail::id_index::npos) {
           problems.push_back(
               {m.id, "deps",

@@ -65,4 +65,40 @@ class id_index {
   std::size_t mask_ = 0;
 };
 
+/// Hashes of a sequence of ids, computed a few ids ahead of their use so that their slots in
+/// an id_index can be prefetched, without an array of hashes for the whole sequence.
+/// `next_id()` returns a pointer to the next id of the sequence, or nullptr after the last.
+template <class NextId>
+class hash_lookahead {
+ public:
+  hash_lookahead(const id_index& index, NextId next_id)
+      : index_(index), next_id_(std::move(next_id)) {
+    for (std::uint64_t& h : ring_)
+      load(h);
+  }
+
+  /// The hash of the next id of the sequence.
+  std::uint64_t next() {
+    const std::uint64_t h = ring_[pos_];
+    load(ring_[pos_]);
+    pos_ = (pos_ + 1) % distance;
+    return h;
+  }
+
+ private:
+  static constexpr std::size_t distance = 16;
+
+  void load(std::uint64_t& h) {
+    if (const std::string* id = next_id_()) {
+      h = id_index::hash(*id);
+      index_.prefetch(h);
+    }
+  }
+
+  const id_index& index_;
+  NextId next_id_;
+  std::uint64_t ring_[distance] = {};
+  std::size_t pos_ = 0;
+};
+
 }  // namespace drover::detail

@@ -82,10 +82,11 @@ struct run_outcome {
   bool interrupted = false;
 };
 
-// Runs `p` on `io` with `thread_count` threads. The first SIGINT or SIGTERM cancels the run,
-// a second one ends the process at once.
-run_outcome execute(pipeline p, run_options options, std::size_t thread_count, live_progress* live,
-                    std::ostream& err, asio::io_context& io) {
+// Runs `p` on `io`, on this thread. The first SIGINT or SIGTERM cancels the run, a second one
+// ends the process at once. One thread is enough and the fastest: the engine's workers share
+// the run's strand, and the modules' work happens in child processes or timers.
+run_outcome execute(pipeline p, run_options options, live_progress* live, std::ostream& err,
+                    asio::io_context& io) {
   engine runner{io.get_executor()};
   // The signal set, the cancellation signal and the outcome are touched only on this strand.
   auto control = asio::make_strand(io);
@@ -116,11 +117,7 @@ run_outcome execute(pipeline p, run_options options, std::size_t thread_count, l
                        })));
   if (live != nullptr) live->start();
 
-  std::vector<std::jthread> threads;
-  for (std::size_t i = 1; i < thread_count; ++i)
-    threads.emplace_back([&io] { io.run(); });
   io.run();
-  threads.clear();
   return outcome;
 }
 
@@ -275,9 +272,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     }
   };
 
-  const std::size_t threads = std::min(settings.workers, hardware_threads());
-  auto outcome =
-      execute(std::move(p), std::move(options), threads, live ? &*live : nullptr, err, io);
+  auto outcome = execute(std::move(p), std::move(options), live ? &*live : nullptr, err, io);
   const run_report& report = outcome.report;
 
   if (report.status == run_status::invalid) {

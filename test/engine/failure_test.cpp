@@ -115,6 +115,32 @@ BOOST_AUTO_TEST_CASE(skip_condition_skips_the_module_and_its_dependents,
   }
 }
 
+BOOST_AUTO_TEST_CASE(skip_condition_that_throws_fails_the_module, *boost::unit_test::timeout(30)) {
+  for (std::size_t workers : worker_counts) {
+    BOOST_TEST_CONTEXT("workers " << workers) {
+      probe bodies;
+      drover::pipeline p;
+      p.mode = drover::execution_mode::keep_going;
+      p.add("probe", value_body(1, &bodies)).skip_if = []() -> std::optional<std::string> {
+        throw std::runtime_error("cannot read /etc/ci-flags");
+      };
+      p.add("after", value_body(2, &bodies), {"probe"});
+      p.add("other", value_body(3, &bodies));
+      auto run = run_with_workers(std::move(p), workers);
+      const auto& r = run.report;
+
+      const auto& probe_result = result_of(r, "probe");
+      BOOST_TEST(probe_result.status == module_status::failed);
+      BOOST_TEST(mentions(probe_result.reason, "cannot read /etc/ci-flags"), probe_result.reason);
+      BOOST_TEST(bodies.begins("probe") == 0u);
+      BOOST_TEST(result_of(r, "after").status == module_status::skipped);
+      BOOST_TEST(mentions(result_of(r, "after").reason, "dependency probe failed"));
+      BOOST_TEST(result_of(r, "other").status == module_status::succeeded);
+      BOOST_TEST(r.status == run_status::failed);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(skip_condition_is_evaluated_once_dependencies_are_done,
                      *boost::unit_test::timeout(20)) {
   // The condition depends on state the dependency's body sets, so evaluating it up front

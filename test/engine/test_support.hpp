@@ -8,6 +8,8 @@
 
 #include <drover/engine.hpp>
 
+#include "../common/printing.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -33,21 +35,6 @@
 #include <utility>
 #include <vector>
 
-namespace drover {
-
-// Lets Boost.Test print statuses when an assertion fails.
-inline std::ostream& operator<<(std::ostream& os, module_status s) {
-  return os << to_string(s);
-}
-inline std::ostream& operator<<(std::ostream& os, run_status s) {
-  return os << to_string(s);
-}
-inline std::ostream& operator<<(std::ostream& os, event_type t) {
-  return os << to_string(t);
-}
-
-}  // namespace drover
-
 namespace drover::test {
 
 namespace asio = boost::asio;
@@ -56,8 +43,7 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-/// run_options::workers values every concurrency test runs at.
-inline constexpr std::size_t worker_counts[] = {1, 2, 8};
+using drover::testing::worker_counts;
 
 inline milliseconds to_ms(steady::duration d) {
   return std::chrono::duration_cast<milliseconds>(d);

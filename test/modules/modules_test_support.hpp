@@ -5,6 +5,8 @@
 #include <drover/engine.hpp>
 #include <drover/modules/registry.hpp>
 
+#include "../common/printing.hpp"
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
@@ -33,18 +35,6 @@
 #include <thread>
 #include <vector>
 
-namespace drover {
-
-// Lets Boost.Test print statuses when an assertion fails.
-inline std::ostream& operator<<(std::ostream& os, module_status s) {
-  return os << to_string(s);
-}
-inline std::ostream& operator<<(std::ostream& os, run_status s) {
-  return os << to_string(s);
-}
-
-}  // namespace drover
-
 namespace drover::modules_test {
 
 namespace asio = boost::asio;
@@ -53,8 +43,7 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-/// run_options::workers values every concurrency test runs at.
-inline constexpr std::size_t worker_counts[] = {1, 2, 8};
+using drover::testing::worker_counts;
 
 /// Run options with `workers` workers and everything else at its default.
 inline run_options with_workers(std::size_t workers) {

@@ -4,21 +4,15 @@
 #include <string>
 
 #include "id_index.hpp"
+#include "text.hpp"
 
 namespace drover {
 
 namespace {
 
-constexpr std::uint32_t no_index = static_cast<std::uint32_t>(-1);
+using detail::in_quotes;
 
-std::string in_quotes(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '\'';
-  out += s;
-  out += '\'';
-  return out;
-}
+constexpr std::uint32_t no_index = static_cast<std::uint32_t>(-1);
 
 void check_policies(const std::string& module, std::optional<int> retries,
                     const std::optional<backoff_policy>& backoff,

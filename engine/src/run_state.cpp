@@ -1,4 +1,5 @@
 #include "run_state.hpp"
+#include "text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -28,15 +29,6 @@ namespace {
 // that a module becoming ready later waits behind at most this many per worker regardless of
 // priority.
 constexpr std::size_t handoff_per_worker = 16;
-
-std::string in_quotes(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '\'';
-  out += s;
-  out += '\'';
-  return out;
-}
 
 std::string describe_blocker(module_status status) {
   switch (status) {
@@ -645,20 +637,8 @@ void run_state::complete() {
   report.status = stop_.load() == stop_mode::everything ? run_status::cancelled
                   : any_failure                         ? run_status::failed
                                                         : run_status::succeeded;
-  {
-    event e{};
-    e.type = event_type::run_finished;
-    e.total = report.modules.size();
-    if (options_.on_event) {
-      e.seq = next_seq_++;
-      e.ts = report.finished_at;
-      e.message = to_string(report.status);
-      try {
-        options_.on_event(e);
-      } catch (...) {
-      }
-    }
-  }
+  emit(event_type::run_finished, no_module, 0, -1, module_status::pending,
+       to_string(report.status));
 
   if (live_workers_ == 0) return deliver(std::move(report));
   pending_report_ = std::move(report);  // delivered by the last worker's exit

@@ -18,6 +18,20 @@ const module_spec& module_context::spec() const noexcept {
   return run_->pipeline_.modules[index_];
 }
 
+std::string_view module_context::matrix_target() const noexcept {
+  const auto* instance = spec().instance.get();
+  return instance ? std::string_view{instance->target} : std::string_view{};
+}
+
+std::string_view module_context::matrix_value(std::string_view axis) const noexcept {
+  if (const auto* instance = spec().instance.get()) {
+    for (const auto& [name, value] : instance->values) {
+      if (name == axis) return value;
+    }
+  }
+  return {};
+}
+
 const std::filesystem::path& module_context::log_dir() const noexcept {
   return run_->options_.log_dir;
 }

@@ -29,4 +29,15 @@ void engine::start(pipeline p, run_options options,
   run->start();
 }
 
+void engine::start(prepared_pipeline p, run_options options,
+                   boost::asio::any_completion_handler<run_signature> handler) {
+  boost::asio::any_io_executor worker_pool;
+  if (pool_) worker_pool = pool_->pool.get_executor();
+  auto [pipeline, graph] = std::move(p).release();
+  auto run =
+      std::make_shared<detail::run_state>(executor_, std::move(worker_pool), std::move(pipeline),
+                                          std::move(graph), std::move(options), std::move(handler));
+  run->start();
+}
+
 }  // namespace drover

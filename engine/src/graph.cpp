@@ -4,6 +4,7 @@
 #include <string>
 
 #include "id_index.hpp"
+#include "resource_glob.hpp"
 #include "text.hpp"
 
 namespace drover {
@@ -44,6 +45,56 @@ void check_policies(const std::string& module, std::optional<int> retries,
                           who() + ": backoff jitter must be within [0, 1], got " +
                               std::to_string(backoff->jitter)});
     }
+  }
+}
+
+void check_constraints(const pipeline& p, const module_spec& m,
+                       std::vector<validation_problem>& problems) {
+  const auto who = [&] { return "module " + in_quotes(m.id); };
+  if (m.matrix) {
+    problems.push_back(
+        {m.id, "matrix", who() + " has a matrix that was not expanded (use drover::prepare)"});
+  }
+  const module_constraints* c = m.constraints.get();
+  if (c == nullptr) return;
+  for (const auto& label : c->required_capabilities) {
+    if (label.empty()) problems.push_back({m.id, "requires", who() + ": empty capability label"});
+  }
+  for (const auto& key : c->not_in_parallel) {
+    if (key.empty()) {
+      problems.push_back({m.id, "not_in_parallel", who() + ": empty not_in_parallel key"});
+    }
+  }
+  for (const auto& claim : c->claims) {
+    // Claims are compared on the dispatcher's strand in O(|a| * |b|): keep them path-sized.
+    constexpr std::size_t max_resource_length = 1024;
+    if (claim.resource.size() > max_resource_length) {
+      problems.push_back({m.id, "claims",
+                          who() + ": claim resource is " + std::to_string(claim.resource.size()) +
+                              " characters long, the limit is " +
+                              std::to_string(max_resource_length)});
+    } else if (auto problem = detail::resource_glob_problem(claim.resource)) {
+      problems.push_back({m.id, "claims", who() + ": claim " + *problem});
+    }
+  }
+  if (!c->pool.empty()) {
+    auto it = p.pools.find(c->pool);
+    if (it == p.pools.end()) {
+      std::string known;
+      for (const auto& [name, slots] : p.pools)
+        known += (known.empty() ? "" : ", ") + in_quotes(name);
+      problems.push_back(
+          {m.id, "pool",
+           who() + ": unknown pool " + in_quotes(c->pool) +
+               (known.empty() ? " (the pipeline defines no pools)" : " (pools: " + known + ")")});
+    } else if (c->pool_slots == 0 || c->pool_slots > it->second) {
+      problems.push_back({m.id, "pool_slots",
+                          who() + ": pool_slots must be between 1 and the size of pool " +
+                              in_quotes(c->pool) + " (" + std::to_string(it->second) + "), got " +
+                              std::to_string(c->pool_slots)});
+    }
+  } else if (c->pool_slots != 1) {
+    problems.push_back({m.id, "pool_slots", who() + ": pool_slots is set but pool is not"});
   }
 }
 
@@ -148,6 +199,13 @@ struct graph_builder {
         }
       }
       check_policies(m.id, m.retries, m.backoff, m.timeout, problems);
+      if (m.constraints || m.matrix) check_constraints(p, m, problems);
+    }
+    for (const auto& [name, slots] : p.pools) {
+      if (name.empty()) problems.push_back({"", "pools", "a pool has an empty name"});
+      if (slots == 0) {
+        problems.push_back({"", "pools", "pool " + in_quotes(name) + " has 0 slots"});
+      }
     }
 
     std::uint32_t ahead_module = 0;
@@ -216,7 +274,20 @@ struct graph_builder {
           if (--left[s] == 0) queue.push_back(s);
         }
       }
-      if (queue.size() != n) report_cycles(p, g, left, problems);
+      if (queue.size() != n) {
+        report_cycles(p, g, left, problems);
+      } else {
+        // Longest chain below each module, counted in modules: successors come later in
+        // the topological order, so walk it backwards.
+        g.critical_path_.assign(n, 1);
+        for (std::size_t k = n; k-- > 0;) {
+          const std::uint32_t i = queue[k];
+          std::uint32_t longest = 0;
+          for (std::uint32_t s : g.successors(i))
+            longest = std::max(longest, g.critical_path_[s]);
+          g.critical_path_[i] = longest + 1;
+        }
+      }
     }
 
     if (problems.empty()) out.graph = std::move(g);

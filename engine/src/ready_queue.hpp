@@ -1,9 +1,15 @@
 #pragma once
-// Ready modules waiting for a worker, highest priority first and FIFO among equals.
-// Owned by the run's strand.
+// Ready modules waiting for a worker: highest key first and FIFO among equal keys. Owned by
+// the run's strand.
+//
+// A key is a module's priority and then, under ready_order::critical_path, the length of its
+// critical path. Pipelines have few distinct keys among the modules ready at one time, so the
+// queue keeps a short sorted vector of buckets, each a FIFO threaded through `next_`, one slot
+// per module: no allocation per push, O(1) for the common case of a single key.
 
+#include <algorithm>
 #include <cstdint>
-#include <deque>
+#include <limits>
 #include <vector>
 
 namespace drover::detail {
@@ -11,34 +17,46 @@ namespace drover::detail {
 class ready_queue {
  public:
   using index = std::uint32_t;
+  using key_type = std::uint64_t;
+
+  /// Orders by priority, then by `rank` (higher first in both).
+  static key_type make_key(int priority, std::uint32_t rank) noexcept {
+    const auto biased = static_cast<std::uint32_t>(static_cast<std::int64_t>(priority) -
+                                                   std::numeric_limits<std::int32_t>::min());
+    return (static_cast<key_type>(biased) << 32) | rank;
+  }
+
+  /// For modules 0 .. modules - 1.
+  explicit ready_queue(std::size_t modules = 0) : next_(modules, none) {}
+  void resize(std::size_t modules) { next_.assign(modules, none); }
 
   bool empty() const noexcept { return size_ == 0; }
   std::size_t size() const noexcept { return size_; }
 
-  void push(int priority, index module) {
-    // Pipelines use a handful of distinct priorities, so a short sorted list of FIFO buckets
-    // beats a heap: O(1) for the common single-priority case and stable among equals.
-    auto it = buckets_.begin();
-    while (it != buckets_.end() && it->priority > priority)
-      ++it;
-    if (it == buckets_.end() || it->priority != priority) {
-      it = buckets_.insert(it, bucket{priority, {}});
+  /// Precondition: `module` is not queued already.
+  void push(key_type key, index module) {
+    // Buckets are sorted by ascending key, so the best is at the back and popping it is cheap.
+    auto it = std::lower_bound(buckets_.begin(), buckets_.end(), key,
+                               [](const bucket& b, key_type k) { return b.key < k; });
+    if (it == buckets_.end() || it->key != key) it = buckets_.insert(it, bucket{key, none, none});
+    next_[module] = none;
+    if (it->tail == none) {
+      it->head = module;
+    } else {
+      next_[it->tail] = module;
     }
-    it->items.push_back(module);
+    it->tail = module;
     ++size_;
   }
 
   /// Precondition: !empty().
   index pop() {
-    for (auto& b : buckets_) {
-      if (!b.items.empty()) {
-        const index module = b.items.front();
-        b.items.pop_front();
-        --size_;
-        return module;
-      }
-    }
-    return static_cast<index>(-1);
+    bucket& best = buckets_.back();
+    const index module = best.head;
+    best.head = next_[module];
+    if (best.head == none) buckets_.pop_back();
+    --size_;
+    return module;
   }
 
   /// Removes and returns everything, in pop order.
@@ -51,11 +69,13 @@ class ready_queue {
   }
 
  private:
+  static constexpr index none = std::numeric_limits<index>::max();
   struct bucket {
-    int priority;
-    std::deque<index> items;
+    key_type key;
+    index head, tail;
   };
-  std::vector<bucket> buckets_;  // sorted by priority, highest first
+  std::vector<bucket> buckets_;  // ascending key
+  std::vector<index> next_;      // per module: the next one in its bucket
   std::size_t size_ = 0;
 };
 

@@ -30,6 +30,14 @@ namespace {
 // priority.
 constexpr std::size_t handoff_per_worker = 16;
 
+std::string lower_case(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 std::string describe_blocker(module_status status) {
   switch (status) {
     case module_status::failed:
@@ -82,6 +90,14 @@ run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor w
                                      std::chrono::steady_clock::now().time_since_epoch().count()));
 }
 
+run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor worker_pool,
+                     pipeline p, drover::graph g, run_options options, handler_type handler)
+    : run_state(std::move(run_executor), std::move(worker_pool), std::move(p), std::move(options),
+                std::move(handler)) {
+  graph_ = std::move(g);
+  prepared_ = true;
+}
+
 void run_state::start() {
   auto slot = asio::get_associated_cancellation_slot(handler_);
   if (slot.is_connected()) {
@@ -95,11 +111,22 @@ void run_state::start() {
 
 void run_state::begin() {
   started_at_ = wall_clock::now();
-  auto built = build_graph(pipeline_);
-  if (!built.ok()) return complete_invalid(std::move(built.problems));
-  graph_ = std::move(*built.graph);
+  if (!prepared_) {
+    if (auto problems = expand_matrix(pipeline_); !problems.empty()) {
+      return complete_invalid(std::move(problems));
+    }
+    auto built = build_graph(pipeline_);
+    if (!built.ok()) return complete_invalid(std::move(built.problems));
+    graph_ = std::move(*built.graph);
+  }
+
+  capabilities_.push_back(lower_case(local_os_label()));
+  for (const auto& label : options_.capabilities)
+    capabilities_.push_back(lower_case(label));
 
   const std::size_t n = graph_.size();
+  ready_.resize(n);
+  gate_ = constraint_gate(pipeline_, [this](index i) { return ready_key(i); });
   pending_deps_.resize(n);
   for (index i = 0; i < n; ++i)
     pending_deps_[i] = graph_.in_degree(i);
@@ -131,6 +158,11 @@ void run_state::settle() {
   }
   if (remaining_ == 0) return complete();
   pump();
+  if (in_flight_ == 0 && ready_.empty() && startable_.empty() && backoff_timers_.empty() &&
+      gate_.parked() > 0) {
+    fail_stuck_waiters();
+    settle();
+  }
 }
 
 void run_state::spawn_worker() {
@@ -269,10 +301,12 @@ void run_state::handle(const worker_report& r) {
       break;
     case worker_report::kind::finished:
       --in_flight_;
+      release_constraints(r.module);
       on_attempt_done(r.module, r.attempt, r.status);
       break;
     case worker_report::kind::not_started:
       --in_flight_;
+      release_constraints(r.module);
       on_not_started(r.module);
       break;
   }
@@ -380,14 +414,67 @@ std::optional<std::chrono::milliseconds> run_state::timeout_of(index i) const {
 // Moves ready modules into the channel while it has room; the rest wait in priority order.
 // Modules in the channel are a subset of those in flight, so counting in-flight modules tells
 // when a send will succeed without a failed try_send (and its lock) per call.
+//
+// Modules governed by constraints pass the gate first; one that may not start yet is parked
+// there and comes back through startable_ once what it waits for is released.
 void run_state::pump() {
-  while (!ready_.empty() && in_flight_ < channel_capacity_) {
-    const index i = ready_.pop();
+  while (in_flight_ < channel_capacity_) {
+    index i = no_module;
+    if (!startable_.empty()) {
+      i = startable_.front();
+      startable_.pop_front();
+    } else if (!ready_.empty()) {
+      i = ready_.pop();
+      if (gate_.governs(i) && !gate_.try_start(i)) continue;
+    } else {
+      return;
+    }
     if (!channel_.try_send(boost::system::error_code{}, i)) {
-      ready_.push(pipeline_.modules[i].priority, i);
+      startable_.push_front(i);  // it may hold gate resources: it goes first next time
       return;
     }
     ++in_flight_;
+  }
+}
+
+ready_queue::key_type run_state::ready_key(index i) const {
+  const std::uint32_t rank =
+      options_.order == ready_order::critical_path ? graph_.critical_path(i) : 0;
+  return ready_queue::make_key(pipeline_.modules[i].priority, rank);
+}
+
+void run_state::release_constraints(index i) {
+  if (!gate_.governs(i)) return;
+  gate_started_.clear();
+  gate_.release(i, gate_started_);
+  startable_.insert(startable_.end(), gate_started_.begin(), gate_started_.end());
+}
+
+// A module needs every label it requires among the local workers' labels (case-insensitive).
+std::optional<std::string> run_state::missing_capabilities(index i) const {
+  const module_constraints* c = pipeline_.modules[i].constraints.get();
+  if (c == nullptr || c->required_capabilities.empty()) return std::nullopt;
+  std::string missing;
+  for (const auto& label : c->required_capabilities) {
+    const std::string wanted = lower_case(label);
+    if (std::find(capabilities_.begin(), capabilities_.end(), wanted) != capabilities_.end())
+      continue;
+    missing += (missing.empty() ? "" : ", ") + label;
+  }
+  if (missing.empty()) return std::nullopt;
+  std::string have;
+  for (const auto& label : capabilities_)
+    have += (have.empty() ? "" : ", ") + label;
+  return "no worker has the capabilities it requires: " + missing +
+         " (local workers have: " + have + ")";
+}
+
+// The gate's waits always end when what they wait for is released, so this never fires; it
+// is the guarantee that a bug there fails the waiting modules instead of hanging the run.
+void run_state::fail_stuck_waiters() {
+  for (index i : gate_.take_parked()) {
+    finish(i, module_status::failed,
+           "internal error: waited for a constraint that nothing running could release");
   }
 }
 
@@ -416,7 +503,10 @@ void run_state::became_ready(index i) {
     }
     if (reason) return finish(i, module_status::skipped, std::move(*reason));
   }
-  ready_.push(spec.priority, i);
+  if (auto missing = missing_capabilities(i)) {
+    return finish(i, module_status::skipped, std::move(*missing));
+  }
+  push_ready(i);
   emit(event_type::module_ready, i);
 }
 
@@ -480,8 +570,9 @@ void run_state::on_not_started(index i) {
 void run_state::on_abandoned(std::uint32_t worker_index, index i, std::uint32_t attempt) {
   if (is_done(i) || attempt != results_[i].attempts) return;
   ++abandoned_;
-  --in_flight_;     // its retired worker will not report it
-  --live_workers_;  // nor will the run wait for it to exit
+  --in_flight_;            // its retired worker will not report it
+  --live_workers_;         // nor will the run wait for it to exit
+  release_constraints(i);  // the body may still run, but the run has given up on it
   finish(i, module_status::cancelled,
          stop_reason() + "; the body ignored cancellation for " +
              std::to_string(options_.cancel_grace.count()) + " ms and was abandoned on " +
@@ -513,7 +604,7 @@ void run_state::schedule_retry(index i, std::uint32_t attempt, const std::string
     if (self->stop_applies(i)) {
       self->finish(i, module_status::cancelled, self->stop_reason());
     } else {
-      self->ready_.push(self->pipeline_.modules[i].priority, i);
+      self->push_ready(i);
     }
     self->settle();
   });
@@ -551,11 +642,14 @@ void run_state::stop(stop_mode mode) {
     asio::post(w.strand,
                [self = shared_from_this(), &w, mode] { self->cancel_on_worker(w, mode); });
   }
-  for (index i : ready_.take_all()) {
+  std::vector<index> waiting = ready_.take_all();
+  std::vector<index> parked = gate_.take_parked();
+  waiting.insert(waiting.end(), parked.begin(), parked.end());
+  for (index i : waiting) {
     if (stop_applies(i)) {
       finish(i, module_status::cancelled, stop_reason());
     } else {
-      ready_.push(pipeline_.modules[i].priority, i);
+      push_ready(i);
     }
   }
   for (auto& [i, timer] : backoff_timers_) {

@@ -7,6 +7,7 @@
 // of a worker marked [worker strand] are touched only on that worker's strand, which is
 // strand_ itself unless the engine has a worker pool.
 
+#include "constraint_gate.hpp"
 #include "ready_queue.hpp"
 
 #include <drover/engine.hpp>
@@ -86,6 +87,9 @@ struct run_state : std::enable_shared_from_this<run_state> {
 
   run_state(boost::asio::any_io_executor run_executor, boost::asio::any_io_executor worker_executor,
             pipeline p, run_options options, handler_type handler);
+  /// For a prepared pipeline: `g` is its graph, so the run does not validate.
+  run_state(boost::asio::any_io_executor run_executor, boost::asio::any_io_executor worker_executor,
+            pipeline p, drover::graph g, run_options options, handler_type handler);
 
   /// Entry point: validates and starts the run on the strand.
   void start();
@@ -96,7 +100,9 @@ struct run_state : std::enable_shared_from_this<run_state> {
   boost::asio::strand<boost::asio::any_io_executor> strand_;
   boost::asio::any_io_executor worker_pool_;  // null: workers run on strand_
   drover::graph graph_;
+  bool prepared_ = false;  // graph_ came with the pipeline: no validation at begin()
   std::size_t channel_capacity_;
+  std::vector<std::string> capabilities_;  // the local workers' labels, lower case
 
   // [run strand] per module, indexed like pipeline_.modules
   std::vector<std::uint32_t> pending_deps_;
@@ -105,8 +111,11 @@ struct run_state : std::enable_shared_from_this<run_state> {
 
   // [run strand]
   ready_queue ready_;
-  std::size_t in_flight_ = 0;    // handed to the channel and not yet reported back
-  std::vector<index> worklist_;  // modules whose dependencies just became all terminal
+  constraint_gate gate_;
+  std::deque<index> startable_;      // passed the gate and hold what they need; go out first
+  std::vector<index> gate_started_;  // scratch for gate_.release
+  std::size_t in_flight_ = 0;        // handed to the channel and not yet reported back
+  std::vector<index> worklist_;      // modules whose dependencies just became all terminal
   channel_type channel_;
   std::deque<worker> workers_;
   std::vector<std::string> worker_names_;  // copies of workers_[i].name for events
@@ -141,6 +150,11 @@ struct run_state : std::enable_shared_from_this<run_state> {
                                                     std::chrono::milliseconds timeout);
 
   void pump();
+  ready_queue::key_type ready_key(index i) const;
+  void push_ready(index i) { ready_.push(ready_key(i), i); }
+  void release_constraints(index i);
+  std::optional<std::string> missing_capabilities(index i) const;
+  void fail_stuck_waiters();
   void became_ready(index i);
   void finish(index i, module_status status, std::string reason);
   void settle();

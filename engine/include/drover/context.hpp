@@ -32,6 +32,13 @@ class module_context {
   const module_spec& spec() const noexcept;
   const boost::json::value& params() const noexcept { return spec().params; }
 
+  /// For an instance of a matrix module: its target, what is between the brackets of its id
+  /// ("linux" for `build[linux]`, "os=linux,compiler=gcc" for named axes). Empty otherwise.
+  std::string_view matrix_target() const noexcept;
+  /// For an instance of a matrix module: its value on `axis` ("" names the list form's axis).
+  /// Empty when the module has no such axis.
+  std::string_view matrix_value(std::string_view axis) const noexcept;
+
   /// Directory for per-module log files (run_options::log_dir); empty if none was set.
   const std::filesystem::path& log_dir() const noexcept;
 

@@ -1,6 +1,8 @@
 #pragma once
 // Everything a program embedding drover's engine needs.
 
+#include <drover/boxed.hpp>
+#include <drover/constraints.hpp>
 #include <drover/context.hpp>
 #include <drover/engine.hpp>
 #include <drover/event.hpp>

@@ -15,8 +15,21 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace drover {
+
+/// How the run orders ready modules of equal priority.
+enum class ready_order : std::uint8_t {
+  critical_path,  ///< longest remaining chain of dependent work first (graph::critical_path)
+  fifo,           ///< in the order they became ready
+};
+
+/// The capability label of the OS this process runs on: "linux", "windows", "macos" or
+/// "unknown".
+std::string_view local_os_label() noexcept;
 
 /// Settings for one run.
 struct run_options {
@@ -28,6 +41,12 @@ struct run_options {
   /// above the time bodies need to clean up (exec's kill_grace_ms, 2 s by default).
   std::chrono::milliseconds cancel_grace{5000};
   std::uint64_t seed = 0;  ///< seeds backoff jitter; 0 picks one from the clock
+  /// Capability labels of the in-process workers, beside their OS label (local_os_label()).
+  /// A module that requires a label no worker has is skipped, with the missing labels as
+  /// the reason.
+  std::vector<std::string> capabilities;
+  /// Among ready modules of equal priority, which starts first.
+  ready_order order = ready_order::critical_path;
 };
 
 /// Settings for an engine.
@@ -79,8 +98,23 @@ class engine {
     return async_run(std::move(p), run_options{}, std::forward<Token>(token));
   }
 
+  /// Runs a pipeline prepared (validated, expanded, its graph built) beforehand, so the run
+  /// does no validation of its own.
+  template <boost::asio::completion_token_for<run_signature> Token =
+                boost::asio::default_completion_token_t<executor_type>>
+  auto async_run(prepared_pipeline p, run_options options, Token&& token = Token{}) {
+    return boost::asio::async_initiate<Token, run_signature>(
+        [this](boost::asio::any_completion_handler<run_signature> handler, prepared_pipeline p,
+               run_options options) {
+          start(std::move(p), std::move(options), std::move(handler));
+        },
+        token, std::move(p), std::move(options));
+  }
+
  private:
   void start(pipeline p, run_options options,
+             boost::asio::any_completion_handler<run_signature> handler);
+  void start(prepared_pipeline p, run_options options,
              boost::asio::any_completion_handler<run_signature> handler);
 
   executor_type executor_;

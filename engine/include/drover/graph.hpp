@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace drover {
@@ -33,6 +34,10 @@ class graph {
     return {pred_targets_.data() + pred_offsets_[i], pred_targets_.data() + pred_offsets_[i + 1]};
   }
   std::uint32_t in_degree(index i) const noexcept { return in_degree_[i]; }
+  /// How many modules the longest chain from i to a module nothing depends on has, i
+  /// included: the work that cannot start before i finishes. Among ready modules of equal
+  /// priority, the run starts the one with the longest chain first.
+  std::uint32_t critical_path(index i) const noexcept { return critical_path_[i]; }
 
   /// Modules grouped into waves: wave 0 has no dependencies, wave k depends only on earlier
   /// waves. This is the order `drover plan` shows; a run may overlap waves.
@@ -43,6 +48,7 @@ class graph {
   std::vector<std::uint32_t> succ_offsets_, pred_offsets_;
   std::vector<index> succ_targets_, pred_targets_;
   std::vector<std::uint32_t> in_degree_;
+  std::vector<std::uint32_t> critical_path_;
 };
 
 /// Either a graph or every problem found (never both).
@@ -54,9 +60,59 @@ struct graph_result {
 
 /// Validates `p` and builds its graph, reporting every problem at once: empty or duplicate ids,
 /// unknown dependencies, self-dependencies, cycles (printed as `a -> b -> c -> a`), a module
-/// with neither body nor kind, and invalid values (negative retries, non-positive timeouts,
-/// backoff multiplier below 1, jitter outside [0, 1]).
+/// with neither body nor kind, invalid values (negative retries, non-positive timeouts,
+/// backoff multiplier below 1, jitter outside [0, 1]) and invalid constraints (an unknown
+/// pool, pool_slots of 0 or above the pool's size, a malformed claim glob, an empty
+/// capability or not_in_parallel key, a matrix that was not expanded).
 graph_result build_graph(const pipeline& p);
+
+/// Replaces every module that has a matrix by its instances (see matrix_spec), in place and in
+/// order, and points dependencies on such a module at all of its instances (a dependency on one
+/// instance, `build[linux]`, stays). Each instance copies the module, has `instance` set and
+/// `matrix` reset, and requires its values on the requires axes as capabilities.
+///
+/// Returns every problem found, each naming its module and field (`matrix.axes`,
+/// `matrix.include`, ...): a matrix on a module whose id is empty, has brackets or is shared
+/// with another module; no axes, an axis without values, an empty or repeated value, a repeated
+/// axis, the list form mixed with named axes; a name or value containing '[', ']', ',', '=' or
+/// whitespace; an exclude or requires_axes entry naming an unknown axis; an empty include or
+/// exclude entry; no instance or more than 65,536; two instances, or an instance and a module,
+/// with the same id. When it returns problems, the content of `p` is unspecified: do not run
+/// it. A pipeline without any matrix is left untouched at the cost of one scan.
+std::vector<validation_problem> expand_matrix(pipeline& p);
+
+/// A pipeline that passed validation, with its matrix expanded and its graph built: what a run
+/// executes. Only prepare() makes one, so its graph always matches its pipeline. Prepare once
+/// and run it to keep validation out of the run (drover run and drover-bench do).
+struct prepare_result;
+
+class prepared_pipeline {
+ public:
+  const drover::pipeline& pipeline() const noexcept { return pipeline_; }
+  const drover::graph& graph() const noexcept { return graph_; }
+
+  /// Takes the two apart (what the engine does when a run starts).
+  std::pair<drover::pipeline, drover::graph> release() && {
+    return {std::move(pipeline_), std::move(graph_)};
+  }
+
+ private:
+  friend prepare_result prepare(drover::pipeline p);
+  prepared_pipeline(drover::pipeline p, drover::graph g)
+      : pipeline_(std::move(p)), graph_(std::move(g)) {}
+  drover::pipeline pipeline_;
+  drover::graph graph_;
+};
+
+/// Either a prepared pipeline or every problem found (never both).
+struct prepare_result {
+  std::optional<prepared_pipeline> prepared;
+  std::vector<validation_problem> problems;
+  bool ok() const noexcept { return prepared.has_value(); }
+};
+
+/// expand_matrix, then build_graph.
+prepare_result prepare(pipeline p);
 
 /// `problems` as one message per line.
 std::string format_problems(const std::vector<validation_problem>& problems);

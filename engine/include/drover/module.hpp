@@ -1,6 +1,8 @@
 #pragma once
 // A module: one unit of work with an id, dependencies, a body and its policies.
 
+#include <drover/boxed.hpp>
+#include <drover/constraints.hpp>
 #include <drover/status.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -69,6 +71,11 @@ struct module_spec {
   skip_condition skip_if;       ///< evaluated once the module is ready
   std::vector<std::string> tags;
   int priority = 0;  ///< among ready modules, higher runs first
+
+  // Rarely set, so kept out of line (see boxed): a module without them pays a pointer each.
+  boxed<module_constraints> constraints;  ///< capabilities, exclusion, claims, pool
+  boxed<matrix_spec> matrix;              ///< expand into one instance per combination
+  boxed<matrix_instance> instance;        ///< set on the instances matrix expansion made
 };
 
 }  // namespace drover

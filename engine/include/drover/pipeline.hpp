@@ -3,6 +3,8 @@
 
 #include <drover/module.hpp>
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,9 @@ struct pipeline {
   module_defaults defaults;
   execution_mode mode = execution_mode::fail_fast;
   std::vector<module_spec> modules;
+  /// Named pools and their slots: at most that many slots are in use at once, across all
+  /// workers. Modules take slots with module_constraints::pool and pool_slots.
+  std::map<std::string, std::uint32_t> pools;
 
   /// Appends a module with a body and returns it for further settings:
   ///

@@ -1,0 +1,267 @@
+#include "constraint_gate.hpp"
+
+#include "resource_glob.hpp"
+
+#include <algorithm>
+
+namespace drover::detail {
+
+namespace {
+
+bool heap_less(const auto& a, const auto& b) {
+  // std heap functions keep the greatest on top: "less" means "worse".
+  return a.key != b.key ? a.key < b.key : a.ticket > b.ticket;
+}
+
+}  // namespace
+
+void constraint_gate::wait_queue::push(waiting w) {
+  heap.push_back(w);
+  std::push_heap(heap.begin(), heap.end(),
+                 [](const waiting& a, const waiting& b) { return heap_less(a, b); });
+}
+
+constraint_gate::index constraint_gate::wait_queue::pop() {
+  std::pop_heap(heap.begin(), heap.end(),
+                [](const waiting& a, const waiting& b) { return heap_less(a, b); });
+  const index module = heap.back().module;
+  heap.pop_back();
+  return module;
+}
+
+constraint_gate::constraint_gate(const pipeline& p, key_function key_of)
+    : key_of_(std::move(key_of)) {
+  std::unordered_map<std::string, std::uint32_t> pool_ids, key_ids;
+  for (const auto& [name, slots] : p.pools) {
+    pool_ids.emplace(name, static_cast<std::uint32_t>(pools_.size()));
+    pools_.emplace_back().capacity = slots;
+  }
+  const std::size_t n = p.modules.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const module_constraints* c = p.modules[i].constraints.get();
+    if (c == nullptr) continue;
+    const bool exclusive =
+        !c->pool.empty() || !c->not_in_parallel.empty() || !c->claims.empty() || c->run_alone;
+    if (!exclusive) continue;
+    if (needs_of_.empty()) needs_of_.assign(n, no_needs);
+    needs_of_[i] = static_cast<std::uint32_t>(needs_.size());
+    needs& m = needs_.emplace_back();
+    if (!c->pool.empty()) {
+      // Validation rejected unknown pools; a pool missing here would be a bug, so treat it as
+      // unlimited rather than blocking forever.
+      if (auto it = pool_ids.find(c->pool); it != pool_ids.end()) {
+        m.pool = it->second;
+        m.slots = c->pool_slots;
+      }
+    }
+    for (const auto& key : c->not_in_parallel) {
+      auto [it, added] = key_ids.emplace(key, static_cast<std::uint32_t>(keys_.size()));
+      if (added) keys_.emplace_back();
+      if (std::find(m.keys.begin(), m.keys.end(), it->second) == m.keys.end())
+        m.keys.push_back(it->second);
+    }
+    for (const auto& claim : c->claims)
+      m.claims.push_back({&claim.resource, claim.mode == claim_mode::write});
+    m.alone = c->run_alone;
+    every_start_ = every_start_ || m.alone;
+  }
+  active_ = !needs_.empty();
+  if (active_) tickets_.assign(n, 0);
+}
+
+bool constraint_gate::claims_conflict(const claim_ref& a, const claim_ref& b) const {
+  return (a.write || b.write) && resource_globs_overlap(*a.resource, *b.resource);
+}
+
+bool constraint_gate::conflicts(const needs& a, const needs& b) const {
+  for (const auto& x : a.claims) {
+    for (const auto& y : b.claims) {
+      if (claims_conflict(x, y)) return true;
+    }
+  }
+  return false;
+}
+
+bool constraint_gate::try_start(index i) {
+  tickets_[i] = next_ticket_++;
+  std::vector<index> started;
+  attempt(i, started);
+  return !started.empty();
+}
+
+// Tries to start i. On success i holds what it needs and is appended to `started`; otherwise
+// it is parked on the first thing that stops it.
+void constraint_gate::attempt(index i, std::vector<index>& started) {
+  const needs* m = needs_for(i);
+  const waiting me = entry(i);
+  const auto park = [&](wait_queue& queue) {
+    queue.push(me);
+    ++parked_;
+  };
+
+  if (alone_running_ || (!alone_waiting_.empty() && !(m != nullptr && m->alone) &&
+                         better(alone_waiting_.top(), me))) {
+    return park(barrier_);
+  }
+  if (m != nullptr) {
+    if (m->alone &&
+        (running_ > 0 || (!alone_waiting_.empty() && better(alone_waiting_.top(), me)))) {
+      return park(alone_waiting_);
+    }
+    if (m->pool != no_needs) {
+      pool_state& pool = pools_[m->pool];
+      if (pool.used + m->slots > pool.capacity ||
+          (!pool.waiting.empty() && better(pool.waiting.top(), me))) {
+        return park(pool.waiting);
+      }
+    }
+    for (std::uint32_t k : m->keys) {
+      key_state& key = keys_[k];
+      if (key.holder != nobody || (!key.waiting.empty() && better(key.waiting.top(), me))) {
+        return park(key.waiting);
+      }
+    }
+    if (!m->claims.empty()) {
+      for (const held_claim& h : held_) {
+        for (const auto& mine : m->claims) {
+          if (claims_conflict(mine, h.claim)) {
+            waiters_on_[h.module].push_back(i);
+            reserved_.push_back(i);
+            ++parked_;
+            return;
+          }
+        }
+      }
+      for (index r : reserved_) {
+        if (r != i && better(entry(r), me) && conflicts(*m, *needs_for(r))) {
+          waiters_on_[r].push_back(i);
+          reserved_.push_back(i);
+          ++parked_;
+          return;
+        }
+      }
+    }
+    // Everything is free: take it all at once.
+    if (m->pool != no_needs) pools_[m->pool].used += m->slots;
+    for (std::uint32_t k : m->keys)
+      keys_[k].holder = i;
+    for (const auto& claim : m->claims)
+      held_.push_back({i, claim});
+    if (m->alone) alone_running_ = true;
+  }
+  ++running_;
+  started.push_back(i);
+}
+
+void constraint_gate::leave_reservations(index i) {
+  auto it = std::find(reserved_.begin(), reserved_.end(), i);
+  if (it != reserved_.end()) reserved_.erase(it);
+}
+
+void constraint_gate::release(index i, std::vector<index>& started) {
+  --running_;
+  if (const needs* m = needs_for(i)) {
+    if (m->pool != no_needs) {
+      pools_[m->pool].used -= m->slots;
+      pools_[m->pool].dirty = true;
+    }
+    for (std::uint32_t k : m->keys) {
+      if (keys_[k].holder == i) keys_[k].holder = nobody;
+      keys_[k].dirty = true;
+    }
+    if (!m->claims.empty()) {
+      std::erase_if(held_, [i](const held_claim& h) { return h.module == i; });
+    }
+    if (m->alone) {
+      alone_running_ = false;
+      std::vector<waiting> all = std::move(barrier_.heap);
+      barrier_.heap.clear();
+      std::sort(all.begin(), all.end(),
+                [](const waiting& a, const waiting& b) { return better(a, b); });
+      for (const waiting& w : all) {
+        retry_.push_back(w.module);
+        --parked_;
+      }
+    }
+  }
+  if (auto it = waiters_on_.find(i); it != waiters_on_.end()) {
+    for (index w : it->second) {
+      leave_reservations(w);
+      retry_.push_back(w);
+      --parked_;
+    }
+    waiters_on_.erase(it);
+  }
+  alone_dirty_ = true;
+  settle(started);
+}
+
+// Retries what the release made possible until nothing more can start.
+void constraint_gate::settle(std::vector<index>& started) {
+  for (;;) {
+    while (!retry_.empty()) {
+      const index next = retry_.front();
+      retry_.pop_front();
+      attempt(next, started);
+    }
+    bool progress = false;
+    for (pool_state& pool : pools_) {
+      if (!pool.dirty) continue;
+      pool.dirty = false;
+      if (!pool.waiting.empty() &&
+          pool.used + needs_for(pool.waiting.top().module)->slots <= pool.capacity) {
+        // One at a time: it takes its slots (or parks elsewhere) before the next is offered.
+        retry_.push_back(pool.waiting.pop());
+        --parked_;
+        pool.dirty = true;
+        progress = true;
+      }
+    }
+    for (key_state& key : keys_) {
+      if (!key.dirty) continue;
+      key.dirty = false;
+      if (key.holder == nobody && !key.waiting.empty()) {
+        retry_.push_back(key.waiting.pop());
+        --parked_;
+        key.dirty = true;
+        progress = true;
+      }
+    }
+    if (alone_dirty_) {
+      alone_dirty_ = false;
+      if (running_ == 0 && !alone_running_ && !alone_waiting_.empty()) {
+        retry_.push_back(alone_waiting_.pop());
+        --parked_;
+        alone_dirty_ = true;
+        progress = true;
+      }
+    }
+    if (!progress && retry_.empty()) return;
+  }
+}
+
+std::vector<constraint_gate::index> constraint_gate::take_parked() {
+  std::vector<index> out;
+  const auto drain = [&out](wait_queue& q) {
+    for (const waiting& w : q.heap)
+      out.push_back(w.module);
+    q.heap.clear();
+  };
+  for (auto& pool : pools_)
+    drain(pool.waiting);
+  for (auto& key : keys_)
+    drain(key.waiting);
+  drain(alone_waiting_);
+  drain(barrier_);
+  for (auto& [holder, waiters] : waiters_on_)
+    out.insert(out.end(), waiters.begin(), waiters.end());
+  waiters_on_.clear();
+  reserved_.clear();
+  out.insert(out.end(), retry_.begin(), retry_.end());
+  retry_.clear();
+  parked_ = 0;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace drover::detail

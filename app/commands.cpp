@@ -77,6 +77,51 @@ bool select_or_report(pipeline& p, const selection& chosen, std::ostream& err) {
   return errors.empty();
 }
 
+std::string lowercase(std::string_view text) {
+  std::string out{text};
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// "a", "a and b", "a, b and c".
+std::string and_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += i + 1 == items.size() ? " and " : ", ";
+    out += items[i];
+  }
+  return out;
+}
+
+// Warns about each module that requires a label the local workers lack: a local run skips it.
+// The labels compare as the engine compares them, ignoring case.
+void warn_about_missing_capabilities(const pipeline& p,
+                                     const std::vector<std::string>& capabilities,
+                                     std::ostream& err) {
+  std::vector<std::string> local_labels{lowercase(local_os_label())};
+  for (const auto& label : capabilities)
+    local_labels.push_back(lowercase(label));
+  for (const auto& m : p.modules) {
+    if (!m.constraints) continue;
+    std::vector<std::string> missing;
+    for (const auto& label : m.constraints->required_capabilities) {
+      const auto wanted = lowercase(label);
+      if (std::find(local_labels.begin(), local_labels.end(), wanted) != local_labels.end()) {
+        continue;
+      }
+      const bool listed =
+          std::any_of(missing.begin(), missing.end(),
+                      [&](const std::string& other) { return lowercase(other) == wanted; });
+      if (!listed) missing.push_back(label);
+    }
+    if (missing.empty()) continue;
+    err << "warning: module '" << m.id << "' requires " << and_list(missing)
+        << ", which no local worker has (it will be skipped in a local run)\n";
+  }
+}
+
 struct run_outcome {
   run_report report;
   bool interrupted = false;
@@ -85,8 +130,8 @@ struct run_outcome {
 // Runs `p` on `io`, on this thread. The first SIGINT or SIGTERM cancels the run, a second one
 // ends the process at once. One thread is enough and the fastest: the engine's workers share
 // the run's strand, and the modules' work happens in child processes or timers.
-run_outcome execute(pipeline p, run_options options, live_progress* live, std::ostream& err,
-                    asio::io_context& io) {
+run_outcome execute(prepared_pipeline p, run_options options, live_progress* live,
+                    std::ostream& err, asio::io_context& io) {
   engine runner{io.get_executor()};
   // The signal set, the cancellation signal and the outcome are touched only on this strand.
   auto control = asio::make_strand(io);
@@ -209,6 +254,29 @@ selection selection_from(const po::variables_map& vm) {
   return chosen;
 }
 
+void add_capability_option(po::options_description& options) {
+  const std::string description = "a label of the local workers besides their OS label (" +
+                                  std::string{local_os_label()} + "); repeatable";
+  options.add_options()("capability",
+                        po::value<std::vector<std::string>>()->composing()->value_name("LABEL"),
+                        description.c_str());
+}
+
+// The --capability labels, or nothing (after saying why) when one is empty.
+std::optional<std::vector<std::string>> capabilities_from(const po::variables_map& vm,
+                                                          const std::string& command,
+                                                          std::ostream& err) {
+  if (!vm.count("capability")) return std::vector<std::string>{};
+  auto labels = vm["capability"].as<std::vector<std::string>>();
+  for (const auto& label : labels) {
+    if (label.empty()) {
+      err << "drover " << command << ": --capability needs a non-empty label\n";
+      return std::nullopt;
+    }
+  }
+  return labels;
+}
+
 std::size_t hardware_threads() {
   return std::max<std::size_t>(std::thread::hardware_concurrency(), 1);
 }
@@ -221,6 +289,14 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   pipeline p = std::move(*loaded);
   if (!select_or_report(p, settings.chosen, err)) return exit_usage;
   if (settings.keep_going) p.mode = execution_mode::keep_going;
+  // The file was checked when it was loaded; preparing here builds the graph the run uses, so
+  // the run itself does not validate again.
+  auto prepared = prepare(std::move(p));
+  if (!prepared.ok()) {
+    err << format_problems(prepared.problems);
+    return exit_usage;
+  }
+  const std::size_t module_count = prepared.prepared->pipeline().modules.size();
 
   // Open every output before running, so a bad path fails before any work is done.
   std::ofstream report_out;
@@ -255,7 +331,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   std::optional<live_progress> live;
   std::optional<event_printer> printer;
   if (settings.live_progress) {
-    live.emplace(io.get_executor(), out, terminal_columns(STDOUT_FILENO), p.modules.size());
+    live.emplace(io.get_executor(), out, terminal_columns(STDOUT_FILENO), module_count);
   } else {
     printer.emplace(out);
   }
@@ -263,6 +339,8 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   run_options options;
   options.workers = settings.workers;
   options.log_dir = settings.log_dir;
+  options.capabilities = settings.capabilities;
+  options.order = settings.order;
   options.on_event = [&](const event& e) {
     if (events_out.is_open()) write_event_line(events_out, e);
     if (live) {
@@ -272,7 +350,8 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     }
   };
 
-  auto outcome = execute(std::move(p), std::move(options), live ? &*live : nullptr, err, io);
+  auto outcome =
+      execute(std::move(*prepared.prepared), std::move(options), live ? &*live : nullptr, err, io);
   const run_report& report = outcome.report;
 
   if (report.status == run_status::invalid) {
@@ -293,19 +372,23 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   return report.status == run_status::succeeded ? exit_succeeded : exit_failed;
 }
 
-int validate_command(const std::string& file, std::ostream& out, std::ostream& err) {
+int validate_command(const std::string& file, const std::vector<std::string>& capabilities,
+                     std::ostream& out, std::ostream& err) {
   auto loaded = load_or_report(file, err);
   if (!loaded) return exit_usage;
+  warn_about_missing_capabilities(*loaded, capabilities, err);
   out << file << ": ok, " << plural(loaded->modules.size(), "module") << '\n';
   return exit_succeeded;
 }
 
-int plan_command(const std::string& file, const selection& chosen, std::ostream& out,
+int plan_command(const std::string& file, const selection& chosen,
+                 const std::vector<std::string>& capabilities, std::ostream& out,
                  std::ostream& err) {
   auto loaded = load_or_report(file, err);
   if (!loaded) return exit_usage;
   pipeline& p = *loaded;
   if (!select_or_report(p, chosen, err)) return exit_usage;
+  warn_about_missing_capabilities(p, capabilities, err);
   auto built = build_graph(p);
   if (!built.ok()) {
     err << format_problems(built.problems);
@@ -319,8 +402,9 @@ int plan_command(const std::string& file, const selection& chosen, std::ostream&
     for (auto i : wave) {
       const auto& id = p.modules[i].id;
       out << separator << id;
-      if (std::find(chosen.skip_modules.begin(), chosen.skip_modules.end(), id) !=
-          chosen.skip_modules.end()) {
+      if (std::any_of(
+              chosen.skip_modules.begin(), chosen.skip_modules.end(),
+              [&](const std::string& skipped) { return selection_names(p.modules[i], skipped); })) {
         out << " (skipped)";
       }
       separator = ", ";
@@ -392,18 +476,25 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "log-dir", po::value<std::string>()->default_value(".drover/logs")->value_name("DIR"),
         "directory for per-module logs")(
         "progress", po::value<std::string>()->default_value("auto")->value_name("WHEN"),
-        "live progress: auto (on a terminal), always or never");
+        "live progress: auto (on a terminal), always or never")(
+        "order", po::value<std::string>()->default_value("critical_path")->value_name("ORDER"),
+        "which ready module starts first among equal priorities: critical_path or fifo");
+    add_capability_option(options);
     add_selection_options(options);
   } else if (command == "validate") {
     usage =
-        "Usage: drover validate FILE\n\n"
+        "Usage: drover validate FILE [--capability LABEL]...\n\n"
         "Checks FILE and prints every problem in it as file:line:column. Exit code 0 when the\n"
-        "pipeline is valid, 2 otherwise.\n";
+        "pipeline is valid, 2 otherwise. Warns about modules that require a capability the\n"
+        "local workers lack, which a local run would skip.\n";
+    add_capability_option(options);
   } else if (command == "plan") {
     usage =
         "Usage: drover plan FILE [options]\n\n"
         "Prints the waves a run would take: wave 1 has no dependencies, wave k depends only on\n"
-        "earlier waves. Runs nothing.\n";
+        "earlier waves. Runs nothing. Warns about modules that require a capability the local\n"
+        "workers lack, which a local run would skip.\n";
+    add_capability_option(options);
     add_selection_options(options);
   } else {
     usage =
@@ -421,9 +512,11 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
   }
   const auto file = (*vm)["file"].as<std::string>();
 
-  if (command == "validate") return validate_command(file, out, err);
-  if (command == "plan") return plan_command(file, selection_from(*vm), out, err);
   if (command == "graph") return graph_command(file, (*vm)["format"].as<std::string>(), out, err);
+  const auto capabilities = capabilities_from(*vm, command, err);
+  if (!capabilities) return exit_usage;
+  if (command == "validate") return validate_command(file, *capabilities, out, err);
+  if (command == "plan") return plan_command(file, selection_from(*vm), *capabilities, out, err);
 
   run_settings settings;
   settings.file = file;
@@ -447,6 +540,16 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
     err << "drover run: unknown --progress '" << progress << "' (expected auto, always or never)\n";
     return exit_usage;
   }
+  const auto order = (*vm)["order"].as<std::string>();
+  if (order == "critical_path") {
+    settings.order = ready_order::critical_path;
+  } else if (order == "fifo") {
+    settings.order = ready_order::fifo;
+  } else {
+    err << "drover run: unknown --order '" << order << "' (expected critical_path or fifo)\n";
+    return exit_usage;
+  }
+  settings.capabilities = *capabilities;
   return run_command(settings, out, err);
 }
 

@@ -4,10 +4,13 @@
 
 #include "selection.hpp"
 
+#include <drover/engine.hpp>
+
 #include <cstddef>
 #include <filesystem>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace drover::app {
 
@@ -32,16 +35,24 @@ struct run_settings {
   std::string events_file;  ///< empty: no events file
   std::filesystem::path log_dir = ".drover/logs";
   bool live_progress = false;  ///< redraw progress in place (stdout is a terminal)
+  /// --capability: labels of the local workers besides their OS label (local_os_label()).
+  std::vector<std::string> capabilities;
+  ready_order order = ready_order::critical_path;  ///< --order
 };
 
 /// `drover run`: runs the pipeline until it ends or SIGINT/SIGTERM cancels it.
 int run_command(const run_settings& settings, std::ostream& out, std::ostream& err);
 
-/// `drover validate FILE`: prints `FILE: ok, N modules`, or the problems on `err`.
-int validate_command(const std::string& file, std::ostream& out, std::ostream& err);
+/// `drover validate FILE`: prints `FILE: ok, N modules`, or the problems on `err`. Warns on
+/// `err` about each module that requires a capability the local workers (their OS label plus
+/// `capabilities`) lack, which a local run would skip.
+int validate_command(const std::string& file, const std::vector<std::string>& capabilities,
+                     std::ostream& out, std::ostream& err);
 
-/// `drover plan FILE`: prints the waves a run would take (`wave 1: fetch, lint`).
-int plan_command(const std::string& file, const selection& chosen, std::ostream& out,
+/// `drover plan FILE`: prints the waves a run would take (`wave 1: fetch, lint`), and warns as
+/// validate_command does about the selected modules.
+int plan_command(const std::string& file, const selection& chosen,
+                 const std::vector<std::string>& capabilities, std::ostream& out,
                  std::ostream& err);
 
 /// `drover graph FILE`: the dependency graph as Graphviz dot or a Mermaid flowchart.

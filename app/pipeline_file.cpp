@@ -14,9 +14,11 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace drover::app {
 
@@ -25,11 +27,14 @@ using std::chrono::milliseconds;
 
 namespace {
 
-const std::vector<std::string> pipeline_fields{"name", "mode", "defaults", "modules"};
+const std::vector<std::string> pipeline_fields{"name", "mode", "defaults", "pools", "modules"};
 const std::vector<std::string> defaults_fields{"retries", "backoff", "timeout"};
 const std::vector<std::string> module_fields{
-    "id",      "kind",       "params",         "deps",    "retries", "backoff",
-    "timeout", "always_run", "ignore_failure", "skip_if", "tags",    "priority"};
+    "id",      "kind",     "params",     "deps",           "retries",
+    "backoff", "timeout",  "always_run", "ignore_failure", "skip_if",
+    "tags",    "priority", "requires",   "pin_local",      "not_in_parallel",
+    "claims",  "pool",     "pool_slots", "matrix",         "matrix_requires"};
+const std::vector<std::string> claim_fields{"resource", "mode"};
 const std::vector<std::string> backoff_fields{"initial", "multiplier", "max", "jitter"};
 const std::vector<std::string> skip_if_fields{"env", "env_equals", "file_exists"};
 
@@ -115,6 +120,14 @@ std::string pointer_of_field(std::string_view field) {
   return pointer;
 }
 
+// Where in a module's object the field an engine problem names is written. Most are written as
+// the engine names them; a matrix's axes are the matrix itself.
+std::string pointer_of_engine_field(std::string_view field) {
+  if (field == "matrix.axes") return "/matrix";
+  if (field == "matrix.requires_axes") return "/matrix_requires";
+  return pointer_of_field(field);
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   // Optimal string alignment: Levenshtein plus swaps of neighbours, so "retires" is one edit
   // away from "retries".
@@ -135,6 +148,23 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return d[a.size()][b.size()];
 }
 
+// The id in the file of the module `id` names: `build` for its matrix instance `build[linux]`.
+// A matrix module's own id may not contain brackets, so it is all before the first '['.
+std::string_view file_id_of(std::string_view id) {
+  return id.substr(0, id.find('['));
+}
+
+std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
+  std::string out;
+  for (std::size_t at = 0;;) {
+    const auto next = from.empty() ? std::string_view::npos : text.find(from, at);
+    out += text.substr(at, next - at);
+    if (next == std::string_view::npos) return out;
+    out += to;
+    at = next + from.size();
+  }
+}
+
 // Which entry of `deps` a dependency problem is about: the one the message quotes
 // ("depends on unknown module 'x'"), the next one in a printed cycle ("a -> b -> a"), or the
 // module itself ("depends on itself").
@@ -143,6 +173,10 @@ std::optional<std::size_t> blamed_dependency(std::string_view message, std::stri
   auto find = [&](std::string_view name) -> std::optional<std::size_t> {
     for (std::size_t i = 0; i < deps.size(); ++i) {
       if (deps[i] == name) return i;
+    }
+    // A dependency on a matrix module reaches its instances: `build` for `build[linux]`.
+    for (std::size_t i = 0; i < deps.size(); ++i) {
+      if (deps[i] == file_id_of(name)) return i;
     }
     return std::nullopt;
   };
@@ -206,6 +240,7 @@ class pipeline_reader {
                bool names_field = true);
   void check_fields(const json::object& object, const std::string& pointer,
                     const std::vector<std::string>& known);
+  void check_duplicates(const std::string& pointer);
 
   std::optional<std::string> read_string(const json::value& v, const std::string& pointer);
   std::optional<std::int64_t> read_integer(const json::value& v, const std::string& pointer,
@@ -221,13 +256,27 @@ class pipeline_reader {
                                              backoff_policy base);
   skip_condition read_skip_if(const json::value& v, const std::string& pointer);
   void read_defaults(const json::value& v, module_defaults& defaults);
+  void read_pools(const json::value& v);
+  std::optional<std::vector<resource_claim>> read_claims(const json::value& v,
+                                                         const std::string& pointer);
+  void read_pool(const json::object& object, const std::string& pointer, module_spec& spec);
+  void read_constraints(const json::object& object, const std::string& pointer, module_spec& spec);
+  std::optional<std::vector<matrix_combination>> read_combinations(const json::value& v,
+                                                                   const std::string& pointer);
+  std::optional<matrix_spec> read_matrix(const json::value& v, const std::string& pointer);
   module_spec read_module(const json::value& v, std::size_t index, const module_defaults& defaults);
-  void check_graph(const pipeline& p);
+  void check_graph(pipeline& p);
 
   const json_source_map& sources_;
   const modules::registry& kinds_;
   std::vector<std::string> module_ids_;  // by place in the file; empty when unknown
   std::vector<pipeline_problem> problems_;
+  std::unordered_set<std::string> blamed_pointers_;  // where problems_ point
+  // The pools the file declares. A name whose slot count is wrong is in pool_names_ but not in
+  // pools_, so modules that use it are not blamed for the pool's own problem.
+  enum class pools_field { absent, malformed, read } pools_field_ = pools_field::absent;
+  std::map<std::string, std::uint32_t> pools_;
+  std::vector<std::string> pool_names_;
   std::unordered_map<std::string, std::vector<const json_source_map::duplicate_key*>>
       duplicates_by_object_;
 };
@@ -247,6 +296,7 @@ void pipeline_reader::problem(std::string_view pointer, std::string message, pla
   if (names_field) p.field = field_of(pointer);
   p.message = std::move(message);
   problems_.push_back(std::move(p));
+  blamed_pointers_.emplace(pointer);
 }
 
 void pipeline_reader::check_fields(const json::object& object, const std::string& pointer,
@@ -260,6 +310,10 @@ void pipeline_reader::check_fields(const json::object& object, const std::string
     }
     problem(pointer + '/' + pointer_token(key), std::move(message), place::key, false);
   }
+  check_duplicates(pointer);
+}
+
+void pipeline_reader::check_duplicates(const std::string& pointer) {
   if (auto it = duplicates_by_object_.find(pointer); it != duplicates_by_object_.end()) {
     for (const auto* duplicate : it->second) {
       problem(duplicate->pointer, "duplicate field: a field may appear only once", place::key);
@@ -462,6 +516,236 @@ void pipeline_reader::read_defaults(const json::value& v, module_defaults& defau
   }
 }
 
+void pipeline_reader::read_pools(const json::value& v) {
+  const std::string pointer = "/pools";
+  if (!v.is_object()) {
+    problem(pointer, R"(expected an object of pool names and their slots, such as {"network": 2})");
+    pools_field_ = pools_field::malformed;
+    return;
+  }
+  pools_field_ = pools_field::read;
+  for (const auto& member : v.get_object()) {
+    const std::string member_pointer = pointer + '/' + pointer_token(member.key());
+    if (member.key().empty()) {
+      problem(member_pointer, "a pool needs a non-empty name", place::key, false);
+      problems_.back().field = "pools";
+      continue;
+    }
+    pool_names_.emplace_back(member.key());
+    if (auto slots = read_integer(member.value(), member_pointer, 1,
+                                  "expected the number of slots: an integer >= 1")) {
+      pools_[std::string{member.key()}] = static_cast<std::uint32_t>(*slots);
+    }
+  }
+  check_duplicates(pointer);
+}
+
+std::optional<std::vector<resource_claim>> pipeline_reader::read_claims(
+    const json::value& v, const std::string& pointer) {
+  if (!v.is_array()) {
+    problem(pointer, R"(expected an array of claims, such as ["db/users"])");
+    return std::nullopt;
+  }
+  std::vector<resource_claim> claims;
+  const std::size_t problems_before = problems_.size();
+  for (std::size_t i = 0; i < v.get_array().size(); ++i) {
+    const auto& element = v.get_array()[i];
+    const std::string at = pointer + '/' + std::to_string(i);
+    if (element.is_string()) {
+      if (element.get_string().empty()) {
+        problem(at, "expected a non-empty resource name");
+      } else {
+        claims.push_back({std::string{element.get_string()}, claim_mode::write});
+      }
+      continue;
+    }
+    if (!element.is_object()) {
+      problem(
+          at,
+          R"(expected a resource name such as "db/users", or an object such as {"resource": "db/users", "mode": "read"})");
+      continue;
+    }
+    const auto& object = element.get_object();
+    check_fields(object, at, claim_fields);
+    resource_claim claim;
+    if (const auto* resource = object.if_contains("resource")) {
+      if (!resource->is_string() || resource->get_string().empty()) {
+        problem(at + "/resource", "expected a non-empty resource name");
+      } else {
+        claim.resource = resource->get_string();
+      }
+    } else {
+      problem(at, "missing field 'resource'");
+    }
+    if (const auto* mode = object.if_contains("mode")) {
+      if (mode->is_string() && mode->get_string() == "read") {
+        claim.mode = claim_mode::read;
+      } else if (mode->is_string() && mode->get_string() == "write") {
+        claim.mode = claim_mode::write;
+      } else {
+        problem(at + "/mode", R"(expected "read" or "write")");
+      }
+    }
+    claims.push_back(std::move(claim));
+  }
+  if (problems_.size() != problems_before) return std::nullopt;
+  return claims;
+}
+
+void pipeline_reader::read_pool(const json::object& object, const std::string& pointer,
+                                module_spec& spec) {
+  const auto* pool = object.if_contains("pool");
+  const auto* slots = object.if_contains("pool_slots");
+  std::optional<std::uint32_t> slot_count;
+  if (slots != nullptr) {
+    if (auto n = read_integer(*slots, pointer + "/pool_slots", 1, "expected an integer >= 1")) {
+      slot_count = static_cast<std::uint32_t>(*n);
+      if (pool == nullptr) {
+        problem(pointer + "/pool_slots", R"(pool_slots needs a pool: set "pool" too)");
+      }
+    }
+  }
+  if (pool == nullptr) return;
+  const std::string at = pointer + "/pool";
+  if (!pool->is_string() || pool->get_string().empty()) {
+    problem(at, "expected the name of a pool");
+    return;
+  }
+  const std::string name{pool->get_string()};
+  if (pools_field_ == pools_field::malformed) return;  // the pools field is blamed instead
+  const auto known = pools_.find(name);
+  if (known == pools_.end()) {
+    // A pool whose own slot count is wrong has been reported where it is declared.
+    if (std::find(pool_names_.begin(), pool_names_.end(), name) != pool_names_.end()) return;
+    std::string message = "unknown pool '" + name + "'";
+    if (pool_names_.empty()) {
+      message +=
+          R"( (declare it in the top-level "pools", such as "pools": {")" + name + R"(": 2}))";
+    } else if (auto suggestion = closest_match(name, pool_names_); !suggestion.empty()) {
+      message += " (did you mean '" + suggestion + "'?)";
+    } else {
+      message += " (known pools: " + quoted_list(pool_names_) + ")";
+    }
+    problem(at, std::move(message));
+    return;
+  }
+  if (slot_count && *slot_count > known->second) {
+    problem(pointer + "/pool_slots", "pool '" + name + "' has " + std::to_string(known->second) +
+                                         (known->second == 1 ? " slot" : " slots") +
+                                         "; a module cannot take more");
+    return;
+  }
+  auto& constraints = spec.constraints.ensure();
+  constraints.pool = name;
+  if (slot_count) constraints.pool_slots = *slot_count;
+}
+
+void pipeline_reader::read_constraints(const json::object& object, const std::string& pointer,
+                                       module_spec& spec) {
+  // A box is made only for a setting that constrains something, so plain modules stay small.
+  if (const auto* labels = object.if_contains("requires")) {
+    if (auto l = read_string_list(*labels, pointer + "/requires"); l && !l->empty()) {
+      spec.constraints.ensure().required_capabilities = std::move(*l);
+    }
+  }
+  if (const auto* pin = object.if_contains("pin_local")) {
+    if (read_bool(*pin, pointer + "/pin_local").value_or(false)) {
+      spec.constraints.ensure().pin_local = true;
+    }
+  }
+  if (const auto* exclusive = object.if_contains("not_in_parallel")) {
+    const std::string at = pointer + "/not_in_parallel";
+    if (exclusive->is_bool()) {
+      if (exclusive->get_bool()) spec.constraints.ensure().run_alone = true;
+    } else if (exclusive->is_array()) {
+      if (auto keys = read_string_list(*exclusive, at); keys && !keys->empty()) {
+        spec.constraints.ensure().not_in_parallel = std::move(*keys);
+      }
+    } else {
+      problem(at, R"(expected true, false or an array of keys, such as ["database"])");
+    }
+  }
+  if (const auto* claims = object.if_contains("claims")) {
+    if (auto c = read_claims(*claims, pointer + "/claims"); c && !c->empty()) {
+      spec.constraints.ensure().claims = std::move(*c);
+    }
+  }
+  read_pool(object, pointer, spec);
+}
+
+std::optional<std::vector<matrix_combination>> pipeline_reader::read_combinations(
+    const json::value& v, const std::string& pointer) {
+  constexpr std::string_view expected_entry =
+      R"(expected an object of axis values, such as {"os": "linux"})";
+  if (!v.is_array()) {
+    problem(pointer, R"(expected an array of objects, such as [{"os": "linux"}])");
+    return std::nullopt;
+  }
+  std::vector<matrix_combination> combinations;
+  const std::size_t problems_before = problems_.size();
+  for (std::size_t i = 0; i < v.get_array().size(); ++i) {
+    const auto& element = v.get_array()[i];
+    const std::string at = pointer + '/' + std::to_string(i);
+    if (!element.is_object()) {
+      problem(at, std::string{expected_entry});
+      continue;
+    }
+    matrix_combination combination;
+    for (const auto& member : element.get_object()) {
+      const std::string member_pointer = at + '/' + pointer_token(member.key());
+      if (!member.value().is_string() || member.value().get_string().empty()) {
+        problem(member_pointer, "expected a non-empty string");
+        continue;
+      }
+      combination.emplace_back(member.key(), member.value().get_string());
+    }
+    check_duplicates(at);
+    combinations.push_back(std::move(combination));
+  }
+  if (problems_.size() != problems_before) return std::nullopt;
+  return combinations;
+}
+
+std::optional<matrix_spec> pipeline_reader::read_matrix(const json::value& v,
+                                                        const std::string& pointer) {
+  // The engine checks what needs the whole matrix (empty or unknown axes, clashing ids); this
+  // checks the shape, where positions are known.
+  matrix_spec matrix;
+  if (v.is_array()) {
+    auto values = read_string_list(v, pointer);
+    if (!values) return std::nullopt;
+    matrix.axes.push_back({"", std::move(*values)});
+    return matrix;
+  }
+  if (!v.is_object()) {
+    problem(
+        pointer,
+        R"(expected an array of values, such as ["linux", "windows"], or an object of axes, such as {"os": ["linux", "windows"]})");
+    return std::nullopt;
+  }
+  const std::size_t problems_before = problems_.size();
+  for (const auto& member : v.get_object()) {
+    const std::string at = pointer + '/' + pointer_token(member.key());
+    if (member.key() == "include" || member.key() == "exclude") {
+      if (auto c = read_combinations(member.value(), at)) {
+        (member.key() == "include" ? matrix.include : matrix.exclude) = std::move(*c);
+      }
+      continue;
+    }
+    if (member.key().empty()) {
+      problem(at, "an axis needs a non-empty name", place::key, false);
+      problems_.back().field = field_of(pointer);
+      continue;
+    }
+    if (auto values = read_string_list(member.value(), at)) {
+      matrix.axes.push_back({std::string{member.key()}, std::move(*values)});
+    }
+  }
+  check_duplicates(pointer);
+  if (problems_.size() != problems_before) return std::nullopt;
+  return matrix;
+}
+
 module_spec pipeline_reader::read_module(const json::value& v, std::size_t index,
                                          const module_defaults& defaults) {
   const std::string pointer = "/modules/" + std::to_string(index);
@@ -554,36 +838,88 @@ module_spec pipeline_reader::read_module(const json::value& v, std::size_t index
       spec.priority = static_cast<int>(*p);
     }
   }
+  read_constraints(object, pointer, spec);
+  const auto* matrix = object.if_contains("matrix");
+  if (matrix != nullptr) {
+    // A module without a usable id has no instance ids either; its id is what is reported.
+    if (auto m = read_matrix(*matrix, pointer + "/matrix"); m && !spec.id.empty()) {
+      spec.matrix = std::move(*m);
+    }
+  }
+  if (auto* axes = object.if_contains("matrix_requires")) {
+    const std::string at = pointer + "/matrix_requires";
+    if (auto a = read_string_list(*axes, at)) {
+      if (matrix == nullptr) {
+        problem(at, R"(matrix_requires needs a matrix: set "matrix" too)");
+      } else if (spec.matrix) {
+        spec.matrix->requires_axes = std::move(*a);
+      }
+    }
+  }
   return spec;
 }
 
-void pipeline_reader::check_graph(const pipeline& p) {
+void pipeline_reader::check_graph(pipeline& p) {
   // Where each id is defined in the file. For a repeated id the later definition is the one
   // in error.
   std::unordered_map<std::string, std::size_t> place_of_id;
   for (std::size_t i = 0; i < module_ids_.size(); ++i) {
     if (!module_ids_[i].empty()) place_of_id[module_ids_[i]] = i;
   }
-  std::unordered_map<std::string_view, const module_spec*> spec_of;
+  // The dependencies as written, by place in the file: expansion turns a dependency on a
+  // matrix module into one per instance.
+  std::vector<std::vector<std::string>> deps_in_file;
+  deps_in_file.reserve(p.modules.size());
   for (const auto& m : p.modules)
-    spec_of.emplace(m.id, &m);
-  for (const auto& found : build_graph(p).problems) {
+    deps_in_file.push_back(m.deps);
+
+  // Expand first, so that the graph is checked, and the pipeline loaded, with the instances.
+  // A failed expansion leaves no graph worth checking.
+  auto found_problems = expand_matrix(p);
+  if (found_problems.empty()) found_problems = build_graph(p).problems;
+
+  const auto reader_pointers = blamed_pointers_;
+  // A problem that several instances of one matrix module share is reported once, for the
+  // module as the file names it. Keyed by pointer and message (with the module's own id).
+  std::unordered_map<std::string, std::size_t> shared_problems;
+  for (const auto& found : found_problems) {
     // A module without a usable id has been reported where it was read, and nothing can
     // depend on it; what the graph says about it adds nothing.
     if (found.module.empty() && (found.field == "id" || found.field == "deps")) continue;
-    std::string pointer;
+    std::optional<std::size_t> place;
     if (auto it = place_of_id.find(found.module); it != place_of_id.end()) {
-      pointer = "/modules/" + std::to_string(it->second) + pointer_of_field(found.field);
-      if (found.field == "deps" && spec_of.contains(found.module)) {
-        const auto& deps = spec_of.at(found.module)->deps;
-        if (auto i = blamed_dependency(found.message, found.module, deps)) {
+      place = it->second;
+    } else if (auto base = place_of_id.find(std::string{file_id_of(found.module)});
+               base != place_of_id.end()) {
+      place = base->second;
+    }
+    std::string pointer;
+    if (place) {
+      pointer = "/modules/" + std::to_string(*place) + pointer_of_engine_field(found.field);
+      if (found.field == "deps") {
+        if (auto i = blamed_dependency(found.message, found.module, deps_in_file[*place])) {
           pointer += '/' + std::to_string(*i);
         }
       }
     } else if (!found.field.empty()) {
-      pointer = pointer_of_field(found.field);
+      pointer = pointer_of_engine_field(found.field);
     }
+    // Already reported, with a message that fits the file better.
+    if (reader_pointers.contains(pointer)) continue;
     problem(pointer, found.message);
+    if (!place || module_ids_[*place] == found.module) continue;
+
+    const std::string& file_id = module_ids_[*place];
+    problems_.back().module = found.module;
+    std::string shared_message = replace_all(found.message, found.module, file_id);
+    auto [it, first] =
+        shared_problems.try_emplace(pointer + '\n' + shared_message, problems_.size() - 1);
+    if (!first) {
+      problems_.pop_back();
+      auto& shared = problems_[it->second];
+      shared.module = file_id;
+      shared.message = std::move(shared_message);
+    }
   }
 }
 
@@ -613,6 +949,9 @@ loaded_pipeline pipeline_reader::read(const json::value& root, std::string name)
   if (auto* defaults = object.if_contains("defaults")) {
     read_defaults(*defaults, result.pipeline.defaults);
   }
+  // Before the modules, which name the pools wherever the file declares them.
+  if (auto* pools = object.if_contains("pools")) read_pools(*pools);
+  result.pipeline.pools = pools_;
   const auto* modules = object.if_contains("modules");
   if (modules == nullptr) {
     problem("", "missing field 'modules'", place::value, false);

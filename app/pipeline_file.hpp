@@ -32,13 +32,17 @@ std::string format_problem(std::string_view file, const pipeline_problem& proble
 
 /// A pipeline read from a file, or what is wrong with the file.
 struct loaded_pipeline {
-  drover::pipeline pipeline;               ///< complete, with every kind resolved, when ok()
+  /// Complete when ok(): every kind resolved and every matrix expanded, so it holds the
+  /// instances (`build[linux]`) instead of the matrix modules.
+  drover::pipeline pipeline;
   std::vector<pipeline_problem> problems;  ///< in text order
   bool ok() const noexcept { return problems.empty(); }
 };
 
-/// Reads pipeline JSON `text`: checks every field, resolves kinds through `kinds` and checks the
-/// dependency graph (drover::build_graph). `name` is used when the text sets none.
+/// Reads pipeline JSON `text`: checks every field, resolves kinds through `kinds`, expands every
+/// matrix (drover::expand_matrix) and checks the dependency graph and the constraints
+/// (drover::build_graph). A problem the engine finds about an instance points at the module
+/// the file declares. `name` is used when the text sets none.
 loaded_pipeline parse_pipeline(std::string_view text, const modules::registry& kinds,
                                std::string name = "pipeline");
 

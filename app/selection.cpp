@@ -20,19 +20,33 @@ std::string unknown_id(std::string_view flag, const std::string& id,
 
 }  // namespace
 
+bool selection_names(const module_spec& m, std::string_view id) {
+  if (m.id == id) return true;
+  // An instance's id is its matrix module's id, which has no brackets, then `[target]`.
+  return m.instance && std::string_view{m.id}.substr(0, m.id.find('[')) == id;
+}
+
 std::vector<std::string> apply_selection(pipeline& p, const selection& chosen) {
-  std::unordered_map<std::string_view, std::size_t> index_of;
+  // Ids are unique in a valid pipeline, and no module has the id of a matrix module, so an id
+  // names one module or all instances of one matrix module.
+  std::unordered_map<std::string_view, std::vector<std::size_t>> modules_of;
   std::vector<std::string> ids;
   for (std::size_t i = 0; i < p.modules.size(); ++i) {
-    index_of.emplace(p.modules[i].id, i);
-    ids.push_back(p.modules[i].id);
+    const auto& m = p.modules[i];
+    modules_of[m.id].push_back(i);
+    ids.push_back(m.id);
+    if (!m.instance) continue;
+    const std::string_view matrix_id = std::string_view{m.id}.substr(0, m.id.find('['));
+    auto& instances = modules_of[matrix_id];
+    if (instances.empty()) ids.emplace_back(matrix_id);
+    instances.push_back(i);
   }
 
   std::vector<std::string> errors;
   std::vector<std::size_t> roots;
   for (const auto& id : chosen.modules) {
-    if (auto it = index_of.find(id); it != index_of.end()) {
-      roots.push_back(it->second);
+    if (auto it = modules_of.find(id); it != modules_of.end()) {
+      roots.insert(roots.end(), it->second.begin(), it->second.end());
     } else {
       errors.push_back(unknown_id("--module", id, ids));
     }
@@ -49,7 +63,7 @@ std::vector<std::string> apply_selection(pipeline& p, const selection& chosen) {
     if (!found) errors.push_back("--tag '" + tag + "': no module has this tag");
   }
   for (const auto& id : chosen.skip_modules) {
-    if (!index_of.contains(id)) errors.push_back(unknown_id("--skip-module", id, ids));
+    if (!modules_of.contains(id)) errors.push_back(unknown_id("--skip-module", id, ids));
   }
   if (!errors.empty()) return errors;
 
@@ -62,14 +76,18 @@ std::vector<std::string> apply_selection(pipeline& p, const selection& chosen) {
     if (selected[i]) continue;
     selected[i] = true;
     for (const auto& dep : p.modules[i].deps) {
-      if (auto it = index_of.find(dep); it != index_of.end()) stack.push_back(it->second);
+      if (auto it = modules_of.find(dep); it != modules_of.end()) {
+        stack.insert(stack.end(), it->second.begin(), it->second.end());
+      }
     }
   }
 
   for (const auto& id : chosen.skip_modules) {
-    p.modules[index_of.at(id)].skip_if = [] {
-      return std::optional<std::string>{std::string{skipped_by_flag}};
-    };
+    for (auto i : modules_of.at(id)) {
+      p.modules[i].skip_if = [] {
+        return std::optional<std::string>{std::string{skipped_by_flag}};
+      };
+    }
   }
   std::vector<module_spec> kept;
   kept.reserve(p.modules.size());

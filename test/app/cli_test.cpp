@@ -5,7 +5,10 @@
 #define BOOST_TEST_MODULE cli
 #include "app_test_support.hpp"
 
+#include <drover/engine.hpp>
 #include <drover/version.hpp>
+
+#include <sstream>
 
 namespace {
 
@@ -50,8 +53,12 @@ BOOST_AUTO_TEST_CASE(version_and_help) {
   }
   const auto run_help = drover({"run", "--help"});
   for (auto option : {"--workers", "--keep-going", "--module", "--skip-module", "--tag", "--report",
-                      "--events", "--log-dir", "--progress"}) {
+                      "--events", "--log-dir", "--progress", "--order", "--capability"}) {
     BOOST_TEST(run_help.out.find(option) != std::string::npos, option);
+  }
+  for (std::string command : {"validate", "plan"}) {
+    const auto r = drover({command, "--help"});
+    BOOST_TEST(r.out.find("--capability LABEL") != std::string::npos, command);
   }
 }
 
@@ -71,6 +78,10 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
                                                {"run", "p.json", "--workers", "0"},
                                                {"run", "p.json", "--workers", "many"},
                                                {"run", "p.json", "--progress", "sometimes"},
+                                               {"run", "p.json", "--order", "sideways"},
+                                               {"run", "p.json", "--capability", ""},
+                                               {"plan", "p.json", "--capability"},
+                                               {"graph", "p.json", "--capability", "gpu"},
                                                {"graph", "p.json", "--format", "png"},
                                                {"plan", "p.json", "extra.json"}}) {
     const auto r = drover(args);
@@ -217,6 +228,151 @@ BOOST_AUTO_TEST_CASE(graph_as_dot_and_mermaid) {
              "  n0 --> n1\n"
              "  n1 --> n2\n"
              "  n0 --> n2\n");
+}
+
+BOOST_AUTO_TEST_CASE(capability_warnings_in_validate_and_plan) {
+  dir.write("p.json", R"({"modules": [
+    {"id": "fetch", "kind": "noop"},
+    {"id": "build", "kind": "noop", "deps": ["fetch"], "requires": ["docker", "GPU"]},
+    {"id": "push", "kind": "noop", "deps": ["build"], "requires": ["docker"]}
+  ]})");
+  const std::string build_warning =
+      "warning: module 'build' requires docker and GPU, which no local worker has (it will be "
+      "skipped in a local run)\n";
+  const std::string push_warning =
+      "warning: module 'push' requires docker, which no local worker has (it will be skipped in "
+      "a local run)\n";
+
+  const auto lacking = drover({"validate", "p.json"});
+  BOOST_TEST(lacking.exit_code == 0);
+  BOOST_TEST(lacking.out == "p.json: ok, 3 modules\n");
+  BOOST_TEST(lacking.err == build_warning + push_warning);
+
+  // Labels compare ignoring case; only the missing ones are named.
+  const auto partly = drover({"validate", "p.json", "--capability", "DOCKER"});
+  BOOST_TEST(partly.exit_code == 0);
+  BOOST_TEST(partly.err ==
+             "warning: module 'build' requires GPU, which no local worker has (it will be "
+             "skipped in a local run)\n");
+
+  const auto having =
+      drover({"validate", "p.json", "--capability", "docker", "--capability", "gpu"});
+  BOOST_TEST(having.exit_code == 0);
+  BOOST_TEST(having.err.empty(), having.err);
+
+  const auto plan = drover({"plan", "p.json"});
+  BOOST_TEST(plan.exit_code == 0);
+  BOOST_TEST(plan.out == "wave 1: fetch\nwave 2: build\nwave 3: push\n3 modules in 3 waves\n");
+  BOOST_TEST(plan.err == build_warning + push_warning);
+  // Only the selected modules are checked.
+  const auto selected = drover({"plan", "p.json", "--module", "build", "--capability", "gpu"});
+  BOOST_TEST(selected.exit_code == 0);
+  BOOST_TEST(selected.err ==
+             "warning: module 'build' requires docker, which no local worker has (it will be "
+             "skipped in a local run)\n");
+
+  const auto empty = drover({"validate", "p.json", "--capability", ""});
+  BOOST_TEST(empty.exit_code == 2);
+  BOOST_TEST(empty.err == "drover validate: --capability needs a non-empty label\n");
+  BOOST_TEST(empty.out.empty());
+}
+
+BOOST_AUTO_TEST_CASE(constraint_problems_exit_2_naming_module_and_field) {
+  dir.write("pools.json", R"({
+  "pools": {"network": 2},
+  "modules": [
+    {"id": "fetch", "kind": "noop", "pool": "netwrk"},
+    {"id": "upload", "kind": "noop", "pool": "network", "pool_slots": 0,
+     "not_in_parallel": 1, "claims": [{"resource": "db", "mode": "shared"}]}
+  ]
+})");
+  const std::string expected =
+      "pools.json:4:45: module 'fetch': field 'pool': unknown pool 'netwrk' (did you mean "
+      "'network'?)\n"
+      "pools.json:5:71: module 'upload': field 'pool_slots': expected an integer >= 1\n"
+      "pools.json:6:25: module 'upload': field 'not_in_parallel': expected true, false or an "
+      "array of keys, such as [\"database\"]\n"
+      "pools.json:6:66: module 'upload': field 'claims[0].mode': expected \"read\" or "
+      "\"write\"\n"
+      "pools.json: 4 problems\n";
+  for (std::string command : {"validate", "plan", "graph", "run"}) {
+    const auto r = drover({command, "pools.json"});
+    BOOST_TEST(r.exit_code == 2, command);
+    BOOST_TEST(r.err == expected, command);
+    BOOST_TEST(r.out.empty(), command);
+  }
+  BOOST_TEST(!fs::exists(dir / ".drover"), "nothing ran");
+}
+
+// Needs matrix expansion.
+BOOST_AUTO_TEST_CASE(matrix_instances_in_validate_plan_and_graph) {
+  dir.write("m.json", R"({"name": "m", "modules": [
+    {"id": "build", "kind": "noop", "matrix": ["linux", "windows"]},
+    {"id": "test", "kind": "noop", "deps": ["build"]}
+  ]})");
+  const auto validate = drover({"validate", "m.json", "--capability", "linux"});
+  BOOST_TEST(validate.exit_code == 0);
+  BOOST_TEST(validate.out == "m.json: ok, 3 modules\n");
+  if (drover::local_os_label() != "windows") {
+    BOOST_TEST(validate.err ==
+               "warning: module 'build[windows]' requires windows, which no local worker has "
+               "(it will be skipped in a local run)\n");
+  }
+  const auto with_windows =
+      drover({"validate", "m.json", "--capability", "windows", "--capability", "linux"});
+  BOOST_TEST(with_windows.err.empty(), with_windows.err);
+
+  const auto plan = drover({"plan", "m.json", "--capability", "linux", "--capability", "windows"});
+  BOOST_TEST(plan.exit_code == 0);
+  BOOST_TEST(plan.out ==
+             "wave 1: build[linux], build[windows]\n"
+             "wave 2: test\n"
+             "3 modules in 2 waves\n");
+  // A matrix module's id selects all of its instances; an instance's id selects it alone.
+  const auto all_builds = drover({"plan", "m.json", "--module", "build", "--skip-module", "build",
+                                  "--capability", "linux", "--capability", "windows"});
+  BOOST_TEST(all_builds.exit_code == 0, all_builds.err);
+  BOOST_TEST(all_builds.out ==
+             "wave 1: build[linux] (skipped), build[windows] (skipped)\n2 modules in 1 wave\n");
+  const auto one_build =
+      drover({"plan", "m.json", "--module", "build[windows]", "--capability", "windows"});
+  BOOST_TEST(one_build.out == "wave 1: build[windows]\n1 module in 1 wave\n");
+
+  const auto dot = drover({"graph", "m.json"});
+  BOOST_TEST(dot.exit_code == 0);
+  BOOST_TEST(dot.out ==
+             "digraph \"m\" {\n"
+             "  rankdir=LR;\n"
+             "  \"build[linux]\";\n"
+             "  \"build[windows]\";\n"
+             "  \"test\";\n"
+             "  \"build[linux]\" -> \"test\";\n"
+             "  \"build[windows]\" -> \"test\";\n"
+             "}\n");
+}
+
+// Needs matrix expansion.
+BOOST_AUTO_TEST_CASE(matrix_problems_point_at_the_matrix_module) {
+  dir.write("bad.json", R"({"modules": [
+  {"id": "build", "kind": "noop", "matrix": {"os": ["linux"], "exclude": [{"cpu": "arm"}]}},
+  {"id": "b[x]", "kind": "noop", "matrix": ["linux"]},
+  {"id": "test", "kind": "noop", "matrix_requires": ["os"]}
+]})");
+  const auto r = drover({"validate", "bad.json"});
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(r.out.empty());
+  std::istringstream lines{r.err};
+  std::vector<std::string> printed;
+  for (std::string line; std::getline(lines, line);)
+    printed.push_back(line);
+  BOOST_TEST_REQUIRE(printed.size() == 4u, r.err);
+  BOOST_TEST(printed[0].starts_with("bad.json:2:74: module 'build': field 'matrix.exclude': "),
+             printed[0]);
+  BOOST_TEST(printed[1].starts_with("bad.json:3:10: module 'b[x]': field 'id': "), printed[1]);
+  BOOST_TEST(printed[2] ==
+             "bad.json:4:53: module 'test': field 'matrix_requires': matrix_requires needs a "
+             "matrix: set \"matrix\" too");
+  BOOST_TEST(printed[3] == "bad.json: 3 problems");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

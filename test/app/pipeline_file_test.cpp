@@ -9,6 +9,9 @@
 
 #include <stdlib.h>
 
+#include <cstdint>
+#include <map>
+
 namespace {
 
 using namespace drover::app;
@@ -35,6 +38,14 @@ std::string only_problem(std::string_view text) {
   BOOST_TEST_REQUIRE(all.size() == 1u, "expected one problem, got " << all.size() << " in\n"
                                                                     << text);
   return all.front();
+}
+
+/// All problems of `loaded`, one per line, for test messages.
+std::string problems_of_loaded(const loaded_pipeline& loaded) {
+  std::string out;
+  for (const auto& p : loaded.problems)
+    out += format_problem("p.json", p) + '\n';
+  return out;
 }
 
 const drover::module_spec& module_named(const loaded_pipeline& loaded, std::string_view id) {
@@ -362,6 +373,315 @@ BOOST_AUTO_TEST_CASE(control_characters_are_escaped_in_messages) {
   BOOST_TEST(all[0] ==
              "p.json:1:51: module 'x': field 'deps[0]': module 'x' depends on unknown module "
              "'a\\x0ab'");
+}
+
+BOOST_AUTO_TEST_CASE(reads_scheduling_constraints) {
+  const auto loaded = parse(R"({
+    "pools": {"network": 3, "gpu": 1},
+    "modules": [
+      {"id": "plain", "kind": "noop"},
+      {"id": "upload", "kind": "noop", "requires": ["docker", "GPU"], "pin_local": true,
+       "not_in_parallel": ["db", "cache"], "pool": "network", "pool_slots": 2,
+       "claims": ["db/users", {"resource": "db/*", "mode": "read"},
+                  {"resource": "cache/**", "mode": "write"}, {"resource": "logs"}]},
+      {"id": "alone", "kind": "noop", "not_in_parallel": true, "pool": "gpu"}
+    ]
+  })");
+  BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
+  const auto& p = loaded.pipeline;
+  BOOST_TEST((p.pools == std::map<std::string, std::uint32_t>{{"gpu", 1}, {"network", 3}}));
+
+  const auto& plain = module_named(loaded, "plain");
+  BOOST_TEST(!plain.constraints.has_value(), "a module without constraints gets no box");
+  BOOST_TEST(!plain.matrix.has_value());
+  BOOST_TEST(!plain.instance.has_value());
+
+  const auto& upload = module_named(loaded, "upload");
+  BOOST_TEST_REQUIRE(upload.constraints.has_value());
+  const auto& c = *upload.constraints;
+  BOOST_TEST((c.required_capabilities == std::vector<std::string>{"docker", "GPU"}));
+  BOOST_TEST(c.pin_local);
+  BOOST_TEST((c.not_in_parallel == std::vector<std::string>{"db", "cache"}));
+  BOOST_TEST(!c.run_alone);
+  BOOST_TEST(c.pool == "network");
+  BOOST_TEST(c.pool_slots == 2u);
+  BOOST_TEST_REQUIRE(c.claims.size() == 4u);
+  BOOST_TEST(c.claims[0].resource == "db/users");
+  BOOST_TEST((c.claims[0].mode == drover::claim_mode::write), "a bare string is a write claim");
+  BOOST_TEST(c.claims[1].resource == "db/*");
+  BOOST_TEST((c.claims[1].mode == drover::claim_mode::read));
+  BOOST_TEST(c.claims[2].resource == "cache/**");
+  BOOST_TEST((c.claims[2].mode == drover::claim_mode::write));
+  BOOST_TEST(c.claims[3].resource == "logs");
+  BOOST_TEST((c.claims[3].mode == drover::claim_mode::write), "the mode defaults to write");
+
+  const auto& alone = module_named(loaded, "alone");
+  BOOST_TEST_REQUIRE(alone.constraints.has_value());
+  BOOST_TEST(alone.constraints->run_alone);
+  BOOST_TEST(alone.constraints->not_in_parallel.empty());
+  BOOST_TEST(alone.constraints->pool == "gpu");
+  BOOST_TEST(alone.constraints->pool_slots == 1u, "pool_slots defaults to 1");
+}
+
+BOOST_AUTO_TEST_CASE(settings_that_constrain_nothing_make_no_box) {
+  const auto loaded = parse(R"({"pools": {}, "modules": [
+    {"id": "a", "kind": "noop", "not_in_parallel": false, "pin_local": false, "requires": [],
+     "claims": []},
+    {"id": "b", "kind": "noop", "not_in_parallel": []}]})");
+  BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
+  BOOST_TEST(loaded.pipeline.pools.empty());
+  for (const auto& m : loaded.pipeline.modules) {
+    BOOST_TEST(!m.constraints.has_value(), m.id);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(wrong_constraint_types_and_values) {
+  const std::string head =
+      "{\"pools\": {\"net\": 2}, \"modules\": [{\"id\": \"m\", \"kind\": \"noop\", ";
+  // Each member starts at column 63.
+  auto problem_with = [&](std::string_view member) {
+    return only_problem(head + std::string{member} + "}]}");
+  };
+  BOOST_TEST(problem_with("\"requires\": \"docker\"") ==
+             "p.json:1:75: module 'm': field 'requires': expected an array of strings");
+  BOOST_TEST(problem_with("\"requires\": [\"docker\", \"\"]") ==
+             "p.json:1:86: module 'm': field 'requires[1]': expected a non-empty string");
+  BOOST_TEST(problem_with("\"pin_local\": 1") ==
+             "p.json:1:76: module 'm': field 'pin_local': expected true or false");
+  BOOST_TEST(problem_with("\"not_in_parallel\": 3") ==
+             "p.json:1:82: module 'm': field 'not_in_parallel': expected true, false or an array "
+             "of keys, such as [\"database\"]");
+  BOOST_TEST(problem_with("\"not_in_parallel\": \"db\"") ==
+             "p.json:1:82: module 'm': field 'not_in_parallel': expected true, false or an array "
+             "of keys, such as [\"database\"]");
+  BOOST_TEST(problem_with("\"not_in_parallel\": [\"db\", 7]") ==
+             "p.json:1:89: module 'm': field 'not_in_parallel[1]': expected a non-empty string");
+  BOOST_TEST(problem_with("\"claims\": \"db\"") ==
+             "p.json:1:73: module 'm': field 'claims': expected an array of claims, such as "
+             "[\"db/users\"]");
+  BOOST_TEST(problem_with("\"claims\": [\"\"]") ==
+             "p.json:1:74: module 'm': field 'claims[0]': expected a non-empty resource name");
+  BOOST_TEST(problem_with("\"claims\": [\"a\", 3]") ==
+             "p.json:1:79: module 'm': field 'claims[1]': expected a resource name such as "
+             "\"db/users\", or an object such as {\"resource\": \"db/users\", \"mode\": \"read\"}");
+  BOOST_TEST(problem_with("\"claims\": [{\"mode\": \"read\"}]") ==
+             "p.json:1:74: module 'm': field 'claims[0]': missing field 'resource'");
+  BOOST_TEST(problem_with("\"claims\": [{\"resource\": 5}]") ==
+             "p.json:1:87: module 'm': field 'claims[0].resource': expected a non-empty resource "
+             "name");
+  BOOST_TEST(problem_with("\"claims\": [{\"resource\": \"db\", \"mode\": \"exclusive\"}]") ==
+             "p.json:1:101: module 'm': field 'claims[0].mode': expected \"read\" or \"write\"");
+  BOOST_TEST(problem_with("\"claims\": [{\"resource\": \"db\", \"mod\": \"read\"}]") ==
+             "p.json:1:93: module 'm': unknown field 'mod' (did you mean 'mode'?)");
+  BOOST_TEST(problem_with("\"pool\": 5") ==
+             "p.json:1:71: module 'm': field 'pool': expected the name of a pool");
+  BOOST_TEST(problem_with("\"pool\": \"net\", \"pool_slots\": 0") ==
+             "p.json:1:92: module 'm': field 'pool_slots': expected an integer >= 1");
+  BOOST_TEST(problem_with("\"pool\": \"net\", \"pool_slots\": \"2\"") ==
+             "p.json:1:92: module 'm': field 'pool_slots': expected an integer >= 1");
+  BOOST_TEST(problem_with("\"pool\": \"net\", \"pool_slots\": 3") ==
+             "p.json:1:92: module 'm': field 'pool_slots': pool 'net' has 2 slots; a module "
+             "cannot take more");
+  BOOST_TEST(problem_with("\"pool_slots\": 2") ==
+             "p.json:1:77: module 'm': field 'pool_slots': pool_slots needs a pool: set \"pool\" "
+             "too");
+  BOOST_TEST(problem_with("\"matrix\": 3") ==
+             "p.json:1:73: module 'm': field 'matrix': expected an array of values, such as "
+             "[\"linux\", \"windows\"], or an object of axes, such as {\"os\": [\"linux\", "
+             "\"windows\"]}");
+  BOOST_TEST(problem_with("\"matrix\": [\"linux\", 1]") ==
+             "p.json:1:83: module 'm': field 'matrix[1]': expected a non-empty string");
+  BOOST_TEST(problem_with("\"matrix\": {\"os\": \"linux\"}") ==
+             "p.json:1:80: module 'm': field 'matrix.os': expected an array of strings");
+  BOOST_TEST(problem_with("\"matrix\": {\"os\": [\"linux\"], \"include\": {\"os\": \"mac\"}}") ==
+             "p.json:1:102: module 'm': field 'matrix.include': expected an array of objects, "
+             "such as [{\"os\": \"linux\"}]");
+  BOOST_TEST(problem_with("\"matrix\": {\"os\": [\"linux\"], \"exclude\": [\"linux\"]}") ==
+             "p.json:1:103: module 'm': field 'matrix.exclude[0]': expected an object of axis "
+             "values, such as {\"os\": \"linux\"}");
+  BOOST_TEST(problem_with("\"matrix\": {\"os\": [\"linux\"], \"exclude\": [{\"os\": 1}]}") ==
+             "p.json:1:110: module 'm': field 'matrix.exclude[0].os': expected a non-empty string");
+  BOOST_TEST(problem_with("\"matrix_requires\": [\"os\"]") ==
+             "p.json:1:82: module 'm': field 'matrix_requires': matrix_requires needs a matrix: "
+             "set \"matrix\" too");
+  BOOST_TEST(problem_with("\"matrix\": [\"a\"], \"matrix_requires\": \"os\"") ==
+             "p.json:1:99: module 'm': field 'matrix_requires': expected an array of strings");
+}
+
+BOOST_AUTO_TEST_CASE(pools_and_the_modules_that_use_them) {
+  BOOST_TEST(only_problem("{\"pools\": [\"net\"], \"modules\": []}") ==
+             "p.json:1:11: field 'pools': expected an object of pool names and their slots, such "
+             "as {\"network\": 2}");
+  BOOST_TEST(only_problem("{\"pools\": {\"net\": 0}, \"modules\": []}") ==
+             "p.json:1:19: field 'pools.net': expected the number of slots: an integer >= 1");
+  BOOST_TEST(only_problem("{\"pools\": {\"net\": 1.5}, \"modules\": []}") ==
+             "p.json:1:19: field 'pools.net': expected the number of slots: an integer >= 1");
+  BOOST_TEST(only_problem("{\"pools\": {\"\": 2}, \"modules\": []}") ==
+             "p.json:1:12: field 'pools': a pool needs a non-empty name");
+  BOOST_TEST(only_problem("{\"pools\": {\"net\": 1, \"net\": 2}, \"modules\": []}") ==
+             "p.json:1:22: field 'pools.net': duplicate field: a field may appear only once");
+
+  // The pools may come after the modules that use them.
+  const auto after = parse(R"({"modules": [{"id": "m", "kind": "noop", "pool": "net"}],
+                               "pools": {"net": 1}})");
+  BOOST_TEST(after.ok(), problems_of_loaded(after));
+
+  BOOST_TEST(only_problem("{\"pools\": {\"network\": 2, \"disk\": 1}, \"modules\": [\n"
+                          "  {\"id\": \"m\", \"kind\": \"noop\", \"pool\": \"netwrok\"}]}") ==
+             "p.json:2:39: module 'm': field 'pool': unknown pool 'netwrok' (did you mean "
+             "'network'?)");
+  BOOST_TEST(only_problem("{\"pools\": {\"network\": 2, \"disk\": 1}, \"modules\": [\n"
+                          "  {\"id\": \"m\", \"kind\": \"noop\", \"pool\": \"gpu\"}]}") ==
+             "p.json:2:39: module 'm': field 'pool': unknown pool 'gpu' (known pools: network, "
+             "disk)");
+  BOOST_TEST(only_problem("{\"modules\": [\n"
+                          "  {\"id\": \"m\", \"kind\": \"noop\", \"pool\": \"gpu\"}]}") ==
+             "p.json:2:39: module 'm': field 'pool': unknown pool 'gpu' (declare it in the "
+             "top-level \"pools\", such as \"pools\": {\"gpu\": 2})");
+  // A pool that is itself wrong is reported once, where it is declared.
+  BOOST_TEST(only_problem("{\"pools\": {\"net\": 0}, \"modules\": [\n"
+                          "  {\"id\": \"m\", \"kind\": \"noop\", \"pool\": \"net\"}]}") ==
+             "p.json:1:19: field 'pools.net': expected the number of slots: an integer >= 1");
+  BOOST_TEST(only_problem("{\"pools\": 3, \"modules\": [\n"
+                          "  {\"id\": \"m\", \"kind\": \"noop\", \"pool\": \"net\"}]}")
+                 .starts_with("p.json:1:11: field 'pools': "));
+}
+
+BOOST_AUTO_TEST_CASE(misspelt_constraint_fields_name_the_right_one) {
+  const std::string head = "{\"modules\": [{\"id\": \"m\", \"kind\": \"noop\", ";
+  auto problem_with = [&](std::string_view member) {
+    return only_problem(head + std::string{member} + "}]}");
+  };
+  BOOST_TEST(problem_with("\"requries\": [\"docker\"]") ==
+             "p.json:1:42: module 'm': unknown field 'requries' (did you mean 'requires'?)");
+  BOOST_TEST(problem_with("\"pin_locla\": true") ==
+             "p.json:1:42: module 'm': unknown field 'pin_locla' (did you mean 'pin_local'?)");
+  BOOST_TEST(problem_with("\"not_in_paralel\": true") ==
+             "p.json:1:42: module 'm': unknown field 'not_in_paralel' (did you mean "
+             "'not_in_parallel'?)");
+  BOOST_TEST(problem_with("\"claim\": []") ==
+             "p.json:1:42: module 'm': unknown field 'claim' (did you mean 'claims'?)");
+  BOOST_TEST(problem_with("\"matrx\": []") ==
+             "p.json:1:42: module 'm': unknown field 'matrx' (did you mean 'matrix'?)");
+  BOOST_TEST(only_problem("{\"modules\": [], \"pool\": {}}") ==
+             "p.json:1:17: unknown field 'pool' (did you mean 'pools'?)");
+}
+
+// The tests below need matrix expansion (drover::expand_matrix).
+
+BOOST_AUTO_TEST_CASE(matrix_modules_become_their_instances) {
+  const auto loaded = parse(R"({"modules": [
+    {"id": "fetch", "kind": "noop"},
+    {"id": "build", "kind": "noop", "deps": ["fetch"], "matrix": ["linux", "windows"],
+     "requires": ["docker"]},
+    {"id": "test", "kind": "noop", "deps": ["build"],
+     "matrix": {"os": ["linux", "macos"], "cc": ["gcc", "clang"],
+                "exclude": [{"os": "macos", "cc": "gcc"}],
+                "include": [{"os": "linux", "cc": "icc"}]},
+     "matrix_requires": ["os"]},
+    {"id": "ship", "kind": "noop", "deps": ["build[linux]"]}
+  ]})");
+  BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
+  std::vector<std::string> ids;
+  for (const auto& m : loaded.pipeline.modules)
+    ids.push_back(m.id);
+  const std::vector<std::string> expected_ids{"fetch",
+                                              "build[linux]",
+                                              "build[windows]",
+                                              "test[os=linux,cc=gcc]",
+                                              "test[os=linux,cc=clang]",
+                                              "test[os=macos,cc=clang]",
+                                              "test[os=linux,cc=icc]",
+                                              "ship"};
+  BOOST_TEST(ids == expected_ids, boost::test_tools::per_element());
+
+  const auto& windows = module_named(loaded, "build[windows]");
+  BOOST_TEST(!windows.matrix.has_value());
+  BOOST_TEST_REQUIRE(windows.instance.has_value());
+  BOOST_TEST(windows.instance->target == "windows");
+  BOOST_TEST_REQUIRE(windows.constraints.has_value());
+  // The list form's axis is required by default.
+  BOOST_TEST((windows.constraints->required_capabilities ==
+              std::vector<std::string>{"docker", "windows"}));
+  BOOST_TEST(windows.deps == std::vector<std::string>{"fetch"});
+
+  const auto& test = module_named(loaded, "test[os=macos,cc=clang]");
+  BOOST_TEST((test.deps == std::vector<std::string>{"build[linux]", "build[windows]"}));
+  BOOST_TEST_REQUIRE(test.constraints.has_value());
+  BOOST_TEST((test.constraints->required_capabilities == std::vector<std::string>{"macos"}));
+  BOOST_TEST(module_named(loaded, "ship").deps == std::vector<std::string>{"build[linux]"});
+}
+
+BOOST_AUTO_TEST_CASE(matrix_requires_chooses_the_required_axes) {
+  const auto loaded = parse(R"({"modules": [
+    {"id": "a", "kind": "noop", "matrix": ["linux", "windows"], "matrix_requires": []},
+    {"id": "b", "kind": "noop", "matrix": {"os": ["linux"], "gpu": ["cuda"]}}
+  ]})");
+  BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
+  for (const auto& m : loaded.pipeline.modules) {
+    const bool requires_nothing = !m.constraints || m.constraints->required_capabilities.empty();
+    BOOST_TEST(requires_nothing, m.id);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(matrix_problems_point_at_the_module_in_the_file) {
+  BOOST_TEST(only_problem("{\"modules\": [\n"
+                          "  {\"id\": \"b[x]\", \"kind\": \"noop\", \"matrix\": [\"linux\"]}]}")
+                 .starts_with("p.json:2:10: module 'b[x]': field 'id': "));
+  BOOST_TEST(only_problem("{\"modules\": [\n"
+                          "  {\"id\": \"b\", \"kind\": \"noop\", \"matrix\": []}]}")
+                 .starts_with("p.json:2:41: module 'b': field 'matrix': "));
+  BOOST_TEST(
+      only_problem("{\"modules\": [\n"
+                   "  {\"id\": \"b\", \"kind\": \"noop\",\n"
+                   "   \"matrix\": {\"os\": [\"linux\"], \"include\": [{\"cpu\": \"arm\"}],\n"
+                   "              \"exclude\": [{\"arch\": \"x86\"}]}}]}")
+          .starts_with("p.json:4:26: module 'b': field 'matrix.exclude': "));
+  BOOST_TEST(
+      only_problem("{\"modules\": [\n"
+                   "  {\"id\": \"b\", \"kind\": \"noop\", \"matrix\": {\"os\": [\"linux\"]},\n"
+                   "   \"matrix_requires\": [\"arch\"]}]}")
+          .starts_with("p.json:3:23: module 'b': field 'matrix_requires': "));
+  // An instance whose id another module has.
+  BOOST_TEST(only_problem("{\"modules\": [\n"
+                          "  {\"id\": \"b[linux]\", \"kind\": \"noop\"},\n"
+                          "  {\"id\": \"b\", \"kind\": \"noop\", \"matrix\": [\"linux\"]}]}")
+                 .starts_with("p.json:3:41: module 'b': field 'matrix': "));
+  // A matrix module's own id may not be another module's.
+  const auto clash = problems_of(
+      "{\"modules\": [\n"
+      "  {\"id\": \"b\", \"kind\": \"noop\"},\n"
+      "  {\"id\": \"b\", \"kind\": \"noop\", \"matrix\": [\"linux\"]}]}");
+  BOOST_TEST_REQUIRE(!clash.empty());
+  BOOST_TEST(clash.front().starts_with("p.json:3:10: module 'b': field 'id': "), clash.front());
+}
+
+BOOST_AUTO_TEST_CASE(a_problem_all_instances_share_is_reported_once) {
+  // Each instance depends on the unknown module; the file has one mistake.
+  BOOST_TEST(
+      only_problem("{\"modules\": [\n"
+                   "  {\"id\": \"b\", \"kind\": \"noop\", \"matrix\": [\"linux\", \"mac\"],\n"
+                   "   \"deps\": [\"ghost\"]}]}") ==
+      "p.json:3:13: module 'b': field 'deps[0]': module 'b' depends on unknown module "
+      "'ghost'");
+  // A claim the engine rejects, on every instance.
+  const auto claim = only_problem(
+      "{\"modules\": [\n"
+      "  {\"id\": \"b\", \"kind\": \"noop\", \"matrix\": [\"linux\", \"mac\"],\n"
+      "   \"claims\": [\"db/[users\"]}]}");
+  BOOST_TEST(claim.starts_with("p.json:3:14: module 'b': field 'claims': module 'b': claim "),
+             claim);
+  // A dependency cycle through instances blames the dependency as written.
+  const auto cycle = problems_of(
+      "{\"modules\": [\n"
+      "  {\"id\": \"a\", \"kind\": \"noop\", \"deps\": [\"b\"]},\n"
+      "  {\"id\": \"b\", \"kind\": \"noop\", \"matrix\": [\"x\"], \"deps\": [\"a\"]}]}");
+  BOOST_TEST_REQUIRE(!cycle.empty());
+  for (const auto& line : cycle) {
+    const bool at_a_dependency = line.starts_with("p.json:2:40: module 'a': field 'deps[0]': ") ||
+                                 line.starts_with("p.json:3:61: module 'b[x]': field 'deps[0]': ");
+    BOOST_TEST(at_a_dependency, line);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(files) {

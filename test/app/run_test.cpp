@@ -6,11 +6,14 @@
 #define BOOST_TEST_MODULE run
 #include "app_test_support.hpp"
 
+#include <drover/modules/exec.hpp>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <regex>
 #include <set>
+#include <sstream>
 
 namespace {
 
@@ -375,6 +378,108 @@ BOOST_AUTO_TEST_CASE(a_second_interrupt_exits_at_once, *boost::unit_test::timeou
   BOOST_TEST(r.exit_code == 130);
   BOOST_TEST(read_file(dir / "report.json").empty(), "exited before writing the report");
   ::kill(static_cast<pid_t>(child), SIGKILL);
+}
+
+BOOST_AUTO_TEST_CASE(capabilities_decide_which_modules_run_locally) {
+  dir.write("p.json", R"({"modules": [
+      {"id": "train", "kind": "exec", "params": {"shell": "true"}, "requires": ["gpu"]},
+      {"id": "publish", "kind": "noop", "deps": ["train"]},
+      {"id": "lint", "kind": "noop"}]})");
+  const auto lacking = drover({"p.json", "--report", "lacking.json"});
+  BOOST_TEST(lacking.exit_code == 0, lacking.out << lacking.err);
+  const auto skipped = read_report(dir / "lacking.json");
+  BOOST_TEST(status_of(skipped, "train") == "skipped");
+  const std::string reason{module_in(skipped, "train").at("reason").as_string()};
+  BOOST_TEST(reason.find("gpu") != std::string::npos, reason);
+  BOOST_TEST(status_of(skipped, "publish") == "skipped");
+  BOOST_TEST(status_of(skipped, "lint") == "succeeded");
+
+  // Labels compare ignoring case.
+  const auto having = drover({"p.json", "--capability", "GPU", "--report", "having.json"});
+  BOOST_TEST(having.exit_code == 0, having.out << having.err);
+  const auto ran = read_report(dir / "having.json");
+  BOOST_TEST(status_of(ran, "train") == "succeeded");
+  BOOST_TEST(status_of(ran, "publish") == "succeeded");
+}
+
+BOOST_AUTO_TEST_CASE(order_chooses_which_ready_module_starts_first) {
+  // With one worker, `short` and `long` are ready together; `long` heads a longer chain.
+  dir.write("p.json", R"({"modules": [
+      {"id": "short", "kind": "noop"},
+      {"id": "long", "kind": "noop"},
+      {"id": "after_long", "kind": "noop", "deps": ["long"]}]})");
+  auto first_started = [&](const std::string& order) {
+    const auto events_file = order + ".jsonl";
+    const auto r = drover({"p.json", "--workers", "1", "--order", order, "--events", events_file});
+    BOOST_TEST(r.exit_code == 0, r.out << r.err);
+    std::istringstream lines{read_file(dir / events_file)};
+    for (std::string line; std::getline(lines, line);) {
+      const auto event = json::parse(line).as_object();
+      if (event.at("type").as_string() == "module_started") {
+        return std::string{event.at("module").as_string()};
+      }
+    }
+    return std::string{};
+  };
+  BOOST_TEST(first_started("critical_path") == "long");
+  BOOST_TEST(first_started("fifo") == "short");
+}
+
+BOOST_AUTO_TEST_CASE(exclusion_claims_and_pools_from_the_file_hold) {
+  // Each pair of modules takes the same lock directory for 300 ms and fails if it is taken, so
+  // a pair that overlapped would fail. With six workers, only the constraints keep them apart.
+  auto locked = [](std::string_view id, std::string_view lock, std::string_view constraint) {
+    return R"({"id": ")" + std::string{id} + R"(", "kind": "exec", "params": {"shell": "mkdir )" +
+           std::string{lock} + R"( || exit 3; sleep 0.3; rmdir )" + std::string{lock} + R"("}, )" +
+           std::string{constraint} + "}";
+  };
+  dir.write(
+      "p.json",
+      "{\"pools\": {\"network\": 2}, \"modules\": [" +
+          locked("key_1", "key.lock", R"("not_in_parallel": ["db"])") + ", " +
+          locked("key_2", "key.lock", R"("not_in_parallel": ["db"])") + ", " +
+          locked("claim_1", "claim.lock", R"("claims": ["db/users"])") + ", " +
+          locked("claim_2", "claim.lock", R"("claims": [{"resource": "db/*", "mode": "write"}])") +
+          ", " + locked("pool_1", "pool.lock", R"("pool": "network", "pool_slots": 2)") + ", " +
+          locked("pool_2", "pool.lock", R"("pool": "network")") + "]}");
+  const auto r = drover({"p.json", "--workers", "6", "--report", "report.json"});
+  BOOST_TEST(r.exit_code == 0, r.out << r.err);
+  const auto report = read_report(dir / "report.json");
+  for (auto id : {"key_1", "key_2", "claim_1", "claim_2", "pool_1", "pool_2"}) {
+    BOOST_TEST(status_of(report, id) == "succeeded", id);
+  }
+}
+
+// Needs matrix expansion.
+BOOST_AUTO_TEST_CASE(matrix_instances_run_under_their_own_ids) {
+  dir.write("p.json", R"({"modules": [
+      {"id": "build", "kind": "exec", "params": {"shell": "echo built"},
+       "matrix": ["alpha", "beta"]},
+      {"id": "test", "kind": "exec", "params": {"shell": "true"},
+       "matrix": {"os": ["x", "y"]}, "deps": ["build[alpha]"]}]})");
+  const auto r = drover({"p.json", "--capability", "alpha", "--report", "report.json"});
+  BOOST_TEST(r.exit_code == 0, r.out << r.err);
+  const auto report = read_report(dir / "report.json");
+  BOOST_TEST(module_ids(report) == (std::vector<std::string>{"build[alpha]", "build[beta]",
+                                                             "test[os=x]", "test[os=y]"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(status_of(report, "build[alpha]") == "succeeded");
+  // The list form's value is a required capability, which no local worker has here.
+  BOOST_TEST(status_of(report, "build[beta]") == "skipped");
+  const std::string reason{module_in(report, "build[beta]").at("reason").as_string()};
+  BOOST_TEST(reason.find("beta") != std::string::npos, reason);
+  // Named axes require nothing unless matrix_requires says so.
+  BOOST_TEST(status_of(report, "test[os=x]") == "succeeded");
+  BOOST_TEST(status_of(report, "test[os=y]") == "succeeded");
+  const auto log = drover::modules::exec_log_path(dir / ".drover/logs", "build[alpha]");
+  BOOST_TEST(read_file(log).find("built") != std::string::npos, log);
+
+  // --module names every instance of a matrix module.
+  const auto selected = drover({"p.json", "--module", "build", "--report", "selected.json"});
+  BOOST_TEST(selected.exit_code == 0, selected.out << selected.err);
+  BOOST_TEST(module_ids(read_report(dir / "selected.json")) ==
+                 (std::vector<std::string>{"build[alpha]", "build[beta]"}),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -80,7 +80,11 @@ run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor w
       options_(std::move(options)),
       strand_(asio::make_strand(run_executor)),
       worker_pool_(std::move(worker_pool)),
-      channel_capacity_(std::max<std::size_t>(options_.workers, 1) * handoff_per_worker),
+      // With remote workers, local ones take only what they can run now, so that ready
+      // modules stay available to whichever worker frees up first.
+      channel_capacity_(options_.remote
+                            ? std::max<std::size_t>(options_.workers, 1)
+                            : std::max<std::size_t>(options_.workers, 1) * handoff_per_worker),
       channel_(run_executor, channel_capacity_),
       handler_(std::move(handler)) {
   auto handler_executor = asio::get_associated_executor(handler_, run_executor);
@@ -125,6 +129,8 @@ void run_state::begin() {
     capabilities_.push_back(lower_case(label));
 
   const std::size_t n = graph_.size();
+  local_workers_ = options_.remote ? options_.workers : std::max<std::size_t>(options_.workers, 1);
+  if (options_.remote) setup_remote();
   ready_.resize(n);
   gate_ = constraint_gate(pipeline_, [this](index i) { return ready_key(i); });
   pending_deps_.resize(n);
@@ -136,7 +142,7 @@ void run_state::begin() {
 
   emit(event_type::run_started);
   // Workers first, so that a fail_fast triggered while settling can reach them.
-  for (std::size_t w = 0; w < std::max<std::size_t>(options_.workers, 1); ++w)
+  for (std::size_t w = 0; w < local_workers_; ++w)
     spawn_worker();
   for (index i = 0; i < n; ++i) {
     if (pending_deps_[i] == 0) worklist_.push_back(i);
@@ -158,8 +164,8 @@ void run_state::settle() {
   }
   if (remaining_ == 0) return complete();
   pump();
-  if (in_flight_ == 0 && ready_.empty() && startable_.empty() && backoff_timers_.empty() &&
-      gate_.parked() > 0) {
+  if (in_flight_ == 0 && remote_in_flight_ == 0 && ready_.empty() && startable_.empty() &&
+      backoff_timers_.empty() && gate_.parked() > 0) {
     fail_stuck_waiters();
     settle();
   }
@@ -402,8 +408,8 @@ bool run_state::ends_in_fail_fast(index i, std::uint32_t attempt, module_status 
   if (pipeline_.mode != execution_mode::fail_fast) return false;
   if (status != module_status::failed && status != module_status::timed_out) return false;
   const module_spec& spec = pipeline_.modules[i];
-  return !spec.ignore_failure &&
-         static_cast<int>(attempt) > spec.retries.value_or(pipeline_.defaults.retries);
+  return !spec.ignore_failure && static_cast<int>(counted_attempt(i, attempt)) >
+                                     spec.retries.value_or(pipeline_.defaults.retries);
 }
 
 std::optional<std::chrono::milliseconds> run_state::timeout_of(index i) const {
@@ -418,6 +424,7 @@ std::optional<std::chrono::milliseconds> run_state::timeout_of(index i) const {
 // Modules governed by constraints pass the gate first; one that may not start yet is parked
 // there and comes back through startable_ once what it waits for is released.
 void run_state::pump() {
+  if (hub_) return pump_distributed();
   while (in_flight_ < channel_capacity_) {
     index i = no_module;
     if (!startable_.empty()) {
@@ -503,8 +510,14 @@ void run_state::became_ready(index i) {
     }
     if (reason) return finish(i, module_status::skipped, std::move(*reason));
   }
-  if (auto missing = missing_capabilities(i)) {
-    return finish(i, module_status::skipped, std::move(*missing));
+  if (!hub_) {
+    // Every worker of a local run is known: a module none of them can run is skipped.
+    if (auto missing = missing_capabilities(i)) {
+      return finish(i, module_status::skipped, std::move(*missing));
+    }
+  } else if (local_workers_ == 0 && spec.constraints && spec.constraints->pin_local) {
+    return finish(i, module_status::failed,
+                  "pin_local, but the run has no local workers (workers = 0)");
   }
   push_ready(i);
   emit(event_type::module_ready, i);
@@ -549,7 +562,7 @@ void run_state::on_attempt_done(index i, std::uint32_t attempt, module_status st
     finish(i, module_status::cancelled, std::move(r.reason));
   } else {
     const int retries = spec.retries.value_or(pipeline_.defaults.retries);
-    if (static_cast<int>(attempt) <= retries && !stop_applies(i)) {
+    if (static_cast<int>(counted_attempt(i, attempt)) <= retries && !stop_applies(i)) {
       r.value = nullptr;
       schedule_retry(i, attempt, r.reason);
     } else if (spec.ignore_failure) {
@@ -645,6 +658,11 @@ void run_state::stop(stop_mode mode) {
   std::vector<index> waiting = ready_.take_all();
   std::vector<index> parked = gate_.take_parked();
   waiting.insert(waiting.end(), parked.begin(), parked.end());
+  for (auto& group : groups_) {
+    waiting.insert(waiting.end(), group.waiting.begin(), group.waiting.end());
+    group.waiting.clear();
+  }
+  cancel_remote_attempts();
   for (index i : waiting) {
     if (stop_applies(i)) {
       finish(i, module_status::cancelled, stop_reason());
@@ -723,6 +741,17 @@ void run_state::complete() {
       report.modules[i].id = pipeline_.modules[i].id;
     }
   }
+  report.remote = remote_stats_;
+  if (hub_) {
+    for (auto& r : remotes_) {
+      if (r.alive) r.link->run_finished("run finished");
+    }
+    hub_->unbind();
+    for (auto& group : groups_) {
+      if (group.capability_timer) group.capability_timer->cancel();
+    }
+    if (remote_cancel_timer_) remote_cancel_timer_->cancel();
+  }
   bool any_failure = false;
   for (const auto& m : report.modules) {
     ++report.counts[static_cast<std::size_t>(m.status)];
@@ -760,6 +789,13 @@ void run_state::deliver(run_report report) {
 void run_state::complete_invalid(std::vector<validation_problem> problems) {
   finished_ = true;
   channel_.close();
+  if (options_.remote) {
+    // Workers that attached before validation ran are told it is over when their attach
+    // reaches the strand; later ones by the hub itself.
+    hub_ = options_.remote;
+    bind_hub();
+    hub_->unbind();
+  }
   run_report report;
   report.pipeline = pipeline_.name;
   report.status = run_status::invalid;
@@ -767,6 +803,329 @@ void run_state::complete_invalid(std::vector<validation_problem> problems) {
   report.finished_at = wall_clock::now();
   report.problems = std::move(problems);
   deliver(std::move(report));
+}
+
+// ---- remote workers ------------------------------------------------------------------------
+
+void run_state::bind_hub() {
+  // The hub keeps the run alive until unbind(): remote completions may be all that is left.
+  hub_->bind([self = shared_from_this()](std::function<void(run_state&)> call) {
+    asio::post(self->strand_, [self, call = std::move(call)] { call(*self); });
+  });
+}
+
+void run_state::setup_remote() {
+  hub_ = options_.remote;
+  const std::size_t n = pipeline_.modules.size();
+  group_of_.assign(n, 0);
+  losses_.assign(n, 0);
+  groups_.emplace_back();  // group 0: no requirements
+  std::unordered_map<std::string, std::uint32_t> group_by_signature;
+  for (std::size_t i = 0; i < n; ++i) {
+    const module_constraints* c = pipeline_.modules[i].constraints.get();
+    if (c == nullptr || (c->required_capabilities.empty() && !c->pin_local)) continue;
+    std::vector<std::string> labels;
+    for (const auto& label : c->required_capabilities)
+      labels.push_back(lower_case(label));
+    std::sort(labels.begin(), labels.end());
+    labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+    std::string signature = c->pin_local ? "local:" : "any:";
+    for (const auto& label : labels)
+      signature += label + ',';
+    auto [it, added] =
+        group_by_signature.emplace(signature, static_cast<std::uint32_t>(groups_.size()));
+    if (added) {
+      placement_group& g = groups_.emplace_back();
+      g.pin_local = c->pin_local;
+      g.capabilities = std::move(labels);
+    }
+    group_of_[i] = it->second;
+  }
+  bind_hub();
+}
+
+bool run_state::group_fits(const placement_group& g,
+                           const std::vector<std::string>& capabilities) const {
+  for (const auto& label : g.capabilities) {
+    if (std::find(capabilities.begin(), capabilities.end(), label) == capabilities.end())
+      return false;
+  }
+  return true;
+}
+
+bool run_state::group_has_capable_worker(const placement_group& g) const {
+  if (local_workers_ > 0 && group_fits(g, capabilities_)) return true;
+  if (g.pin_local) return false;
+  for (const auto& r : remotes_) {
+    if (r.alive && group_fits(g, r.capabilities)) return true;
+  }
+  return false;
+}
+
+// The worker for module i now: a free local worker first (no network hop), else the capable
+// remote worker with the most free slots.
+run_state::target run_state::find_target(index i) const {
+  const placement_group& g = groups_[group_of_[i]];
+  if (local_workers_ > 0 && in_flight_ < channel_capacity_ && group_fits(g, capabilities_)) {
+    return {target_kind::local, 0};
+  }
+  if (g.pin_local) return {};
+  target best;
+  std::uint32_t best_free = 0;
+  for (std::size_t r = 0; r < remotes_.size(); ++r) {
+    const remote_entry& w = remotes_[r];
+    if (!w.alive || w.running.size() >= w.slots) continue;
+    const auto free = static_cast<std::uint32_t>(w.slots - w.running.size());
+    if (free > best_free && group_fits(g, w.capabilities)) {
+      best = {target_kind::remote, r};
+      best_free = free;
+    }
+  }
+  return best;
+}
+
+void run_state::send(index i, const target& t) {
+  if (t.kind == target_kind::local) {
+    if (!channel_.try_send(boost::system::error_code{}, i)) {
+      startable_.push_front(i);  // cannot happen while in_flight_ < capacity; keep it safe
+      return;
+    }
+    ++in_flight_;
+  } else {
+    send_remote(i, remotes_[t.remote]);
+  }
+}
+
+// Like pump(), but each module goes to a particular worker that can run it. A module no free
+// worker can take waits in its placement group, so it does not hold up modules other
+// workers could run; groups are few (one per distinct set of requirements).
+void run_state::pump_distributed() {
+  for (auto it = startable_.begin(); it != startable_.end();) {
+    const target t = find_target(*it);
+    if (t.kind == target_kind::none) {
+      ++it;
+      continue;
+    }
+    const index i = *it;
+    it = startable_.erase(it);
+    send(i, t);
+  }
+  for (auto& g : groups_) {
+    while (!g.waiting.empty()) {
+      const index i = g.waiting.front();
+      const target t = find_target(i);
+      if (t.kind == target_kind::none) break;
+      g.waiting.pop_front();
+      if (gate_.governs(i) && !gate_.try_start(i)) continue;
+      send(i, t);
+    }
+  }
+  // Leave modules in the ready queue, in key order, while no worker has room at all.
+  while (!ready_.empty() &&
+         ((local_workers_ > 0 && in_flight_ < channel_capacity_) || remote_free_slots_ > 0)) {
+    const index i = ready_.pop();
+    placement_group& g = groups_[group_of_[i]];
+    const target t = g.waiting.empty() ? find_target(i) : target{};
+    if (t.kind == target_kind::none) {
+      g.waiting.push_back(i);
+      if (g.waiting.size() == 1) check_capability_timers();
+      continue;
+    }
+    if (gate_.governs(i) && !gate_.try_start(i)) continue;
+    send(i, t);
+  }
+}
+
+void run_state::send_remote(index i, remote_entry& r) {
+  module_result& slot = results_[i];
+  const std::uint32_t attempt = ++slot.attempts;
+  if (attempt == 1) slot.started_at = wall_clock::now();
+  slot.worker = static_cast<std::int32_t>(r.number);
+  r.running.emplace_back(i, attempt);
+  ++remote_in_flight_;
+  --remote_free_slots_;
+
+  const module_spec& spec = pipeline_.modules[i];
+  assignment a;
+  a.epoch = hub_->config().epoch;
+  a.module = i;
+  a.id = spec.id;
+  a.attempt = attempt;
+  a.kind = spec.kind;
+  a.params = &spec.params;
+  a.timeout = timeout_of(i);
+  for (index d : graph_.predecessors(i)) {
+    a.deps.push_back(pipeline_.modules[d].id);
+    if (r.sent.insert(d).second) {
+      a.new_results.push_back({pipeline_.modules[d].id, results_[d].status, &results_[d].value});
+      ++remote_stats_.dependency_results_sent;
+    }
+  }
+  if (spec.instance) a.matrix_target = spec.instance->target;
+  emit(event_type::module_started, i, attempt, static_cast<std::int32_t>(r.number));
+  r.link->assign(a);
+}
+
+// A group whose modules no connected worker can run waits capability_timeout for one to
+// join, then fails them; a worker joining in time stops the clock.
+void run_state::check_capability_timers() {
+  for (auto& g : groups_) {
+    if (g.waiting.empty() || group_has_capable_worker(g)) {
+      if (g.capability_timer) g.capability_timer->cancel();
+      continue;
+    }
+    if (g.capability_timer && g.capability_timer->expiry() > asio::steady_timer::clock_type::now())
+      continue;  // already counting
+    if (!g.capability_timer) g.capability_timer = std::make_unique<asio::steady_timer>(strand_);
+    g.capability_timer->expires_after(hub_->config().capability_timeout);
+    const auto group_index = static_cast<std::size_t>(&g - groups_.data());
+    g.capability_timer->async_wait([self = shared_from_this(),
+                                    group_index](boost::system::error_code ec) {
+      if (ec || self->finished_) return;
+      placement_group& group = self->groups_[group_index];
+      if (self->group_has_capable_worker(group)) return;
+      std::string labels;
+      for (const auto& label : group.capabilities)
+        labels += (labels.empty() ? "" : ", ") + label;
+      const std::string reason =
+          (group.pin_local ? std::string("pin_local, and no local worker")
+                           : "no connected worker has the capabilities it requires: " + labels) +
+          " (waited " + std::to_string(self->hub_->config().capability_timeout.count()) + " ms)";
+      std::deque<index> waiting;
+      waiting.swap(group.waiting);
+      for (index i : waiting)
+        self->finish(i, module_status::failed, reason);
+      self->settle();
+    });
+  }
+}
+
+void run_state::cancel_remote_attempts() {
+  bool any = false;
+  for (auto& r : remotes_) {
+    if (!r.alive) continue;
+    for (auto [i, attempt] : r.running) {
+      if (!stop_applies(i)) continue;
+      r.link->cancel(i, pipeline_.modules[i].id, attempt, stop_reason());
+      any = true;
+    }
+  }
+  if (!any) return;
+  // A worker that does not confirm within cancel_grace is not waited for.
+  if (!remote_cancel_timer_) remote_cancel_timer_ = std::make_unique<asio::steady_timer>(strand_);
+  remote_cancel_timer_->expires_after(options_.cancel_grace);
+  remote_cancel_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->finished_) return;
+    for (auto& r : self->remotes_) {
+      std::erase_if(r.running, [&](const std::pair<index, std::uint32_t>& running) {
+        const index i = running.first;
+        if (!self->stop_applies(i) || self->is_done(i)) return false;
+        --self->remote_in_flight_;
+        ++self->remote_free_slots_;
+        self->release_constraints(i);
+        self->finish(i, module_status::cancelled,
+                     self->stop_reason() + "; " + self->worker_names_[r.number] +
+                         " did not confirm the cancellation within " +
+                         std::to_string(self->options_.cancel_grace.count()) + " ms");
+        return true;
+      });
+    }
+    self->settle();
+  });
+}
+
+void run_state::on_remote_attach(worker_hub::worker_id id, std::shared_ptr<remote_worker> link,
+                                 std::string name, std::vector<std::string> capabilities,
+                                 std::uint32_t slots) {
+  if (finished_) return link->run_finished("run finished");
+  remote_entry& r = remotes_.emplace_back();
+  r.id = id;
+  r.link = std::move(link);
+  r.number = static_cast<std::uint32_t>(worker_names_.size());
+  worker_names_.push_back(std::move(name));
+  for (auto& label : capabilities)
+    r.capabilities.push_back(lower_case(label));
+  r.slots = std::max<std::uint32_t>(slots, 1);
+  remote_free_slots_ += r.slots;
+  remote_of_[id] = remotes_.size() - 1;
+  ++remote_stats_.workers_attached;
+  check_capability_timers();
+  settle();
+}
+
+void run_state::on_remote_detach(worker_hub::worker_id id, std::string reason) {
+  auto found = remote_of_.find(id);
+  if (found == remote_of_.end() || finished_) return;
+  remote_entry& r = remotes_[found->second];
+  if (!r.alive) return;
+  r.alive = false;
+  ++remote_stats_.workers_lost;
+  remote_free_slots_ -= r.slots - r.running.size();
+  std::vector<std::pair<index, std::uint32_t>> running;
+  running.swap(r.running);
+  for (auto [i, attempt] : running) {
+    --remote_in_flight_;
+    release_constraints(i);
+    if (is_done(i) || attempt != results_[i].attempts) continue;
+    const std::string why = "worker " + worker_names_[r.number] + " was lost: " + reason;
+    if (stop_applies(i)) {
+      finish(i, module_status::cancelled, stop_reason() + "; " + why);
+    } else if (++losses_[i] >= hub_->config().max_worker_losses) {
+      finish(i, module_status::failed,
+             "poison: " + std::to_string(losses_[i]) +
+                 " workers were lost while running it (last: " + why + ")");
+    } else {
+      ++remote_stats_.reassigned;
+      emit(event_type::module_retrying, i, attempt, static_cast<std::int32_t>(r.number),
+           module_status::pending, why, std::chrono::milliseconds{0});
+      push_ready(i);
+    }
+  }
+  check_capability_timers();
+  settle();
+}
+
+void run_state::on_remote_complete(worker_hub::worker_id id, remote_completion c) {
+  auto found = remote_of_.find(id);
+  if (found == remote_of_.end() || finished_) return;  // after the end: the workers got bye
+  remote_entry& r = remotes_[found->second];
+  const bool known_module = c.module < pipeline_.modules.size();
+  auto running = std::find(r.running.begin(), r.running.end(),
+                           std::pair<index, std::uint32_t>{c.module, c.attempt});
+  if (!r.alive || !known_module || running == r.running.end() || c.epoch != hub_->config().epoch) {
+    ++remote_stats_.rejected_results;
+    const std::string_view module_id =
+        known_module ? std::string_view{pipeline_.modules[c.module].id} : std::string_view{};
+    if (r.alive) {
+      r.link->rejected(module_id, c.attempt, known_module ? "stale_result" : "unknown_module",
+                       known_module ? "not the current attempt of this module on this worker"
+                                    : "no such module in this run");
+    }
+    return;
+  }
+  r.running.erase(running);
+  --remote_in_flight_;
+  ++remote_free_slots_;
+  const index i = c.module;
+  release_constraints(i);
+  if (is_done(i) || c.attempt != results_[i].attempts) {
+    settle();
+    return;
+  }
+  module_result& slot = results_[i];
+  module_status status = c.status;
+  if (status == module_status::succeeded) {
+    slot.value = std::move(c.value);
+  } else if (status == module_status::cancelled && !stop_applies(i)) {
+    status = module_status::failed;  // cancelled on the worker's side: a failure like any other
+  } else if (status != module_status::failed && status != module_status::timed_out &&
+             status != module_status::cancelled) {
+    status = module_status::failed;
+    c.error = "worker reported status " + std::string(to_string(c.status)) + " for an attempt";
+  }
+  if (!c.error.empty() || !slot.reason.empty()) slot.reason = std::move(c.error);
+  if (ends_in_fail_fast(i, c.attempt, status)) fail_fast_pending_.store(true);
+  on_attempt_done(i, c.attempt, status);
 }
 
 }  // namespace drover::detail

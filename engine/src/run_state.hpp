@@ -26,6 +26,7 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace drover::detail {
 
@@ -94,6 +95,13 @@ struct run_state : std::enable_shared_from_this<run_state> {
   /// Entry point: validates and starts the run on the strand.
   void start();
 
+  // Remote workers, through worker_hub; on the run strand.
+  void on_remote_attach(worker_hub::worker_id id, std::shared_ptr<remote_worker> link,
+                        std::string name, std::vector<std::string> capabilities,
+                        std::uint32_t slots);
+  void on_remote_detach(worker_hub::worker_id id, std::string reason);
+  void on_remote_complete(worker_hub::worker_id id, remote_completion completion);
+
   // Immutable once the run has started.
   pipeline pipeline_;
   run_options options_;
@@ -136,6 +144,36 @@ struct run_state : std::enable_shared_from_this<run_state> {
   /// Raised by a worker whose module's failure will trigger fail_fast, before the strand knows.
   std::atomic<bool> fail_fast_pending_{false};
 
+  // [run strand] remote workers; empty without a hub.
+  struct remote_entry {
+    worker_hub::worker_id id = 0;
+    std::shared_ptr<remote_worker> link;
+    std::uint32_t number = 0;               // index into worker_names_
+    std::vector<std::string> capabilities;  // lower case
+    std::uint32_t slots = 1;
+    bool alive = true;
+    std::vector<std::pair<index, std::uint32_t>> running;  // (module, attempt)
+    std::unordered_set<index> sent;                        // dependency results it has been sent
+  };
+  // Modules waiting for a worker that can run them, grouped by what they require.
+  struct placement_group {
+    bool pin_local = false;
+    std::vector<std::string> capabilities;  // lower case, sorted
+    std::deque<index> waiting;
+    std::unique_ptr<boost::asio::steady_timer> capability_timer;
+  };
+  std::shared_ptr<worker_hub> hub_;
+  std::vector<remote_entry> remotes_;
+  std::unordered_map<worker_hub::worker_id, std::size_t> remote_of_;
+  std::vector<placement_group> groups_;
+  std::vector<std::uint32_t> group_of_;  // per module, when hub_
+  std::vector<std::uint8_t> losses_;     // per module, when hub_: attempts lost with a worker
+  std::size_t remote_in_flight_ = 0;
+  std::size_t remote_free_slots_ = 0;  // over live remote workers
+  std::size_t local_workers_ = 0;
+  remote_stats remote_stats_;
+  std::unique_ptr<boost::asio::steady_timer> remote_cancel_timer_;
+
   // Workers report here and the strand drains the whole batch in one handler: one post per
   // batch instead of one per module. Guarded by outbox_mutex_.
   std::mutex outbox_mutex_;
@@ -155,6 +193,24 @@ struct run_state : std::enable_shared_from_this<run_state> {
   void release_constraints(index i);
   std::optional<std::string> missing_capabilities(index i) const;
   void fail_stuck_waiters();
+  void setup_remote();
+  void bind_hub();
+  void pump_distributed();
+  enum class target_kind : std::uint8_t { none, local, remote };
+  struct target {
+    target_kind kind = target_kind::none;
+    std::size_t remote = 0;
+  };
+  target find_target(index i) const;
+  bool group_fits(const placement_group& g, const std::vector<std::string>& capabilities) const;
+  bool group_has_capable_worker(const placement_group& g) const;
+  void send(index i, const target& t);
+  void send_remote(index i, remote_entry& r);
+  void check_capability_timers();
+  void cancel_remote_attempts();
+  std::uint32_t counted_attempt(index i, std::uint32_t attempt) const {
+    return losses_.empty() ? attempt : attempt - losses_[i];
+  }
   void became_ready(index i);
   void finish(index i, module_status status, std::string reason);
   void settle();

@@ -5,6 +5,7 @@
 #include <drover/event.hpp>
 #include <drover/graph.hpp>
 #include <drover/pipeline.hpp>
+#include <drover/remote.hpp>
 #include <drover/result.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -33,7 +34,9 @@ std::string_view local_os_label() noexcept;
 
 /// Settings for one run.
 struct run_options {
-  std::size_t workers = 1;        ///< in-process workers: modules that run at once
+  /// In-process workers: modules that run at once in this process. May be 0 when `remote`
+  /// is set: then only remote workers run modules.
+  std::size_t workers = 1;
   std::filesystem::path log_dir;  ///< handed to bodies through module_context::log_dir()
   event_sink on_event;            ///< progress events; none are built when unset
   /// After cancelling an attempt (timeout, fail_fast, cancelled run), how long to wait for the
@@ -47,6 +50,8 @@ struct run_options {
   std::vector<std::string> capabilities;
   /// Among ready modules of equal priority, which starts first.
   ready_order order = ready_order::critical_path;
+  /// Workers in other processes (see drover/remote.hpp). Unset: only in-process workers.
+  std::shared_ptr<worker_hub> remote;
 };
 
 /// Settings for an engine.

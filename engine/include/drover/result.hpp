@@ -2,6 +2,7 @@
 // What a run reports: one result per module plus run-level status and counts.
 
 #include <drover/graph.hpp>
+#include <drover/remote.hpp>
 #include <drover/status.hpp>
 
 #include <boost/json/value.hpp>
@@ -41,6 +42,7 @@ struct run_report {
   std::vector<std::string> workers;          ///< worker names, indexed by module_result::worker
   std::vector<validation_problem> problems;  ///< why the pipeline was invalid
   std::array<std::size_t, module_status_count> counts{};  ///< modules per module_status
+  remote_stats remote;  ///< what happened with remote workers (all zero without them)
 
   std::size_t count(module_status s) const noexcept { return counts[static_cast<std::size_t>(s)]; }
   /// The module with this id, or nullptr. Linear search: for reports, not hot loops.

@@ -10,7 +10,7 @@ include(CMakePackageConfigHelpers)
 set(DROVER_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/drover"
     CACHE STRING "Where the drover package configuration files are installed")
 
-install(TARGETS drover_engine drover_modules
+install(TARGETS drover_engine drover_modules drover_coord
   EXPORT drover-targets
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
@@ -22,6 +22,7 @@ endif()
 
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/engine/include/drover"
                   "${PROJECT_SOURCE_DIR}/modules/include/drover"
+                  "${PROJECT_SOURCE_DIR}/coord/include/drover"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
   FILES_MATCHING PATTERN "*.hpp" PATTERN "*.ipp")
 # version.hpp is generated from version.hpp.in into the engine's binary directory.

@@ -1,7 +1,7 @@
 # Fails when a C++ source of the project is not formatted as .clang-format says.
 # Usage: cmake -DCLANG_FORMAT=<path> -DSOURCE_DIR=<repo> -P format_check.cmake
 
-set(folders app bench engine examples modules test)
+set(folders app bench coord engine examples modules test)
 set(files)
 foreach(folder IN LISTS folders)
   file(GLOB_RECURSE found "${SOURCE_DIR}/${folder}/*.cpp" "${SOURCE_DIR}/${folder}/*.hpp")

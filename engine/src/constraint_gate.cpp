@@ -60,8 +60,10 @@ constraint_gate::constraint_gate(const pipeline& p, key_function key_of)
       if (std::find(m.keys.begin(), m.keys.end(), it->second) == m.keys.end())
         m.keys.push_back(it->second);
     }
-    for (const auto& claim : c->claims)
-      m.claims.push_back({&claim.resource, claim.mode == claim_mode::write});
+    for (const auto& claim : c->claims) {
+      m.claims.push_back({&claim.resource, claim.mode == claim_mode::write,
+                          resource_glob_is_literal(claim.resource)});
+    }
     m.alone = c->run_alone;
     every_start_ = every_start_ || m.alone;
   }
@@ -70,7 +72,28 @@ constraint_gate::constraint_gate(const pipeline& p, key_function key_of)
 }
 
 bool constraint_gate::claims_conflict(const claim_ref& a, const claim_ref& b) const {
-  return (a.write || b.write) && resource_globs_overlap(*a.resource, *b.resource);
+  if (!a.write && !b.write) return false;
+  if (a.literal && b.literal) return *a.resource == *b.resource;
+  return resource_globs_overlap(*a.resource, *b.resource);
+}
+
+constraint_gate::index constraint_gate::holder_in_conflict(const claim_ref& c) const {
+  if (c.literal) {
+    if (auto it = held_literal_.find(*c.resource); it != held_literal_.end()) {
+      if (it->second.writer != nobody) return it->second.writer;
+      if (c.write && !it->second.readers.empty()) return it->second.readers.front();
+    }
+  } else {
+    for (const auto& [resource, holders] : held_literal_) {
+      if (!resource_globs_overlap(*c.resource, resource)) continue;
+      if (holders.writer != nobody) return holders.writer;
+      if (c.write && !holders.readers.empty()) return holders.readers.front();
+    }
+  }
+  for (const held_claim& h : held_glob_) {
+    if (claims_conflict(c, h.claim)) return h.module;
+  }
+  return nobody;
 }
 
 bool constraint_gate::conflicts(const needs& a, const needs& b) const {
@@ -122,14 +145,12 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
       }
     }
     if (!m->claims.empty()) {
-      for (const held_claim& h : held_) {
-        for (const auto& mine : m->claims) {
-          if (claims_conflict(mine, h.claim)) {
-            waiters_on_[h.module].push_back(i);
-            reserved_.push_back(i);
-            ++parked_;
-            return;
-          }
+      for (const auto& mine : m->claims) {
+        if (const index holder = holder_in_conflict(mine); holder != nobody) {
+          waiters_on_[holder].push_back(i);
+          reserved_.push_back(i);
+          ++parked_;
+          return;
         }
       }
       for (index r : reserved_) {
@@ -145,8 +166,15 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
     if (m->pool != no_needs) pools_[m->pool].used += m->slots;
     for (std::uint32_t k : m->keys)
       keys_[k].holder = i;
-    for (const auto& claim : m->claims)
-      held_.push_back({i, claim});
+    for (const auto& claim : m->claims) {
+      if (!claim.literal) {
+        held_glob_.push_back({i, claim});
+      } else if (claim.write) {
+        held_literal_[*claim.resource].writer = i;
+      } else {
+        held_literal_[*claim.resource].readers.push_back(i);
+      }
+    }
     if (m->alone) alone_running_ = true;
   }
   ++running_;
@@ -169,8 +197,16 @@ void constraint_gate::release(index i, std::vector<index>& started) {
       if (keys_[k].holder == i) keys_[k].holder = nobody;
       keys_[k].dirty = true;
     }
-    if (!m->claims.empty()) {
-      std::erase_if(held_, [i](const held_claim& h) { return h.module == i; });
+    for (const auto& claim : m->claims) {
+      if (!claim.literal) continue;
+      auto it = held_literal_.find(*claim.resource);
+      if (it == held_literal_.end()) continue;
+      if (it->second.writer == i) it->second.writer = nobody;
+      std::erase(it->second.readers, i);
+      if (it->second.writer == nobody && it->second.readers.empty()) held_literal_.erase(it);
+    }
+    if (!held_glob_.empty()) {
+      std::erase_if(held_glob_, [i](const held_claim& h) { return h.module == i; });
     }
     if (m->alone) {
       alone_running_ = false;
@@ -185,12 +221,18 @@ void constraint_gate::release(index i, std::vector<index>& started) {
     }
   }
   if (auto it = waiters_on_.find(i); it != waiters_on_.end()) {
-    for (index w : it->second) {
+    // Retried best first, and none of them still reserving: otherwise one that arrived
+    // earlier but is worse ordered would take the claim ahead of a better one.
+    std::vector<index> waiters = std::move(it->second);
+    waiters_on_.erase(it);
+    for (index w : waiters)
       leave_reservations(w);
+    std::sort(waiters.begin(), waiters.end(),
+              [this](index a, index b) { return better(entry(a), entry(b)); });
+    for (index w : waiters) {
       retry_.push_back(w);
       --parked_;
     }
-    waiters_on_.erase(it);
   }
   alone_dirty_ = true;
   settle(started);

@@ -23,6 +23,7 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -62,6 +63,7 @@ class constraint_gate {
   struct claim_ref {
     const std::string* resource;
     bool write;
+    bool literal;  // no wildcard: compared by equality
   };
   struct needs {
     std::uint32_t pool = no_needs;
@@ -120,7 +122,16 @@ class constraint_gate {
   std::uint64_t next_ticket_ = 1;
   std::vector<pool_state> pools_;
   std::vector<key_state> keys_;
-  std::vector<held_claim> held_;
+  // Claims held by started modules: literal ones by resource (a start looks up its own
+  // literal claims instead of scanning), glob ones in a list every start scans.
+  struct literal_holders {
+    index writer = nobody;
+    std::vector<index> readers;
+  };
+  std::unordered_map<std::string_view, literal_holders> held_literal_;
+  std::vector<held_claim> held_glob_;
+  /// A module holding a claim that conflicts with `c`, or nobody.
+  index holder_in_conflict(const claim_ref& c) const;
   std::vector<index> reserved_;  // parked on a claim conflict; their claims block later modules
   std::unordered_map<index, std::vector<index>> waiters_on_;  // parked behind a module
   wait_queue alone_waiting_;  // run_alone modules waiting for nothing else to run

@@ -31,6 +31,8 @@ class ready_queue {
   void resize(std::size_t modules) { next_.assign(modules, none); }
 
   bool empty() const noexcept { return size_ == 0; }
+  /// How many different keys the queued modules have.
+  std::size_t distinct_keys() const noexcept { return buckets_.size(); }
   std::size_t size() const noexcept { return size_; }
 
   /// Precondition: `module` is not queued already.

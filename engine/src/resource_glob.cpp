@@ -409,6 +409,10 @@ std::optional<std::string> resource_glob_problem(std::string_view glob) {
   return std::nullopt;
 }
 
+bool resource_glob_is_literal(std::string_view glob) noexcept {
+  return !has_wildcard(glob);
+}
+
 bool resource_globs_overlap(std::string_view a, std::string_view b) {
   if (a == b) return true;
   // Most claims name different resources with no wildcard, or differ before the first one.

@@ -41,6 +41,10 @@ std::optional<std::string> resource_glob_problem(std::string_view glob);
 /// segments or a segment more than 64 bytes.
 bool resource_globs_overlap(std::string_view a, std::string_view b);
 
+/// True when `glob` has no wildcard (`*`, `?`, `[`): it names exactly one resource, and two
+/// such globs overlap exactly when they are equal.
+bool resource_glob_is_literal(std::string_view glob) noexcept;
+
 /// Whether the valid glob `glob` matches the concrete path `path`. False when `path` is not a
 /// concrete path (empty, or with an empty segment such as "a//b" or "a/").
 ///     resource_glob_matches("artifacts/**", "artifacts/x/y")  // true

@@ -133,6 +133,20 @@ void run_state::begin() {
   if (options_.remote) setup_remote();
   ready_.resize(n);
   gate_ = constraint_gate(pipeline_, [this](index i) { return ready_key(i); });
+  // Handing modules out ahead of demand is what makes tiny modules cheap, but a module in the
+  // channel can no longer be overtaken by one that becomes ready later with a higher priority
+  // or a longer critical path. So when modules differ in those, hand out only one per worker
+  // (two with a pool, whose workers cannot refill the channel themselves); a worker sharing
+  // the run's strand refills it inline when it reports, so it loses nothing.
+  handoff_limit_ = channel_capacity_;
+  for (index i = 1; i < n; ++i) {
+    if (ready_key(i) != ready_key(0)) {
+      const std::size_t per_worker = worker_pool_ ? 2 : 1;
+      handoff_limit_ =
+          std::min(channel_capacity_, std::max<std::size_t>(local_workers_, 1) * per_worker);
+      break;
+    }
+  }
   pending_deps_.resize(n);
   for (index i = 0; i < n; ++i)
     pending_deps_[i] = graph_.in_degree(i);
@@ -425,7 +439,8 @@ std::optional<std::chrono::milliseconds> run_state::timeout_of(index i) const {
 // there and comes back through startable_ once what it waits for is released.
 void run_state::pump() {
   if (hub_) return pump_distributed();
-  while (in_flight_ < channel_capacity_) {
+  const std::size_t limit = handoff_limit_;
+  while (in_flight_ < limit) {
     index i = no_module;
     if (!startable_.empty()) {
       i = startable_.front();

@@ -110,6 +110,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   drover::graph graph_;
   bool prepared_ = false;  // graph_ came with the pipeline: no validation at begin()
   std::size_t channel_capacity_;
+  std::size_t handoff_limit_ = 0;  // modules in flight pump allows; see begin()
   std::vector<std::string> capabilities_;  // the local workers' labels, lower case
 
   // [run strand] per module, indexed like pipeline_.modules

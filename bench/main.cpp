@@ -9,6 +9,7 @@
 #include "common/machine.hpp"
 #include "common/process.hpp"
 #include "common/shape.hpp"
+#include "ordering/ordering.hpp"
 #include "report.hpp"
 
 #include <drover/version.hpp>
@@ -94,16 +95,20 @@ std::vector<workload> parse_workloads(const std::string& text) {
   return out;
 }
 
+// `default` is every built contender the default run measures, `all` every built contender;
+// either may also be one item of a list ("default,drover_constrained").
 std::vector<contender> parse_contenders(const std::string& text) {
-  if (text == "all") {
-    std::vector<contender> out;
-    for (contender c : all_contenders) {
-      if (is_built(c)) out.push_back(c);
-    }
-    return out;
-  }
   std::vector<contender> out;
+  const auto add = [&out](contender c) {
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  };
   for (const auto& name : split_list(text)) {
+    if (name == "all" || name == "default") {
+      for (contender c : all_contenders) {
+        if (is_built(c) && (name == "all" || in_default_run(c))) add(c);
+      }
+      continue;
+    }
     auto c = parse_contender(name);
     if (!c) throw usage_error("--contender: unknown contender '" + name + "' (see --help)");
     if (!is_built(*c)) {
@@ -111,7 +116,7 @@ std::vector<contender> parse_contenders(const std::string& text) {
                         "' was not built into this drover-bench (CMake did not find TBB; "
                         "install libtbb-dev and reconfigure)");
     }
-    if (std::find(out.begin(), out.end(), *c) == out.end()) out.push_back(*c);
+    add(*c);
   }
   if (out.empty()) throw usage_error("--contender: no contender given");
   return out;
@@ -151,24 +156,35 @@ std::string help_text(const po::options_description& visible) {
                   std::string(what_it_stresses(w)).c_str());
     out << line;
   }
-  out << "\nContenders:\n"
-         "  drover            drover::engine, run_options::workers = threads\n"
-         "  drover_events     the same with a counting run_options::on_event subscriber\n"
-         "  asio_raw          boost::asio::post per module, hand-written dependency counters\n"
-         "  tbb               tbb::flow::graph of continue_nodes"
+  out << "\nContenders (default: all but drover_constrained; all: every one built):\n"
+         "  drover              drover::engine, run_options::workers = threads\n"
+         "  drover_events       the same with a counting run_options::on_event subscriber\n"
+         "  drover_constrained  the same with a pool slot, a write claim and a read claim on\n"
+         "                      every module: the constraint gate's cost (see 'vs drover')\n"
+         "  asio_raw            boost::asio::post per module, hand-written dependency counters\n"
+         "  tbb                 tbb::flow::graph of continue_nodes"
       << (is_built(contender::tbb) ? "" : " (not built: TBB was not found)") << "\n\n"
-      << "Example (issue 2's benchmark):\n"
+      << "--ordering runs a separate benchmark instead: a chain of 12 modules listed after\n"
+         "independent ones (48 of 10 ms beside 10 ms steps, and 384 of 1 ms beside 10 ms\n"
+         "steps), every body a timer wait, on 2 workers, in critical-path and in FIFO order\n"
+         "(--rounds, --quick, --markdown and --json apply).\n\n"
+      << "Examples:\n"
          "  drover-bench --workload independent,linear_chain --sizes 1000000 --threads 1 "
-         "--contender drover,asio_raw\n";
+         "--contender drover,asio_raw\n"
+         "  drover-bench --workload independent --sizes 20 --threads 1 "
+         "--contender drover,drover_constrained,asio_raw\n"
+         "  drover-bench --ordering\n";
   return out.str();
 }
 
 round_figures run_contender(contender who, const shape& s, module_work& work, std::size_t threads) {
   switch (who) {
     case contender::drover:
-      return run_drover(s, work, threads, false);
+      return run_drover(s, work, threads, drover_setup::plain);
     case contender::drover_events:
-      return run_drover(s, work, threads, true);
+      return run_drover(s, work, threads, drover_setup::with_events);
+    case contender::drover_constrained:
+      return run_drover(s, work, threads, drover_setup::constrained);
     case contender::asio_raw:
       return run_asio_raw(s, work, threads);
     case contender::tbb:
@@ -256,9 +272,7 @@ std::string utc_now() {
   return text;
 }
 
-int run_all(const bench_settings& settings, bool tbb_left_out) {
-  const machine_info machine = describe_machine();
-  const std::string started_at = utc_now();
+void print_header(const machine_info& machine, bool tbb_left_out) {
   std::cout << "drover-bench " << version_string << ": " << machine.cpu_model << ", "
             << machine.cores << " cores, " << machine.kernel << "\n"
             << machine.compiler << ", Boost " << machine.boost_version << ", TBB "
@@ -271,6 +285,54 @@ int run_all(const bench_settings& settings, bool tbb_left_out) {
   }
   if (tbb_left_out) std::cout << "note: the tbb contender is left out: it was not built\n";
   std::cout << std::endl;
+}
+
+bool write_json(const std::string& path, boost::json::object doc, const machine_info& machine,
+                const std::string& started_at) {
+  doc["machine"] = to_json(machine);
+  doc["drover_version"] = version_string;
+  doc["started_at"] = started_at;
+  std::ofstream file(path);
+  file << boost::json::serialize(doc) << '\n';
+  if (!file) {
+    std::cerr << "drover-bench: cannot write " << path << '\n';
+    return false;
+  }
+  return true;
+}
+
+// --ordering: the critical-path benchmark, in this process (it measures time, not memory).
+int run_ordering(const bench_settings& settings) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  print_header(machine, false);
+  const std::vector<ordering_measurement> results =
+      measure_ordering(ordering_scenarios(settings.quick), settings.rounds, std::cerr);
+  std::cout << '\n';
+  print_ordering_table(std::cout, results, settings.rounds, settings.markdown);
+  if (!settings.json_path.empty()) {
+    boost::json::object doc;
+    doc["tool"] = "drover-bench --ordering";
+    doc["quick"] = settings.quick;
+    doc["ordering"] = ordering_to_json(results, settings.rounds);
+    if (!write_json(settings.json_path, std::move(doc), machine, started_at)) return exit_failed;
+  }
+  const auto failed = static_cast<std::size_t>(
+      std::count_if(results.begin(), results.end(), [](const auto& m) { return !m.ok(); }));
+  if (failed > 0) {
+    std::cout << "\ndrover-bench: " << failed << " of " << results.size()
+              << " ordering measurements FAILED (see above)\n";
+    return exit_failed;
+  }
+  std::cout << "\ndrover-bench: in every round each module ran exactly once, the chain in order, "
+               "and each order started the module it should first\n";
+  return 0;
+}
+
+int run_all(const bench_settings& settings, bool tbb_left_out) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  print_header(machine, tbb_left_out);
 
   const std::size_t total = settings.workloads.size() * settings.sizes.size() *
                             settings.threads.size() * settings.contenders.size();
@@ -287,7 +349,7 @@ int run_all(const bench_settings& settings, bool tbb_left_out) {
           m.who = who;
           measure(m, settings.rounds);
           char progress[200];
-          std::snprintf(progress, sizeof progress, "[%3zu/%zu] %-16s %-6s threads %zu %-13s ",
+          std::snprintf(progress, sizeof progress, "[%3zu/%zu] %-16s %-6s threads %zu %-18s ",
                         results.size() + 1, total, std::string(to_string(kind)).c_str(),
                         size_label(modules).c_str(), threads, std::string(to_string(who)).c_str());
           std::cerr << progress;
@@ -314,16 +376,9 @@ int run_all(const bench_settings& settings, bool tbb_left_out) {
                  "after the shape was built\n";
   }
 
-  if (!settings.json_path.empty()) {
-    boost::json::object doc = to_json(results, settings, machine);
-    doc["drover_version"] = version_string;
-    doc["started_at"] = started_at;
-    std::ofstream file(settings.json_path);
-    file << boost::json::serialize(doc) << '\n';
-    if (!file) {
-      std::cerr << "drover-bench: cannot write " << settings.json_path << '\n';
-      return exit_failed;
-    }
+  if (!settings.json_path.empty() &&
+      !write_json(settings.json_path, to_json(results, settings, machine), machine, started_at)) {
+    return exit_failed;
   }
 
   const auto failed = static_cast<std::size_t>(
@@ -349,12 +404,16 @@ int main_with_exceptions(int argc, char** argv) {
       "comma-separated sizes: k (up to 30) or 2^k for 2^k modules, larger numbers as written")(
       "rounds,r", po::value<std::size_t>()->default_value(5),
       "rounds per measurement; figures are their median")(
-      "contender,c", po::value<std::string>()->default_value("all"),
-      "comma-separated contenders, or all (those built)")(
-      "json", po::value<std::string>(), "also write every figure and the machine to this file")(
+      "contender,c", po::value<std::string>()->default_value("default"),
+      "comma-separated contenders; default (all but drover_constrained) and all (every one "
+      "built) may be items")("json", po::value<std::string>(),
+                             "also write every figure and the machine to this file")(
       "markdown", po::bool_switch(), "print the tables as Markdown")(
       "quick", po::bool_switch(),
-      "smoke run: sizes 10,12 and 2 rounds unless given; checks counts, not speed");
+      "smoke run: sizes 10,12 and 2 rounds unless given (with --ordering: 1 ms bodies); checks "
+      "counts, not speed")(
+      "ordering", po::bool_switch(),
+      "run the critical-path ordering benchmark instead of the shapes (see below)");
   po::options_description hidden;
   hidden.add_options()("child", po::bool_switch())("modules", po::value<std::size_t>());
   po::options_description all;
@@ -394,11 +453,24 @@ int main_with_exceptions(int argc, char** argv) {
                             settings.threads[0], who[0], settings.rounds);
   }
 
+  if (vm["ordering"].as<bool>()) {
+    for (const char* flag : {"workload", "threads", "sizes", "contender"}) {
+      if (!vm[flag].defaulted()) {
+        throw usage_error(std::string("--") + flag +
+                          " does not apply to --ordering, which runs its own fixed shapes");
+      }
+    }
+    return run_ordering(settings);
+  }
+
   settings.sizes = parse_sizes(settings.quick && !explicit_sizes ? std::string("10,12")
                                                                  : vm["sizes"].as<std::string>());
   const std::string contenders = vm["contender"].as<std::string>();
   settings.contenders = parse_contenders(contenders);
-  const bool tbb_left_out = contenders == "all" && !is_built(contender::tbb);
+  bool tbb_left_out = false;
+  for (const auto& name : split_list(contenders))
+    tbb_left_out =
+        tbb_left_out || ((name == "all" || name == "default") && !is_built(contender::tbb));
   return run_all(settings, tbb_left_out);
 }
 

@@ -1,5 +1,6 @@
 #include "report.hpp"
 
+#include "common/table.hpp"
 #include "common/timing.hpp"
 
 #include <boost/json/array.hpp>
@@ -16,65 +17,9 @@ namespace drover::bench {
 
 namespace {
 
-std::string fixed(double value, int decimals) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
-  return text;
-}
-
 std::string ratio_text(std::optional<double> ratio) {
   return ratio ? fixed(*ratio, 2) + "x" : "-";
 }
-
-// Columns padded for a terminal, or a GitHub Markdown table to paste into the docs.
-class table {
- public:
-  struct column {
-    std::string header;
-    bool numeric;  // right-aligned
-  };
-
-  explicit table(std::vector<column> columns) : columns_(std::move(columns)) {}
-
-  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-
-  void print(std::ostream& out, bool markdown) const {
-    std::vector<std::size_t> widths(columns_.size());
-    for (std::size_t c = 0; c < columns_.size(); ++c) {
-      widths[c] = columns_[c].header.size();
-      for (const auto& row : rows_)
-        widths[c] = std::max(widths[c], row[c].size());
-    }
-    auto print_row = [&](auto cell_text) {
-      for (std::size_t c = 0; c < columns_.size(); ++c) {
-        const std::string text = cell_text(c);
-        const std::string pad(widths[c] - text.size(), ' ');
-        out << (markdown ? "| " : c == 0 ? "" : "  ");
-        out << (columns_[c].numeric ? pad + text : text + pad);
-        if (markdown) out << ' ';
-      }
-      out << (markdown ? "|\n" : "\n");
-    };
-    print_row([&](std::size_t c) { return columns_[c].header; });
-    if (markdown) {
-      for (std::size_t c = 0; c < columns_.size(); ++c) {
-        out << "| " << std::string(widths[c] - 1, '-') << (columns_[c].numeric ? ':' : '-') << ' ';
-      }
-      out << "|\n";
-    } else {
-      std::size_t total = 0;
-      for (auto w : widths)
-        total += w + 2;
-      out << std::string(total - 2, '-') << '\n';
-    }
-    for (const auto& row : rows_)
-      print_row([&](std::size_t c) { return row[c]; });
-  }
-
- private:
-  std::vector<column> columns_;
-  std::vector<std::vector<std::string>> rows_;
-};
 
 const measurement* find_result(const std::vector<measurement>& results, const measurement& like,
                                contender who) {
@@ -190,6 +135,7 @@ void print_tables(std::ostream& out, const std::vector<measurement>& results,
                  {"ns/module", true},
                  {"peak MiB", true},
                  {"B/module", true},
+                 {"vs drover", true},
                  {"vs asio_raw", true},
                  {"vs tbb", true}});
   std::vector<const measurement*> failures;
@@ -198,13 +144,14 @@ void print_tables(std::ostream& out, const std::vector<measurement>& results,
                                     std::to_string(m.threads), std::string(to_string(m.who))};
     if (!m.ok()) {
       failures.push_back(&m);
-      row.insert(row.end(), {"FAILED", "-", "-", "-", "-", "-", "-", "-"});
+      row.insert(row.end(), {"FAILED", "-", "-", "-", "-", "-", "-", "-", "-"});
     } else {
       row.insert(row.end(), {fixed(static_cast<double>(m.median_build_ns()) / 1e6, 3),
                              fixed(static_cast<double>(m.median_run_ns()) / 1e6, 3),
                              fixed(m.modules_per_second() / 1e6, 2), fixed(m.ns_per_module(), 1),
                              fixed(static_cast<double>(m.peak_rss_bytes) / (1024.0 * 1024.0), 1),
                              fixed(m.bytes_per_module(), 0),
+                             ratio_text(ratio_to(results, m, contender::drover)),
                              ratio_text(ratio_to(results, m, contender::asio_raw)),
                              ratio_text(ratio_to(results, m, contender::tbb))});
     }
@@ -287,15 +234,13 @@ boost::json::object to_json(const std::vector<measurement>& results, const bench
     o["run_ns"] = m.median_run_ns();
     o["build_ns_rounds"] = std::move(build_samples);
     o["run_ns_rounds"] = std::move(run_samples);
-    if (m.who == contender::drover || m.who == contender::drover_events) {
-      o["run_minus_build_ns"] = m.median_run_ns() - m.median_build_ns();
-    }
     o["modules_per_second"] = m.modules_per_second();
     o["ns_per_module"] = m.ns_per_module();
     o["peak_rss_bytes"] = m.peak_rss_bytes;
     o["baseline_rss_bytes"] = m.baseline_rss_bytes;
     o["peak_restarted"] = m.peak_restarted;
     o["bytes_per_module"] = m.bytes_per_module();
+    o["ratio_to_drover"] = optional_number(ratio_to(results, m, contender::drover));
     o["ratio_to_asio_raw"] = optional_number(ratio_to(results, m, contender::asio_raw));
     o["ratio_to_tbb"] = optional_number(ratio_to(results, m, contender::tbb));
     figures.push_back(std::move(o));

@@ -10,6 +10,8 @@ std::string_view to_string(contender c) noexcept {
       return "drover";
     case contender::drover_events:
       return "drover_events";
+    case contender::drover_constrained:
+      return "drover_constrained";
     case contender::asio_raw:
       return "asio_raw";
     case contender::tbb:
@@ -23,6 +25,10 @@ std::optional<contender> parse_contender(std::string_view name) noexcept {
     if (to_string(c) == name) return c;
   }
   return std::nullopt;
+}
+
+bool in_default_run(contender c) noexcept {
+  return c != contender::drover_constrained;
 }
 
 #ifdef DROVER_BENCH_HAVE_TBB

@@ -19,14 +19,20 @@
 namespace drover::bench {
 
 enum class contender : std::uint8_t {
-  drover,         ///< drover::engine, no event subscriber
-  drover_events,  ///< drover::engine with a counting run_options::on_event
-  asio_raw,       ///< boost::asio::post per module and hand-written dependency counters
-  tbb,            ///< tbb::flow::graph of continue_nodes
+  drover,              ///< drover::engine, no event subscriber
+  drover_events,       ///< drover::engine with a counting run_options::on_event
+  drover_constrained,  ///< drover::engine, every module with two resource claims and a pool slot
+  asio_raw,            ///< boost::asio::post per module and hand-written dependency counters
+  tbb,                 ///< tbb::flow::graph of continue_nodes
 };
 
 inline constexpr std::array all_contenders = {contender::drover, contender::drover_events,
-                                              contender::asio_raw, contender::tbb};
+                                              contender::drover_constrained, contender::asio_raw,
+                                              contender::tbb};
+
+/// Whether `--contender default` (the flag's default) includes `c`. drover_constrained is left
+/// out: it measures one feature's cost, and is asked for by name or with `all`.
+bool in_default_run(contender c) noexcept;
 
 std::string_view to_string(contender c) noexcept;
 std::optional<contender> parse_contender(std::string_view name) noexcept;
@@ -44,7 +50,11 @@ struct round_figures {
 /// Runs `s` once with `threads` threads, calling `work(i)` once per module i. Throws
 /// std::runtime_error when the contender itself reports something wrong (the harness checks
 /// `work` afterwards).
-round_figures run_drover(const shape& s, module_work& work, std::size_t threads, bool with_events);
+/// Which drover configuration run_drover measures (see contenders/drover.cpp).
+enum class drover_setup : std::uint8_t { plain, with_events, constrained };
+
+round_figures run_drover(const shape& s, module_work& work, std::size_t threads,
+                         drover_setup setup);
 round_figures run_asio_raw(const shape& s, module_work& work, std::size_t threads);
 round_figures run_tbb(const shape& s, module_work& work, std::size_t threads);
 

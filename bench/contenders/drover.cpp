@@ -1,10 +1,15 @@
 // drover: the real engine on an io_context run by `threads` threads, with run_options::workers
 // set to the same number and the engine starting no threads of its own.
 //
-// build: drover::build_graph on the finished pipeline (validation plus the dense graph), timed
-// on its own. run: from async_run until the completion handler; it includes the engine's own
-// validation, which is about the build time again. Making the pipeline (the module_specs with
-// their id strings) is not timed: that is the user's input, not the engine's work.
+// build: drover::prepare on the finished pipeline (matrix expansion, validation and the dense
+// graph). run: from async_run of the prepared pipeline until the completion handler; it does
+// no validation, so drover starts the clock on the same footing as TBB, whose graph is built
+// beforehand. Making the pipeline (the module_specs with their id strings, and for
+// drover_constrained their constraints) is not timed: that is the user's input, not the
+// engine's work.
+//
+// drover_constrained gives every module a pool slot and two resource claims (see
+// add_constraints), so that the run pays for the constraint gate on every start.
 
 #include "common/contender.hpp"
 
@@ -35,8 +40,25 @@ boost::asio::awaitable<boost::json::value> counted_body(module_work* work, node 
   co_return nullptr;
 }
 
-pipeline make_pipeline(const shape& s, module_work& work) {
+// Slots of the "cpu" pool: above what the channel hands out ahead of demand (16 per worker),
+// so every start takes and returns a slot without the pool ever holding a module back.
+constexpr std::uint32_t cpu_pool_slots = 64;
+
+// One write claim on the module's own resource and one read claim on a resource all modules
+// share: no two claims conflict, but every start compares its claims with every claim held by
+// a module in flight. Two claims per module keep that scan at its intended size.
+void add_constraints(module_spec& spec, node i) {
+  module_constraints& c = spec.constraints.ensure();
+  c.pool = "cpu";
+  c.pool_slots = 1;
+  c.claims.reserve(2);
+  c.claims.push_back({"out/" + std::to_string(i), claim_mode::write});
+  c.claims.push_back({"shared/config", claim_mode::read});
+}
+
+pipeline make_pipeline(const shape& s, module_work& work, bool constrained) {
   pipeline p;
+  if (constrained) p.pools.emplace("cpu", cpu_pool_slots);
   p.name = std::string(to_string(s.kind()));
   p.modules.reserve(s.size());
   for (node i = 0; i < s.size(); ++i) {
@@ -44,25 +66,27 @@ pipeline make_pipeline(const shape& s, module_work& work) {
     deps.reserve(s.in_degree(i));
     for (node dep : s.predecessors(i))
       deps.push_back(module_id(dep));
-    p.add(
+    module_spec& spec = p.add(
         module_id(i), [w = &work, i](module_context&) { return counted_body(w, i); },
         std::move(deps));
+    if (constrained) add_constraints(spec, i);
   }
   return p;
 }
 
 }  // namespace
 
-round_figures run_drover(const shape& s, module_work& work, std::size_t threads, bool with_events) {
-  pipeline p = make_pipeline(s, work);
+round_figures run_drover(const shape& s, module_work& work, std::size_t threads,
+                         drover_setup setup) {
+  const bool with_events = setup == drover_setup::with_events;
+  pipeline p = make_pipeline(s, work, setup == drover_setup::constrained);
   round_figures figures;
-  {
-    const auto before = bench_clock::now();
-    graph_result built = build_graph(p);
-    figures.build_ns = nanoseconds_between(before, bench_clock::now());
-    if (!built.ok()) {
-      throw std::runtime_error("drover rejected the pipeline:\n" + format_problems(built.problems));
-    }
+  const auto before = bench_clock::now();
+  prepare_result prepared = prepare(std::move(p));
+  figures.build_ns = nanoseconds_between(before, bench_clock::now());
+  if (!prepared.ok()) {
+    throw std::runtime_error("drover rejected the pipeline:\n" +
+                             format_problems(prepared.problems));
   }
 
   std::array<std::size_t, 6> events_by_type{};
@@ -80,7 +104,7 @@ round_figures run_drover(const shape& s, module_work& work, std::size_t threads,
   bench_clock::time_point started, finished;
   run_on_threads(io, threads, [&](io_work_guard& guard) {
     started = bench_clock::now();
-    runner.async_run(std::move(p), std::move(options), [&](run_report r) {
+    runner.async_run(std::move(*prepared.prepared), std::move(options), [&](run_report r) {
       finished = bench_clock::now();
       report = std::move(r);
       guard.reset();

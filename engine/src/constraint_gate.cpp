@@ -107,9 +107,9 @@ bool constraint_gate::conflicts(const needs& a, const needs& b) const {
 
 bool constraint_gate::try_start(index i) {
   tickets_[i] = next_ticket_++;
-  std::vector<index> started;
-  attempt(i, started);
-  return !started.empty();
+  scratch_.clear();
+  attempt(i, scratch_);
+  return !scratch_.empty();
 }
 
 // Tries to start i. On success i holds what it needs and is appended to `started`; otherwise
@@ -191,11 +191,11 @@ void constraint_gate::release(index i, std::vector<index>& started) {
   if (const needs* m = needs_for(i)) {
     if (m->pool != no_needs) {
       pools_[m->pool].used -= m->slots;
-      pools_[m->pool].dirty = true;
+      mark_dirty(pools_[m->pool], dirty_pools_, m->pool);
     }
     for (std::uint32_t k : m->keys) {
       if (keys_[k].holder == i) keys_[k].holder = nobody;
-      keys_[k].dirty = true;
+      mark_dirty(keys_[k], dirty_keys_, k);
     }
     for (const auto& claim : m->claims) {
       if (!claim.literal) continue;
@@ -246,26 +246,31 @@ void constraint_gate::settle(std::vector<index>& started) {
       retry_.pop_front();
       attempt(next, started);
     }
+    // Only the pools and keys a release touched are looked at, not all of them.
     bool progress = false;
-    for (pool_state& pool : pools_) {
-      if (!pool.dirty) continue;
+    settling_.clear();
+    settling_.swap(dirty_pools_);  // swapping keeps both buffers: no allocation per release
+    for (std::uint32_t id : settling_) {
+      pool_state& pool = pools_[id];
       pool.dirty = false;
       if (!pool.waiting.empty() &&
           pool.used + needs_for(pool.waiting.top().module)->slots <= pool.capacity) {
         // One at a time: it takes its slots (or parks elsewhere) before the next is offered.
         retry_.push_back(pool.waiting.pop());
         --parked_;
-        pool.dirty = true;
+        mark_dirty(pool, dirty_pools_, id);
         progress = true;
       }
     }
-    for (key_state& key : keys_) {
-      if (!key.dirty) continue;
+    settling_.clear();
+    settling_.swap(dirty_keys_);
+    for (std::uint32_t id : settling_) {
+      key_state& key = keys_[id];
       key.dirty = false;
       if (key.holder == nobody && !key.waiting.empty()) {
         retry_.push_back(key.waiting.pop());
         --parked_;
-        key.dirty = true;
+        mark_dirty(key, dirty_keys_, id);
         progress = true;
       }
     }

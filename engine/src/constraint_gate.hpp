@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace drover::detail {
@@ -141,6 +142,15 @@ class constraint_gate {
   std::size_t running_ = 0;  // started through the gate and not released
   std::size_t parked_ = 0;
   std::deque<index> retry_;
+  std::vector<index> scratch_;
+  std::vector<std::uint32_t> dirty_pools_, dirty_keys_;  // released since the last settle
+  std::vector<std::uint32_t> settling_;
+  template <class State>
+  static void mark_dirty(State& state, std::vector<std::uint32_t>& list, std::uint32_t id) {
+    if (state.dirty) return;
+    state.dirty = true;
+    list.push_back(id);
+  }  // try_start's result, kept to avoid an allocation per start
 };
 
 }  // namespace drover::detail

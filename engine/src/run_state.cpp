@@ -885,18 +885,29 @@ run_state::target run_state::find_target(index i) const {
     return {target_kind::local, 0};
   }
   if (g.pin_local) return {};
-  target best;
-  std::uint32_t best_free = 0;
-  for (std::size_t r = 0; r < remotes_.size(); ++r) {
-    const remote_entry& w = remotes_[r];
-    if (!w.alive || w.running.size() >= w.slots) continue;
-    const auto free = static_cast<std::uint32_t>(w.slots - w.running.size());
-    if (free > best_free && group_fits(g, w.capabilities)) {
-      best = {target_kind::remote, r};
-      best_free = free;
+  // Only workers with a free slot are looked at; without requirements, the first one does.
+  for (auto it = free_remotes_.rbegin(); it != free_remotes_.rend(); ++it) {
+    if (g.capabilities.empty() || group_fits(g, remotes_[*it].capabilities)) {
+      return {target_kind::remote, *it};
     }
   }
-  return best;
+  return {};
+}
+
+// Keeps free_remotes_ listing exactly the live remote workers with a free slot.
+void run_state::update_free(std::size_t r) {
+  remote_entry& w = remotes_[r];
+  const bool free = w.alive && w.running.size() < w.slots;
+  if (free && w.free_position == no_position) {
+    w.free_position = free_remotes_.size();
+    free_remotes_.push_back(r);
+  } else if (!free && w.free_position != no_position) {
+    const std::size_t last = free_remotes_.back();
+    free_remotes_[w.free_position] = last;
+    remotes_[last].free_position = w.free_position;
+    free_remotes_.pop_back();
+    w.free_position = no_position;
+  }
 }
 
 void run_state::send(index i, const target& t) {
@@ -959,6 +970,7 @@ void run_state::send_remote(index i, remote_entry& r) {
   r.running.emplace_back(i, attempt);
   ++remote_in_flight_;
   --remote_free_slots_;
+  update_free(static_cast<std::size_t>(&r - remotes_.data()));
 
   const module_spec& spec = pipeline_.modules[i];
   assignment a;
@@ -1037,6 +1049,7 @@ void run_state::cancel_remote_attempts() {
         if (!self->stop_applies(i) || self->is_done(i)) return false;
         --self->remote_in_flight_;
         ++self->remote_free_slots_;
+        self->update_free(static_cast<std::size_t>(&r - self->remotes_.data()));
         self->release_constraints(i);
         self->finish(i, module_status::cancelled,
                      self->stop_reason() + "; " + self->worker_names_[r.number] +
@@ -1063,6 +1076,7 @@ void run_state::on_remote_attach(worker_hub::worker_id id, std::shared_ptr<remot
   r.slots = std::max<std::uint32_t>(slots, 1);
   remote_free_slots_ += r.slots;
   remote_of_[id] = remotes_.size() - 1;
+  update_free(remotes_.size() - 1);
   ++remote_stats_.workers_attached;
   check_capability_timers();
   settle();
@@ -1076,6 +1090,7 @@ void run_state::on_remote_detach(worker_hub::worker_id id, std::string reason) {
   r.alive = false;
   ++remote_stats_.workers_lost;
   remote_free_slots_ -= r.slots - r.running.size();
+  update_free(found->second);
   std::vector<std::pair<index, std::uint32_t>> running;
   running.swap(r.running);
   for (auto [i, attempt] : running) {
@@ -1121,6 +1136,7 @@ void run_state::on_remote_complete(worker_hub::worker_id id, remote_completion c
   r.running.erase(running);
   --remote_in_flight_;
   ++remote_free_slots_;
+  update_free(found->second);
   const index i = c.module;
   release_constraints(i);
   if (is_done(i) || c.attempt != results_[i].attempts) {

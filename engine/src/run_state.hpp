@@ -110,7 +110,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   drover::graph graph_;
   bool prepared_ = false;  // graph_ came with the pipeline: no validation at begin()
   std::size_t channel_capacity_;
-  std::size_t handoff_limit_ = 0;  // modules in flight pump allows; see begin()
+  std::size_t handoff_limit_ = 0;          // modules in flight pump allows; see begin()
   std::vector<std::string> capabilities_;  // the local workers' labels, lower case
 
   // [run strand] per module, indexed like pipeline_.modules
@@ -155,7 +155,9 @@ struct run_state : std::enable_shared_from_this<run_state> {
     bool alive = true;
     std::vector<std::pair<index, std::uint32_t>> running;  // (module, attempt)
     std::unordered_set<index> sent;                        // dependency results it has been sent
+    std::size_t free_position = static_cast<std::size_t>(-1);  // in free_remotes_, if free
   };
+  static constexpr std::size_t no_position = static_cast<std::size_t>(-1);
   // Modules waiting for a worker that can run them, grouped by what they require.
   struct placement_group {
     bool pin_local = false;
@@ -170,7 +172,8 @@ struct run_state : std::enable_shared_from_this<run_state> {
   std::vector<std::uint32_t> group_of_;  // per module, when hub_
   std::vector<std::uint8_t> losses_;     // per module, when hub_: attempts lost with a worker
   std::size_t remote_in_flight_ = 0;
-  std::size_t remote_free_slots_ = 0;  // over live remote workers
+  std::size_t remote_free_slots_ = 0;      // over live remote workers
+  std::vector<std::size_t> free_remotes_;  // live remote workers with a free slot
   std::size_t local_workers_ = 0;
   remote_stats remote_stats_;
   std::unique_ptr<boost::asio::steady_timer> remote_cancel_timer_;
@@ -208,6 +211,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   void send(index i, const target& t);
   void send_remote(index i, remote_entry& r);
   void check_capability_timers();
+  void update_free(std::size_t remote);
   void cancel_remote_attempts();
   std::uint32_t counted_attempt(index i, std::uint32_t attempt) const {
     return losses_.empty() ? attempt : attempt - losses_[i];

@@ -3,6 +3,7 @@
 #include "resource_glob.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace drover::detail {
 
@@ -116,31 +117,37 @@ bool constraint_gate::try_start(index i) {
 // it is parked on the first thing that stops it.
 void constraint_gate::attempt(index i, std::vector<index>& started) {
   const needs* m = needs_for(i);
-  const waiting me = entry(i);
+  // Where i stands among waiting modules; computed only when something waits (it calls the
+  // key function), so an uncontended start costs no more than its lookups.
+  std::optional<waiting> my_entry;
+  const auto me = [&]() -> const waiting& {
+    if (!my_entry) my_entry = entry(i);
+    return *my_entry;
+  };
   const auto park = [&](wait_queue& queue) {
-    queue.push(me);
+    queue.push(me());
     ++parked_;
   };
 
   if (alone_running_ || (!alone_waiting_.empty() && !(m != nullptr && m->alone) &&
-                         better(alone_waiting_.top(), me))) {
+                         better(alone_waiting_.top(), me()))) {
     return park(barrier_);
   }
   if (m != nullptr) {
     if (m->alone &&
-        (running_ > 0 || (!alone_waiting_.empty() && better(alone_waiting_.top(), me)))) {
+        (running_ > 0 || (!alone_waiting_.empty() && better(alone_waiting_.top(), me())))) {
       return park(alone_waiting_);
     }
     if (m->pool != no_needs) {
       pool_state& pool = pools_[m->pool];
       if (pool.used + m->slots > pool.capacity ||
-          (!pool.waiting.empty() && better(pool.waiting.top(), me))) {
+          (!pool.waiting.empty() && better(pool.waiting.top(), me()))) {
         return park(pool.waiting);
       }
     }
     for (std::uint32_t k : m->keys) {
       key_state& key = keys_[k];
-      if (key.holder != nobody || (!key.waiting.empty() && better(key.waiting.top(), me))) {
+      if (key.holder != nobody || (!key.waiting.empty() && better(key.waiting.top(), me()))) {
         return park(key.waiting);
       }
     }
@@ -154,7 +161,7 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
         }
       }
       for (index r : reserved_) {
-        if (r != i && better(entry(r), me) && conflicts(*m, *needs_for(r))) {
+        if (r != i && better(entry(r), me()) && conflicts(*m, *needs_for(r))) {
           waiters_on_[r].push_back(i);
           reserved_.push_back(i);
           ++parked_;

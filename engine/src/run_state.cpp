@@ -947,8 +947,12 @@ void run_state::pump_distributed() {
     }
   }
   // Leave modules in the ready queue, in key order, while no worker has room at all.
-  while (!ready_.empty() &&
-         ((local_workers_ > 0 && in_flight_ < channel_capacity_) || remote_free_slots_ > 0)) {
+  // With no worker connected at all they move on too, so that the capability clock runs.
+  const bool no_worker =
+      local_workers_ == 0 && free_remotes_.empty() &&
+      std::none_of(remotes_.begin(), remotes_.end(), [](const remote_entry& r) { return r.alive; });
+  while (!ready_.empty() && ((local_workers_ > 0 && in_flight_ < channel_capacity_) ||
+                             remote_free_slots_ > 0 || no_worker)) {
     const index i = ready_.pop();
     placement_group& g = groups_[group_of_[i]];
     const target t = g.waiting.empty() ? find_target(i) : target{};
@@ -1016,7 +1020,9 @@ void run_state::check_capability_timers() {
         labels += (labels.empty() ? "" : ", ") + label;
       const std::string reason =
           (group.pin_local ? std::string("pin_local, and no local worker")
-                           : "no connected worker has the capabilities it requires: " + labels) +
+           : group.capabilities.empty()
+               ? std::string("no worker connected")
+               : "no connected worker has the capabilities it requires: " + labels) +
           " (waited " + std::to_string(self->hub_->config().capability_timeout.count()) + " ms)";
       std::deque<index> waiting;
       waiting.swap(group.waiting);

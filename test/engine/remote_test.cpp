@@ -384,6 +384,20 @@ BOOST_AUTO_TEST_CASE(a_module_no_connected_worker_can_run_fails_after_capability
   BOOST_TEST(run.elapsed >= 200ms);
 }
 
+BOOST_AUTO_TEST_CASE(a_remote_only_run_that_no_worker_joins_fails_after_capability_timeout) {
+  worker_hub::settings settings;
+  settings.capability_timeout = 200ms;
+  remote_run run{settings};
+  drover::pipeline p;
+  add_remote_module(p, "nobody-runs-me");
+  run.start(std::move(p), remote_only());
+  const auto& report = run.finish(10s);
+  const auto& r = result_of(report, "nobody-runs-me");
+  BOOST_TEST(r.status == drover::module_status::failed);
+  BOOST_TEST(mentions(r.reason, "no worker connected"), r.reason);
+  BOOST_TEST(run.elapsed >= 200ms);
+}
+
 BOOST_AUTO_TEST_CASE(a_capable_worker_joining_in_time_stops_the_capability_clock) {
   worker_hub::settings settings;
   settings.capability_timeout = 2s;

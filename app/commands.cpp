@@ -4,6 +4,7 @@
 #include "progress.hpp"
 #include "report.hpp"
 
+#include <drover/coord/master.hpp>
 #include <drover/engine.hpp>
 #include <drover/graph.hpp>
 #include <drover/modules/registry.hpp>
@@ -47,6 +48,8 @@ constexpr std::string_view top_usage =
     "  validate FILE   check FILE and report every problem in it\n"
     "  plan FILE       print the waves a run would take, running nothing\n"
     "  graph FILE      print the dependency graph (--format dot|mermaid)\n"
+    "  worker          run modules for a master: worker --connect HOST:PORT\n"
+    "  simulate        a master and simulated workers in one process, with faults\n"
     "\n"
     "Options:\n"
     "  -h [ --help ]   show this help; `drover <command> --help` for a command's options\n"
@@ -129,9 +132,11 @@ struct run_outcome {
 
 // Runs `p` on `io`, on this thread. The first SIGINT or SIGTERM cancels the run, a second one
 // ends the process at once. One thread is enough and the fastest: the engine's workers share
-// the run's strand, and the modules' work happens in child processes or timers.
+// the run's strand, and the modules' work happens in child processes or timers (or remote
+// workers, whose master shares the io_context). `on_finished` runs when the run completed;
+// run() returns once it has stopped whatever else it started.
 run_outcome execute(prepared_pipeline p, run_options options, live_progress* live,
-                    std::ostream& err, asio::io_context& io) {
+                    std::ostream& err, asio::io_context& io, std::function<void()> on_finished) {
   engine runner{io.get_executor()};
   // The signal set, the cancellation signal and the outcome are touched only on this strand.
   auto control = asio::make_strand(io);
@@ -159,6 +164,7 @@ run_outcome execute(prepared_pipeline p, run_options options, live_progress* liv
                          outcome.report = std::move(report);
                          signals.cancel();
                          if (live != nullptr) live->stop();
+                         if (on_finished) on_finished();
                        })));
   if (live != nullptr) live->start();
 
@@ -281,6 +287,47 @@ std::size_t hardware_threads() {
   return std::max<std::size_t>(std::thread::hardware_concurrency(), 1);
 }
 
+// "HOST:PORT", "[::1]:PORT" or ":PORT" (loopback), or nothing when it is not one of those.
+std::optional<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  std::string host = text.substr(0, colon);
+  const std::string port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) host = "127.0.0.1";
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const int port = std::stoi(port_text);
+  if (port > 65535) return std::nullopt;
+  return std::pair{host, static_cast<std::uint16_t>(port)};
+}
+
+// The token in `file`: its first line without surrounding whitespace. Never printed.
+std::optional<std::string> read_token_file(const std::string& file, std::ostream& err) {
+  std::ifstream in{file};
+  std::string token;
+  if (!in || !std::getline(in, token)) {
+    if (in.is_open() && in.eof()) {
+      err << "drover run: the token file '" << file << "' is empty\n";
+    } else {
+      err << "drover run: cannot read the token file '" << file << "'\n";
+    }
+    return std::nullopt;
+  }
+  const auto first = token.find_first_not_of(" \t\r\n\f\v");
+  const auto last = token.find_last_not_of(" \t\r\n\f\v");
+  if (first == std::string::npos) {
+    err << "drover run: the first line of the token file '" << file << "' is empty\n";
+    return std::nullopt;
+  }
+  return token.substr(first, last - first + 1);
+}
+
 }  // namespace
 
 int run_command(const run_settings& settings, std::ostream& out, std::ostream& err) {
@@ -336,8 +383,39 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     printer.emplace(out);
   }
 
+  // Remote workers: a hub for the run and a master on the same io_context, bound before the
+  // run starts so that a bad address fails before any work is done.
+  std::shared_ptr<worker_hub> hub;
+  std::optional<coord::master> master;
+  if (!settings.listen_host.empty()) {
+    worker_hub::settings hub_settings;
+    hub_settings.capability_timeout = settings.capability_timeout;
+    hub = std::make_shared<worker_hub>(hub_settings);
+    coord::master_options master_options;
+    master_options.listen_address = settings.listen_host;
+    master_options.port = settings.listen_port;
+    master_options.token = settings.token;
+    master_options.heartbeat_interval = settings.heartbeat;
+    master_options.lost_worker_timeout = settings.lost_worker_timeout;
+    master_options.log = [&err](std::string_view line) { err << "drover: " << line << std::endl; };
+    master.emplace(io.get_executor(), hub, std::move(master_options));
+    try {
+      const auto bound = master->listen();
+      const std::string address = bound.address().to_string();
+      err << "drover: listening on " << (bound.address().is_v6() ? "[" + address + "]" : address)
+          << ':' << bound.port() << std::endl;
+    } catch (const coord::master_error& e) {
+      const bool needs_token =
+          std::string_view{e.what()}.find("without a token") != std::string_view::npos;
+      err << "drover run: " << e.what() << (needs_token ? " (give one with --token-file)" : "")
+          << '\n';
+      return exit_usage;
+    }
+  }
+
   run_options options;
   options.workers = settings.workers;
+  options.remote = hub;
   options.log_dir = settings.log_dir;
   options.capabilities = settings.capabilities;
   options.order = settings.order;
@@ -350,8 +428,12 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     }
   };
 
-  auto outcome =
-      execute(std::move(*prepared.prepared), std::move(options), live ? &*live : nullptr, err, io);
+  // When the run is over every worker was told so; stopping the master lets the last byes
+  // go out (within its close timeout) and closes the listening socket, so io.run() returns.
+  auto outcome = execute(std::move(*prepared.prepared), std::move(options), live ? &*live : nullptr,
+                         err, io, [&master] {
+                           if (master) master->stop();
+                         });
   const run_report& report = outcome.report;
 
   if (report.status == run_status::invalid) {
@@ -464,7 +546,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "Usage: drover run FILE [options]\n\n"
         "Runs the pipeline in FILE. Exit code 0 when every selected module succeeded, was\n"
         "skipped or had its failure ignored; 1 when any failed, timed out or was cancelled;\n"
-        "2 for usage or pipeline errors; 130 when interrupted.\n";
+        "2 for usage or pipeline errors; 130 when interrupted. With --listen, remote workers\n"
+        "(drover worker --connect HOST:PORT) run modules too; see docs/remote.md.\n";
     options.add_options()(
         "workers",
         po::value<int>()->default_value(static_cast<int>(hardware_threads()))->value_name("N"),
@@ -478,7 +561,18 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "progress", po::value<std::string>()->default_value("auto")->value_name("WHEN"),
         "live progress: auto (on a terminal), always or never")(
         "order", po::value<std::string>()->default_value("critical_path")->value_name("ORDER"),
-        "which ready module starts first among equal priorities: critical_path or fifo");
+        "which ready module starts first among equal priorities: critical_path or fifo")(
+        "listen", po::value<std::string>()->value_name("HOST:PORT"),
+        "also run modules on remote workers (`drover worker`) that connect here; port 0 picks "
+        "one")("token-file", po::value<std::string>()->value_name("F"),
+               "workers must present the token in the first line of F (required unless HOST is "
+               "loopback)")("heartbeat-ms",
+                            po::value<long long>()->default_value(1000)->value_name("N"),
+                            "with --listen: heartbeat interval")(
+        "lost-worker-timeout-ms", po::value<long long>()->default_value(5000)->value_name("N"),
+        "with --listen: a worker silent this long is lost and its modules reassigned")(
+        "capability-timeout-ms", po::value<long long>()->default_value(30000)->value_name("N"),
+        "with --listen: how long a module waits for a worker with the capabilities it needs");
     add_capability_option(options);
     add_selection_options(options);
   } else if (command == "validate") {
@@ -520,9 +614,47 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
 
   run_settings settings;
   settings.file = file;
+  if (vm->count("listen")) {
+    const auto listen = parse_listen((*vm)["listen"].as<std::string>());
+    if (!listen) {
+      err << "drover run: --listen expects HOST:PORT (e.g. 127.0.0.1:7700), got '"
+          << (*vm)["listen"].as<std::string>() << "'\n";
+      return exit_usage;
+    }
+    settings.listen_host = listen->first;
+    settings.listen_port = listen->second;
+    if (vm->count("token-file")) {
+      settings.token = read_token_file((*vm)["token-file"].as<std::string>(), err);
+      if (!settings.token) return exit_usage;
+    }
+    struct duration_option {
+      const char* name;
+      long long least;
+      std::chrono::milliseconds* target;
+    };
+    for (const auto& [name, least, target] :
+         {duration_option{"heartbeat-ms", 1, &settings.heartbeat},
+          duration_option{"lost-worker-timeout-ms", 1, &settings.lost_worker_timeout},
+          duration_option{"capability-timeout-ms", 0, &settings.capability_timeout}}) {
+      const long long value = (*vm)[name].as<long long>();
+      if (value < least) {
+        err << "drover run: --" << name << " must be at least " << least << '\n';
+        return exit_usage;
+      }
+      *target = std::chrono::milliseconds{value};
+    }
+  } else {
+    for (const char* name :
+         {"token-file", "heartbeat-ms", "lost-worker-timeout-ms", "capability-timeout-ms"}) {
+      if (vm->count(name) && !(*vm)[name].defaulted()) {
+        err << "drover run: --" << name << " needs --listen\n";
+        return exit_usage;
+      }
+    }
+  }
   const int workers = (*vm)["workers"].as<int>();
-  if (workers < 1) {
-    err << "drover run: --workers must be at least 1\n";
+  if (workers < 0 || (workers == 0 && settings.listen_host.empty())) {
+    err << "drover run: --workers must be at least 1 (0, remote workers only, needs --listen)\n";
     return exit_usage;
   }
   settings.workers = static_cast<std::size_t>(workers);

@@ -6,8 +6,11 @@
 
 #include <drover/engine.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -38,6 +41,13 @@ struct run_settings {
   /// --capability: labels of the local workers besides their OS label (local_os_label()).
   std::vector<std::string> capabilities;
   ready_order order = ready_order::critical_path;  ///< --order
+  /// --listen HOST:PORT: also serve remote workers there (docs/remote.md). Empty: none.
+  std::string listen_host;
+  std::uint16_t listen_port = 0;
+  std::optional<std::string> token;                     ///< from --token-file
+  std::chrono::milliseconds heartbeat{1000};            ///< --heartbeat-ms
+  std::chrono::milliseconds lost_worker_timeout{5000};  ///< --lost-worker-timeout-ms
+  std::chrono::milliseconds capability_timeout{30000};  ///< --capability-timeout-ms
 };
 
 /// `drover run`: runs the pipeline until it ends or SIGINT/SIGTERM cancels it.

@@ -107,6 +107,14 @@ json::object report_to_json(const run_report& report) {
     modules.push_back(std::move(entry));
   }
   out["modules"] = std::move(modules);
+  const auto& remote = report.remote;
+  if (remote.workers_attached > 0) {
+    out["remote"] = json::object{{"workers_attached", remote.workers_attached},
+                                 {"workers_lost", remote.workers_lost},
+                                 {"reassigned", remote.reassigned},
+                                 {"rejected_results", remote.rejected_results},
+                                 {"dependency_results_sent", remote.dependency_results_sent}};
+  }
   return out;
 }
 
@@ -183,6 +191,12 @@ void print_summary(std::ostream& out, const run_report& report) {
     first = false;
   }
   out << " in " << format_duration(report.duration()) << '\n';
+  const auto& remote = report.remote;
+  if (remote.workers_attached > 0) {
+    out << "remote workers: " << remote.workers_attached << " attached, " << remote.workers_lost
+        << " lost, " << remote.reassigned << (remote.reassigned == 1 ? " attempt" : " attempts")
+        << " reassigned, " << remote.rejected_results << " stale results rejected\n";
+  }
 }
 
 }  // namespace drover::app

@@ -122,6 +122,9 @@ struct read_outcome {
   bool ok() const noexcept { return status == read_status::line; }
 };
 
+/// Do not call it again on a stream after it returned stream_error: with Asio 1.81 on Linux a
+/// read after end-of-file can wait forever; close the stream instead.
+///
 /// Reads the next line from `stream` (anything with async_read_some: a tcp::socket, a
 /// local socket, an in-memory pipe). Returns at once when the splitter already holds a
 /// line, and never reads more than the splitter has room for. Waits as long as the peer

@@ -1,0 +1,224 @@
+#include "worker_command.hpp"
+
+#include "commands.hpp"
+
+#include <drover/coord/worker.hpp>
+#include <drover/engine.hpp>
+#include <drover/modules/registry.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/program_options.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+
+namespace drover::app {
+
+namespace po = boost::program_options;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::string_view worker_usage =
+    "Usage: drover worker --connect HOST:PORT [options]\n\n"
+    "Connects to a master (`drover run FILE --listen HOST:PORT`) and runs the modules it\n"
+    "assigns, reconnecting when the connection drops. Exit code 0 when the master ended the\n"
+    "run, 1 when the worker gave up or the master refused it, 2 for usage errors, 130 when\n"
+    "interrupted.\n";
+
+std::string_view trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n\v\f");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n\v\f");
+  return text.substr(first, last - first + 1);
+}
+
+int usage_error(std::ostream& err, const std::string& problem) {
+  err << "drover worker: " << problem << "\nTry 'drover worker --help'.\n";
+  return exit_usage;
+}
+
+}  // namespace
+
+std::optional<host_port> parse_host_port(std::string_view text, std::string& problem) {
+  const auto bad = [&](const std::string& why) -> std::optional<host_port> {
+    problem = "--connect '" + std::string{text} + "': " + why;
+    return std::nullopt;
+  };
+  host_port out;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return bad("missing ']' after the IPv6 address");
+    out.host = std::string{text.substr(1, close - 1)};
+    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("expected HOST:PORT");
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("expected HOST:PORT");
+    out.host = std::string{text.substr(0, colon)};
+    if (out.host.find(':') != std::string::npos) {
+      return bad("write an IPv6 address in brackets: [::1]:7700");
+    }
+    port_text = text.substr(colon + 1);
+  }
+  if (out.host.empty()) return bad("the host is empty");
+  if (port_text.empty()) return bad("the port is empty");
+  unsigned long port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9' || port > 65535) return bad("the port must be a number from 1 to 65535");
+    port = port * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (port < 1 || port > 65535) return bad("the port must be a number from 1 to 65535");
+  out.port = static_cast<std::uint16_t>(port);
+  return out;
+}
+
+std::optional<std::string> read_token_file(const std::string& path, std::string& problem) {
+  std::ifstream in(path);
+  if (!in) {
+    problem = "cannot read the token file '" + path + "': " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string line;
+  std::getline(in, line);
+  if (in.bad()) {
+    problem = "cannot read the token file '" + path + "'";
+    return std::nullopt;
+  }
+  const std::string_view token = trim(line);
+  if (token.empty()) {
+    problem = "the token file '" + path + "' is empty (the token is its first line)";
+    return std::nullopt;
+  }
+  return std::string{token};
+}
+
+int worker_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  po::options_description options{"Options", 100};
+  const std::string capability_text = "a label this worker offers besides its OS label (" +
+                                      std::string{local_os_label()} + "); repeatable";
+  options.add_options()("help,h", "show this help")(
+      "connect", po::value<std::string>()->value_name("HOST:PORT"),
+      "the master's address, as given to `drover run --listen` (required)")(
+      "slots", po::value<long long>()->default_value(1)->value_name("N"),
+      "modules this worker runs at once (N >= 1)")(
+      "capability", po::value<std::vector<std::string>>()->composing()->value_name("LABEL"),
+      capability_text.c_str())("token-file", po::value<std::string>()->value_name("FILE"),
+                               "read the master's token from the first line of FILE")(
+      "id", po::value<std::string>()->value_name("NAME"),
+      "the name to ask the master for (default: host name and process id)")(
+      "give-up-after-ms", po::value<long long>()->default_value(60000)->value_name("N"),
+      "exit with code 1 after N ms without a connection to the master");
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(options).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return usage_error(err, e.what());
+  }
+  if (vm.count("help")) {
+    out << worker_usage << '\n' << options;
+    return exit_succeeded;
+  }
+  if (!vm.count("connect")) return usage_error(err, "missing --connect HOST:PORT");
+
+  coord::worker_options settings;
+  std::string problem;
+  auto address = parse_host_port(vm["connect"].as<std::string>(), problem);
+  if (!address) return usage_error(err, problem);
+  settings.host = address->host;
+  settings.port = address->port;
+
+  const long long slots = vm["slots"].as<long long>();
+  if (slots < 1 || slots > 4294967295LL) {
+    return usage_error(err, "--slots must be from 1 to 4294967295, got " + std::to_string(slots));
+  }
+  settings.slots = static_cast<std::uint32_t>(slots);
+
+  if (vm.count("capability")) {
+    settings.capabilities = vm["capability"].as<std::vector<std::string>>();
+    for (const auto& label : settings.capabilities) {
+      if (label.empty()) return usage_error(err, "--capability needs a non-empty label");
+    }
+  }
+  if (vm.count("token-file")) {
+    auto token = read_token_file(vm["token-file"].as<std::string>(), problem);
+    if (!token) return usage_error(err, problem);
+    settings.token = std::move(*token);
+  }
+  if (vm.count("id")) {
+    settings.worker_id = vm["id"].as<std::string>();
+    if (settings.worker_id.empty()) return usage_error(err, "--id needs a non-empty name");
+  }
+  const long long give_up_ms = vm["give-up-after-ms"].as<long long>();
+  if (give_up_ms < 0) return usage_error(err, "--give-up-after-ms must be >= 0");
+  settings.give_up_after = std::chrono::milliseconds(give_up_ms);
+  settings.on_log = [&err](std::string_view line) {
+    err << "drover worker: " << line << std::endl;
+  };
+
+  asio::io_context io;
+  const modules::registry kinds = modules::builtin_registry();
+  coord::worker_client worker{
+      io.get_executor(), std::move(settings),
+      [&kinds](std::string_view kind, const boost::json::value& params) -> module_body {
+        if (!kinds.contains(kind)) return {};
+        return kinds.make(kind, params);
+      }};
+
+  // The signal set and the outcome are touched only on this strand.
+  auto control = asio::make_strand(io);
+  asio::signal_set signals{control, SIGINT, SIGTERM};
+  std::optional<coord::worker_outcome> outcome;
+  bool interrupted = false;
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int signal_number) {
+    if (ec || outcome) return;
+    if (interrupted) std::_Exit(exit_interrupted);
+    interrupted = true;
+    const std::string name = signal_number == SIGINT ? "SIGINT" : "SIGTERM";
+    err << "drover worker: interrupted by " << name
+        << ", stopping (interrupt again to exit at once)" << std::endl;
+    worker.stop("interrupted by " + name);
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
+  worker.async_run(asio::bind_executor(control, [&](coord::worker_outcome result) {
+    outcome = std::move(result);
+    signals.cancel();
+  }));
+  io.run();
+
+  if (!outcome) {
+    err << "drover worker: error: stopped without an outcome\n";
+    return exit_failed;
+  }
+  switch (outcome->how) {
+    case coord::worker_outcome::kind::run_over:
+      err << "drover worker: the master ended the run (" << outcome->reason << ")\n";
+      return exit_succeeded;
+    case coord::worker_outcome::kind::drained:
+      err << "drover worker: " << outcome->reason << "\n";
+      return exit_succeeded;
+    case coord::worker_outcome::kind::gave_up:
+      err << "drover worker: gave up: " << outcome->reason << "\n";
+      return exit_failed;
+    case coord::worker_outcome::kind::refused:
+      err << "drover worker: " << outcome->reason << "\n";
+      return exit_failed;
+    case coord::worker_outcome::kind::stopped:
+      return exit_interrupted;
+  }
+  return exit_failed;
+}
+
+}  // namespace drover::app

@@ -1,0 +1,266 @@
+#pragma once
+// One connection of the master, split in two: session_core (not a template, in
+// coord/src/session.cpp) speaks the protocol; session<Stream> moves bytes for it over any
+// connected Asio stream. Included by master.hpp; nothing here is for direct use.
+
+#include <drover/coord/framing.hpp>
+#include <drover/coord/protocol.hpp>
+#include <drover/remote.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace drover::coord::detail {
+
+class master_state;
+
+/// The protocol state of one connection: handshake, the table of what was assigned on it,
+/// liveness deadlines and the way it closes. Every member function runs on the session's
+/// strand, except the post_* ones, which may be called from any thread.
+class session_core : public std::enable_shared_from_this<session_core> {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  session_core(std::shared_ptr<master_state> master, boost::asio::any_io_executor strand,
+               std::string peer);
+  virtual ~session_core();
+  session_core(const session_core&) = delete;
+  session_core& operator=(const session_core&) = delete;
+
+  const boost::asio::any_io_executor& strand() const noexcept { return strand_; }
+  std::size_t max_line_bytes() const noexcept;
+
+  // --- from the stream side, on the strand -----------------------------------------------
+
+  /// The connection is open and its coroutines run.
+  void on_start();
+  /// A complete line arrived.
+  void on_line(std::string_view line);
+  /// The peer sent a line over the limit.
+  void on_line_too_long();
+  /// Reading failed; eof when the peer closed.
+  void on_read_error(const boost::system::error_code& error);
+  /// The reader returned: the peer closed, reading failed, or the lines after closing began
+  /// were drained.
+  void on_reader_done();
+  /// The writer stopped: everything queued was written, or a write failed with `error`.
+  void on_writer_stopped(const boost::system::error_code& error);
+  /// Does whatever is due at `now` (handshake timeout, heartbeat, loss, closing deadline) and
+  /// returns when to be called again.
+  clock::time_point on_tick(clock::time_point now);
+  /// Lines are still read and handled; false once the connection is closing.
+  bool handling_lines() const noexcept { return phase_ < phase::closing; }
+  bool closed() const noexcept { return phase_ == phase::closed; }
+
+  // --- from the run (through the remote_worker adapter) or the master, on the strand ---------
+
+  void send_assign(assign_message m, std::uint32_t module_index);
+  void send_cancel(std::string module, std::uint32_t attempt, std::string reason);
+  void send_rejected(std::string module, std::uint32_t attempt, std::string code,
+                     std::string reason);
+  void send_run_finished(std::string reason);
+  /// The master stops: say bye and close.
+  void stop();
+  /// Closes the stream now and forgets the connection (detaching its worker if need be).
+  void close_now();
+
+  /// Posts stop() to the strand.
+  void post_stop();
+
+ protected:
+  /// Queues a line (ending in '\n') for the writer.
+  virtual void write_line(std::string_view line) = 0;
+  /// No more lines: the writer finishes what is queued, then on_writer_stopped() follows.
+  virtual void end_writing() = 0;
+  /// Half-closes the sending side after the last line, so the peer sees it all and then end of
+  /// file. Returns false when the stream has no such notion: then it is closed at once.
+  virtual bool shutdown_sending() = 0;
+  /// Closes the stream now: pending reads and writes end, the coroutines return.
+  virtual void close_stream() = 0;
+  /// on_tick() must run soon (a deadline moved earlier).
+  virtual void wake_ticker() = 0;
+
+ private:
+  enum class phase : std::uint8_t { handshake, attached, closing, closed };
+
+  struct assigned_module {
+    std::uint32_t index = 0;
+    std::vector<std::uint32_t> attempts;
+  };
+
+  void handle_hello(std::string_view line);
+  void handle_message(std::string_view line);
+  void handle_result(result_message& result);
+  void send(const message& m);
+  void send_error(error_code code, std::string text, bool fatal,
+                  std::optional<std::string> module = std::nullopt,
+                  std::optional<std::uint32_t> attempt = std::nullopt);
+  void reply_to(const protocol_error& e, bool fatal);
+  /// Stops handling lines, detaches the worker (when attached and the run still wants it) and
+  /// lets the writer finish; the stream closes when the writer is done or close_timeout passes.
+  void begin_close(std::string detach_reason);
+  std::string who() const;
+  void log(std::string_view text) const;
+
+  std::shared_ptr<master_state> master_;
+  boost::asio::any_io_executor strand_;
+  std::string peer_;
+  phase phase_ = phase::handshake;
+  std::string name_;  // set by the handshake
+  bool owns_name_ = false;
+  bool attached_ = false;
+  bool run_finished_ = false;
+  bool writer_stopped_ = false;
+  bool reader_done_ = false;
+  worker_hub::worker_id hub_id_ = 0;
+  clock::time_point opened_at_;
+  clock::time_point last_heard_;
+  clock::time_point last_sent_;
+  clock::time_point close_deadline_;
+  std::unordered_map<std::string, assigned_module> assigned_;
+};
+
+/// Says whether a stream type can half-close its sending side (sockets can).
+template <typename Stream>
+concept half_closable = requires(Stream& s, boost::system::error_code& ec) {
+  s.shutdown(boost::asio::socket_base::shutdown_send, ec);
+};
+
+/// Closes a stream that has close(error_code&) or close(), ignoring errors: a connection that
+/// is going away has nothing left to report.
+template <typename Stream>
+void close_quietly(Stream& stream) {
+  if constexpr (requires(boost::system::error_code & ec) { stream.close(ec); }) {
+    boost::system::error_code ignored;
+    stream.close(ignored);
+  } else {
+    stream.close();
+  }
+}
+
+/// The I/O of one connection over `Stream`: a reader, a writer and a ticker coroutine on the
+/// session's strand. Stream needs async_read_some, async_write_some, get_executor and
+/// close(error_code&) or close(); a shutdown(shutdown_send, error_code&) is used when it has
+/// one.
+template <typename Stream>
+class session final : public session_core {
+ public:
+  session(std::shared_ptr<master_state> master, Stream stream, std::string peer)
+      : session_core(std::move(master), boost::asio::make_strand(stream.get_executor()),
+                     std::move(peer)),
+        stream_(std::move(stream)),
+        writer_(stream_),
+        splitter_(max_line_bytes()),
+        ticker_(strand()) {}
+
+  void start() {
+    namespace asio = boost::asio;
+    auto self = std::static_pointer_cast<session>(shared_from_this());
+    asio::post(strand(), [self] {
+      // A coroutine's exception would end the whole io_context's run(); a connection's
+      // problems must stay with the connection, so they only close it.
+      auto on_done = [self](std::exception_ptr e) {
+        if (e) self->close_now();
+      };
+      asio::co_spawn(
+          self->strand(), [self]() { return self->read_loop(); }, on_done);
+      asio::co_spawn(self->strand(), self->writer_.run(),
+                     [self](std::exception_ptr, boost::system::error_code error) {
+                       self->on_writer_stopped(error);
+                     });
+      asio::co_spawn(
+          self->strand(), [self]() { return self->tick_loop(); }, on_done);
+      self->on_start();
+    });
+  }
+
+ private:
+  boost::asio::awaitable<void> read_loop() {
+    namespace asio = boost::asio;
+    try {
+      bool failed = false;
+      while (handling_lines()) {
+        const read_outcome in = co_await read_line(stream_, splitter_);
+        if (in.status == read_status::stream_error) {
+          // Never read again after end of file: with an edge-triggered reactor such a read
+          // may wait for an event that will not come.
+          on_read_error(in.error);
+          failed = true;
+        } else if (!handling_lines()) {
+          break;
+        } else if (in.ok()) {
+          on_line(in.line);
+        } else {
+          on_line_too_long();
+        }
+      }
+      // Closing: read and drop what the peer still sends until it closes too, because closing
+      // a socket with unread input resets the connection and can destroy our last lines.
+      std::array<char, 4096> scratch;
+      while (!failed && !closed()) {
+        auto [error, bytes] = co_await stream_.async_read_some(asio::buffer(scratch),
+                                                               asio::as_tuple(asio::use_awaitable));
+        (void)bytes;
+        failed = static_cast<bool>(error);
+      }
+    } catch (const std::exception&) {
+    }
+    on_reader_done();
+  }
+
+  boost::asio::awaitable<void> tick_loop() {
+    namespace asio = boost::asio;
+    while (!closed()) {
+      const clock::time_point next = on_tick(clock::now());
+      if (closed()) break;
+      ticker_.expires_at(next);
+      co_await ticker_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  void write_line(std::string_view line) override { writer_.send(line); }
+  void end_writing() override { writer_.close(); }
+  bool shutdown_sending() override {
+    if constexpr (half_closable<Stream>) {
+      boost::system::error_code ignored;
+      stream_.shutdown(boost::asio::socket_base::shutdown_send, ignored);
+      return true;
+    } else {
+      return false;
+    }
+  }
+  void close_stream() override {
+    writer_.close();
+    close_quietly(stream_);
+    ticker_.cancel();
+  }
+  void wake_ticker() override { ticker_.cancel(); }
+
+  Stream stream_;  // before writer_, which refers to it
+  line_writer<Stream> writer_;
+  line_splitter splitter_;
+  boost::asio::steady_timer ticker_;
+};
+
+}  // namespace drover::coord::detail

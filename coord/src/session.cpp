@@ -1,0 +1,506 @@
+#include "session.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+#include <variant>
+
+namespace drover::coord::detail {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+// Ids and names a worker sent are echoed in errors only this long, so that a reply to an
+// oversized field can never itself exceed the worker's line limit.
+constexpr std::size_t max_echoed_bytes = 256;
+
+std::int64_t ms_between(session_core::clock::time_point from, session_core::clock::time_point to) {
+  return std::chrono::duration_cast<milliseconds>(to - from).count();
+}
+
+std::uint32_t to_wire_ms(milliseconds d) {
+  return static_cast<std::uint32_t>(
+      std::clamp<milliseconds::rep>(d.count(), 1, std::numeric_limits<std::uint32_t>::max()));
+}
+
+std::string quoted(std::string_view text) {
+  return "'" + printable(text) + "'";
+}
+
+std::string version_list(std::span<const int> versions) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < versions.size(); ++i)
+    text += (i > 0 ? ", " : "") + std::to_string(versions[i]);
+  return text + "]";
+}
+
+/// The run's handle on one connection. The run calls it on its own strand; everything it
+/// is given is copied here and handed to the session's strand, never touched in place.
+class worker_link final : public remote_worker {
+ public:
+  worker_link(std::weak_ptr<session_core> session, asio::any_io_executor strand, std::string run_id)
+      : session_(std::move(session)), strand_(std::move(strand)), run_id_(std::move(run_id)) {}
+
+  void assign(const assignment& a) override {
+    assign_message m;
+    m.run = run_id_;
+    m.epoch = a.epoch;
+    m.module = std::string(a.id);
+    m.attempt = a.attempt;
+    m.kind = std::string(a.kind);
+    if (a.params != nullptr) m.params = *a.params;
+    if (a.timeout)
+      m.timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(a.timeout->count(), 1));
+    m.deps.reserve(a.deps.size());
+    for (std::string_view dep : a.deps)
+      m.deps.emplace_back(dep);
+    m.results.reserve(a.new_results.size());
+    for (const drover::dependency_result& r : a.new_results) {
+      coord::dependency_result& out = m.results.emplace_back();
+      out.module = std::string(r.id);
+      out.status = r.status;
+      if (r.value != nullptr) out.value = *r.value;
+    }
+    if (!a.matrix_target.empty()) m.matrix_target = std::string(a.matrix_target);
+    on_session([m = std::move(m), index = a.module](session_core& s) mutable {
+      s.send_assign(std::move(m), index);
+    });
+  }
+
+  void cancel(std::uint32_t, std::string_view id, std::uint32_t attempt,
+              std::string_view reason) override {
+    on_session(
+        [id = std::string(id), attempt, reason = std::string(reason)](session_core& s) mutable {
+          s.send_cancel(std::move(id), attempt, std::move(reason));
+        });
+  }
+
+  void rejected(std::string_view id, std::uint32_t attempt, std::string_view code,
+                std::string_view reason) override {
+    on_session([id = std::string(id), attempt, code = std::string(code),
+                reason = std::string(reason)](session_core& s) mutable {
+      s.send_rejected(std::move(id), attempt, std::move(code), std::move(reason));
+    });
+  }
+
+  void run_finished(std::string_view reason) override {
+    on_session([reason = std::string(reason)](session_core& s) mutable {
+      s.send_run_finished(std::move(reason));
+    });
+  }
+
+ private:
+  template <typename Call>
+  void on_session(Call call) {
+    asio::post(strand_, [session = session_, call = std::move(call)]() mutable {
+      if (auto s = session.lock()) call(*s);
+    });
+  }
+
+  std::weak_ptr<session_core> session_;
+  asio::any_io_executor strand_;
+  std::string run_id_;
+};
+
+}  // namespace
+
+std::string printable(std::string_view text, std::size_t limit) {
+  std::string out;
+  const std::size_t shown = std::min(text.size(), limit);
+  out.reserve(shown + 3);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+  }
+  if (shown < text.size()) out += "...";
+  return out;
+}
+
+session_core::session_core(std::shared_ptr<master_state> master, asio::any_io_executor strand,
+                           std::string peer)
+    : master_(std::move(master)), strand_(std::move(strand)), peer_(std::move(peer)) {
+  opened_at_ = last_heard_ = last_sent_ = clock::now();
+}
+
+session_core::~session_core() = default;
+
+std::size_t session_core::max_line_bytes() const noexcept {
+  return master_->options().line_limits.max_line_bytes;
+}
+
+// --- stream side ---------------------------------------------------------------------------
+
+void session_core::on_start() {
+  opened_at_ = last_heard_ = last_sent_ = clock::now();
+}
+
+void session_core::on_line(std::string_view line) {
+  if (phase_ >= phase::closing) return;
+  last_heard_ = clock::now();
+  try {
+    if (phase_ == phase::handshake) {
+      handle_hello(line);
+    } else {
+      handle_message(line);
+    }
+  } catch (const std::exception& e) {
+    // Out of memory, most likely: this connection ends, the others carry on.
+    log(std::string("internal error, closing: ") + e.what());
+    send_error(error_code::internal, "the master could not handle the line", true);
+    begin_close(std::string("internal error: ") + e.what());
+  }
+}
+
+void session_core::on_line_too_long() {
+  if (phase_ >= phase::closing) return;
+  const std::string limit = std::to_string(max_line_bytes());
+  log("sent a line over the limit of " + limit + " bytes, closing");
+  if (phase_ == phase::handshake) master_->count([](master_stats& s) { ++s.handshakes_failed; });
+  send_error(error_code::line_too_long, "line exceeds the limit of " + limit + " bytes", true);
+  begin_close("sent a line over the limit of " + limit + " bytes");
+}
+
+void session_core::on_read_error(const boost::system::error_code& error) {
+  if (phase_ >= phase::closing) return;
+  const std::string reason = error == asio::error::eof ? std::string("connection closed")
+                                                       : "connection error: " + error.message();
+  if (phase_ == phase::handshake) {
+    master_->count([](master_stats& s) { ++s.handshakes_failed; });
+    log(reason + " before the handshake");
+  } else {
+    log("lost: " + reason);
+  }
+  begin_close(reason);
+}
+
+void session_core::on_reader_done() {
+  reader_done_ = true;
+  if (phase_ < phase::closing) begin_close("connection closed");
+  if (writer_stopped_) close_now();
+}
+
+void session_core::on_writer_stopped(const boost::system::error_code& error) {
+  writer_stopped_ = true;
+  if (phase_ == phase::closed) return;
+  if (phase_ < phase::closing) {
+    log("lost: write failed: " + error.message());
+    begin_close("connection error: " + error.message());
+  }
+  // After a clean finish the peer gets end of file and closes; the reader waits for that
+  // (bounded by close_timeout) so that our last lines are not lost to a reset.
+  if (error || reader_done_ || !shutdown_sending()) close_now();
+}
+
+session_core::clock::time_point session_core::on_tick(clock::time_point now) {
+  const master_options& o = master_->options();
+  if (phase_ == phase::handshake) {
+    const clock::time_point deadline = opened_at_ + o.handshake_timeout;
+    if (now < deadline) return deadline;
+    const std::string waited = std::to_string(o.handshake_timeout.count());
+    log("no hello within " + waited + " ms, closing");
+    master_->count([](master_stats& s) { ++s.handshakes_failed; });
+    send_error(error_code::handshake_timeout, "no hello within " + waited + " ms", true);
+    begin_close("");
+  }
+  if (phase_ == phase::attached) {
+    if (now - last_heard_ >= o.lost_worker_timeout) {
+      const std::string silence =
+          "silent for " + std::to_string(ms_between(last_heard_, now)) + " ms";
+      log("lost: " + silence);
+      master_->count([](master_stats& s) { ++s.workers_silent; });
+      begin_close(silence);
+      close_now();  // a silent peer gets no goodbye (docs/protocol.md, liveness)
+      return now;
+    }
+    if (now - last_sent_ >= o.heartbeat_interval) send(heartbeat_message{});
+    return std::min(last_sent_ + o.heartbeat_interval, last_heard_ + o.lost_worker_timeout);
+  }
+  if (phase_ == phase::closing) {
+    if (now < close_deadline_) return close_deadline_;
+    close_now();
+  }
+  return now;
+}
+
+// --- the protocol ----------------------------------------------------------------------------
+
+void session_core::handle_hello(std::string_view line) {
+  const master_options& o = master_->options();
+  decode_result decoded = decode(line, o.line_limits);
+  auto refuse = [&](std::string why) {
+    log("refused: " + why);
+    master_->count([](master_stats& s) { ++s.handshakes_failed; });
+    begin_close("");
+  };
+  if (!decoded.ok()) {
+    reply_to(decoded.error(), true);
+    return refuse(std::string(to_string(decoded.error().code)) + ": " + decoded.error().message);
+  }
+  message& m = decoded.value();
+  if (auto* error = std::get_if<error_message>(&m)) {
+    // An error is never answered with an error.
+    master_->count([](master_stats& s) { ++s.errors_received; });
+    return refuse("it sent error " + printable(error->code) + " (" + printable(error->message) +
+                  ") instead of hello");
+  }
+  auto* hello = std::get_if<hello_message>(&m);
+  if (hello == nullptr) {
+    const std::string type{type_name(m)};
+    send_error(error_code::handshake_required, "expected hello as the first message, got " + type,
+               true);
+    return refuse("its first message was " + type + ", not hello");
+  }
+  const std::optional<int> version = choose_version(hello->versions);
+  if (!version) {
+    const std::string text = "no common protocol version: worker speaks " +
+                             version_list(hello->versions) + ", master speaks " +
+                             version_list(supported_protocol_versions);
+    send_error(error_code::version_mismatch, text, true);
+    return refuse(text);
+  }
+  if (o.token && !(hello->token && token_matches(*o.token, *hello->token))) {
+    send_error(error_code::unauthorized, "missing or wrong token", true);
+    return refuse("missing or wrong token");
+  }
+
+  name_ = master_->claim_name(*hello);
+  owns_name_ = true;
+  welcome_message welcome;
+  welcome.protocol = *version;
+  welcome.worker = name_;
+  welcome.run = master_->run_id();
+  welcome.epoch = master_->epoch();
+  welcome.heartbeat_ms = to_wire_ms(o.heartbeat_interval);
+  welcome.lost_after_ms = to_wire_ms(o.lost_worker_timeout);
+  welcome.max_line_bytes = max_line_bytes();
+  send(welcome);
+  phase_ = phase::attached;
+  wake_ticker();  // from the handshake deadline to heartbeats and liveness
+  master_->count([](master_stats& s) { ++s.workers_welcomed; });
+
+  std::string labels;
+  for (const auto& label : hello->capabilities)
+    labels += (labels.empty() ? "" : ", ") + printable(label);
+  log("joined with " + std::to_string(hello->slots) + (hello->slots == 1 ? " slot" : " slots") +
+      (labels.empty() ? std::string() : ", capabilities " + labels));
+  attached_ = true;
+  hub_id_ = master_->hub().attach(
+      std::make_shared<worker_link>(weak_from_this(), strand_, master_->run_id()), name_,
+      std::move(hello->capabilities), hello->slots);
+}
+
+void session_core::handle_message(std::string_view line) {
+  decode_result decoded = decode(line, master_->options().line_limits);
+  if (!decoded.ok()) {
+    const protocol_error& e = decoded.error();
+    const std::string what = std::string(to_string(e.code)) + ": " + e.message;
+    if (e.code == error_code::unknown_type) {
+      // A newer worker's message: it can wait; nothing it carries was assigned by us.
+      log("ignored a line: " + what);
+      reply_to(e, false);
+      return;
+    }
+    // A line we cannot read may have been a result: dropping it would leave its module
+    // waiting forever on a worker that goes on heartbeating, so the worker goes and its
+    // attempts are reassigned.
+    log("sent a malformed line, closing: " + what);
+    reply_to(e, true);
+    begin_close("sent a malformed line (" + what + ")");
+    return;
+  }
+  message& m = decoded.value();
+  if (auto* result = std::get_if<result_message>(&m)) return handle_result(*result);
+  if (std::holds_alternative<heartbeat_message>(m)) return;
+  if (auto* bye = std::get_if<bye_message>(&m)) {
+    log("said bye: " + printable(bye->reason));
+    begin_close("it said bye: " + printable(bye->reason));
+    return;
+  }
+  if (auto* error = std::get_if<error_message>(&m)) {
+    master_->count([](master_stats& s) { ++s.errors_received; });
+    const std::string what = printable(error->code) + ": " + printable(error->message);
+    log(std::string("reported ") + (error->fatal ? "a fatal error, closing: " : "an error: ") +
+        what);
+    if (error->fatal) begin_close("it reported a fatal error (" + what + ")");
+    return;
+  }
+  const std::string type{type_name(m)};
+  log("sent a " + type + ", which a worker must not send; ignored");
+  send_error(error_code::unknown_type,
+             "message type \"" + type + "\" is not accepted from a worker", false);
+}
+
+void session_core::handle_result(result_message& result) {
+  const std::string attempt = std::to_string(result.attempt);
+  if (result.run != master_->run_id()) {
+    send_error(error_code::stale_result,
+               "result for " + quoted(result.module) + " attempt " + attempt + " names run " +
+                   quoted(result.run) + ", this is run " + quoted(master_->run_id()),
+               false, result.module, result.attempt);
+    return;
+  }
+  const auto found = assigned_.find(result.module);
+  if (found == assigned_.end()) {
+    log("sent a result for " + quoted(result.module) + ", which was never assigned to it");
+    send_error(error_code::unknown_module,
+               "result for " + quoted(result.module) + " attempt " + attempt +
+                   ": no such module was assigned on this connection",
+               false, result.module, result.attempt);
+    return;
+  }
+  const std::vector<std::uint32_t>& attempts = found->second.attempts;
+  if (std::find(attempts.begin(), attempts.end(), result.attempt) == attempts.end()) {
+    send_error(error_code::stale_result,
+               "result for " + quoted(result.module) + " attempt " + attempt +
+                   ": that attempt was not assigned on this connection (the last was " +
+                   std::to_string(attempts.back()) + ")",
+               false, result.module, result.attempt);
+    return;
+  }
+  // The run decides whether the attempt is still current (and answers through rejected()).
+  remote_completion completion;
+  completion.module = found->second.index;
+  completion.epoch = result.epoch;
+  completion.attempt = result.attempt;
+  completion.status = result.status;
+  completion.value = std::move(result.value);
+  completion.error = std::move(result.error);
+  master_->count([](master_stats& s) { ++s.results_forwarded; });
+  master_->hub().complete(hub_id_, std::move(completion));
+}
+
+void session_core::send(const message& m) {
+  write_line(encode(m));
+  last_sent_ = clock::now();
+}
+
+void session_core::send_error(error_code code, std::string text, bool fatal,
+                              std::optional<std::string> module,
+                              std::optional<std::uint32_t> attempt) {
+  error_message e = make_error_message(code, std::move(text), fatal);
+  if (module && module->size() <= max_echoed_bytes) e.module = std::move(module);
+  e.attempt = attempt;
+  master_->count_error_sent(e.code);
+  send(e);
+}
+
+void session_core::reply_to(const protocol_error& problem, bool fatal) {
+  error_message e = to_error_message(problem);
+  e.fatal = e.fatal || fatal;
+  if (e.module && e.module->size() > max_echoed_bytes) e.module.reset();
+  master_->count_error_sent(e.code);
+  send(e);
+}
+
+// --- from the run and the master -----------------------------------------------------------
+
+void session_core::send_assign(assign_message m, std::uint32_t module_index) {
+  // Closing: the worker was detached (or the run is over), so the run reassigns the attempt.
+  if (phase_ != phase::attached) return;
+  std::string line = encode(m);
+  if (line.size() - 1 > max_line_bytes()) {
+    const std::string why = "the assignment is " + std::to_string(line.size() - 1) +
+                            " bytes, over the line limit of " + std::to_string(max_line_bytes()) +
+                            " bytes";
+    log("cannot send " + quoted(m.module) + " attempt " + std::to_string(m.attempt) + ": " + why);
+    remote_completion failed;
+    failed.module = module_index;
+    failed.epoch = m.epoch;
+    failed.attempt = m.attempt;
+    failed.status = module_status::failed;
+    failed.error = why;
+    master_->hub().complete(hub_id_, std::move(failed));
+    return;
+  }
+  assigned_module& entry = assigned_[m.module];
+  entry.index = module_index;
+  entry.attempts.push_back(m.attempt);
+  write_line(line);
+  last_sent_ = clock::now();
+}
+
+void session_core::send_cancel(std::string module, std::uint32_t attempt, std::string reason) {
+  if (phase_ != phase::attached) return;
+  cancel_message m;
+  m.run = master_->run_id();
+  m.epoch = master_->epoch();
+  m.module = std::move(module);
+  m.attempt = attempt;
+  m.reason = std::move(reason);
+  send(m);
+}
+
+void session_core::send_rejected(std::string module, std::uint32_t attempt, std::string code,
+                                 std::string reason) {
+  if (phase_ != phase::attached) return;
+  error_message e;
+  e.message = "result for " + quoted(module) + " attempt " + std::to_string(attempt) +
+              " was rejected: " + reason;
+  e.code = std::move(code);
+  e.fatal = false;
+  if (!module.empty()) e.module = std::move(module);
+  e.attempt = attempt;
+  master_->count_error_sent(e.code);
+  send(e);
+}
+
+void session_core::send_run_finished(std::string reason) {
+  if (phase_ >= phase::closing) return;
+  run_finished_ = true;
+  send(bye_message{std::move(reason)});
+  begin_close("");
+}
+
+void session_core::stop() {
+  if (phase_ >= phase::closing) return;
+  if (phase_ == phase::attached) {
+    const bool over = master_->hub().finished();
+    run_finished_ = over;
+    send(bye_message{over ? "run finished" : "master stopping"});
+  }
+  begin_close("master stopping");
+}
+
+void session_core::post_stop() {
+  asio::post(strand_, [self = shared_from_this()] { self->stop(); });
+}
+
+// --- closing -------------------------------------------------------------------------------
+
+void session_core::begin_close(std::string detach_reason) {
+  if (phase_ >= phase::closing) return;
+  phase_ = phase::closing;
+  if (attached_ && !run_finished_) {
+    master_->count([](master_stats& s) { ++s.workers_left; });
+    master_->hub().detach(hub_id_,
+                          detach_reason.empty() ? "connection closed" : std::move(detach_reason));
+  }
+  if (owns_name_) {
+    master_->release_name(name_);
+    owns_name_ = false;
+  }
+  end_writing();
+  close_deadline_ = clock::now() + master_->options().close_timeout;
+  wake_ticker();
+}
+
+void session_core::close_now() {
+  if (phase_ == phase::closed) return;
+  if (phase_ < phase::closing) begin_close("connection closed");
+  phase_ = phase::closed;
+  master_->session_closed();
+  close_stream();
+}
+
+std::string session_core::who() const {
+  return name_.empty() ? peer_ : peer_ + " (" + printable(name_) + ")";
+}
+
+void session_core::log(std::string_view text) const {
+  master_->log("worker " + who() + ": " + std::string(text));
+}
+
+}  // namespace drover::coord::detail

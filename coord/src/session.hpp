@@ -1,0 +1,70 @@
+#pragma once
+// What a master's sessions share: the options, the hub, the names in use, the counters and
+// the log. Sessions run on their own strands, so everything mutable here is under a mutex.
+
+#include <drover/coord/detail/master_session.hpp>
+#include <drover/coord/master.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace drover::coord::detail {
+
+class master_state {
+ public:
+  master_state(std::shared_ptr<worker_hub> hub, master_options options);
+
+  const master_options& options() const noexcept { return options_; }
+  worker_hub& hub() const noexcept { return *hub_; }
+  const std::string& run_id() const noexcept { return options_.run_id; }
+  std::uint64_t epoch() const noexcept { return epoch_; }
+
+  /// Hands `line` to the log sink, if any; serialises calls from different strands.
+  void log(std::string_view line) const;
+
+  /// Changes the counters under the lock.
+  template <typename Change>
+  void count(Change change) {
+    std::lock_guard lock(mutex_);
+    change(stats_);
+  }
+  void count_error_sent(std::string_view code);
+  master_stats stats() const;
+
+  /// A name no connected worker has: the one the worker asked for when it is free, else one
+  /// made from it (or from its host and pid, or "worker") and a counter.
+  std::string claim_name(const hello_message& hello);
+  void release_name(const std::string& name);
+
+  /// Counts and registers a new connection. Returns false once stopped: the caller stops the
+  /// session right after starting it.
+  bool enroll(const std::shared_ptr<session_core>& session);
+  void session_closed();
+  std::size_t open_sessions() const;
+  /// Refuses new connections from now on and returns the open ones, to stop them.
+  std::vector<std::shared_ptr<session_core>> stop();
+
+ private:
+  master_options options_;
+  std::shared_ptr<worker_hub> hub_;
+  std::uint64_t epoch_;
+  mutable std::mutex mutex_;
+  mutable std::mutex log_mutex_;
+  master_stats stats_;
+  std::set<std::string, std::less<>> names_;
+  std::uint64_t name_counter_ = 0;
+  std::vector<std::weak_ptr<session_core>> sessions_;
+  std::size_t open_ = 0;
+  bool stopped_ = false;
+};
+
+/// `text` for a log line or an error message: control characters replaced, cut to `limit`
+/// bytes, so a worker's strings cannot forge log lines or bloat replies.
+std::string printable(std::string_view text, std::size_t limit = 120);
+
+}  // namespace drover::coord::detail

@@ -1,0 +1,1063 @@
+#include <drover/coord/master.hpp>
+
+// The master over real loopback TCP, with fake workers written with the codec: handshakes
+// (token, version, timeout, names), runs of drover::engine through the master, capability
+// routing, late joiners, loss by silence, and a table of bad input lines, each checked for
+// the error the peer got and for a healthy worker that finishes the run meanwhile.
+
+#define BOOST_TEST_MODULE master
+#include <drover/coord/framing.hpp>
+#include <drover/coord/protocol.hpp>
+#include <drover/engine.hpp>
+
+#include "../common/printing.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/test/data/monomorphic.hpp>
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace coord = drover::coord;
+namespace utf = boost::unit_test;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+using clock_type = std::chrono::steady_clock;
+
+// --- a fake worker ---------------------------------------------------------------------------
+
+struct fake_options {
+  std::optional<std::string> worker_id{};
+  std::vector<std::string> capabilities{};
+  std::uint32_t slots = 1;
+  std::optional<std::string> token{};
+  std::vector<int> versions{1};
+  std::optional<std::string> host{};
+  std::optional<std::uint64_t> pid{};
+  bool send_hello = true;
+  milliseconds result_delay{1};
+};
+
+/// A worker speaking the protocol with the codec: hello, heartbeats at the interval the
+/// master asks for, and for each assign a result {"id": module, "n": 1 + the deps' n}.
+/// `on_assign` may take over an assign (return true: the default answer is not sent).
+class fake_worker : public std::enable_shared_from_this<fake_worker> {
+ public:
+  fake_worker(asio::io_context& io, fake_options options)
+      : io_(io),
+        options_(std::move(options)),
+        socket_(io),
+        writer_(socket_),
+        splitter_(64u << 20) {}
+
+  void connect(tcp::endpoint at) {
+    asio::co_spawn(io_, run(shared_from_this(), at), [](std::exception_ptr) {});
+  }
+
+  /// Queues bytes as they are: a line needs its own '\n'.
+  void send_raw(std::string bytes) { writer_.send(bytes); }
+  void send(const coord::message& m) { writer_.send(coord::encode(m)); }
+
+  /// The result the default behaviour sends for `a`.
+  coord::result_message result_for(const coord::assign_message& a) {
+    std::int64_t n = 1;
+    for (const auto& dep : a.deps) {
+      auto found = cache_.find(dep);
+      if (found != cache_.end() && found->second.is_object()) {
+        n += found->second.as_object().at("n").as_int64();
+      }
+    }
+    coord::result_message r;
+    r.run = a.run;
+    r.epoch = a.epoch;
+    r.module = a.module;
+    r.attempt = a.attempt;
+    r.status = drover::module_status::succeeded;
+    r.value = json::object{{"id", a.module}, {"n", n}};
+    return r;
+  }
+
+  /// Sends the default result for `a` after the result delay.
+  void answer(const coord::assign_message& a) {
+    auto timer = std::make_shared<asio::steady_timer>(io_, options_.result_delay);
+    timer->async_wait([self = shared_from_this(), timer, r = result_for(a)](auto) {
+      if (!self->silent && !self->ended) self->send(r);
+    });
+  }
+
+  /// Stops heartbeats and answers, as a hung worker would.
+  bool silent = false;
+  std::function<bool(fake_worker&, const coord::assign_message&)> on_assign;
+
+  std::optional<coord::welcome_message> welcome;
+  std::vector<coord::assign_message> assigns;
+  std::vector<coord::cancel_message> cancels;
+  std::vector<coord::error_message> errors;
+  std::optional<coord::bye_message> bye;
+  int heartbeats_received = 0;
+  int undecodable_lines = 0;  ///< lines from the master our codec rejected: always a bug
+  bool connected = false;
+  bool ended = false;  ///< the master closed (or the connection failed)
+
+  bool has_module(std::string_view id) const {
+    return std::any_of(assigns.begin(), assigns.end(),
+                       [&](const coord::assign_message& a) { return a.module == id; });
+  }
+
+ private:
+  static asio::awaitable<void> run(std::shared_ptr<fake_worker> self, tcp::endpoint at) {
+    auto [error] = co_await self->socket_.async_connect(at, asio::as_tuple(asio::use_awaitable));
+    if (error) {
+      self->ended = true;
+      co_return;
+    }
+    self->connected = true;
+    asio::co_spawn(self->io_, self->writer_.run(),
+                   [self](std::exception_ptr, boost::system::error_code) {});
+    asio::co_spawn(self->io_, heartbeat_loop(self), [](std::exception_ptr) {});
+    if (self->options_.send_hello) {
+      coord::hello_message hello;
+      hello.versions = self->options_.versions;
+      hello.worker_id = self->options_.worker_id;
+      hello.capabilities = self->options_.capabilities;
+      hello.slots = self->options_.slots;
+      hello.token = self->options_.token;
+      hello.host = self->options_.host;
+      hello.pid = self->options_.pid;
+      self->send(hello);
+    }
+    for (;;) {
+      const coord::read_outcome in = co_await coord::read_line(self->socket_, self->splitter_);
+      if (!in.ok()) break;
+      coord::decode_result decoded = coord::decode(in.line, coord::limits{64u << 20, 64});
+      if (!decoded.ok()) {
+        ++self->undecodable_lines;
+        continue;
+      }
+      self->handle(std::move(decoded).value());
+    }
+    self->ended = true;
+    self->writer_.close();
+    boost::system::error_code ignored;
+    self->socket_.close(ignored);
+  }
+
+  static asio::awaitable<void> heartbeat_loop(std::shared_ptr<fake_worker> self) {
+    asio::steady_timer timer{self->io_};
+    while (!self->ended) {
+      timer.expires_after(self->welcome ? milliseconds{self->welcome->heartbeat_ms} : 20ms);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (self->welcome && !self->silent && !self->ended) self->send(coord::heartbeat_message{});
+    }
+  }
+
+  void handle(coord::message m) {
+    if (auto* w = std::get_if<coord::welcome_message>(&m)) {
+      welcome = *w;
+    } else if (auto* a = std::get_if<coord::assign_message>(&m)) {
+      for (const auto& r : a->results)
+        cache_[r.module] = r.value;
+      assigns.push_back(*a);
+      if (silent) return;
+      if (on_assign && on_assign(*this, *a)) return;
+      answer(*a);
+    } else if (auto* c = std::get_if<coord::cancel_message>(&m)) {
+      cancels.push_back(*c);
+    } else if (auto* e = std::get_if<coord::error_message>(&m)) {
+      errors.push_back(*e);
+    } else if (auto* b = std::get_if<coord::bye_message>(&m)) {
+      bye = *b;
+    } else if (std::holds_alternative<coord::heartbeat_message>(m)) {
+      ++heartbeats_received;
+    }
+  }
+
+  asio::io_context& io_;
+  fake_options options_;
+  tcp::socket socket_;
+  coord::line_writer<tcp::socket> writer_;
+  coord::line_splitter splitter_;
+  std::map<std::string, json::value> cache_;
+};
+
+// --- pipelines -------------------------------------------------------------------------------
+
+drover::module_body never_local() {
+  return [](drover::module_context&) -> asio::awaitable<json::value> {
+    throw std::runtime_error("ran on a local worker");
+    co_return nullptr;
+  };
+}
+
+drover::module_spec& add_remote(drover::pipeline& p, std::string id,
+                                std::vector<std::string> deps = {}) {
+  auto& m = p.add(std::move(id), never_local(), std::move(deps));
+  m.kind = "noop";
+  m.params = json::object{{"note", "params travel"}};
+  return m;
+}
+
+/// a0..a3, then b_i after a_i and a_(i+1), then final after every b: a wide first wave, so
+/// two one-slot workers both get work, and dependency results to carry.
+drover::pipeline layered() {
+  drover::pipeline p;
+  p.name = "layered";
+  for (int i = 0; i < 4; ++i)
+    add_remote(p, "a" + std::to_string(i));
+  std::vector<std::string> bs;
+  for (int i = 0; i < 4; ++i) {
+    bs.push_back("b" + std::to_string(i));
+    add_remote(p, bs.back(), {"a" + std::to_string(i), "a" + std::to_string((i + 1) % 4)});
+  }
+  add_remote(p, "final", bs);
+  return p;
+}
+
+std::int64_t n_of(const drover::run_report& report, std::string_view id) {
+  for (const auto& m : report.modules) {
+    if (m.id == id && m.value.is_object()) return m.value.as_object().at("n").as_int64();
+  }
+  return -1;
+}
+
+void require_all_succeeded(const drover::run_report& report) {
+  BOOST_TEST(report.status == drover::run_status::succeeded);
+  for (const auto& m : report.modules)
+    BOOST_TEST(m.status == drover::module_status::succeeded, m.id << ": " << m.reason);
+}
+
+// --- the harness -----------------------------------------------------------------------------
+
+coord::master_options quick_options() {
+  coord::master_options o;
+  o.run_id = "r-test";
+  o.heartbeat_interval = 50ms;
+  o.lost_worker_timeout = 1500ms;
+  o.handshake_timeout = 3s;
+  o.close_timeout = 500ms;
+  return o;
+}
+
+/// One io_context on this thread with a hub, a master listening on an ephemeral loopback
+/// port, an engine and fake workers.
+struct harness {
+  asio::io_context io;
+  std::shared_ptr<drover::worker_hub> hub;
+  std::vector<std::string> log;
+  std::unique_ptr<coord::master> master;
+  tcp::endpoint endpoint;
+  drover::engine engine{io.get_executor()};
+  std::optional<drover::run_report> report;
+  std::vector<std::shared_ptr<fake_worker>> workers;
+  bool stop_with_run = true;  ///< stop the master when the run completes, as drover run does
+
+  explicit harness(coord::master_options o = quick_options(), drover::worker_hub::settings s = {}) {
+    hub = std::make_shared<drover::worker_hub>(s);
+    o.log = [this](std::string_view line) { log.emplace_back(line); };
+    master = std::make_unique<coord::master>(io.get_executor(), hub, o);
+    endpoint = master->listen();
+  }
+
+  ~harness() {
+    master->stop();
+    run_until([&] { return master->open_connections() == 0; }, 3s);
+  }
+
+  std::shared_ptr<fake_worker> worker(fake_options o = {}) {
+    auto w = std::make_shared<fake_worker>(io, std::move(o));
+    w->connect(endpoint);
+    workers.push_back(w);
+    return w;
+  }
+
+  /// Runs the io_context until `done` or `limit` passed; returns whether `done` held.
+  bool run_until(const std::function<bool()>& done, milliseconds limit) {
+    const auto deadline = clock_type::now() + limit;
+    while (!done()) {
+      if (clock_type::now() >= deadline) return false;
+      if (io.stopped()) io.restart();
+      io.run_one_for(10ms);
+    }
+    return true;
+  }
+
+  void welcomed(const std::vector<std::shared_ptr<fake_worker>>& ws) {
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              [&] {
+                                return std::all_of(ws.begin(), ws.end(),
+                                                   [](auto& w) { return w->welcome.has_value(); });
+                              },
+                              5s),
+                          "the workers were not welcomed in time");
+  }
+
+  void start(drover::pipeline p) {
+    drover::run_options options;
+    options.workers = 0;
+    options.remote = hub;
+    engine.async_run(std::move(p), std::move(options), [this](drover::run_report r) {
+      report = std::move(r);
+      if (stop_with_run) master->stop();
+    });
+  }
+
+  /// Waits for the run's report; fails (never hangs) after `limit`.
+  const drover::run_report& finish(milliseconds limit = 15s) {
+    BOOST_REQUIRE_MESSAGE(run_until([&] { return report.has_value(); }, limit),
+                          "the run did not complete within " << limit.count() << " ms");
+    return *report;
+  }
+
+  /// Waits until every connection closed on the master's side and each worker saw it.
+  bool all_closed(milliseconds limit = 5s) {
+    return run_until(
+        [&] {
+          return master->open_connections() == 0 &&
+                 std::all_of(workers.begin(), workers.end(), [](auto& w) { return w->ended; });
+        },
+        limit);
+  }
+
+  bool log_mentions(std::string_view text) const {
+    return std::any_of(log.begin(), log.end(), [&](const std::string& line) {
+      return line.find(text) != std::string::npos;
+    });
+  }
+};
+
+std::vector<std::string> codes(const fake_worker& w) {
+  std::vector<std::string> out;
+  for (const auto& e : w.errors)
+    out.push_back(e.code);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(master)
+
+// --- a whole run -----------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_worker_runs_the_whole_pipeline, *utf::timeout(30)) {
+  harness h;
+  auto w = h.worker({.worker_id = "builder-1", .capabilities = {"linux"}, .slots = 2});
+  h.welcomed({w});
+  BOOST_TEST(w->welcome->worker == "builder-1");
+  BOOST_TEST(w->welcome->run == "r-test");
+  BOOST_TEST(w->welcome->protocol == 1);
+  BOOST_TEST(w->welcome->epoch == 1u);
+  BOOST_TEST(w->welcome->heartbeat_ms == 50u);
+  BOOST_TEST(w->welcome->lost_after_ms == 1500u);
+  BOOST_TEST(w->welcome->max_line_bytes == coord::default_max_line_bytes);
+
+  h.start(layered());
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_TEST(n_of(report, "a0") == 1);
+  BOOST_TEST(n_of(report, "b2") == 3);
+  BOOST_TEST(n_of(report, "final") == 13);  // the dependency results crossed the wire
+  BOOST_TEST(w->assigns.size() == 9u);
+  for (const auto& a : w->assigns) {
+    BOOST_TEST(a.run == "r-test");
+    BOOST_TEST(a.epoch == 1u);
+    BOOST_TEST(a.attempt == 1u);
+    BOOST_TEST(a.kind == "noop");
+    BOOST_TEST(json::serialize(a.params) == R"({"note":"params travel"})");
+  }
+  // final depends on four b's, whose results reach the worker with it (each crosses once).
+  auto final_assign = std::find_if(w->assigns.begin(), w->assigns.end(),
+                                   [](auto& a) { return a.module == "final"; });
+  BOOST_REQUIRE(final_assign != w->assigns.end());
+  BOOST_TEST(final_assign->deps.size() == 4u);
+  BOOST_TEST(final_assign->results.size() == 4u);
+  BOOST_TEST(report.remote.workers_attached == 1u);
+  BOOST_TEST(report.remote.rejected_results == 0u);
+
+  BOOST_REQUIRE(h.all_closed());
+  BOOST_REQUIRE(w->bye.has_value());
+  BOOST_TEST(w->bye->reason == "run finished");
+  BOOST_TEST(w->errors.empty());
+  BOOST_TEST(w->undecodable_lines == 0);
+  const auto stats = h.master->stats();
+  BOOST_TEST(stats.connections == 1u);
+  BOOST_TEST(stats.workers_welcomed == 1u);
+  BOOST_TEST(stats.results_forwarded == 9u);
+  BOOST_TEST(stats.errors_sent.empty());
+  BOOST_TEST(h.log_mentions("127.0.0.1:"));
+  BOOST_TEST(h.log_mentions("(builder-1): joined with 2 slots, capabilities linux"));
+}
+
+BOOST_AUTO_TEST_CASE(the_master_sends_heartbeats, *utf::timeout(20)) {
+  harness h;
+  auto w = h.worker();
+  h.welcomed({w});
+  // 50 ms interval: at least a few in 600 ms, even on a loaded machine.
+  BOOST_TEST(h.run_until([&] { return w->heartbeats_received >= 3; }, 3s));
+  BOOST_TEST(w->errors.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_joins_late_gets_the_work, *utf::timeout(30)) {
+  harness h;
+  h.start(layered());
+  h.run_until([] { return false; }, 300ms);
+  BOOST_TEST(!h.report.has_value());
+  auto w = h.worker();
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_TEST(w->assigns.size() == 9u);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_after_the_run_is_told_it_finished, *utf::timeout(30)) {
+  harness h;
+  h.stop_with_run = false;
+  auto first = h.worker();
+  h.start(layered());
+  require_all_succeeded(h.finish());
+  auto late = h.worker({.worker_id = "late"});
+  BOOST_REQUIRE(h.run_until([&] { return late->ended; }, 5s));
+  BOOST_TEST(late->welcome.has_value());
+  BOOST_REQUIRE(late->bye.has_value());
+  BOOST_TEST(late->bye->reason == "run finished");
+  BOOST_TEST(late->assigns.empty());
+  BOOST_TEST(first->bye.has_value());
+  // Once stopped, the master turns newcomers away.
+  h.master->stop();
+  auto after_stop = h.worker();
+  BOOST_REQUIRE(h.all_closed());
+  BOOST_TEST(!after_stop->welcome.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(capabilities_route_modules_to_the_workers_that_have_them, *utf::timeout(30)) {
+  harness h;
+  auto lin = h.worker({.worker_id = "lin", .capabilities = {"linux", "docker"}, .slots = 2});
+  auto win = h.worker({.worker_id = "win", .capabilities = {"Windows"}, .slots = 2});
+  h.welcomed({lin, win});
+  drover::pipeline p;
+  for (int i = 0; i < 3; ++i) {
+    add_remote(p, "lin" + std::to_string(i)).constraints.ensure().required_capabilities = {"linux"};
+    add_remote(p, "win" + std::to_string(i)).constraints.ensure().required_capabilities = {
+        "windows"};
+  }
+  add_remote(p, "docker").constraints.ensure().required_capabilities = {"DOCKER", "linux"};
+  add_remote(p, "anywhere", {"lin0", "win0"});
+  h.start(std::move(p));
+  require_all_succeeded(h.finish());
+  for (const auto& a : lin->assigns)
+    BOOST_TEST((a.module.starts_with("lin") || a.module == "docker" || a.module == "anywhere"),
+               a.module << " went to the linux worker");
+  for (const auto& a : win->assigns)
+    BOOST_TEST((a.module.starts_with("win") || a.module == "anywhere"),
+               a.module << " went to the windows worker");
+  BOOST_TEST(lin->has_module("docker"));
+  BOOST_TEST(win->has_module("win2"));
+  BOOST_TEST(lin->has_module("lin1"));
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_worker_is_lost_and_its_attempts_reassigned, *utf::timeout(30)) {
+  auto o = quick_options();
+  o.lost_worker_timeout = 400ms;
+  harness h{o};
+  auto quiet = h.worker({.worker_id = "quiet"});
+  auto busy = h.worker({.worker_id = "busy"});
+  h.welcomed({quiet, busy});
+  // The quiet worker hangs on its first assignment: no result, no heartbeat.
+  quiet->on_assign = [](fake_worker& self, const coord::assign_message&) {
+    self.silent = true;
+    return true;
+  };
+  const auto started = clock_type::now();
+  h.start(layered());
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_REQUIRE(quiet->assigns.size() == 1u);
+  const std::string lost_module = quiet->assigns.front().module;
+  // Its module ran again on the busy worker, as attempt 2.
+  auto again = std::find_if(busy->assigns.begin(), busy->assigns.end(),
+                            [&](auto& a) { return a.module == lost_module; });
+  BOOST_REQUIRE(again != busy->assigns.end());
+  BOOST_TEST(again->attempt == 2u);
+  BOOST_TEST(report.remote.reassigned >= 1u);
+  BOOST_TEST(report.remote.workers_lost == 1u);
+  BOOST_TEST((clock_type::now() - started >= 400ms));
+  BOOST_REQUIRE(h.all_closed());
+  BOOST_TEST(quiet->ended);
+  BOOST_TEST(!quiet->bye.has_value());  // a lost worker gets no goodbye
+  BOOST_TEST(h.master->stats().workers_silent == 1u);
+  BOOST_TEST(h.log_mentions("(quiet): lost: silent for "));
+  // The module's report says why it ran twice.
+  for (const auto& m : report.modules) {
+    if (m.id == lost_module) BOOST_TEST(m.attempts == 2u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_leaves_has_its_attempts_reassigned, *utf::timeout(30)) {
+  harness h;
+  auto leaving = h.worker({.worker_id = "leaving"});
+  auto staying = h.worker({.worker_id = "staying"});
+  h.welcomed({leaving, staying});
+  leaving->on_assign = [](fake_worker& self, const coord::assign_message&) {
+    self.send(coord::bye_message{"interrupted"});
+    return true;
+  };
+  h.start(layered());
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_TEST(report.remote.reassigned >= 1u);
+  BOOST_REQUIRE(h.all_closed());
+  BOOST_TEST(h.log_mentions("(leaving): said bye: interrupted"));
+}
+
+BOOST_AUTO_TEST_CASE(an_assignment_over_the_line_limit_fails_its_module, *utf::timeout(20)) {
+  auto o = quick_options();
+  o.line_limits.max_line_bytes = 2048;
+  harness h{o};
+  auto w = h.worker();
+  drover::pipeline p;
+  add_remote(p, "small");
+  add_remote(p, "huge").params = json::object{{"blob", std::string(4096, 'x')}};
+  h.start(std::move(p));
+  const auto& report = h.finish();
+  BOOST_TEST(report.status == drover::run_status::failed);
+  for (const auto& m : report.modules) {
+    if (m.id == "huge") {
+      BOOST_TEST(m.status == drover::module_status::failed);
+      BOOST_TEST(m.reason.find("over the line limit of 2048 bytes") != std::string::npos, m.reason);
+    }
+  }
+  BOOST_TEST(!w->has_module("huge"));
+  BOOST_TEST(w->errors.empty());
+}
+
+/// `layers` layers of `width` modules, each depending on every module of the layer before.
+drover::pipeline dense(int layers, int width) {
+  drover::pipeline p;
+  p.name = "dense";
+  std::vector<std::string> previous;
+  for (int l = 0; l < layers; ++l) {
+    std::vector<std::string> current;
+    for (int i = 0; i < width; ++i) {
+      current.push_back("l" + std::to_string(l) + "m" + std::to_string(i));
+      add_remote(p, current.back(), previous);
+    }
+    previous = std::move(current);
+  }
+  return p;
+}
+
+BOOST_AUTO_TEST_CASE(the_master_serves_from_several_threads, *utf::timeout(90)) {
+  // The master, the engine and the run on an io_context with several threads; the fake
+  // workers on their own, on this thread. Sessions, hub and counters must hold up.
+  constexpr int layers = 12, width = 6;
+  std::int64_t expected = 1;
+  for (int l = 1; l < layers; ++l)
+    expected = 1 + width * expected;
+  for (const int threads : {1, 2, 4}) {
+    BOOST_TEST_CONTEXT("threads: " << threads) {
+      asio::io_context master_io;
+      auto hub = std::make_shared<drover::worker_hub>();
+      coord::master master{master_io.get_executor(), hub, quick_options()};
+      const tcp::endpoint endpoint = master.listen();
+      drover::engine engine{master_io.get_executor()};
+      std::promise<drover::run_report> done;
+      drover::run_options options;
+      options.workers = 0;
+      options.remote = hub;
+      engine.async_run(dense(layers, width), options, [&](drover::run_report r) {
+        master.stop();
+        done.set_value(std::move(r));
+      });
+      std::vector<std::thread> pool;
+      for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&] { master_io.run(); });
+
+      asio::io_context workers_io;
+      std::vector<std::shared_ptr<fake_worker>> workers;
+      for (int w = 0; w < 5; ++w) {
+        fake_options o;
+        o.slots = 3;
+        workers.push_back(std::make_shared<fake_worker>(workers_io, o));
+        workers.back()->connect(endpoint);
+      }
+      auto report = done.get_future();
+      const auto deadline = clock_type::now() + 30s;
+      while (report.wait_for(0s) != std::future_status::ready && clock_type::now() < deadline)
+        workers_io.run_for(10ms);
+      const bool completed = report.wait_for(0s) == std::future_status::ready;
+      BOOST_TEST(completed);
+      while (clock_type::now() < deadline &&
+             !std::all_of(workers.begin(), workers.end(), [](auto& w) { return w->ended; }))
+        workers_io.run_for(10ms);
+      if (!completed) master_io.stop();
+      for (auto& t : pool)
+        t.join();
+      if (!completed) continue;
+      const drover::run_report r = report.get();
+      require_all_succeeded(r);
+      BOOST_TEST(n_of(r, "l" + std::to_string(layers - 1) + "m0") == expected);
+      std::size_t assigned = 0;
+      for (const auto& w : workers) {
+        assigned += w->assigns.size();
+        BOOST_TEST(w->bye.has_value());
+        BOOST_TEST(w->errors.empty());
+      }
+      BOOST_TEST(assigned == std::size_t{layers * width});
+      BOOST_TEST(master.stats().results_forwarded == std::uint64_t{layers * width});
+      BOOST_TEST(master.open_connections() == 0u);
+    }
+  }
+}
+
+// --- handshake -------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(without_a_token_only_loopback_is_allowed, *utf::timeout(20)) {
+  asio::io_context io;
+  auto hub = std::make_shared<drover::worker_hub>();
+  for (const char* address : {"0.0.0.0", "::"}) {
+    coord::master_options o;
+    o.listen_address = address;
+    o.port = 7799;
+    coord::master m{io.get_executor(), hub, o};
+    try {
+      m.listen();
+      BOOST_FAIL("the master listened on " << address << " without a token");
+    } catch (const coord::master_error& e) {
+      const std::string what = e.what();
+      BOOST_TEST(what.find(std::string(address) == "::" ? "[::]:7799" : "0.0.0.0:7799") !=
+                     std::string::npos,
+                 what);
+      BOOST_TEST(what.find("without a token") != std::string::npos, what);
+    }
+  }
+  coord::master_options bad;
+  bad.listen_address = "not-an-address";
+  coord::master m{io.get_executor(), hub, bad};
+  BOOST_CHECK_EXCEPTION(m.listen(), coord::master_error, [](const coord::master_error& e) {
+    return std::string(e.what()).find("'not-an-address'") != std::string::npos;
+  });
+  // With a token, any address will do.
+  coord::master_options with_token;
+  with_token.listen_address = "0.0.0.0";
+  with_token.token = "s3cret";
+  coord::master open{io.get_executor(), hub, with_token};
+  BOOST_TEST(open.listen().port() != 0);
+  open.stop();
+  io.run_for(200ms);
+}
+
+BOOST_AUTO_TEST_CASE(a_port_in_use_is_named, *utf::timeout(20)) {
+  harness h;
+  coord::master_options o;
+  o.port = h.endpoint.port();
+  coord::master second{h.io.get_executor(), h.hub, o};
+  BOOST_CHECK_EXCEPTION(second.listen(), coord::master_error, [&](const coord::master_error& e) {
+    const std::string what = e.what();
+    return what.find("127.0.0.1:" + std::to_string(o.port)) != std::string::npos &&
+           what.find("bind") != std::string::npos;
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_wrong_or_missing_token_gets_one_unauthorized_error, *utf::timeout(20)) {
+  auto o = quick_options();
+  o.token = "correct horse";
+  harness h{o};
+  auto wrong = h.worker({.token = "battery staple"});
+  auto missing = h.worker({});
+  auto right = h.worker({.token = "correct horse"});
+  BOOST_REQUIRE(h.run_until([&] { return wrong->ended && missing->ended && right->welcome; }, 5s));
+  for (const auto& w : {wrong, missing}) {
+    BOOST_TEST(codes(*w) == std::vector<std::string>{"unauthorized"});
+    BOOST_TEST(w->errors.front().fatal);
+    BOOST_TEST(w->errors.front().message.find("horse") == std::string::npos);
+    BOOST_TEST(w->errors.front().message.find("staple") == std::string::npos);
+    BOOST_TEST(!w->welcome.has_value());
+  }
+  BOOST_TEST(right->errors.empty());
+  BOOST_TEST(!right->ended);
+  BOOST_TEST(h.master->stats().errors(coord::error_code::unauthorized) == 2u);
+  BOOST_TEST(h.master->stats().handshakes_failed == 2u);
+  for (const auto& line : h.log) {
+    BOOST_TEST(line.find("horse") == std::string::npos, line);
+    BOOST_TEST(line.find("staple") == std::string::npos, line);
+  }
+  BOOST_TEST(h.log_mentions("refused: missing or wrong token"));
+}
+
+BOOST_AUTO_TEST_CASE(a_first_line_that_is_not_hello_is_refused, *utf::timeout(20)) {
+  harness h;
+  auto heartbeat_first = h.worker({.send_hello = false});
+  heartbeat_first->send(coord::heartbeat_message{});
+  auto garbage_first = h.worker({.send_hello = false});
+  garbage_first->send_raw("GET / HTTP/1.1\r\n");
+  auto bad_hello = h.worker({.send_hello = false});
+  bad_hello->send_raw(R"({"type":"hello","versions":[1],"slots":0})"
+                      "\n");
+  auto error_first = h.worker({.send_hello = false});
+  error_first->send(coord::make_error_message(coord::error_code::internal, "confused"));
+  BOOST_REQUIRE(h.all_closed());
+  BOOST_TEST(codes(*heartbeat_first) == std::vector<std::string>{"handshake_required"});
+  BOOST_TEST(codes(*garbage_first) == std::vector<std::string>{"malformed_json"});
+  BOOST_TEST(codes(*bad_hello) == std::vector<std::string>{"bad_field"});
+  BOOST_TEST(codes(*error_first).empty());  // an error is never answered with an error
+  for (const auto& w : {heartbeat_first, garbage_first, bad_hello})
+    BOOST_TEST(w->errors.front().fatal);  // before the handshake every error is fatal
+  BOOST_TEST(h.master->stats().handshakes_failed == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(no_hello_within_the_handshake_timeout_closes, *utf::timeout(20)) {
+  auto o = quick_options();
+  o.handshake_timeout = 300ms;
+  harness h{o};
+  const auto started = clock_type::now();
+  auto mute = h.worker({.send_hello = false});
+  auto half = h.worker({.send_hello = false});
+  half->send_raw(R"({"type":"hello","vers)");
+  BOOST_REQUIRE(h.all_closed());
+  BOOST_TEST((clock_type::now() - started >= 300ms));
+  for (const auto& w : {mute, half}) {
+    BOOST_TEST(codes(*w) == std::vector<std::string>{"handshake_timeout"});
+    BOOST_TEST(w->errors.front().fatal);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(no_common_version_is_a_version_mismatch, *utf::timeout(20)) {
+  harness h;
+  auto future = h.worker({.versions = {2, 3}});
+  auto both = h.worker({.versions = {1, 2}});
+  BOOST_REQUIRE(h.run_until([&] { return future->ended && both->welcome; }, 5s));
+  BOOST_TEST(codes(*future) == std::vector<std::string>{"version_mismatch"});
+  BOOST_TEST(future->errors.front().message.find("[2, 3]") != std::string::npos);
+  BOOST_TEST(both->welcome->protocol == 1);
+}
+
+BOOST_AUTO_TEST_CASE(names_are_unique_among_connected_workers, *utf::timeout(20)) {
+  harness h;
+  auto first = h.worker({.worker_id = "builder"});
+  h.welcomed({first});
+  auto second = h.worker({.worker_id = "builder"});
+  auto anonymous = h.worker({});
+  auto empty = h.worker({.worker_id = ""});
+  auto hosted = h.worker({.host = "ci-7", .pid = 4242});
+  auto long_name = h.worker({.worker_id = std::string(1000, 'n')});
+  auto control = h.worker({.worker_id = "evil\nworker ok: joined"});
+  h.welcomed({second, anonymous, empty, hosted, long_name, control});
+  BOOST_TEST(first->welcome->worker == "builder");
+  BOOST_TEST(second->welcome->worker.starts_with("builder-"));
+  BOOST_TEST(anonymous->welcome->worker.starts_with("worker-"));
+  BOOST_TEST(empty->welcome->worker.starts_with("worker-"));
+  BOOST_TEST(anonymous->welcome->worker != empty->welcome->worker);
+  BOOST_TEST(hosted->welcome->worker.starts_with("ci-7-4242-"));
+  BOOST_TEST(long_name->welcome->worker.starts_with("worker-"));
+  BOOST_TEST(control->welcome->worker.starts_with("worker-"));
+}
+
+BOOST_AUTO_TEST_CASE(accept_serves_any_connected_stream, *utf::timeout(20)) {
+  // A local socket pair instead of TCP: the session template takes any Asio stream.
+  harness h;
+  using local = asio::local::stream_protocol;
+  local::socket master_end{h.io}, worker_end{h.io};
+  asio::local::connect_pair(master_end, worker_end);
+  h.master->accept(std::move(master_end), "pair");
+  coord::hello_message hello;
+  hello.versions = {1};
+  hello.worker_id = "paired";
+  asio::write(worker_end, asio::buffer(coord::encode(hello)));
+  h.start([] {
+    drover::pipeline p;
+    add_remote(p, "only");
+    return p;
+  }());
+  // Answer on the worker end, synchronously: welcome, assign, then bye.
+  coord::line_splitter splitter;
+  std::vector<std::string> types;
+  bool done = false;
+  std::function<void()> read_next;
+  std::array<char, 4096> buffer;
+  read_next = [&] {
+    worker_end.async_read_some(
+        asio::buffer(buffer), [&](boost::system::error_code ec, std::size_t n) {
+          if (ec) {
+            done = true;
+            return;
+          }
+          splitter.feed({buffer.data(), n});
+          for (auto next = splitter.next(); next.what == coord::line_splitter::status::line;
+               next = splitter.next()) {
+            auto decoded = coord::decode(next.line);
+            BOOST_REQUIRE(decoded.ok());
+            types.emplace_back(coord::type_name(decoded.value()));
+            if (auto* a = std::get_if<coord::assign_message>(&decoded.value())) {
+              coord::result_message r;
+              r.run = a->run;
+              r.epoch = a->epoch;
+              r.module = a->module;
+              r.attempt = a->attempt;
+              r.value = 42;
+              asio::write(worker_end, asio::buffer(coord::encode(r)));
+            }
+          }
+          read_next();
+        });
+  };
+  read_next();
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_TEST(report.modules.front().value == json::value(42));
+  BOOST_REQUIRE(h.run_until([&] { return done; }, 5s));
+  BOOST_TEST(types.front() == "welcome");
+  BOOST_TEST(std::count(types.begin(), types.end(), "assign") == 1);
+  BOOST_TEST(types.back() == "bye");
+  BOOST_TEST(h.log_mentions("worker pair (paired): joined"));
+}
+
+BOOST_AUTO_TEST_CASE(stop_closes_every_connection, *utf::timeout(20)) {
+  harness h;
+  auto attached = h.worker();
+  auto shy = h.worker({.send_hello = false});
+  h.welcomed({attached});
+  BOOST_REQUIRE(h.run_until([&] { return h.master->open_connections() == 2; }, 5s));
+  h.master->stop();
+  BOOST_REQUIRE(h.all_closed());
+  BOOST_REQUIRE(attached->bye.has_value());
+  BOOST_TEST(attached->bye->reason == "master stopping");
+  BOOST_TEST(shy->ended);
+  // Stopped: a new connection is closed at once.
+  auto after = h.worker();
+  BOOST_REQUIRE(h.run_until([&] { return after->ended; }, 5s));
+  BOOST_TEST(!after->welcome.has_value());
+}
+
+// --- bad input after the handshake ---------------------------------------------------------
+
+namespace {
+
+/// What the misbehaving worker sends instead of answering its first assignment.
+struct bad_case {
+  std::string name;
+  std::function<std::string(fake_worker&, const coord::assign_message&)> bytes;
+  std::string expected_code;  ///< the error the worker gets; empty: none
+  bool fatal = true;          ///< the master closes the connection (and detaches the worker)
+  bool stall = false;         ///< the worker goes silent after sending
+};
+
+std::ostream& operator<<(std::ostream& os, const bad_case& c) {
+  return os << c.name;
+}
+
+std::string line(std::string text) {
+  return text + "\n";
+}
+
+/// A result for `a` with one field replaced by raw JSON text (or removed when empty).
+std::string result_with(fake_worker& w, const coord::assign_message& a, std::string field,
+                        std::string raw) {
+  json::object o = json::parse(coord::encode(w.result_for(a))).as_object();
+  o.erase(field);
+  std::string text = json::serialize(o);
+  if (!raw.empty()) text.insert(text.size() - 1, ",\"" + field + "\":" + raw);
+  return line(text);
+}
+
+coord::hello_message hello_v1() {
+  coord::hello_message hello;
+  hello.versions = {1};
+  return hello;
+}
+
+std::string nested(int depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
+
+std::vector<bad_case> bad_cases() {
+  using coord::assign_message;
+  using F = std::function<std::string(fake_worker&, const assign_message&)>;
+  auto fixed = [](std::string bytes) -> F {
+    return [bytes](fake_worker&, const assign_message&) { return bytes; };
+  };
+  auto with = [](std::string field, std::string raw) -> F {
+    return [field, raw](fake_worker& w, const assign_message& a) {
+      return result_with(w, a, field, raw);
+    };
+  };
+  auto then_answered = [](F first) -> F {
+    return [first](fake_worker& w, const assign_message& a) {
+      return first(w, a) + coord::encode(w.result_for(a));
+    };
+  };
+  return {
+      // Lines that are not JSON, or not what a message is: fatal, the attempt moves.
+      {"plain text", fixed(line("hello master")), "malformed_json"},
+      {"truncated json", fixed(line(R"({"type":"result","run":)")), "malformed_json"},
+      {"data after the object", fixed(line(R"({"type":"heartbeat"} {"type":"heartbeat"})")),
+       "malformed_json"},
+      {"binary garbage", fixed(line(std::string("\x00\x01\xfe\xff\x80 garbage", 14))),
+       "malformed_json"},
+      {"invalid utf-8", with("value", "\"\xc3\x28\""), "malformed_json"},
+      {"single quotes", fixed(line("{'type':'heartbeat'}")), "malformed_json"},
+      {"array", fixed(line("[1,2,3]")), "not_an_object"},
+      {"number", fixed(line("42")), "not_an_object"},
+      {"string", fixed(line(R"("result")")), "not_an_object"},
+      {"empty object", fixed(line("{}")), "missing_type"},
+      {"null type", fixed(line(R"({"type":null})")), "missing_type"},
+      {"type not a string", fixed(line(R"({"type":7})")), "bad_field"},
+      {"attempt as a string", with("attempt", "\"1\""), "bad_field"},
+      {"attempt zero", with("attempt", "0"), "bad_field"},
+      {"attempt over 32 bits", with("attempt", "4294967296"), "bad_field"},
+      {"attempt as a fraction", with("attempt", "1.5"), "bad_field"},
+      {"huge number", with("attempt", "1e400"), "bad_field"},
+      {"very long integer", with("epoch", "123456789012345678901234567890"), "bad_field"},
+      {"negative epoch", with("epoch", "-1"), "bad_field"},
+      {"missing module", with("module", ""), "bad_field"},
+      {"module not a string", with("module", "[\"a0\"]"), "bad_field"},
+      {"unknown status", with("status", "\"done\""), "bad_field"},
+      {"status pending", with("status", "\"pending\""), "bad_field"},
+      {"failed without error", with("status", "\"failed\""), "bad_field"},
+      {"bad heartbeat entry", fixed(line(R"({"type":"heartbeat","running":[{"module":"a0"}]})")),
+       "bad_field"},
+      {"too deep", with("value", nested(40)), "too_deep"},
+      {"oversized line",
+       fixed(line(R"({"type":"heartbeat","pad":")" + std::string(80000, 'x') + "\"}")),
+       "line_too_long"},
+      {"fatal error from the worker",
+       fixed(coord::encode(
+           coord::make_error_message(coord::error_code::internal, "out of disk", true))),
+       ""},
+      {"bye in the middle of an attempt", fixed(coord::encode(coord::bye_message{"leaving"})), ""},
+      {"half a line, then silence", fixed(R"({"type":"result","run":"r-te)"), "", true, true},
+      // Lines the master answers and otherwise ignores: the worker carries on.
+      {"unknown type", then_answered(fixed(line(R"({"type":"progress","percent":50})"))),
+       "unknown_type", false},
+      {"assign from a worker",
+       then_answered([](fake_worker&, const assign_message& a) { return coord::encode(a); }),
+       "unknown_type", false},
+      {"hello after the handshake", then_answered(fixed(coord::encode(hello_v1()))), "unknown_type",
+       false},
+      {"result for a module never assigned",
+       then_answered([](fake_worker& w, const assign_message& a) {
+         auto r = w.result_for(a);
+         r.module = "no-such-module";
+         return coord::encode(r);
+       }),
+       "unknown_module", false},
+      {"stale attempt", then_answered([](fake_worker& w, const assign_message& a) {
+         auto r = w.result_for(a);
+         r.attempt = a.attempt + 7;
+         return coord::encode(r);
+       }),
+       "stale_result", false},
+      {"wrong epoch", then_answered([](fake_worker& w, const assign_message& a) {
+         auto r = w.result_for(a);
+         r.epoch = a.epoch + 1;
+         return coord::encode(r);
+       }),
+       "stale_result", false},
+      {"wrong run", then_answered([](fake_worker& w, const assign_message& a) {
+         auto r = w.result_for(a);
+         r.run = "another-run";
+         return coord::encode(r);
+       }),
+       "stale_result", false},
+      {"duplicate result",
+       [](fake_worker& w, const assign_message& a) {
+         return coord::encode(w.result_for(a)) + coord::encode(w.result_for(a));
+       },
+       "stale_result", false},
+      {"crlf and empty lines are fine",
+       [](fake_worker& w, const assign_message& a) {
+         std::string text = coord::encode(w.result_for(a));
+         text.insert(text.size() - 1, "\r");
+         return "\n\r\n" + text;
+       },
+       "", false},
+      {"non-fatal error from the worker",
+       then_answered(fixed(coord::encode(
+           coord::make_error_message(coord::error_code::internal, "disk almost full")))),
+       "", false},
+  };
+}
+
+}  // namespace
+
+BOOST_TEST_DECORATOR(*utf::timeout(30))
+BOOST_DATA_TEST_CASE(bad_input_never_loses_a_module, utf::data::make(bad_cases()), c) {
+  auto o = quick_options();
+  o.line_limits.max_line_bytes = 64 * 1024;
+  o.lost_worker_timeout = 800ms;
+  harness h{o};
+  auto bad = h.worker({.worker_id = "bad"});
+  auto good = h.worker({.worker_id = "good"});
+  h.welcomed({bad, good});
+  bool misbehaved = false;
+  bad->on_assign = [&](fake_worker& self, const coord::assign_message& a) {
+    if (misbehaved) return false;  // later assignments get the usual answer
+    misbehaved = true;
+    self.send_raw(c.bytes(self, a));
+    if (c.stall) self.silent = true;
+    return true;
+  };
+  h.start(layered());
+  BOOST_TEST_CHECKPOINT("case: " << c.name);
+  const auto& report = h.finish(20s);
+  BOOST_TEST_CONTEXT("case: " << c.name) {
+    require_all_succeeded(report);
+    BOOST_TEST(n_of(report, "final") == 13);
+    BOOST_REQUIRE_MESSAGE(misbehaved, "the bad worker never got an assignment");
+
+    BOOST_REQUIRE(h.all_closed());
+    if (c.expected_code.empty()) {
+      BOOST_TEST(codes(*bad) == std::vector<std::string>{});
+    } else {
+      BOOST_REQUIRE(!bad->errors.empty());
+      BOOST_TEST(bad->errors.front().code == c.expected_code, bad->errors.front().message);
+      BOOST_TEST(bad->errors.front().fatal == c.fatal);
+      BOOST_TEST(h.master->stats().errors_sent.at(c.expected_code) >= 1u);
+    }
+    if (c.fatal) {
+      // The worker was dropped: at most the one error, no goodbye, and its attempt moved.
+      BOOST_TEST(bad->errors.size() <= 1u);
+      BOOST_TEST(!bad->bye.has_value());
+      BOOST_TEST(report.remote.reassigned >= 1u);
+      BOOST_TEST(report.remote.workers_lost == 1u);
+    } else {
+      // The worker carried on to the end of the run.
+      BOOST_REQUIRE(bad->bye.has_value());
+      BOOST_TEST(bad->bye->reason == "run finished");
+      BOOST_TEST(report.remote.workers_lost == 0u);
+      BOOST_TEST(report.remote.reassigned == 0u);
+    }
+    if (c.stall) BOOST_TEST(h.master->stats().workers_silent == 1u);
+    // The healthy worker never heard of it.
+    BOOST_TEST(good->errors.empty());
+    BOOST_TEST(good->bye.has_value());
+    BOOST_TEST(bad->undecodable_lines == 0);
+    BOOST_TEST(good->undecodable_lines == 0);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,191 @@
+// `drover run --listen`: the built binary as the master, a worker written with the codec in
+// this test. The port is 0, so each test reads the bound one from the "listening on" line.
+
+#define BOOST_TEST_MODULE run_listen
+#include "../app/app_test_support.hpp"
+
+#include <drover/coord/framing.hpp>
+#include <drover/coord/protocol.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace coord = drover::coord;
+namespace utf = boost::unit_test;
+using namespace drover::app_test;
+using asio::ip::tcp;
+
+constexpr std::string_view two_modules = R"({
+  "name": "remote-demo",
+  "modules": [
+    {"id": "fetch", "kind": "noop"},
+    {"id": "build", "kind": "noop", "deps": ["fetch"]}
+  ]
+})";
+
+/// The port from drover's "listening on 127.0.0.1:PORT" line, once it is there.
+std::optional<unsigned short> wait_for_port(const fs::path& dir) {
+  std::optional<unsigned short> port;
+  eventually(
+      [&] {
+        static const std::regex listening{"drover: listening on 127\\.0\\.0\\.1:([0-9]+)"};
+        std::smatch match;
+        const std::string err = read_file(dir / ".drover-stderr");
+        if (std::regex_search(err, match, listening)) port = std::stoi(match[1]);
+        return port.has_value();
+      },
+      10s);
+  return port;
+}
+
+/// What the worker saw: message types in order, and the errors.
+struct session_log {
+  std::vector<std::string> types;
+  std::vector<coord::error_message> errors;
+  std::optional<coord::welcome_message> welcome;
+  bool ended = false;
+};
+
+/// Connects, says hello, answers every assign with success, and returns at end of file (or
+/// after `limit`).
+session_log work_for(unsigned short port, coord::hello_message hello,
+                     std::chrono::milliseconds limit = 10s) {
+  asio::io_context io;
+  session_log log;
+  // Outside the coroutine: the writer's own coroutine uses them until it has finished.
+  tcp::socket socket{io};
+  coord::line_writer<tcp::socket> writer{socket};
+  auto worker = [&]() -> asio::awaitable<void> {
+    auto [error] = co_await socket.async_connect({asio::ip::address_v4::loopback(), port},
+                                                 asio::as_tuple(asio::use_awaitable));
+    if (error) co_return;
+    asio::co_spawn(io, writer.run(), [](std::exception_ptr, boost::system::error_code) {});
+    writer.send(coord::encode(hello));
+    coord::line_splitter splitter;
+    for (;;) {
+      const coord::read_outcome in = co_await coord::read_line(socket, splitter);
+      if (!in.ok()) break;
+      auto decoded = coord::decode(in.line);
+      BOOST_REQUIRE(decoded.ok());
+      log.types.emplace_back(coord::type_name(decoded.value()));
+      if (auto* w = std::get_if<coord::welcome_message>(&decoded.value())) log.welcome = *w;
+      if (auto* e = std::get_if<coord::error_message>(&decoded.value())) log.errors.push_back(*e);
+      if (auto* a = std::get_if<coord::assign_message>(&decoded.value())) {
+        coord::result_message r;
+        r.run = a->run;
+        r.epoch = a->epoch;
+        r.module = a->module;
+        r.attempt = a->attempt;
+        r.value = boost::json::object{{"remote", true}};
+        writer.send(coord::encode(r));
+      }
+    }
+    log.ended = true;
+    writer.close();
+  };
+  asio::co_spawn(io, worker(), [](std::exception_ptr) {});
+  io.run_for(limit);
+  return log;
+}
+
+coord::hello_message hello_from(std::string name, std::optional<std::string> token = {}) {
+  coord::hello_message hello;
+  hello.versions = {1};
+  hello.worker_id = std::move(name);
+  hello.token = std::move(token);
+  return hello;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(run_listen)
+
+BOOST_AUTO_TEST_CASE(a_remote_worker_runs_the_pipeline, *utf::timeout(60)) {
+  scratch_dir dir;
+  dir.write("p.json", two_modules);
+  drover_process drover{{"run", "p.json", "--listen", "127.0.0.1:0", "--workers", "0", "--progress",
+                         "never", "--report", "report.json"},
+                        dir.path()};
+  const auto port = wait_for_port(dir.path());
+  BOOST_REQUIRE_MESSAGE(port, "no 'listening on' line: " << read_file(dir / ".drover-stderr"));
+  const session_log log = work_for(*port, hello_from("remote-1"));
+  const drover_result result = drover.wait();
+  BOOST_TEST(result.exit_code == 0, result.err);
+  BOOST_TEST(log.ended);
+  BOOST_TEST(log.types == (std::vector<std::string>{"welcome", "assign", "assign", "bye"}));
+  BOOST_TEST(result.out.find("remote-1") != std::string::npos, result.out);
+  BOOST_TEST(result.err.find("(remote-1): joined with 1 slot") != std::string::npos, result.err);
+  BOOST_TEST(read_file(dir / "report.json").find(R"("remote":true)") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_token_file_guards_the_run, *utf::timeout(60)) {
+  scratch_dir dir;
+  dir.write("p.json", two_modules);
+  dir.write("token", "  s3cret-token \nsecond line is ignored\n");
+  drover_process drover{{"run", "p.json", "--listen", "0.0.0.0:0", "--token-file", "token",
+                         "--workers", "0", "--progress", "never"},
+                        dir.path()};
+  std::optional<unsigned short> port;
+  BOOST_REQUIRE(eventually([&] {
+    static const std::regex listening{"drover: listening on 0\\.0\\.0\\.0:([0-9]+)"};
+    std::smatch match;
+    const std::string err = read_file(dir / ".drover-stderr");
+    if (std::regex_search(err, match, listening)) port = std::stoi(match[1]);
+    return port.has_value();
+  }));
+  const session_log refused = work_for(*port, hello_from("intruder", "s3cret"));
+  BOOST_TEST(refused.types == (std::vector<std::string>{"error"}));
+  BOOST_TEST(refused.errors.front().code == "unauthorized");
+  const session_log accepted = work_for(*port, hello_from("trusted", "s3cret-token"));
+  BOOST_TEST(accepted.types.back() == "bye");
+  const drover_result result = drover.wait();
+  BOOST_TEST(result.exit_code == 0, result.err);
+  BOOST_TEST(result.err.find("s3cret") == std::string::npos, result.err);
+  BOOST_TEST(result.err.find("refused: missing or wrong token") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(listen_options_are_checked_before_anything_runs, *utf::timeout(60)) {
+  scratch_dir dir;
+  dir.write("p.json", two_modules);
+  dir.write("empty-token", "  \n");
+  struct refusal {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<refusal> refusals{
+      {{"--listen", "0.0.0.0:0"}, "refusing to listen on 0.0.0.0:0 without a token"},
+      {{"--listen", "[::]:7700"}, "refusing to listen on [::]:7700 without a token"},
+      {{"--listen", "7700"}, "--listen expects HOST:PORT"},
+      {{"--listen", "127.0.0.1:70000"}, "--listen expects HOST:PORT"},
+      {{"--listen", "example.org:7700"}, "not an IP address"},
+      {{"--listen", "127.0.0.1:0", "--token-file", "missing"}, "cannot read the token file"},
+      {{"--listen", "127.0.0.1:0", "--token-file", "empty-token"}, "is empty"},
+      {{"--listen", "127.0.0.1:0", "--heartbeat-ms", "0"}, "--heartbeat-ms must be at least 1"},
+      {{"--workers", "0"}, "needs --listen"},
+      {{"--token-file", "empty-token"}, "--token-file needs --listen"},
+      {{"--lost-worker-timeout-ms", "100"}, "--lost-worker-timeout-ms needs --listen"},
+  };
+  for (const auto& r : refusals) {
+    std::vector<std::string> args{"run", "p.json", "--progress", "never"};
+    args.insert(args.end(), r.args.begin(), r.args.end());
+    const drover_result result = run_drover(args, dir.path());
+    BOOST_TEST_CONTEXT(r.args.front() << ' ' << r.args.back()) {
+      BOOST_TEST(result.exit_code == 2);
+      BOOST_TEST(result.err.find(r.message) != std::string::npos, result.err);
+      BOOST_TEST(result.out.find("fetch") == std::string::npos);  // nothing ran
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

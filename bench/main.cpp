@@ -10,6 +10,7 @@
 #include "common/process.hpp"
 #include "common/shape.hpp"
 #include "ordering/ordering.hpp"
+#include "remote/remote.hpp"
 #include "report.hpp"
 
 #include <drover/version.hpp>
@@ -133,6 +134,17 @@ std::vector<std::size_t> parse_threads(const std::string& text) {
   return out;
 }
 
+std::vector<std::size_t> parse_worker_counts(const std::string& text) {
+  std::vector<std::size_t> out;
+  for (const auto& item : split_list(text)) {
+    const std::size_t k = parse_number("remote-workers", item);
+    if (k < 1 || k > 64) throw usage_error("--remote-workers: " + item + " is outside 1..64");
+    if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
+  }
+  if (out.empty()) throw usage_error("--remote-workers: no worker count given");
+  return out;
+}
+
 std::vector<std::size_t> parse_sizes(const std::string& text) {
   std::vector<std::size_t> out;
   for (const auto& item : split_list(text))
@@ -168,12 +180,18 @@ std::string help_text(const po::options_description& visible) {
          "independent ones (48 of 10 ms beside 10 ms steps, and 384 of 1 ms beside 10 ms\n"
          "steps), every body a timer wait, on 2 workers, in critical-path and in FIFO order\n"
          "(--rounds, --quick, --markdown and --json apply).\n\n"
+      << "--remote runs another: N noop modules on K `drover worker --slots 16` processes\n"
+         "connected to a master in this process, beside a floor measured in the same run: the\n"
+         "same number of assign-like JSON lines sent to K client processes that parse each one\n"
+         "and answer a result-like line (--remote-workers, --remote-modules, --rounds, --quick:\n"
+         "2,000 modules on 1 and 2 workers, --markdown and --json apply).\n\n"
       << "Examples:\n"
          "  drover-bench --workload independent,linear_chain --sizes 1000000 --threads 1 "
          "--contender drover,asio_raw\n"
          "  drover-bench --workload independent --sizes 20 --threads 1 "
          "--contender drover,drover_constrained,asio_raw\n"
-         "  drover-bench --ordering\n";
+         "  drover-bench --ordering\n"
+         "  drover-bench --remote --remote-workers 4 --remote-modules 100000\n";
   return out.str();
 }
 
@@ -329,6 +347,38 @@ int run_ordering(const bench_settings& settings) {
   return 0;
 }
 
+// --remote: worker processes against the floor, in this process (it measures time, not memory).
+int run_remote(const bench_settings& settings, const remote_settings& remote) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  print_header(machine, false);
+  if (!remote_rows_available()) {
+    std::cout << "drover-bench: the remote rows are left out: this drover-bench was built without "
+                 "the drover binary (configure with DROVER_BUILD_APP=ON)\n";
+    return 0;
+  }
+  const std::vector<remote_measurement> results = measure_remote(remote, std::cerr);
+  std::cout << '\n';
+  print_remote_table(std::cout, results, remote.rounds, settings.markdown);
+  if (!settings.json_path.empty()) {
+    boost::json::object doc;
+    doc["tool"] = "drover-bench --remote";
+    doc["quick"] = settings.quick;
+    doc["remote"] = remote_to_json(results, remote.rounds);
+    if (!write_json(settings.json_path, std::move(doc), machine, started_at)) return exit_failed;
+  }
+  const auto failed = static_cast<std::size_t>(
+      std::count_if(results.begin(), results.end(), [](const auto& m) { return !m.ok(); }));
+  if (failed > 0) {
+    std::cout << "\ndrover-bench: " << failed << " of " << results.size()
+              << " remote measurements FAILED (see above)\n";
+    return exit_failed;
+  }
+  std::cout << "\ndrover-bench: in every round every module succeeded on a remote worker, every "
+               "floor line was answered once, and every worker process exited 0\n";
+  return 0;
+}
+
 int run_all(const bench_settings& settings, bool tbb_left_out) {
   const machine_info machine = describe_machine();
   const std::string started_at = utc_now();
@@ -410,12 +460,20 @@ int main_with_exceptions(int argc, char** argv) {
                              "also write every figure and the machine to this file")(
       "markdown", po::bool_switch(), "print the tables as Markdown")(
       "quick", po::bool_switch(),
-      "smoke run: sizes 10,12 and 2 rounds unless given (with --ordering: 1 ms bodies); checks "
+      "smoke run: sizes 10,12 and 2 rounds unless given (with --ordering: 1 ms bodies; with "
+      "--remote: 2,000 modules on 1 and 2 workers); checks "
       "counts, not speed")(
       "ordering", po::bool_switch(),
-      "run the critical-path ordering benchmark instead of the shapes (see below)");
+      "run the critical-path ordering benchmark instead of the shapes (see below)")(
+      "remote", po::bool_switch(),
+      "run the remote-workers benchmark instead of the shapes (see below)")(
+      "remote-workers", po::value<std::string>()->default_value("1,2,4,8"),
+      "with --remote: comma-separated worker process counts")(
+      "remote-modules", po::value<std::size_t>()->default_value(100000),
+      "with --remote: noop modules per run");
   po::options_description hidden;
-  hidden.add_options()("child", po::bool_switch())("modules", po::value<std::size_t>());
+  hidden.add_options()("child", po::bool_switch())("modules", po::value<std::size_t>())(
+      "floor-client", po::value<std::size_t>());
   po::options_description all;
   all.add(visible).add(hidden);
 
@@ -429,6 +487,12 @@ int main_with_exceptions(int argc, char** argv) {
   if (vm.count("help")) {
     std::cout << help_text(visible);
     return 0;
+  }
+
+  if (vm.count("floor-client")) {
+    const std::size_t port = vm["floor-client"].as<std::size_t>();
+    if (port < 1 || port > 65535) throw usage_error("--floor-client: a port from 1 to 65535");
+    return run_floor_client(static_cast<std::uint16_t>(port));
   }
 
   const bool explicit_sizes = !vm["sizes"].defaulted();
@@ -461,6 +525,31 @@ int main_with_exceptions(int argc, char** argv) {
       }
     }
     return run_ordering(settings);
+  }
+
+  if (vm["remote"].as<bool>()) {
+    for (const char* flag : {"workload", "threads", "sizes", "contender"}) {
+      if (!vm[flag].defaulted()) {
+        throw usage_error(std::string("--") + flag +
+                          " does not apply to --remote, which runs its own noop modules");
+      }
+    }
+    remote_settings remote;
+    remote.rounds = settings.rounds;
+    remote.workers = parse_worker_counts(settings.quick && vm["remote-workers"].defaulted()
+                                             ? std::string("1,2")
+                                             : vm["remote-workers"].as<std::string>());
+    remote.modules = settings.quick && vm["remote-modules"].defaulted()
+                         ? 2000
+                         : vm["remote-modules"].as<std::size_t>();
+    if (remote.modules < 1 || remote.modules > 10'000'000) {
+      throw usage_error("--remote-modules: " + std::to_string(remote.modules) +
+                        " is outside 1..10000000");
+    }
+    return run_remote(settings, remote);
+  }
+  for (const char* flag : {"remote-workers", "remote-modules"}) {
+    if (!vm[flag].defaulted()) throw usage_error(std::string("--") + flag + " needs --remote");
   }
 
   settings.sizes = parse_sizes(settings.quick && !explicit_sizes ? std::string("10,12")

@@ -7,24 +7,16 @@
 
 namespace drover::detail {
 
-namespace {
-
-bool heap_less(const auto& a, const auto& b) {
-  // std heap functions keep the greatest on top: "less" means "worse".
-  return a.key != b.key ? a.key < b.key : a.ticket > b.ticket;
-}
-
-}  // namespace
-
+// std heap functions keep the greatest on top, so their "less" is "the other is better".
 void constraint_gate::wait_queue::push(waiting w) {
   heap.push_back(w);
   std::push_heap(heap.begin(), heap.end(),
-                 [](const waiting& a, const waiting& b) { return heap_less(a, b); });
+                 [](const waiting& a, const waiting& b) { return better(b, a); });
 }
 
 constraint_gate::index constraint_gate::wait_queue::pop() {
   std::pop_heap(heap.begin(), heap.end(),
-                [](const waiting& a, const waiting& b) { return heap_less(a, b); });
+                [](const waiting& a, const waiting& b) { return better(b, a); });
   const index module = heap.back().module;
   heap.pop_back();
   return module;

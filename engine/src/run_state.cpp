@@ -948,9 +948,7 @@ void run_state::pump_distributed() {
   }
   // Leave modules in the ready queue, in key order, while no worker has room at all.
   // With no worker connected at all they move on too, so that the capability clock runs.
-  const bool no_worker =
-      local_workers_ == 0 && free_remotes_.empty() &&
-      std::none_of(remotes_.begin(), remotes_.end(), [](const remote_entry& r) { return r.alive; });
+  const bool no_worker = local_workers_ == 0 && live_remotes_ == 0;
   while (!ready_.empty() && ((local_workers_ > 0 && in_flight_ < channel_capacity_) ||
                              remote_free_slots_ > 0 || no_worker)) {
     const index i = ready_.pop();
@@ -1081,6 +1079,7 @@ void run_state::on_remote_attach(worker_hub::worker_id id, std::shared_ptr<remot
     r.capabilities.push_back(lower_case(label));
   r.slots = std::max<std::uint32_t>(slots, 1);
   remote_free_slots_ += r.slots;
+  ++live_remotes_;
   remote_of_[id] = remotes_.size() - 1;
   update_free(remotes_.size() - 1);
   ++remote_stats_.workers_attached;
@@ -1094,6 +1093,7 @@ void run_state::on_remote_detach(worker_hub::worker_id id, std::string reason) {
   remote_entry& r = remotes_[found->second];
   if (!r.alive) return;
   r.alive = false;
+  --live_remotes_;
   ++remote_stats_.workers_lost;
   remote_free_slots_ -= r.slots - r.running.size();
   update_free(found->second);

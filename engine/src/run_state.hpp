@@ -174,6 +174,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   std::size_t remote_in_flight_ = 0;
   std::size_t remote_free_slots_ = 0;      // over live remote workers
   std::vector<std::size_t> free_remotes_;  // live remote workers with a free slot
+  std::size_t live_remotes_ = 0;           // attached and not detached
   std::size_t local_workers_ = 0;
   remote_stats remote_stats_;
   std::unique_ptr<boost::asio::steady_timer> remote_cancel_timer_;

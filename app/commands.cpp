@@ -4,9 +4,12 @@
 #include "progress.hpp"
 #include "report.hpp"
 
+#include <drover/cache.hpp>
 #include <drover/coord/master.hpp>
 #include <drover/engine.hpp>
 #include <drover/graph.hpp>
+#include <drover/journal.hpp>
+#include <drover/modules/exec.hpp>
 #include <drover/modules/registry.hpp>
 #include <drover/version.hpp>
 
@@ -369,6 +372,35 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
         << "': " << ec.message() << '\n';
     return exit_usage;
   }
+  if (!settings.workspace.empty() && !std::filesystem::is_directory(settings.workspace, ec)) {
+    err << "drover run: the workspace '" << settings.workspace.string() << "' is not a directory\n";
+    return exit_usage;
+  }
+
+  // The journal comes before the master: its epoch fences off workers of an earlier run.
+  std::shared_ptr<run_journal> journal;
+  if (!settings.journal.empty()) {
+    try {
+      journal_options journal_settings;
+      journal_settings.mode = settings.journal_durability;
+      journal_settings.resume = settings.resume;
+      journal = run_journal::open(settings.journal, journal_settings);
+    } catch (const journal_error& e) {
+      err << "drover run: " << e.what() << '\n';
+      return exit_usage;
+    }
+  }
+  std::shared_ptr<result_cache> cache;
+  if (!settings.cache_dir.empty()) {
+    try {
+      result_cache::settings cache_settings;
+      cache_settings.lookup = !settings.no_cache;
+      cache = std::make_shared<result_cache>(settings.cache_dir, cache_settings);
+    } catch (const std::exception& e) {
+      err << "drover run: " << e.what() << '\n';
+      return exit_usage;
+    }
+  }
 
   // A reader that goes away (`drover run ... | head`) must not kill drover mid-run and leave
   // its children behind; failed writes to stdout are harmless.
@@ -390,6 +422,8 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   if (!settings.listen_host.empty()) {
     worker_hub::settings hub_settings;
     hub_settings.capability_timeout = settings.capability_timeout;
+    hub_settings.overdue_grace = settings.lost_worker_timeout;
+    if (journal) hub_settings.epoch = journal->epoch();
     hub = std::make_shared<worker_hub>(hub_settings);
     coord::master_options master_options;
     master_options.listen_address = settings.listen_host;
@@ -416,9 +450,15 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   run_options options;
   options.workers = settings.workers;
   options.remote = hub;
+  options.journal = journal;
+  options.cache = cache;
   options.log_dir = settings.log_dir;
+  options.workspace = settings.workspace;
+  options.keep_workdirs = settings.keep_workdirs;
   options.capabilities = settings.capabilities;
   options.order = settings.order;
+  // Masked in values, reasons, events, the report and the summary (docs/module-kinds.md).
+  options.secrets = modules::secrets_from_environment(prepared.prepared->pipeline());
   options.on_event = [&](const event& e) {
     if (events_out.is_open()) write_event_line(events_out, e);
     if (live) {
@@ -558,6 +598,10 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "write events as JSON Lines to FILE")(
         "log-dir", po::value<std::string>()->default_value(".drover/logs")->value_name("DIR"),
         "directory for per-module logs")(
+        "workspace", po::value<std::string>()->value_name("DIR"),
+        "where declared outputs land and work directories are made (default: the current "
+        "directory)")("keep-workdirs", po::bool_switch(),
+                      "leave each attempt's work directory in DIR/.drover/work")(
         "progress", po::value<std::string>()->default_value("auto")->value_name("WHEN"),
         "live progress: auto (on a terminal), always or never")(
         "order", po::value<std::string>()->default_value("critical_path")->value_name("ORDER"),
@@ -572,7 +616,16 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "lost-worker-timeout-ms", po::value<long long>()->default_value(5000)->value_name("N"),
         "with --listen: a worker silent this long is lost and its modules reassigned")(
         "capability-timeout-ms", po::value<long long>()->default_value(30000)->value_name("N"),
-        "with --listen: how long a module waits for a worker with the capabilities it needs");
+        "with --listen: how long a module waits for a worker with the capabilities it needs")(
+        "journal", po::value<std::string>()->value_name("FILE"),
+        "record each module's end in FILE, so that --resume can continue the run after a crash")(
+        "resume", po::bool_switch(),
+        "with --journal: reuse what an earlier run recorded as succeeded")(
+        "durability", po::value<std::string>()->default_value("fsync")->value_name("MODE"),
+        "with --journal: fsync (each record synced before dependents start) or relaxed")(
+        "cache", po::value<std::string>()->value_name("DIR"),
+        "reuse results of modules whose fingerprint is unchanged (default: $DROVER_CACHE_DIR)")(
+        "no-cache", po::bool_switch(), "use no cached result (new results are still stored)");
     add_capability_option(options);
     add_selection_options(options);
   } else if (command == "validate") {
@@ -663,6 +716,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
   if (vm->count("report")) settings.report_file = (*vm)["report"].as<std::string>();
   if (vm->count("events")) settings.events_file = (*vm)["events"].as<std::string>();
   settings.log_dir = (*vm)["log-dir"].as<std::string>();
+  if (vm->count("workspace")) settings.workspace = (*vm)["workspace"].as<std::string>();
+  settings.keep_workdirs = (*vm)["keep-workdirs"].as<bool>();
   const auto progress = (*vm)["progress"].as<std::string>();
   if (progress == "always") {
     settings.live_progress = true;
@@ -681,6 +736,32 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
     err << "drover run: unknown --order '" << order << "' (expected critical_path or fifo)\n";
     return exit_usage;
   }
+  if (vm->count("journal")) settings.journal = (*vm)["journal"].as<std::string>();
+  settings.resume = (*vm)["resume"].as<bool>();
+  if (settings.resume && settings.journal.empty()) {
+    err << "drover run: --resume needs --journal FILE\n";
+    return exit_usage;
+  }
+  const auto durability_name = (*vm)["durability"].as<std::string>();
+  if (durability_name == "fsync") {
+    settings.journal_durability = durability::fsync;
+  } else if (durability_name == "relaxed") {
+    settings.journal_durability = durability::relaxed;
+  } else {
+    err << "drover run: unknown --durability '" << durability_name
+        << "' (expected fsync or relaxed)\n";
+    return exit_usage;
+  }
+  if (!(*vm)["durability"].defaulted() && settings.journal.empty()) {
+    err << "drover run: --durability needs --journal FILE\n";
+    return exit_usage;
+  }
+  if (vm->count("cache")) {
+    settings.cache_dir = (*vm)["cache"].as<std::string>();
+  } else if (const char* from_env = std::getenv("DROVER_CACHE_DIR"); from_env && *from_env) {
+    settings.cache_dir = from_env;
+  }
+  settings.no_cache = (*vm)["no-cache"].as<bool>();
   settings.capabilities = *capabilities;
   return run_command(settings, out, err);
 }

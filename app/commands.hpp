@@ -5,6 +5,7 @@
 #include "selection.hpp"
 
 #include <drover/engine.hpp>
+#include <drover/journal.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -37,6 +38,9 @@ struct run_settings {
   std::string report_file;  ///< empty: no report
   std::string events_file;  ///< empty: no events file
   std::filesystem::path log_dir = ".drover/logs";
+  /// --workspace DIR: where declared outputs land; empty: the current directory.
+  std::filesystem::path workspace;
+  bool keep_workdirs = false;  ///< --keep-workdirs
   bool live_progress = false;  ///< redraw progress in place (stdout is a terminal)
   /// --capability: labels of the local workers besides their OS label (local_os_label()).
   std::vector<std::string> capabilities;
@@ -48,6 +52,11 @@ struct run_settings {
   std::chrono::milliseconds heartbeat{1000};            ///< --heartbeat-ms
   std::chrono::milliseconds lost_worker_timeout{5000};  ///< --lost-worker-timeout-ms
   std::chrono::milliseconds capability_timeout{30000};  ///< --capability-timeout-ms
+  std::filesystem::path journal;                        ///< --journal FILE; empty: none
+  bool resume = false;                                  ///< --resume
+  durability journal_durability = durability::fsync;    ///< --durability
+  std::filesystem::path cache_dir;  ///< --cache DIR, else $DROVER_CACHE_DIR; empty: none
+  bool no_cache = false;            ///< --no-cache: use no stored result, store new ones
 };
 
 /// `drover run`: runs the pipeline until it ends or SIGINT/SIGTERM cancels it.

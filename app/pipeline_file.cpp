@@ -30,10 +30,11 @@ namespace {
 const std::vector<std::string> pipeline_fields{"name", "mode", "defaults", "pools", "modules"};
 const std::vector<std::string> defaults_fields{"retries", "backoff", "timeout"};
 const std::vector<std::string> module_fields{
-    "id",      "kind",     "params",     "deps",           "retries",
-    "backoff", "timeout",  "always_run", "ignore_failure", "skip_if",
-    "tags",    "priority", "requires",   "pin_local",      "not_in_parallel",
-    "claims",  "pool",     "pool_slots", "matrix",         "matrix_requires"};
+    "id",      "kind",      "params",     "deps",           "retries",
+    "backoff", "timeout",   "always_run", "ignore_failure", "skip_if",
+    "tags",    "priority",  "requires",   "pin_local",      "not_in_parallel",
+    "claims",  "pool",      "pool_slots", "matrix",         "matrix_requires",
+    "inputs",  "input_env", "outputs",    "cache",          "version"};
 const std::vector<std::string> claim_fields{"resource", "mode"};
 const std::vector<std::string> backoff_fields{"initial", "multiplier", "max", "jitter"};
 const std::vector<std::string> skip_if_fields{"env", "env_equals", "file_exists"};
@@ -261,6 +262,7 @@ class pipeline_reader {
                                                          const std::string& pointer);
   void read_pool(const json::object& object, const std::string& pointer, module_spec& spec);
   void read_constraints(const json::object& object, const std::string& pointer, module_spec& spec);
+  void read_io(const json::object& object, const std::string& pointer, module_spec& spec);
   std::optional<std::vector<matrix_combination>> read_combinations(const json::value& v,
                                                                    const std::string& pointer);
   std::optional<matrix_spec> read_matrix(const json::value& v, const std::string& pointer);
@@ -673,6 +675,27 @@ void pipeline_reader::read_constraints(const json::object& object, const std::st
   read_pool(object, pointer, spec);
 }
 
+void pipeline_reader::read_io(const json::object& object, const std::string& pointer,
+                              module_spec& spec) {
+  // As for constraints, a box is made only for a field that is set. The engine checks the
+  // globs and the variable names (drover::build_graph); problems it finds point at the entry.
+  for (const auto& [field, target] :
+       {std::pair{"inputs", &module_io::inputs}, std::pair{"input_env", &module_io::input_env},
+        std::pair{"outputs", &module_io::outputs}}) {
+    if (const auto* list = object.if_contains(field)) {
+      if (auto l = read_string_list(*list, pointer + '/' + field); l && !l->empty()) {
+        spec.io.ensure().*target = std::move(*l);
+      }
+    }
+  }
+  if (const auto* cache = object.if_contains("cache")) {
+    if (auto c = read_bool(*cache, pointer + "/cache")) spec.io.ensure().cacheable = *c;
+  }
+  if (const auto* version = object.if_contains("version")) {
+    if (auto v = read_string(*version, pointer + "/version")) spec.io.ensure().version = *v;
+  }
+}
+
 std::optional<std::vector<matrix_combination>> pipeline_reader::read_combinations(
     const json::value& v, const std::string& pointer) {
   constexpr std::string_view expected_entry =
@@ -839,6 +862,7 @@ module_spec pipeline_reader::read_module(const json::value& v, std::size_t index
     }
   }
   read_constraints(object, pointer, spec);
+  read_io(object, pointer, spec);
   const auto* matrix = object.if_contains("matrix");
   if (matrix != nullptr) {
     // A module without a usable id has no instance ids either; its id is what is reported.

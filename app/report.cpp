@@ -16,10 +16,10 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr std::array all_statuses{module_status::pending,        module_status::succeeded,
-                                  module_status::failed,         module_status::timed_out,
-                                  module_status::cancelled,      module_status::skipped,
-                                  module_status::ignored_failure};
+constexpr std::array all_statuses{module_status::pending,         module_status::succeeded,
+                                  module_status::failed,          module_status::timed_out,
+                                  module_status::cancelled,       module_status::skipped,
+                                  module_status::ignored_failure, module_status::cached};
 
 json::value timestamp_or_null(wall_clock::time_point t) {
   if (t == wall_clock::time_point{}) return nullptr;
@@ -107,12 +107,22 @@ json::object report_to_json(const run_report& report) {
     modules.push_back(std::move(entry));
   }
   out["modules"] = std::move(modules);
+  if (report.epoch > 0) out["epoch"] = report.epoch;
+  out["reused"] =
+      json::object{{"journal", report.reused_from_journal}, {"cache", report.reused_from_cache}};
+  if (!report.notes.empty()) {
+    json::array notes;
+    for (const auto& note : report.notes)
+      notes.emplace_back(note);
+    out["notes"] = std::move(notes);
+  }
   const auto& remote = report.remote;
   if (remote.workers_attached > 0) {
     out["remote"] = json::object{{"workers_attached", remote.workers_attached},
                                  {"workers_lost", remote.workers_lost},
                                  {"reassigned", remote.reassigned},
                                  {"rejected_results", remote.rejected_results},
+                                 {"overdue", remote.overdue},
                                  {"dependency_results_sent", remote.dependency_results_sent}};
   }
   return out;
@@ -191,6 +201,12 @@ void print_summary(std::ostream& out, const run_report& report) {
     first = false;
   }
   out << " in " << format_duration(report.duration()) << '\n';
+  if (report.reused_from_journal > 0 || report.reused_from_cache > 0) {
+    out << "cached: " << report.reused_from_journal << " from the journal of an earlier run, "
+        << report.reused_from_cache << " from the cache\n";
+  }
+  for (const auto& note : report.notes)
+    out << "note: " << note << '\n';
   const auto& remote = report.remote;
   if (remote.workers_attached > 0) {
     out << "remote workers: " << remote.workers_attached << " attached, " << remote.workers_lost

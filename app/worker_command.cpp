@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 
@@ -116,7 +117,11 @@ int worker_command(const std::vector<std::string>& args, std::ostream& out, std:
       "id", po::value<std::string>()->value_name("NAME"),
       "the name to ask the master for (default: host name and process id)")(
       "give-up-after-ms", po::value<long long>()->default_value(60000)->value_name("N"),
-      "exit with code 1 after N ms without a connection to the master");
+      "exit with code 1 after N ms without a connection to the master")(
+      "workspace", po::value<std::string>()->value_name("DIR"),
+      "where declared outputs land and work directories are made (default: the current "
+      "directory)")("keep-workdirs", po::bool_switch(),
+                    "leave each attempt's work directory in DIR/.drover/work");
 
   po::variables_map vm;
   try {
@@ -162,6 +167,15 @@ int worker_command(const std::vector<std::string>& args, std::ostream& out, std:
   const long long give_up_ms = vm["give-up-after-ms"].as<long long>();
   if (give_up_ms < 0) return usage_error(err, "--give-up-after-ms must be >= 0");
   settings.give_up_after = std::chrono::milliseconds(give_up_ms);
+  if (vm.count("workspace")) {
+    settings.workspace = vm["workspace"].as<std::string>();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(settings.workspace, ec)) {
+      return usage_error(err,
+                         "--workspace '" + settings.workspace.string() + "' is not a directory");
+    }
+  }
+  settings.keep_workdirs = vm["keep-workdirs"].as<bool>();
   settings.on_log = [&err](std::string_view line) {
     err << "drover worker: " << line << std::endl;
   };

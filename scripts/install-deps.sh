@@ -11,6 +11,7 @@ required=(
   libboost-json1.81-dev
   libboost-program-options1.81-dev
   libboost-test1.81-dev
+  libssl-dev
 )
 # Only the benchmarks use these; a machine without them still builds and tests drover.
 optional=(

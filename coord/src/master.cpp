@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <sstream>
 
@@ -42,6 +43,11 @@ master_options checked(master_options options) {
   at_least_1ms(options.lost_worker_timeout);
   at_least_1ms(options.handshake_timeout);
   if (options.line_limits.max_line_bytes == 0) options.line_limits.max_line_bytes = 1;
+  const std::size_t line = options.line_limits.max_line_bytes;
+  const std::size_t two_lines = line > std::numeric_limits<std::size_t>::max() / 2
+                                    ? std::numeric_limits<std::size_t>::max()
+                                    : 2 * line;
+  options.max_send_queue_bytes = std::max(options.max_send_queue_bytes, two_lines);
   return options;
 }
 

@@ -1,13 +1,17 @@
 #include <drover/coord/protocol.hpp>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <climits>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <utility>
@@ -202,10 +206,11 @@ class field_reader {
     return v->get_bool();
   }
 
-  /// Any JSON; absent is null.
+  /// Any JSON; absent is null. The copy lives in the default storage, whatever memory the
+  /// parsed line lives in.
   json::value any(std::string_view key) {
     const json::value* v = find(key);
-    return v == nullptr ? json::value{} : *v;
+    return v == nullptr ? json::value{} : json::value(*v, json::storage_ptr{});
   }
 
   std::vector<std::string> string_array_or_empty(std::string_view key) {
@@ -283,14 +288,6 @@ class field_reader {
 
 // --- statuses ---------------------------------------------------------------------------
 
-std::optional<module_status> parse_module_status(std::string_view name) noexcept {
-  for (std::size_t i = 0; i < module_status_count; ++i) {
-    const auto status = static_cast<module_status>(i);
-    if (to_string(status) == name) return status;
-  }
-  return std::nullopt;
-}
-
 bool is_attempt_outcome(module_status s) noexcept {
   return s == module_status::succeeded || s == module_status::failed ||
          s == module_status::timed_out || s == module_status::cancelled;
@@ -312,7 +309,7 @@ module_status status_at(field_reader& in, const json::value* v, const field_name
     return module_status::pending;
   }
   std::optional<module_status> status;
-  if (v->is_string()) status = parse_module_status(v->get_string());
+  if (v->is_string()) status = module_status_from_string(v->get_string());
   if (!status || !allowed(*status)) {
     in.fail(name, expected, v);
     return module_status::pending;
@@ -378,7 +375,10 @@ std::vector<dependency_result> read_dependency_results(field_reader& in) {
     r.module = std::string(id);
     r.status =
         status_at(in, fields.if_contains("status"), field_name::keyed("results", id, "status"),
-                  dependency_statuses, [](module_status s) { return s != module_status::pending; });
+                  dependency_statuses, [](module_status s) {
+                    // A master sends a cached dependency as succeeded (docs/protocol.md).
+                    return s != module_status::pending && s != module_status::cached;
+                  });
     if (const json::value* value = fields.if_contains("value")) r.value = *value;
     out.push_back(std::move(r));
   }
@@ -397,6 +397,7 @@ assign_message read_assign(field_reader& in) {
   m.deps = in.string_array_or_empty("deps");
   m.results = read_dependency_results(in);
   m.matrix_target = in.optional_string("matrix_target");
+  m.outputs = in.string_array_or_empty("outputs");
   return m;
 }
 
@@ -488,107 +489,344 @@ static_assert(std::size(message_kinds) == std::variant_size_v<message>,
               "message_kinds lists every message type in variant order");
 
 // --- encoders ---------------------------------------------------------------------------
+// Each message is written straight into the output string, its fields in the order
+// docs/protocol.md lists them, with no JSON document in between: a line costs no allocation
+// beyond the string's own growth. Values of any shape (params, results) that are not a scalar
+// go through Boost.JSON's serializer, so they read exactly as boost::json::serialize writes.
 
-json::array to_json(const std::vector<std::string>& strings) {
-  json::array out;
-  out.reserve(strings.size());
-  for (const std::string& s : strings)
-    out.emplace_back(s);
-  return out;
+/// Appends the members of a JSON object to a line under construction.
+class json_writer {
+ public:
+  explicit json_writer(std::string& out) : out_{out} {}
+
+  /// `"name":`, after a comma unless it is the object's first member. For our own short ASCII
+  /// names, written with one append.
+  json_writer& key(std::string_view name) {
+    char text[48];
+    std::size_t n = 0;
+    if (!first_) text[n++] = ',';
+    first_ = false;
+    text[n++] = '"';
+    const std::size_t shown = std::min(name.size(), sizeof text - n - 2);
+    std::memcpy(text + n, name.data(), shown);
+    n += shown;
+    text[n++] = '"';
+    text[n++] = ':';
+    out_.append(text, n);
+    return *this;
+  }
+  /// The same for a key that comes from data (a module id): escaped.
+  json_writer& key_escaped(std::string_view name) {
+    separate();
+    string(name);
+    out_ += ':';
+    return *this;
+  }
+
+  /// A JSON string, escaped as Boost.JSON escapes: quote, backslash and control characters.
+  /// Bytes >= 0x80 are copied; encode_to() repairs invalid UTF-8 once the line is complete.
+  void string(std::string_view s) {
+    if (s.size() <= 62 && std::none_of(s.begin(), s.end(), needs_escape)) {
+      // Ids, names and statuses: one append.
+      char text[64];
+      text[0] = '"';
+      std::memcpy(text + 1, s.data(), s.size());
+      text[s.size() + 1] = '"';
+      out_.append(text, s.size() + 2);
+      return;
+    }
+    out_ += '"';
+    std::size_t plain = 0;  // the first byte not copied yet
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (!needs_escape(s[i])) continue;
+      out_.append(s.data() + plain, i - plain);
+      plain = i + 1;
+      escape(static_cast<unsigned char>(s[i]));
+    }
+    out_.append(s.data() + plain, s.size() - plain);
+    out_ += '"';
+  }
+
+  void number(std::uint64_t n) { append_chars(n); }
+  void number(std::int64_t n) { append_chars(n); }
+  void boolean(bool b) { out_.append(b ? "true" : "false"); }
+
+  /// Any JSON value; a null pointer is null.
+  void value(const json::value* v) {
+    if (v == nullptr || v->is_null()) {
+      out_.append("null");
+    } else if (v->is_string()) {
+      const json::string& s = v->get_string();
+      string({s.data(), s.size()});
+    } else if (v->is_int64()) {
+      number(v->get_int64());
+    } else if (v->is_uint64()) {
+      number(v->get_uint64());
+    } else if (v->is_bool()) {
+      boolean(v->get_bool());
+    } else {
+      json::serializer serializer;
+      serializer.reset(v);
+      char buffer[1024];
+      while (!serializer.done())
+        out_.append(serializer.read(buffer));
+    }
+  }
+
+  template <typename Strings>
+  void strings(const Strings& items) {
+    out_ += '[';
+    bool first = true;
+    for (const auto& item : items) {
+      if (!first) out_ += ',';
+      first = false;
+      string(item);
+    }
+    out_ += ']';
+  }
+
+  /// A nested object: begin_object(), its members, end_object().
+  void begin_object() {
+    out_ += '{';
+    first_ = true;
+  }
+  void end_object() {
+    out_ += '}';
+    first_ = false;
+  }
+  void begin_array() { out_ += '['; }
+  void end_array() { out_ += ']'; }
+  void comma() { out_ += ','; }
+
+ private:
+  void separate() {
+    if (!first_) out_ += ',';
+    first_ = false;
+  }
+
+  static bool needs_escape(char c) noexcept {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == '"' || u == '\\';
+  }
+
+  void escape(unsigned char c) {
+    switch (c) {
+      case '"':
+        out_.append("\\\"");
+        return;
+      case '\\':
+        out_.append("\\\\");
+        return;
+      case '\b':
+        out_.append("\\b");
+        return;
+      case '\f':
+        out_.append("\\f");
+        return;
+      case '\n':
+        out_.append("\\n");
+        return;
+      case '\r':
+        out_.append("\\r");
+        return;
+      case '\t':
+        out_.append("\\t");
+        return;
+      default: {
+        constexpr char hex[] = "0123456789abcdef";
+        const char escaped[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+        out_.append(escaped, sizeof escaped);
+      }
+    }
+  }
+
+  template <typename Integer>
+  void append_chars(Integer n) {
+    char buffer[24];  // any 64-bit integer fits
+    const auto result = std::to_chars(buffer, buffer + sizeof buffer, n);
+    out_.append(buffer, result.ptr);
+  }
+
+  std::string& out_;
+  bool first_ = true;
+};
+
+void put_optional(json_writer& w, std::string_view key, const std::optional<std::string>& v) {
+  if (v) w.key(key).string(*v);
+}
+void put_optional(json_writer& w, std::string_view key, const std::optional<std::string_view>& v) {
+  if (v) w.key(key).string(*v);
+}
+void put_optional(json_writer& w, std::string_view key, const std::optional<std::uint64_t>& v) {
+  if (v) w.key(key).number(*v);
+}
+void put_optional(json_writer& w, std::string_view key, const std::optional<std::uint32_t>& v) {
+  if (v) w.key(key).number(std::uint64_t{*v});
+}
+void put_optional(json_writer& w, std::string_view key, const std::optional<std::int64_t>& v) {
+  if (v) w.key(key).number(*v);
 }
 
-template <typename Value>
-void put_optional(json::object& o, std::string_view key, const std::optional<Value>& v) {
-  if (v) o[key] = *v;
+void put(json_writer& w, const hello_message& m) {
+  w.key("versions").begin_array();
+  for (std::size_t i = 0; i < m.versions.size(); ++i) {
+    if (i > 0) w.comma();
+    w.number(std::int64_t{m.versions[i]});
+  }
+  w.end_array();
+  put_optional(w, "worker_id", m.worker_id);
+  w.key("capabilities").strings(m.capabilities);
+  w.key("slots").number(std::uint64_t{m.slots});
+  put_optional(w, "token", m.token);
+  put_optional(w, "pid", m.pid);
+  put_optional(w, "host", m.host);
 }
 
-void put(json::object& o, const hello_message& m) {
-  json::array versions;
-  for (int v : m.versions)
-    versions.emplace_back(v);
-  o["versions"] = std::move(versions);
-  put_optional(o, "worker_id", m.worker_id);
-  o["capabilities"] = to_json(m.capabilities);
-  o["slots"] = m.slots;
-  put_optional(o, "token", m.token);
-  put_optional(o, "pid", m.pid);
-  put_optional(o, "host", m.host);
+void put(json_writer& w, const welcome_message& m) {
+  w.key("protocol").number(std::int64_t{m.protocol});
+  w.key("worker").string(m.worker);
+  w.key("run").string(m.run);
+  w.key("epoch").number(m.epoch);
+  w.key("heartbeat_ms").number(std::uint64_t{m.heartbeat_ms});
+  w.key("lost_after_ms").number(std::uint64_t{m.lost_after_ms});
+  w.key("max_line_bytes").number(m.max_line_bytes);
 }
 
-void put(json::object& o, const welcome_message& m) {
-  o["protocol"] = m.protocol;
-  o["worker"] = m.worker;
-  o["run"] = m.run;
-  o["epoch"] = m.epoch;
-  o["heartbeat_ms"] = m.heartbeat_ms;
-  o["lost_after_ms"] = m.lost_after_ms;
-  o["max_line_bytes"] = m.max_line_bytes;
+void put(json_writer& w, const assign_view& m) {
+  w.key("run").string(m.run);
+  w.key("epoch").number(m.epoch);
+  w.key("module").string(m.module);
+  w.key("attempt").number(std::uint64_t{m.attempt});
+  w.key("kind").string(m.kind);
+  w.key("params").value(m.params);
+  put_optional(w, "timeout_ms", m.timeout_ms);
+  w.key("deps").strings(m.deps);
+  w.key("results").begin_object();
+  for (const drover::dependency_result& r : m.results) {
+    w.key_escaped(r.id).begin_object();
+    w.key("status").string(to_string(r.status));
+    w.key("value").value(r.value);
+    w.end_object();
+  }
+  w.end_object();
+  put_optional(w, "matrix_target", m.matrix_target);
+  if (!m.outputs.empty()) w.key("outputs").strings(m.outputs);
 }
 
-void put(json::object& o, const assign_message& m) {
-  o["run"] = m.run;
-  o["epoch"] = m.epoch;
-  o["module"] = m.module;
-  o["attempt"] = m.attempt;
-  o["kind"] = m.kind;
-  o["params"] = m.params;
-  put_optional(o, "timeout_ms", m.timeout_ms);
-  o["deps"] = to_json(m.deps);
-  json::object results;
+void put(json_writer& w, const assign_message& m) {
+  std::vector<std::string_view> deps(m.deps.begin(), m.deps.end());
+  // A repeated module id keeps its first place and its last content, as a JSON object would.
+  std::vector<drover::dependency_result> results;
   results.reserve(m.results.size());
   for (const dependency_result& r : m.results) {
-    results[r.module] = json::object{{"status", to_string(r.status)}, {"value", r.value}};
+    auto same = std::find_if(results.begin(), results.end(),
+                             [&](const drover::dependency_result& x) { return x.id == r.module; });
+    if (same != results.end()) {
+      *same = {r.module, r.status, &r.value};
+    } else {
+      results.push_back({r.module, r.status, &r.value});
+    }
   }
-  o["results"] = std::move(results);
-  put_optional(o, "matrix_target", m.matrix_target);
+  assign_view view;
+  view.run = m.run;
+  view.epoch = m.epoch;
+  view.module = m.module;
+  view.attempt = m.attempt;
+  view.kind = m.kind;
+  view.params = &m.params;
+  view.timeout_ms = m.timeout_ms;
+  view.deps = deps;
+  view.results = results;
+  if (m.matrix_target) view.matrix_target = *m.matrix_target;
+  view.outputs = m.outputs;
+  put(w, view);
 }
 
-void put(json::object& o, const result_message& m) {
-  o["run"] = m.run;
-  o["epoch"] = m.epoch;
-  o["module"] = m.module;
-  o["attempt"] = m.attempt;
-  o["status"] = to_string(m.status);
+void put(json_writer& w, const result_message& m) {
+  w.key("run").string(m.run);
+  w.key("epoch").number(m.epoch);
+  w.key("module").string(m.module);
+  w.key("attempt").number(std::uint64_t{m.attempt});
+  w.key("status").string(to_string(m.status));
   if (m.status == module_status::succeeded) {
-    o["value"] = m.value;
+    w.key("value").value(&m.value);
   } else {
-    o["error"] = m.error;
+    w.key("error").string(m.error);
   }
-  put_optional(o, "started_at_ms", m.started_at_ms);
-  put_optional(o, "finished_at_ms", m.finished_at_ms);
+  put_optional(w, "started_at_ms", m.started_at_ms);
+  put_optional(w, "finished_at_ms", m.finished_at_ms);
 }
 
-void put(json::object& o, const heartbeat_message& m) {
-  json::array running;
-  running.reserve(m.running.size());
-  for (const running_attempt& r : m.running) {
-    running.emplace_back(json::object{{"module", r.module}, {"attempt", r.attempt}});
+void put(json_writer& w, const heartbeat_message& m) {
+  w.key("running").begin_array();
+  for (std::size_t i = 0; i < m.running.size(); ++i) {
+    if (i > 0) w.comma();
+    w.begin_object();
+    w.key("module").string(m.running[i].module);
+    w.key("attempt").number(std::uint64_t{m.running[i].attempt});
+    w.end_object();
   }
-  o["running"] = std::move(running);
+  w.end_array();
 }
 
-void put(json::object& o, const cancel_message& m) {
-  o["run"] = m.run;
-  o["epoch"] = m.epoch;
-  o["module"] = m.module;
-  o["attempt"] = m.attempt;
-  o["reason"] = m.reason;
+void put(json_writer& w, const cancel_message& m) {
+  w.key("run").string(m.run);
+  w.key("epoch").number(m.epoch);
+  w.key("module").string(m.module);
+  w.key("attempt").number(std::uint64_t{m.attempt});
+  w.key("reason").string(m.reason);
 }
 
-void put(json::object& o, const drain_message& m) {
-  o["reason"] = m.reason;
+void put(json_writer& w, const drain_message& m) {
+  w.key("reason").string(m.reason);
 }
 
-void put(json::object& o, const bye_message& m) {
-  o["reason"] = m.reason;
+void put(json_writer& w, const bye_message& m) {
+  w.key("reason").string(m.reason);
 }
 
-void put(json::object& o, const error_message& m) {
-  o["code"] = m.code;
-  o["message"] = m.message;
-  o["fatal"] = m.fatal;
-  put_optional(o, "module", m.module);
-  put_optional(o, "attempt", m.attempt);
+void put(json_writer& w, const error_message& m) {
+  w.key("code").string(m.code);
+  w.key("message").string(m.message);
+  w.key("fatal").boolean(m.fatal);
+  put_optional(w, "module", m.module);
+  put_optional(w, "attempt", m.attempt);
+}
+
+/// True when a byte of `text` is >= 0x80: only then can it hold invalid UTF-8. Looks at eight
+/// bytes at a time, since lines are almost always plain ASCII.
+bool has_non_ascii(std::string_view text) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, text.data() + i, 8);
+    if ((word & 0x8080808080808080ull) != 0) return true;
+  }
+  for (; i < text.size(); ++i) {
+    if (static_cast<unsigned char>(text[i]) >= 0x80) return true;
+  }
+  return false;
+}
+
+/// Writes `{"type":"<type>", ...members...}\n` to `out` and repairs invalid UTF-8 in it.
+template <typename Message>
+std::size_t write_line(std::string& out, std::string_view type, const Message& m) {
+  const std::size_t start = out.size();
+  json_writer w{out};
+  w.begin_object();
+  w.key("type").string(type);
+  put(w, m);
+  w.end_object();
+  out += '\n';
+  const std::string_view line{out.data() + start, out.size() - start};
+  if (has_non_ascii(line)) {
+    if (const std::size_t bad = first_invalid_utf8(line); bad != std::string_view::npos) {
+      std::string repaired = repair_serialized_utf8(line, bad);
+      out.resize(start);
+      out.append(repaired);
+    }
+  }
+  return out.size() - start;
 }
 
 protocol_error make_error(error_code code, std::string text, bool fatal = false) {
@@ -684,56 +922,476 @@ std::string_view type_name(const message& m) noexcept {
 }
 
 std::string encode(const message& m) {
-  json::object o;
-  o["type"] = type_name(m);
-  std::visit([&](const auto& typed) { put(o, typed); }, m);
-  std::string line = json::serialize(o);
-  if (const std::size_t bad = first_invalid_utf8(line); bad != std::string::npos) {
-    line = repair_serialized_utf8(line, bad);
-  }
-  line += '\n';
+  std::string line;
+  encode_to(line, m);
   return line;
+}
+
+std::size_t encode_to(std::string& out, const message& m) {
+  return std::visit([&](const auto& typed) { return write_line(out, type_name(m), typed); }, m);
+}
+
+std::size_t encode_to(std::string& out, const assign_view& m) {
+  return write_line(out, "assign", m);
+}
+
+namespace {
+
+// --- the plain fast path ----------------------------------------------------------------
+// Assigns and results are the lines a connection carries by the thousand. When such a line is
+// plain, decode_plain reads it in one pass without building a document; anything else (an
+// escape in a string, a byte >= 0x80, a number that is not a small unsigned integer, a field
+// it does not know, a repeated field, a missing or mistyped one, dependency results) makes it
+// give up, and the full decoder reads the line and reports whatever is wrong. Nested values
+// (params, value, deps, outputs) are checked by Boost.JSON itself. So both paths accept the
+// same lines and make the same messages; protocol_test compares them.
+
+/// One member of the message object, as found.
+struct plain_field {
+  enum class kind : std::uint8_t { absent, string, number, null, nested };
+  kind what = kind::absent;
+  std::string_view text;  ///< the string's bytes, or a nested value's JSON text
+  std::uint64_t number = 0;
+};
+
+class plain_reader {
+ public:
+  /// Reads `line` from `start`, just after the comma that follows its first member.
+  plain_reader(std::string_view line, std::size_t start, std::size_t max_depth)
+      : line_{line}, max_depth_{max_depth}, pos_{start} {}
+
+  /// Reads the other members; calls `field(key)` for each, which returns where to store it
+  /// (null: give up). False when the line is not plain.
+  template <typename FieldFor>
+  bool read_members(FieldFor field) {
+    skip_space();
+    for (;;) {
+      std::string_view key;
+      if (!read_string(key)) return false;
+      skip_space();
+      if (!take(':')) return false;
+      skip_space();
+      plain_field* into = field(key);
+      if (into == nullptr || into->what != plain_field::kind::absent) return false;
+      if (!read_value(*into)) return false;
+      skip_space();
+      if (take(',')) {
+        skip_space();
+        continue;
+      }
+      return take('}') && at_end();
+    }
+  }
+
+ private:
+  bool read_value(plain_field& out) {
+    if (pos_ >= line_.size()) return false;
+    const char c = line_[pos_];
+    if (c == '"') {
+      out.what = plain_field::kind::string;
+      return read_string(out.text);
+    }
+    if (c >= '0' && c <= '9') {
+      out.what = plain_field::kind::number;
+      return read_number(out.number);
+    }
+    if (c == 'n') {
+      out.what = plain_field::kind::null;
+      return take_word("null");
+    }
+    if (c == '{' || c == '[') {
+      out.what = plain_field::kind::nested;
+      return read_nested(out.text);
+    }
+    return false;  // true, false, a negative or other number: the full decoder's business
+  }
+
+  bool read_string(std::string_view& out) {
+    if (!take('"')) return false;
+    const std::size_t start = pos_;
+    for (; pos_ < line_.size(); ++pos_) {
+      const auto c = static_cast<unsigned char>(line_[pos_]);
+      if (c == '"') {
+        out = line_.substr(start, pos_ - start);
+        ++pos_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20 || c >= 0x80) return false;
+    }
+    return false;
+  }
+
+  // An unsigned integer as JSON writes it: no sign, fraction, exponent or leading zero.
+  bool read_number(std::uint64_t& out) {
+    const std::size_t start = pos_;
+    std::uint64_t value = 0;
+    while (pos_ < line_.size() && line_[pos_] >= '0' && line_[pos_] <= '9') {
+      const auto digit = static_cast<std::uint64_t>(line_[pos_] - '0');
+      if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) return false;
+      value = value * 10 + digit;
+      ++pos_;
+    }
+    if (pos_ - start > 1 && line_[start] == '0') return false;
+    if (pos_ < line_.size() && (line_[pos_] == '.' || line_[pos_] == 'e' || line_[pos_] == 'E'))
+      return false;
+    out = value;
+    return true;
+  }
+
+  // The extent of an array or object; Boost.JSON checks its content later. Strings are skipped
+  // with their escapes, so that a bracket inside one does not count.
+  bool read_nested(std::string_view& out) {
+    const std::size_t start = pos_;
+    std::size_t depth = 0;
+    // The message object is level 1; stay a level below the limit so that every line this
+    // accepts is one the full decoder accepts too.
+    const std::size_t deepest = max_depth_ > 2 ? max_depth_ - 2 : 0;
+    for (; pos_ < line_.size(); ++pos_) {
+      const char c = line_[pos_];
+      if (c == '"') {
+        for (++pos_; pos_ < line_.size() && line_[pos_] != '"'; ++pos_) {
+          if (line_[pos_] == '\\') ++pos_;
+        }
+        if (pos_ >= line_.size()) return false;
+      } else if (c == '{' || c == '[') {
+        if (++depth > deepest) return false;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) {
+          ++pos_;
+          out = line_.substr(start, pos_ - start);
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  bool take(char c) {
+    if (pos_ >= line_.size() || line_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+
+  bool take_word(std::string_view word) {
+    if (line_.substr(pos_, word.size()) != word) return false;
+    pos_ += word.size();
+    return true;
+  }
+
+  void skip_space() {
+    while (pos_ < line_.size() && (line_[pos_] == ' ' || line_[pos_] == '\t' ||
+                                   line_[pos_] == '\n' || line_[pos_] == '\r'))
+      ++pos_;
+  }
+
+  bool at_end() {
+    skip_space();
+    return pos_ == line_.size();
+  }
+
+  std::string_view line_;
+  std::size_t max_depth_;
+  std::size_t pos_;
+};
+
+/// The nested JSON text as a value in the default storage, or nullopt when Boost.JSON rejects
+/// it (the full decoder then says why).
+std::optional<json::value> plain_nested(std::string_view text, std::size_t max_depth) {
+  json::parse_options options;
+  options.max_depth = max_depth;
+  json::error_code ec;
+  json::value v = json::parse(text, ec, json::storage_ptr{}, options);
+  if (ec) return std::nullopt;
+  return v;
+}
+
+bool plain_required_string(const plain_field& f, std::string& out) {
+  if (f.what != plain_field::kind::string || f.text.empty()) return false;
+  out.assign(f.text);
+  return true;
+}
+
+bool plain_uint(const plain_field& f, std::uint64_t min, std::uint64_t max, std::uint64_t& out) {
+  if (f.what != plain_field::kind::number || f.number < min || f.number > max) return false;
+  out = f.number;
+  return true;
+}
+
+/// An optional unsigned integer: absent or null is nullopt; false when it is something else.
+template <typename Integer>
+bool plain_optional_uint(const plain_field& f, std::uint64_t min, std::uint64_t max,
+                         std::optional<Integer>& out) {
+  if (f.what == plain_field::kind::absent || f.what == plain_field::kind::null) return true;
+  std::uint64_t n = 0;
+  if (!plain_uint(f, min, max, n)) return false;
+  out = static_cast<Integer>(n);
+  return true;
+}
+
+/// Any JSON value the fast path can read: null, a plain string, an array or object.
+bool plain_any(const plain_field& f, std::size_t max_depth, json::value& out) {
+  switch (f.what) {
+    case plain_field::kind::absent:
+    case plain_field::kind::null:
+      out = nullptr;
+      return true;
+    case plain_field::kind::string:
+      out = json::string_view{f.text.data(), f.text.size()};
+      return true;
+    case plain_field::kind::nested: {
+      auto v = plain_nested(f.text, max_depth);
+      if (!v) return false;
+      out = std::move(*v);
+      return true;
+    }
+    case plain_field::kind::number:
+      return false;  // int64 or uint64 as Boost.JSON would store it: leave it to the full path
+  }
+  return false;
+}
+
+/// An array of strings (absent or null: empty), as string_array_or_empty reads it.
+bool plain_strings(const plain_field& f, std::size_t max_depth, std::vector<std::string>& out) {
+  if (f.what == plain_field::kind::absent || f.what == plain_field::kind::null) return true;
+  if (f.what != plain_field::kind::nested || f.text.front() != '[') return false;
+  if (f.text.find_first_not_of(" \t\r\n", 1) == f.text.size() - 1) return true;  // []
+  auto v = plain_nested(f.text, max_depth);
+  if (!v || !v->is_array()) return false;
+  const json::array& items = v->get_array();
+  out.reserve(items.size());
+  for (const json::value& item : items) {
+    if (!item.is_string()) return false;
+    out.emplace_back(item.get_string().data(), item.get_string().size());
+  }
+  return true;
+}
+
+std::optional<message> decode_plain_assign(plain_reader& in, std::size_t max_depth) {
+  plain_field run, epoch, module, attempt, kind, params, timeout, deps, results, target, outputs;
+  const bool plain = in.read_members([&](std::string_view key) -> plain_field* {
+    if (key == "run") return &run;
+    if (key == "epoch") return &epoch;
+    if (key == "module") return &module;
+    if (key == "attempt") return &attempt;
+    if (key == "kind") return &kind;
+    if (key == "params") return &params;
+    if (key == "timeout_ms") return &timeout;
+    if (key == "deps") return &deps;
+    if (key == "results") return &results;
+    if (key == "matrix_target") return &target;
+    if (key == "outputs") return &outputs;
+    return nullptr;
+  });
+  if (!plain) return std::nullopt;
+  assign_message m;
+  std::uint64_t number = 0;
+  if (!plain_required_string(run, m.run) || !plain_uint(epoch, 0, no_max, m.epoch) ||
+      !plain_required_string(module, m.module) || !plain_uint(attempt, 1, u32_max, number) ||
+      !plain_required_string(kind, m.kind) || !plain_any(params, max_depth, m.params) ||
+      !plain_optional_uint(timeout, 1, no_max, m.timeout_ms) ||
+      !plain_strings(deps, max_depth, m.deps) || !plain_strings(outputs, max_depth, m.outputs)) {
+    return std::nullopt;
+  }
+  m.attempt = static_cast<std::uint32_t>(number);
+  // Dependency results are sent once per worker: the full decoder reads them.
+  if (results.what == plain_field::kind::nested) {
+    if (results.text.front() != '{' ||
+        results.text.find_first_not_of(" \t\r\n", 1) != results.text.size() - 1) {
+      return std::nullopt;
+    }
+  } else if (results.what != plain_field::kind::absent && results.what != plain_field::kind::null) {
+    return std::nullopt;
+  }
+  if (target.what == plain_field::kind::string) {
+    m.matrix_target.emplace(target.text);
+  } else if (target.what != plain_field::kind::absent && target.what != plain_field::kind::null) {
+    return std::nullopt;
+  }
+  return message{std::move(m)};
+}
+
+std::optional<message> decode_plain_result(plain_reader& in, std::size_t max_depth) {
+  plain_field run, epoch, module, attempt, status, value, error, started, finished;
+  const bool plain = in.read_members([&](std::string_view key) -> plain_field* {
+    if (key == "run") return &run;
+    if (key == "epoch") return &epoch;
+    if (key == "module") return &module;
+    if (key == "attempt") return &attempt;
+    if (key == "status") return &status;
+    if (key == "value") return &value;
+    if (key == "error") return &error;
+    if (key == "started_at_ms") return &started;
+    if (key == "finished_at_ms") return &finished;
+    return nullptr;
+  });
+  if (!plain || status.what != plain_field::kind::string) return std::nullopt;
+  result_message m;
+  std::uint64_t number = 0;
+  const std::optional<module_status> outcome = module_status_from_string(status.text);
+  if (!outcome || !is_attempt_outcome(*outcome) || !plain_required_string(run, m.run) ||
+      !plain_uint(epoch, 0, no_max, m.epoch) || !plain_required_string(module, m.module) ||
+      !plain_uint(attempt, 1, u32_max, number)) {
+    return std::nullopt;
+  }
+  m.attempt = static_cast<std::uint32_t>(number);
+  m.status = *outcome;
+  // The member the status does not read must still be a value the fast path can read.
+  json::value unused;
+  if (m.status == module_status::succeeded) {
+    if (!plain_any(value, max_depth, m.value)) return std::nullopt;
+    if (error.what != plain_field::kind::absent && !plain_any(error, max_depth, unused))
+      return std::nullopt;
+  } else {
+    if (error.what != plain_field::kind::string) return std::nullopt;  // "" is allowed
+    m.error.assign(error.text);
+    if (!plain_any(value, max_depth, unused)) return std::nullopt;
+  }
+  if (!plain_optional_uint(started, 0, INT64_MAX, m.started_at_ms) ||
+      !plain_optional_uint(finished, 0, INT64_MAX, m.finished_at_ms)) {
+    return std::nullopt;
+  }
+  return message{std::move(m)};
+}
+
+/// The message when `line` is a plain assign or result, else nullopt.
+std::optional<message> decode_plain(std::string_view line, std::size_t max_depth) {
+  constexpr std::string_view assign_start = R"({"type":"assign",)";
+  constexpr std::string_view result_start = R"({"type":"result",)";
+  static_assert(assign_start.size() == result_start.size());
+  const bool assign = line.starts_with(assign_start);
+  if (!assign && !line.starts_with(result_start)) return std::nullopt;
+  plain_reader in{line, assign_start.size(), max_depth};
+  return assign ? decode_plain_assign(in, max_depth) : decode_plain_result(in, max_depth);
+}
+
+// --- decoding ---------------------------------------------------------------------------
+
+// Lines up to this size are parsed into the decoder's own buffer, with no allocation for the
+// document; longer ones spill over to the heap.
+constexpr std::size_t decoder_scratch_bytes = 8192;
+
+json::parse_options parse_options_for(const limits& l) {
+  json::parse_options o;
+  o.max_depth = l.max_depth;
+  return o;
+}
+
+}  // namespace
+
+struct line_decoder::state {
+  explicit state(const limits& l)
+      : receiver_limits{l}, parser{json::storage_ptr{}, parse_options_for(l)} {}
+
+  limits receiver_limits;
+  std::uint64_t plain_lines = 0;
+  json::parser parser;
+  std::unique_ptr<unsigned char[]> scratch =
+      std::make_unique_for_overwrite<unsigned char[]>(decoder_scratch_bytes);
+};
+
+line_decoder::line_decoder(const limits& receiver_limits)
+    : state_{std::make_unique<state>(receiver_limits)} {}
+line_decoder::~line_decoder() = default;
+line_decoder::line_decoder(line_decoder&&) noexcept = default;
+line_decoder& line_decoder::operator=(line_decoder&&) noexcept = default;
+
+const limits& line_decoder::receiver_limits() const noexcept {
+  return state_->receiver_limits;
+}
+
+std::uint64_t line_decoder::plain_lines() const noexcept {
+  return state_->plain_lines;
+}
+
+void line_decoder::set_limits(const limits& receiver_limits) {
+  if (receiver_limits.max_depth != state_->receiver_limits.max_depth) {
+    const std::uint64_t plain_lines = state_->plain_lines;
+    state_ = std::make_unique<state>(receiver_limits);  // the parser's depth is set when made
+    state_->plain_lines = plain_lines;
+  }
+  state_->receiver_limits = receiver_limits;
+}
+
+namespace {
+
+protocol_error line_too_long_error(std::string_view line, const limits& receiver_limits) {
+  return make_error(error_code::line_too_long,
+                    "line of " + std::to_string(line.size()) + " bytes exceeds the limit of " +
+                        std::to_string(receiver_limits.max_line_bytes) + " bytes",
+                    /*fatal=*/true);
+}
+
+/// The full decoder: parses the line into a document with `parser`, whose values live in
+/// `storage` until the message has copied what it keeps, then reads the message from it.
+decode_result decode_document(std::string_view line, const limits& receiver_limits,
+                              json::parser& parser, json::storage_ptr storage) {
+  parser.reset(std::move(storage));
+  // Whatever the parser still holds (a document half built when the line was bad) goes while
+  // its memory is still there.
+  struct reset_on_exit {
+    json::parser& parser;
+    ~reset_on_exit() { parser.reset(); }
+  } reset{parser};
+  json::error_code ec;
+  const std::size_t consumed = parser.write(line.data(), line.size(), ec);
+  if (ec == json::error::too_deep) {
+    return make_error(error_code::too_deep,
+                      "JSON nests deeper than the limit of " +
+                          std::to_string(receiver_limits.max_depth) + " levels (at offset " +
+                          std::to_string(consumed) + ")",
+                      /*fatal=*/true);
+  }
+  if (ec) {
+    if (const std::size_t bad = first_invalid_utf8(line); bad != std::string_view::npos) {
+      return make_error(error_code::malformed_json,
+                        "malformed JSON: invalid UTF-8 at offset " + std::to_string(bad));
+    }
+    return make_error(error_code::malformed_json,
+                      "malformed JSON at offset " + std::to_string(consumed) + ": " + ec.message());
+  }
+  const json::value value = parser.release();
+  if (!value.is_object()) {
+    return make_error(error_code::not_an_object, "expected a JSON object, got " + describe(value));
+  }
+  return decode_object(value.get_object());
+}
+
+decode_result internal_error(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) {
+    return make_error(error_code::internal, "out of memory while decoding a line");
+  }
+  return make_error(error_code::internal, std::string("decoding failed: ") + e.what());
+}
+
+}  // namespace
+
+decode_result line_decoder::decode(std::string_view line) {
+  const limits& receiver_limits = state_->receiver_limits;
+  if (line.size() > receiver_limits.max_line_bytes) {
+    return line_too_long_error(line, receiver_limits);
+  }
+  try {
+    if (std::optional<message> plain = decode_plain(line, receiver_limits.max_depth)) {
+      ++state_->plain_lines;
+      return std::move(*plain);
+    }
+    json::monotonic_resource document_memory{state_->scratch.get(), decoder_scratch_bytes};
+    return decode_document(line, receiver_limits, state_->parser,
+                           json::storage_ptr{&document_memory});
+  } catch (const std::exception& e) {
+    return internal_error(e);
+  }
 }
 
 decode_result decode(std::string_view line, const limits& receiver_limits) {
   if (line.size() > receiver_limits.max_line_bytes) {
-    return make_error(error_code::line_too_long,
-                      "line of " + std::to_string(line.size()) + " bytes exceeds the limit of " +
-                          std::to_string(receiver_limits.max_line_bytes) + " bytes",
-                      /*fatal=*/true);
+    return line_too_long_error(line, receiver_limits);
   }
   try {
-    json::parse_options options;
-    options.max_depth = receiver_limits.max_depth;
-    json::parser parser{json::storage_ptr{}, options};
-    json::error_code ec;
-    const std::size_t consumed = parser.write(line.data(), line.size(), ec);
-    if (ec == json::error::too_deep) {
-      return make_error(error_code::too_deep,
-                        "JSON nests deeper than the limit of " +
-                            std::to_string(receiver_limits.max_depth) + " levels (at offset " +
-                            std::to_string(consumed) + ")",
-                        /*fatal=*/true);
-    }
-    if (ec) {
-      if (const std::size_t bad = first_invalid_utf8(line); bad != std::string_view::npos) {
-        return make_error(error_code::malformed_json,
-                          "malformed JSON: invalid UTF-8 at offset " + std::to_string(bad));
-      }
-      return make_error(
-          error_code::malformed_json,
-          "malformed JSON at offset " + std::to_string(consumed) + ": " + ec.message());
-    }
-    const json::value value = parser.release();
-    if (!value.is_object()) {
-      return make_error(error_code::not_an_object,
-                        "expected a JSON object, got " + describe(value));
-    }
-    return decode_object(value.get_object());
-  } catch (const std::bad_alloc&) {
-    return make_error(error_code::internal, "out of memory while decoding a line");
+    json::parser parser{json::storage_ptr{}, parse_options_for(receiver_limits)};
+    return decode_document(line, receiver_limits, parser, json::storage_ptr{});
   } catch (const std::exception& e) {
-    return make_error(error_code::internal, std::string("decoding failed: ") + e.what());
+    return internal_error(e);
   }
 }
 

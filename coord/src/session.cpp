@@ -38,36 +38,49 @@ std::string version_list(std::span<const int> versions) {
 }
 
 /// The run's handle on one connection. The run calls it on its own strand; everything it
-/// is given is copied here and handed to the session's strand, never touched in place.
+/// is given is copied (an assign: encoded into the outbox) and handed to the session's strand,
+/// never touched in place.
 class worker_link final : public remote_worker {
  public:
-  worker_link(std::weak_ptr<session_core> session, asio::any_io_executor strand, std::string run_id)
-      : session_(std::move(session)), strand_(std::move(strand)), run_id_(std::move(run_id)) {}
+  worker_link(std::weak_ptr<session_core> session, asio::any_io_executor strand, std::string run_id,
+              std::shared_ptr<assign_outbox> outbox, std::size_t max_line_bytes)
+      : session_(std::move(session)),
+        strand_(std::move(strand)),
+        run_id_(std::move(run_id)),
+        outbox_(std::move(outbox)),
+        max_line_bytes_(max_line_bytes) {}
 
   void assign(const assignment& a) override {
-    assign_message m;
+    assign_view m;
     m.run = run_id_;
     m.epoch = a.epoch;
-    m.module = std::string(a.id);
+    m.module = a.id;
     m.attempt = a.attempt;
-    m.kind = std::string(a.kind);
-    if (a.params != nullptr) m.params = *a.params;
+    m.kind = a.kind;
+    m.params = a.params;
     if (a.timeout)
       m.timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(a.timeout->count(), 1));
-    m.deps.reserve(a.deps.size());
-    for (std::string_view dep : a.deps)
-      m.deps.emplace_back(dep);
-    m.results.reserve(a.new_results.size());
-    for (const drover::dependency_result& r : a.new_results) {
-      coord::dependency_result& out = m.results.emplace_back();
-      out.module = std::string(r.id);
-      out.status = r.status;
-      if (r.value != nullptr) out.value = *r.value;
+    m.deps = a.deps;
+    m.results = a.new_results;
+    if (!a.matrix_target.empty()) m.matrix_target = a.matrix_target;
+    m.outputs = a.outputs;
+
+    std::unique_lock lock(outbox_->mutex);
+    const std::size_t bytes = encode_to(outbox_->lines, m);
+    if (bytes - 1 > max_line_bytes_) {
+      outbox_->lines.resize(outbox_->lines.size() - bytes);
+      lock.unlock();
+      on_session([module = std::string(a.id), index = a.module, attempt = a.attempt,
+                  epoch = a.epoch, bytes](session_core& s) mutable {
+        s.refuse_oversized_assign(std::move(module), index, attempt, epoch, bytes - 1);
+      });
+      return;
     }
-    if (!a.matrix_target.empty()) m.matrix_target = std::string(a.matrix_target);
-    on_session([m = std::move(m), index = a.module](session_core& s) mutable {
-      s.send_assign(std::move(m), index);
-    });
+    outbox_->entries.push_back({std::string(a.id), a.module, a.attempt});
+    if (outbox_->flush_posted) return;
+    outbox_->flush_posted = true;
+    lock.unlock();
+    on_session([](session_core& s) { s.flush_assigns(); });
   }
 
   void cancel(std::uint32_t, std::string_view id, std::uint32_t attempt,
@@ -103,6 +116,8 @@ class worker_link final : public remote_worker {
   std::weak_ptr<session_core> session_;
   asio::any_io_executor strand_;
   std::string run_id_;
+  std::shared_ptr<assign_outbox> outbox_;
+  std::size_t max_line_bytes_;
 };
 
 }  // namespace
@@ -121,7 +136,10 @@ std::string printable(std::string_view text, std::size_t limit) {
 
 session_core::session_core(std::shared_ptr<master_state> master, asio::any_io_executor strand,
                            std::string peer)
-    : master_(std::move(master)), strand_(std::move(strand)), peer_(std::move(peer)) {
+    : master_(std::move(master)),
+      strand_(std::move(strand)),
+      peer_(std::move(peer)),
+      decoder_(master_->options().line_limits) {
   opened_at_ = last_heard_ = last_sent_ = clock::now();
 }
 
@@ -152,6 +170,10 @@ void session_core::on_line(std::string_view line) {
     send_error(error_code::internal, "the master could not handle the line", true);
     begin_close(std::string("internal error: ") + e.what());
   }
+}
+
+void session_core::on_read_pause() {
+  forward_results();
 }
 
 void session_core::on_line_too_long() {
@@ -229,7 +251,7 @@ session_core::clock::time_point session_core::on_tick(clock::time_point now) {
 
 void session_core::handle_hello(std::string_view line) {
   const master_options& o = master_->options();
-  decode_result decoded = decode(line, o.line_limits);
+  decode_result decoded = decoder_.decode(line);
   auto refuse = [&](std::string why) {
     log("refused: " + why);
     master_->count([](master_stats& s) { ++s.handshakes_failed; });
@@ -287,13 +309,15 @@ void session_core::handle_hello(std::string_view line) {
   log("joined with " + std::to_string(hello->slots) + (hello->slots == 1 ? " slot" : " slots") +
       (labels.empty() ? std::string() : ", capabilities " + labels));
   attached_ = true;
+  outbox_ = std::make_shared<assign_outbox>();
   hub_id_ = master_->hub().attach(
-      std::make_shared<worker_link>(weak_from_this(), strand_, master_->run_id()), name_,
-      std::move(hello->capabilities), hello->slots);
+      std::make_shared<worker_link>(weak_from_this(), strand_, master_->run_id(), outbox_,
+                                    max_line_bytes()),
+      name_, std::move(hello->capabilities), hello->slots);
 }
 
 void session_core::handle_message(std::string_view line) {
-  decode_result decoded = decode(line, master_->options().line_limits);
+  decode_result decoded = decoder_.decode(line);
   if (!decoded.ok()) {
     const protocol_error& e = decoded.error();
     const std::string what = std::string(to_string(e.code)) + ": " + e.message;
@@ -351,30 +375,58 @@ void session_core::handle_result(result_message& result) {
                false, result.module, result.attempt);
     return;
   }
-  const std::vector<std::uint32_t>& attempts = found->second.attempts;
-  if (std::find(attempts.begin(), attempts.end(), result.attempt) == attempts.end()) {
+  if (!found->second.has(result.attempt)) {
     send_error(error_code::stale_result,
                "result for " + quoted(result.module) + " attempt " + attempt +
                    ": that attempt was not assigned on this connection (the last was " +
-                   std::to_string(attempts.back()) + ")",
+                   std::to_string(found->second.last()) + ")",
                false, result.module, result.attempt);
     return;
   }
   // The run decides whether the attempt is still current (and answers through rejected()).
-  remote_completion completion;
+  // Results go to it together once the lines at hand are handled (on_read_pause).
+  remote_completion& completion = results_read_.emplace_back();
   completion.module = found->second.index;
   completion.epoch = result.epoch;
   completion.attempt = result.attempt;
   completion.status = result.status;
   completion.value = std::move(result.value);
   completion.error = std::move(result.error);
-  master_->count([](master_stats& s) { ++s.results_forwarded; });
-  master_->hub().complete(hub_id_, std::move(completion));
+}
+
+void session_core::forward_results() {
+  if (results_read_.empty()) return;
+  const std::size_t forwarded = results_read_.size();
+  master_->count([forwarded](master_stats& s) { s.results_forwarded += forwarded; });
+  std::vector<remote_completion> batch;
+  batch.reserve(forwarded);
+  batch.swap(results_read_);
+  master_->hub().complete(hub_id_, std::move(batch));
 }
 
 void session_core::send(const message& m) {
-  write_line(encode(m));
+  std::string line;
+  encode_to(line, m);
+  send_lines(line);
+}
+
+void session_core::send_lines(std::string_view lines) {
+  write_line(lines);
   last_sent_ = clock::now();
+  // Only bytes behind an unfinished write count: a burst handed to an idle writer goes to the
+  // socket at once, however large.
+  const std::size_t waiting = bytes_waiting();
+  const std::size_t limit = master_->options().max_send_queue_bytes;
+  if (waiting <= limit || phase_ == phase::closed) return;
+  // The peer stopped reading: holding more for it would grow without bound, and what is
+  // queued would never arrive anyway. No goodbye: it could not be written either.
+  const std::string why = "it stopped reading: " + std::to_string(waiting) +
+                          " bytes wait to be sent to it, over the limit of " +
+                          std::to_string(limit) + " bytes";
+  log("lost: " + why);
+  if (phase_ == phase::attached) master_->count([](master_stats& s) { ++s.workers_stalled; });
+  begin_close(why);
+  close_now();
 }
 
 void session_core::send_error(error_code code, std::string text, bool fatal,
@@ -397,29 +449,43 @@ void session_core::reply_to(const protocol_error& problem, bool fatal) {
 
 // --- from the run and the master -----------------------------------------------------------
 
-void session_core::send_assign(assign_message m, std::uint32_t module_index) {
-  // Closing: the worker was detached (or the run is over), so the run reassigns the attempt.
-  if (phase_ != phase::attached) return;
-  std::string line = encode(m);
-  if (line.size() - 1 > max_line_bytes()) {
-    const std::string why = "the assignment is " + std::to_string(line.size() - 1) +
-                            " bytes, over the line limit of " + std::to_string(max_line_bytes()) +
-                            " bytes";
-    log("cannot send " + quoted(m.module) + " attempt " + std::to_string(m.attempt) + ": " + why);
-    remote_completion failed;
-    failed.module = module_index;
-    failed.epoch = m.epoch;
-    failed.attempt = m.attempt;
-    failed.status = module_status::failed;
-    failed.error = why;
-    master_->hub().complete(hub_id_, std::move(failed));
-    return;
+void session_core::flush_assigns() {
+  flushing_.clear();
+  flushed_entries_.clear();
+  {
+    std::lock_guard lock(outbox_->mutex);
+    flushing_.swap(outbox_->lines);
+    flushed_entries_.swap(outbox_->entries);
+    outbox_->flush_posted = false;
   }
-  assigned_module& entry = assigned_[m.module];
-  entry.index = module_index;
-  entry.attempts.push_back(m.attempt);
-  write_line(line);
-  last_sent_ = clock::now();
+  // Closing: the worker was detached (or the run is over), so the run reassigns the attempts.
+  if (phase_ != phase::attached || flushing_.empty()) return;
+  for (assign_outbox::entry& e : flushed_entries_) {
+    auto found = assigned_.find(std::string_view{e.module});
+    if (found == assigned_.end()) {
+      found = assigned_.emplace(std::move(e.module), assigned_module{}).first;
+    }
+    found->second.index = e.index;
+    found->second.add(e.attempt);
+  }
+  send_lines(flushing_);
+}
+
+void session_core::refuse_oversized_assign(std::string module, std::uint32_t module_index,
+                                           std::uint32_t attempt, std::uint64_t epoch,
+                                           std::size_t bytes) {
+  if (phase_ != phase::attached) return;
+  const std::string why = "the assignment is " + std::to_string(bytes) +
+                          " bytes, over the line limit of " + std::to_string(max_line_bytes()) +
+                          " bytes";
+  log("cannot send " + quoted(module) + " attempt " + std::to_string(attempt) + ": " + why);
+  remote_completion failed;
+  failed.module = module_index;
+  failed.epoch = epoch;
+  failed.attempt = attempt;
+  failed.status = module_status::failed;
+  failed.error = why;
+  master_->hub().complete(hub_id_, std::move(failed));
 }
 
 void session_core::send_cancel(std::string module, std::uint32_t attempt, std::string reason) {
@@ -472,6 +538,7 @@ void session_core::post_stop() {
 
 void session_core::begin_close(std::string detach_reason) {
   if (phase_ >= phase::closing) return;
+  forward_results();  // before the detach: results that arrived count, and are not reassigned
   phase_ = phase::closing;
   if (attached_ && !run_finished_) {
     master_->count([](master_stats& s) { ++s.workers_left; });

@@ -84,7 +84,9 @@ double simulation_outcome::throughput() const {
 
 simulation_outcome simulate(pipeline p, const simulation_options& options) {
   asio::io_context io{1};
-  auto hub = std::make_shared<worker_hub>();
+  worker_hub::settings hub_settings;
+  hub_settings.overdue_grace = options.lost_worker_timeout;
+  auto hub = std::make_shared<worker_hub>(hub_settings);
   master_options master_settings;
   master_settings.run_id = "simulation";
   master_settings.lost_worker_timeout = options.lost_worker_timeout;

@@ -2,6 +2,7 @@
 
 #include "worker_attempt.hpp"
 
+#include <drover/attempt.hpp>
 #include <drover/coord/framing.hpp>
 #include <drover/engine.hpp>
 
@@ -121,6 +122,8 @@ struct connection : std::enable_shared_from_this<connection> {
   asio::steady_timer idle;                ///< signalled when the last attempt ended
   asio::steady_timer writer_done_signal;  ///< signalled when the writer stopped
   limits receive_limits;
+  line_decoder decoder;     ///< keeps its parser's memory from line to line
+  std::string result_line;  ///< where a result is encoded before it is queued
   std::size_t send_limit = default_max_line_bytes;
 
   bool welcomed = false;
@@ -138,6 +141,16 @@ struct connection : std::enable_shared_from_this<connection> {
   detail::dependency_cache cache;
 };
 
+attempt_settings attempt_settings_from(const worker_options& options) {
+  attempt_settings settings;
+  settings.worker_name = options.worker_id.empty() ? default_worker_id() : options.worker_id;
+  settings.log_dir = options.log_dir;
+  settings.workspace = options.workspace;
+  settings.keep_workdirs = options.keep_workdirs;
+  settings.cancel_grace = options.cancel_grace;
+  return settings;
+}
+
 }  // namespace
 
 struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
@@ -146,7 +159,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
         strand(asio::make_strand(ex)),
         options(std::move(opts)),
         resolve(std::move(r)),
-        runner(ex),
+        runner(strand, attempt_settings_from(options)),
         wait_timer(strand) {
     if (options.worker_id.empty()) options.worker_id = default_worker_id();
     if (options.slots == 0) options.slots = 1;
@@ -170,7 +183,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
   asio::strand<executor_type> strand;
   worker_options options;
   kind_resolver resolve;
-  drover::engine runner;  ///< runs each attempt as a one-module pipeline
+  drover::attempt_runner runner;  ///< runs each attempt as a run would, without a run
   hello_message hello;
   std::mt19937_64 rng;
 
@@ -206,6 +219,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
       if (socket) {
         auto c = std::make_shared<connection>(std::move(*socket), options.limits.max_line_bytes);
         c->receive_limits = options.limits;
+        c->decoder.set_limits(options.limits);
         c->send_limit = options.limits.max_line_bytes;
         const session_end end = co_await run_session(c);
         switch (end.what) {
@@ -413,7 +427,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
         break;
       }
       c.last_received = steady::now();
-      decode_result decoded = decode(in.line, c.receive_limits);
+      decode_result decoded = c.decoder.decode(in.line);
       if (!c.welcomed) {
         handle_handshake_reply(c, std::move(decoded));
       } else {
@@ -441,6 +455,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
       c.receive_limits.max_line_bytes =
           static_cast<std::size_t>(std::min<std::uint64_t>(c.welcome.max_line_bytes, SIZE_MAX - 1));
       c.splitter.set_max_line_bytes(c.receive_limits.max_line_bytes);
+      c.decoder.set_limits(c.receive_limits);
       c.send_limit = c.receive_limits.max_line_bytes;
       c.next_heartbeat = steady::now() + std::chrono::milliseconds(c.welcome.heartbeat_ms);
       c.ticker.cancel();  // the keep-alive loop switches to heartbeats
@@ -524,9 +539,11 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     }
     // The master sends each result once per connection: keep it before anything can fail.
     for (dependency_result& r : assign.results) {
-      auto cached = std::make_shared<detail::cached_dependency>();
-      cached->status = r.status;
-      cached->value = std::move(r.value);
+      detail::cached_dependency cached;
+      cached.status = r.status;
+      if (!r.value.is_null()) {
+        cached.value = std::make_shared<const boost::json::value>(std::move(r.value));
+      }
       c.cache.insert_or_assign(std::move(r.module), std::move(cached));
     }
     assign.results.clear();
@@ -563,7 +580,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     }
 
     detail::attempt_plan plan = detail::plan_attempt(assign, c.cache, resolve, c.welcome.worker);
-    if (!plan.prepared) {
+    if (!plan.request) {
       return send_result(c, detail::make_attempt_result(assign, module_status::failed, nullptr,
                                                         std::move(plan.error), now, now));
     }
@@ -572,29 +589,22 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     attempt->assign = std::move(assign);
     c.running.push_back(attempt);
 
-    run_options run;
-    run.workers = 1;
-    run.log_dir = options.log_dir;
-    run.cancel_grace = options.cancel_grace;
-    run.seed = rng();
     runner.async_run(
-        std::move(*plan.prepared), std::move(run),
+        std::move(*plan.request),
         asio::bind_cancellation_slot(
             attempt->signal.slot(),
             asio::bind_executor(strand, [self = shared_from_this(), c = c.shared_from_this(),
-                                         attempt, index = plan.module_index](run_report report) {
-              self->attempt_finished(*c, *attempt, report, index);
+                                         attempt](attempt_report report) {
+              self->attempt_finished(*c, *attempt, report);
             })));
   }
 
-  void attempt_finished(connection& c, running_attempt_state& attempt, run_report& report,
-                        std::size_t module_index) {
+  void attempt_finished(connection& c, running_attempt_state& attempt, attempt_report& report) {
     auto it = std::find_if(c.running.begin(), c.running.end(),
                            [&](const auto& running) { return running.get() == &attempt; });
     if (it != c.running.end()) c.running.erase(it);
     if (!attempt.abandoned && !c.end) {
-      send_result(c, detail::result_from_report(attempt.assign, report, module_index,
-                                                attempt.cancel_reason));
+      send_result(c, detail::result_from_report(attempt.assign, report, attempt.cancel_reason));
     }
     if (c.running.empty()) {
       c.idle.cancel();
@@ -626,17 +636,17 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
   }
 
   void send_result(connection& c, result_message result) {
-    std::string line = encode(result);
-    if (line.size() - 1 > c.send_limit) {
-      const std::size_t size = line.size() - 1;
+    c.result_line.clear();
+    if (const std::size_t size = encode_to(c.result_line, result) - 1; size > c.send_limit) {
       result.status = module_status::failed;
       result.value = nullptr;
       result.error = "result too large: " + std::to_string(size) + " bytes, the limit is " +
                      std::to_string(c.send_limit);
-      line = encode(result);
+      c.result_line.clear();
+      encode_to(c.result_line, result);
     }
     ++counters.results_sent;
-    c.writer.send(line);
+    c.writer.send(c.result_line);
   }
 
   // --- stopping ---------------------------------------------------------------------------

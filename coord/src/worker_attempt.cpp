@@ -1,55 +1,13 @@
 #include "worker_attempt.hpp"
 
 #include <drover/constraints.hpp>
-#include <drover/pipeline.hpp>
-
-#include <boost/asio/awaitable.hpp>
 
 #include <exception>
-#include <stdexcept>
 #include <utility>
 
 namespace drover::coord::detail {
 
 namespace {
-
-namespace asio = boost::asio;
-
-asio::awaitable<boost::json::value> return_cached(std::shared_ptr<const cached_dependency> dep) {
-  co_return dep->value;
-}
-
-asio::awaitable<boost::json::value> fail_like(module_status status) {
-  if (status == module_status::timed_out) throw timeout_error("timed out on the master's side");
-  throw std::runtime_error("did not succeed on the master's side");
-  co_return nullptr;
-}
-
-// A stand-in for a dependency that ends as the dependency did, so that ctx.result() and
-// ctx.status_of() read what they would in a local run. Only `cancelled` cannot be reproduced
-// by a body: such a dependency reads as failed (its value is null either way).
-module_spec stand_in(const std::string& id, std::shared_ptr<const cached_dependency> dep) {
-  module_spec spec;
-  spec.id = id;
-  spec.retries = 0;
-  switch (dep->status) {
-    case module_status::succeeded:
-      spec.body = [dep = std::move(dep)](module_context&) { return return_cached(dep); };
-      break;
-    case module_status::skipped:
-      spec.body = [](module_context&) { return fail_like(module_status::failed); };
-      spec.skip_if = [] { return std::optional<std::string>{"skipped on the master's side"}; };
-      break;
-    case module_status::ignored_failure:
-      spec.ignore_failure = true;
-      spec.body = [](module_context&) { return fail_like(module_status::failed); };
-      break;
-    default:
-      spec.body = [status = dep->status](module_context&) { return fail_like(status); };
-      break;
-  }
-  return spec;
-}
 
 // "linux" -> {"", "linux"}; "os=linux,compiler=gcc" -> {"os", "linux"}, {"compiler", "gcc"}.
 matrix_combination parse_matrix_target(std::string_view target) {
@@ -95,13 +53,9 @@ attempt_plan plan_attempt(assign_message& assign, const dependency_cache& cache,
     return plan;
   }
 
-  pipeline p;
-  p.name = assign.run;
-  // keep_going: a stand-in that fails must not cancel the others; the module itself runs
-  // regardless (always_run below).
-  p.mode = execution_mode::keep_going;
-  p.modules.reserve(assign.deps.size() + 1);
-  bool every_dependency_succeeded = true;
+  attempt_request request;
+  request.attempt = assign.attempt;
+  request.dependencies.reserve(assign.deps.size());
   for (const std::string& dep : assign.deps) {
     auto found = cache.find(dep);
     if (found == cache.end()) {
@@ -110,12 +64,10 @@ attempt_plan plan_attempt(assign_message& assign, const dependency_cache& cache,
                    "(a protocol error of the master)";
       return plan;
     }
-    every_dependency_succeeded =
-        every_dependency_succeeded && found->second->status == module_status::succeeded;
-    p.modules.push_back(stand_in(dep, found->second));
+    request.dependencies.push_back({dep, found->second.status, found->second.value});
   }
 
-  module_spec& spec = p.modules.emplace_back();
+  module_spec& spec = request.spec;
   spec.id = assign.module;
   spec.deps = assign.deps;
   spec.body = std::move(body);
@@ -123,21 +75,12 @@ attempt_plan plan_attempt(assign_message& assign, const dependency_cache& cache,
   spec.params = std::move(assign.params);
   spec.retries = 0;  // the master owns retries
   if (assign.timeout_ms) spec.timeout = std::chrono::milliseconds(*assign.timeout_ms);
-  // The master only sends an unsuccessful dependency to a module that runs regardless.
-  spec.always_run = !every_dependency_succeeded;
   if (assign.matrix_target) {
     spec.instance =
         matrix_instance{*assign.matrix_target, parse_matrix_target(*assign.matrix_target)};
   }
-
-  const std::size_t module_index = p.modules.size() - 1;
-  prepare_result prepared = prepare(std::move(p));
-  if (!prepared.ok()) {
-    plan.error = "the assignment cannot run: " + format_problems(prepared.problems);
-    return plan;
-  }
-  plan.prepared = std::move(prepared.prepared);
-  plan.module_index = module_index;
+  if (!assign.outputs.empty()) spec.io.ensure().outputs = std::move(assign.outputs);
+  plan.request = std::move(request);
   return plan;
 }
 
@@ -166,38 +109,30 @@ result_message make_attempt_result(const assign_message& assign, module_status s
   return result;
 }
 
-result_message result_from_report(const assign_message& assign, run_report& report,
-                                  std::size_t module_index,
+result_message result_from_report(const assign_message& assign, attempt_report& report,
                                   const std::optional<std::string>& cancel_reason) {
-  const auto now = wall_clock::now();
-  if (module_index >= report.modules.size()) {
-    return make_attempt_result(assign, module_status::failed, nullptr,
-                               "internal error: the run reported no result for the module", now,
-                               now);
-  }
-  module_result& m = report.modules[module_index];
-  const auto started = m.attempts > 0 ? m.started_at : now;
-  const auto finished = m.attempts > 0 ? m.finished_at : now;
-  switch (m.status) {
+  switch (report.status) {
     case module_status::succeeded:
-      return make_attempt_result(assign, m.status, std::move(m.value), {}, started, finished);
+      return make_attempt_result(assign, report.status, std::move(report.value), {},
+                                 report.started_at, report.finished_at);
     case module_status::cancelled:
       if (cancel_reason) {
         return make_attempt_result(
-            assign, m.status, nullptr,
+            assign, report.status, nullptr,
             cancel_reason->empty() ? "cancelled by the master" : "cancelled: " + *cancel_reason,
-            started, finished);
+            report.started_at, report.finished_at);
       }
-      return make_attempt_result(assign, m.status, nullptr, std::move(m.reason), started, finished);
+      [[fallthrough]];
     case module_status::failed:
     case module_status::timed_out:
-      return make_attempt_result(assign, m.status, nullptr, std::move(m.reason), started, finished);
+      return make_attempt_result(assign, report.status, nullptr, std::move(report.error),
+                                 report.started_at, report.finished_at);
     default:
       return make_attempt_result(assign, module_status::failed, nullptr,
-                                 "internal error: the module ended " +
-                                     std::string{to_string(m.status)} +
-                                     (m.reason.empty() ? "" : ": " + m.reason),
-                                 started, finished);
+                                 "internal error: the attempt ended " +
+                                     std::string{to_string(report.status)} +
+                                     (report.error.empty() ? "" : ": " + report.error),
+                                 report.started_at, report.finished_at);
   }
 }
 

@@ -1,11 +1,11 @@
 #pragma once
-// How a worker turns one assign into something the engine runs, and the engine's report back
-// into a result: a one-module pipeline whose dependencies are stand-ins returning the results
-// the master sent.
+// How a worker turns one assign into an attempt the engine runs (drover::attempt_runner: one
+// attempt with a run's semantics, without a run per assign), and the attempt's report back into
+// a result.
 
+#include <drover/attempt.hpp>
 #include <drover/coord/protocol.hpp>
 #include <drover/coord/worker.hpp>
-#include <drover/graph.hpp>
 #include <drover/result.hpp>
 
 #include <boost/json/value.hpp>
@@ -20,24 +20,24 @@
 
 namespace drover::coord::detail {
 
-/// A dependency result the master sent, shared by every attempt that reads it.
+/// A dependency result the master sent; its value is shared by every attempt that reads it.
 struct cached_dependency {
   module_status status = module_status::succeeded;
-  boost::json::value value;
+  std::shared_ptr<const boost::json::value> value;  ///< null pointer: JSON null
 };
 
 /// The dependency results received on one connection, by module id (one run per connection).
-using dependency_cache = std::unordered_map<std::string, std::shared_ptr<const cached_dependency>>;
+using dependency_cache = std::unordered_map<std::string, cached_dependency>;
 
-/// Either the pipeline to run for an assign, or why the attempt fails without running.
+/// Either the attempt to run for an assign, or why it fails without running.
 struct attempt_plan {
-  std::optional<prepared_pipeline> prepared;
-  std::size_t module_index = 0;  ///< the assigned module's index in the pipeline
-  std::string error;             ///< set when prepared is empty
+  std::optional<attempt_request> request;
+  std::string error;  ///< set when request is empty
 };
 
-/// Builds the pipeline for `assign`: stand-ins for its deps (from `cache`), then the module with
-/// its kind resolved, no retries and `timeout_ms` as its timeout. Moves assign.params.
+/// Builds the attempt for `assign`: the module with its kind resolved, `timeout_ms` as its
+/// timeout, `outputs` as its declared outputs and its deps' results from `cache`, each read
+/// with the status the master reported. Moves assign.params and assign.outputs.
 /// Never throws for bad input: an unknown kind, bad params or a dependency missing from the
 /// cache come back as `error`.
 attempt_plan plan_attempt(assign_message& assign, const dependency_cache& cache,
@@ -50,10 +50,9 @@ result_message make_attempt_result(const assign_message& assign, module_status s
                                    wall_clock::time_point started_at,
                                    wall_clock::time_point finished_at);
 
-/// The result of a run made from plan_attempt. `cancel_reason` is set when the master cancelled
-/// the attempt: a cancelled module then reports "cancelled: <reason>".
-result_message result_from_report(const assign_message& assign, run_report& report,
-                                  std::size_t module_index,
+/// The result of an attempt made from plan_attempt. `cancel_reason` is set when the master
+/// cancelled the attempt: a cancelled attempt then reports "cancelled: <reason>".
+result_message result_from_report(const assign_message& assign, attempt_report& report,
                                   const std::optional<std::string>& cancel_reason);
 
 /// Unix milliseconds.

@@ -1,20 +1,29 @@
 #include <drover/context.hpp>
 
+#include "lone_attempt.hpp"
 #include "run_state.hpp"
+#include "work_dir.hpp"
 
 #include <stdexcept>
 
 namespace drover {
+
+// Outside a run (attempt_runner), every accessor reads the lone attempt instead of run_ and
+// worker_; the index is unused.
+module_context::module_context(const detail::lone_attempt& attempt) noexcept
+    : lone_(&attempt), index_(0), attempt_(attempt.attempt) {}
 
 std::string_view module_context::id() const noexcept {
   return spec().id;
 }
 
 std::string_view module_context::worker() const noexcept {
+  if (lone_) return lone_->host->settings.worker_name;
   return worker_->name;
 }
 
 const module_spec& module_context::spec() const noexcept {
+  if (lone_) return lone_->spec;
   return run_->pipeline_.modules[index_];
 }
 
@@ -33,10 +42,32 @@ std::string_view module_context::matrix_value(std::string_view axis) const noexc
 }
 
 const std::filesystem::path& module_context::log_dir() const noexcept {
+  if (lone_) return lone_->host->settings.log_dir;
   return run_->options_.log_dir;
 }
 
+const secret_masker* module_context::secrets() const noexcept {
+  if (lone_) return lone_->host->settings.secrets.get();
+  return run_->options_.secrets.get();
+}
+
+const std::filesystem::path& module_context::workspace() const noexcept {
+  if (lone_) return lone_->host->workspace;
+  return run_->workspace_;
+}
+
+bool module_context::keep_workdirs() const noexcept {
+  if (lone_) return lone_->host->settings.keep_workdirs;
+  return run_->options_.keep_workdirs;
+}
+
+const std::filesystem::path& module_context::work_dir() {
+  if (work_dir_.empty()) work_dir_ = detail::create_work_dir(workspace(), id(), attempt_);
+  return work_dir_;
+}
+
 boost::asio::any_io_executor module_context::get_executor() const noexcept {
+  if (lone_) return lone_->host->strand;
   return worker_->strand;
 }
 
@@ -52,10 +83,16 @@ std::uint32_t module_context::dep_index(std::string_view dep) const {
 // Dependencies were terminal before this module was dispatched, and the hand-over through the
 // ready channel orders those writes before these reads.
 const boost::json::value& module_context::result(std::string_view dep) const {
+  if (lone_) {
+    static const boost::json::value null_value;
+    const auto& value = lone_->dependency(dep).value;
+    return value ? *value : null_value;
+  }
   return run_->results_[dep_index(dep)].value;
 }
 
 module_status module_context::status_of(std::string_view dep) const {
+  if (lone_) return lone_->dependency(dep).status;
   return run_->results_[dep_index(dep)].status;
 }
 

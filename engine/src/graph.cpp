@@ -4,6 +4,7 @@
 #include <string>
 
 #include "id_index.hpp"
+#include "io_validation.hpp"
 #include "resource_glob.hpp"
 #include "text.hpp"
 
@@ -160,6 +161,7 @@ struct graph_builder {
 
     check_policies("", p.defaults.retries, p.defaults.backoff, p.defaults.timeout, problems);
 
+    std::size_t output_writers = 0;  // modules that declare outputs
     detail::id_index index_of(n);
     const auto id_of = [&p](std::uint32_t i) -> std::string_view { return p.modules[i].id; };
     // Table probes miss the cache on large pipelines; hashing a few ids ahead lets the probes
@@ -200,6 +202,10 @@ struct graph_builder {
       }
       check_policies(m.id, m.retries, m.backoff, m.timeout, problems);
       if (m.constraints || m.matrix) check_constraints(p, m, problems);
+      if (m.io) {
+        detail::check_module_io(m, problems);
+        if (!m.io->outputs.empty()) ++output_writers;
+      }
     }
     for (const auto& [name, slots] : p.pools) {
       if (name.empty()) problems.push_back({"", "pools", "a pool has an empty name"});
@@ -286,6 +292,10 @@ struct graph_builder {
           for (std::uint32_t s : g.successors(i))
             longest = std::max(longest, g.critical_path_[s]);
           g.critical_path_[i] = longest + 1;
+        }
+        // Needs every edge: with unknown dependencies it would report pairs they order.
+        if (problems.empty() && output_writers >= 2) {
+          detail::report_output_conflicts(p, g, queue, problems);
         }
       }
     }

@@ -38,6 +38,14 @@ void worker_hub::complete(worker_id id, remote_completion completion) {
   });
 }
 
+void worker_hub::complete(worker_id id, std::vector<remote_completion> completions) {
+  if (completions.empty()) return;
+  deliver([id, completions = std::move(completions)](detail::run_state& run) mutable {
+    for (remote_completion& c : completions)
+      run.on_remote_complete(id, std::move(c));
+  });
+}
+
 bool worker_hub::finished() const {
   std::lock_guard lock(mutex_);
   return finished_;

@@ -1,5 +1,11 @@
 #include "run_state.hpp"
+
+#include <drover/cache.hpp>
+#include <drover/journal.hpp>
+#include <drover/secrets.hpp>
+#include "attempt_failure.hpp"
 #include "text.hpp"
+#include "work_dir.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -53,31 +59,13 @@ std::string describe_blocker(module_status status) {
   }
 }
 
-// How an attempt that threw ends: timeout_error means timed_out, an aborted wait means
-// cancelled (callers check that the engine did cancel it), anything else failed.
-void classify_failure(std::exception_ptr thrown, module_status& status, std::string& error) {
-  status = module_status::failed;
-  try {
-    std::rethrow_exception(thrown);
-  } catch (const timeout_error& e) {
-    status = module_status::timed_out;
-    error = e.what();
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted) status = module_status::cancelled;
-    error = e.what();
-  } catch (const std::exception& e) {
-    error = e.what();
-  } catch (...) {
-    error = "unknown exception";
-  }
-}
-
 }  // namespace
 
 run_state::run_state(asio::any_io_executor run_executor, asio::any_io_executor worker_pool,
                      pipeline p, run_options options, handler_type handler)
     : pipeline_(std::move(p)),
       options_(std::move(options)),
+      workspace_(absolute_workspace(options_.workspace)),
       strand_(asio::make_strand(run_executor)),
       worker_pool_(std::move(worker_pool)),
       // With remote workers, local ones take only what they can run now, so that ready
@@ -122,6 +110,33 @@ void run_state::begin() {
     auto built = build_graph(pipeline_);
     if (!built.ok()) return complete_invalid(std::move(built.problems));
     graph_ = std::move(*built.graph);
+  }
+
+  if (options_.journal || options_.cache) {
+    fingerprints_ = std::make_unique<fingerprinter>(pipeline_, graph_, workspace_);
+  }
+  if (options_.journal) {
+    if (options_.remote && options_.remote->config().epoch != options_.journal->epoch()) {
+      return complete_invalid(
+          {{{},
+            "journal",
+            "the worker hub's epoch (" + std::to_string(options_.remote->config().epoch) +
+                ") is not the journal's (" + std::to_string(options_.journal->epoch()) +
+                "): give the hub run_journal::epoch()"}});
+    }
+    if (auto refused = options_.journal->begin_run(pipeline_, pipeline_fingerprint(pipeline_))) {
+      return complete_invalid({{{}, "journal", std::move(*refused)}});
+    }
+    if (options_.journal->resuming() && options_.journal->dropped_torn_line()) {
+      notes_.push_back(
+          "the journal's last line was torn (the process died while writing it) "
+          "and was dropped");
+    }
+    if (options_.journal->pipeline_changed()) {
+      notes_.push_back(
+          "the pipeline changed since the journal was written: only modules whose "
+          "fingerprint is unchanged were reused");
+    }
   }
 
   capabilities_.push_back(lower_case(local_os_label()));
@@ -179,7 +194,7 @@ void run_state::settle() {
   if (remaining_ == 0) return complete();
   pump();
   if (in_flight_ == 0 && remote_in_flight_ == 0 && ready_.empty() && startable_.empty() &&
-      backoff_timers_.empty() && gate_.parked() > 0) {
+      backoff_timers_.empty() && awaiting_durable_.empty() && gate_.parked() > 0) {
     fail_stuck_waiters();
     settle();
   }
@@ -265,12 +280,18 @@ asio::awaitable<void> run_state::worker_loop(worker& w) {
     } else {
       w.current_is_timed = false;
       module_context ctx(*this, i, attempt, w);
+      boost::json::value value;
       try {
-        boost::json::value value = co_await spec.body(ctx);
-        if (!w.retired) slot.value = std::move(value);
+        value = co_await spec.body(ctx);
         status = module_status::succeeded;
       } catch (...) {
         classify_failure(std::current_exception(), status, error);
+      }
+      if (w.retired) {
+        attempt_files::discard(ctx);  // abandoned: whatever it produced is not promoted
+      } else {
+        attempt_files::settle(ctx, spec, status, error);
+        if (status == module_status::succeeded) slot.value = std::move(value);
       }
     }
 
@@ -363,6 +384,7 @@ struct timed_attempt {
   asio::cancellation_signal signal;
   asio::steady_timer timer;
   bool done = false;
+  bool abandoned = false;  // run_timed stopped waiting: the body cleans up after itself
   attempt_outcome outcome;
 };
 
@@ -382,6 +404,7 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
         } catch (...) {
           classify_failure(std::current_exception(), t->outcome.status, t->outcome.error);
         }
+        if (t->abandoned) attempt_files::discard(t->ctx);
       },
       asio::bind_cancellation_slot(t->signal.slot(), [t](std::exception_ptr) {
         t->done = true;
@@ -392,6 +415,8 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
   if (t->done) {
     // Nobody cancelled it yet: an abort it met was its own doing.
     if (t->outcome.status == module_status::cancelled) t->outcome.status = module_status::failed;
+    attempt_files::settle(t->ctx, pipeline_.modules[i], t->outcome.status, t->outcome.error);
+    if (t->outcome.status != module_status::succeeded) t->outcome.value = nullptr;
     co_return std::move(t->outcome);
   }
 
@@ -402,6 +427,12 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
   if (!t->done) {
     t->timer.expires_after(options_.cancel_grace);
     co_await t->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  // The attempt ends timed out or cancelled whatever the body returned: nothing is promoted.
+  if (t->done) {
+    attempt_files::discard(t->ctx);
+  } else {
+    t->abandoned = true;
   }
   attempt_outcome outcome;
   outcome.status = timed_out ? module_status::timed_out : module_status::cancelled;
@@ -534,32 +565,141 @@ void run_state::became_ready(index i) {
     return finish(i, module_status::failed,
                   "pin_local, but the run has no local workers (workers = 0)");
   }
+  if (fingerprints_ && reuse_earlier_result(i)) return;
   push_ready(i);
   emit(event_type::module_ready, i);
+}
+
+bool run_state::cacheable(index i) const {
+  const module_spec& spec = pipeline_.modules[i];
+  if (spec.io && !spec.io->cacheable) return false;
+  return !spec.kind.empty() || (spec.io && !spec.io->version.empty());
+}
+
+// A module whose fingerprint matches a success recorded in the journal, or an entry of the
+// cache, ends as cached with that value instead of running.
+bool run_state::reuse_earlier_result(index i) {
+  const module_spec& spec = pipeline_.modules[i];
+  std::string fingerprint;
+  try {
+    fingerprint = fingerprints_->compute(i);
+  } catch (const std::exception& e) {
+    finish(i, module_status::failed, e.what());
+    return true;
+  }
+  if (options_.journal) {
+    const auto* earlier = options_.journal->previous(spec.id);
+    if (earlier != nullptr && earlier->fingerprint == fingerprint &&
+        (earlier->status == module_status::succeeded || earlier->status == module_status::cached)) {
+      results_[i].value = earlier->value;
+      ++from_journal_;
+      finish(i, module_status::cached, "reused from the journal of an earlier run");
+      return true;
+    }
+  }
+  if (options_.cache && cacheable(i)) {
+    if (auto value = options_.cache->restore(fingerprint, workspace_)) {
+      results_[i].value = std::move(*value);
+      ++from_cache_;
+      finish(i, module_status::cached, "reused from the cache");
+      return true;
+    }
+  }
+  return false;
 }
 
 // Records a terminal state and releases dependents. Successors whose last dependency this was
 // go on worklist_ for settle() rather than being processed here, so a long chain of skips
 // cannot recurse.
-// A succeeded module keeps the value its worker stored; any other state has none.
+// A succeeded module keeps the value its worker stored, a cached one the value it reused; any
+// other state has none.
 void run_state::finish(index i, module_status status, std::string reason) {
   module_result& r = results_[i];
   r.status = status;
   if (!reason.empty() || !r.reason.empty()) r.reason = std::move(reason);
-  if (status != module_status::succeeded && !r.value.is_null()) r.value = nullptr;
+  const bool has_value = status == module_status::succeeded || status == module_status::cached;
+  if (!has_value && !r.value.is_null()) r.value = nullptr;
+  if (options_.secrets && !options_.secrets->empty()) {
+    // Before anything reads them: events, the journal, the cache, dependents, the report.
+    options_.secrets->mask_in_place(r.reason);
+    options_.secrets->mask_in_place(r.value);
+  }
   r.finished_at = wall_clock::now();
   if (r.attempts == 0) r.started_at = r.finished_at;
   --remaining_;
   emit(event_type::module_finished, i, r.attempts, r.worker, status, r.reason);
-
-  const bool ok = lets_dependents_run(status);
-  for (index s : graph_.successors(i)) {
-    if (!ok && blocker_[s] == no_module) blocker_[s] = i;
-    if (--pending_deps_[s] == 0) worklist_.push_back(s);
-  }
   if (is_failure(status) && status != module_status::cancelled &&
       pipeline_.mode == execution_mode::fail_fast && fail_fast_cause_ == no_module) {
     fail_fast_cause_ = i;
+  }
+  if (fingerprints_ && record_terminal(i)) return;  // dependents released once it is durable
+  release_dependents(i);
+}
+
+// Stores a success in the cache and appends the terminal record to the journal. Returns true
+// when the module's dependents must wait for the record to be durable: with fsync durability
+// a resumed run must never find a dependent's success without the success it built on.
+bool run_state::record_terminal(index i) {
+  const module_result& r = results_[i];
+  const module_spec& spec = pipeline_.modules[i];
+  if (r.status == module_status::succeeded && options_.cache && cacheable(i)) {
+    const bool has_outputs = spec.io && !spec.io->outputs.empty();
+    const bool ran_remotely =
+        has_outputs && std::any_of(remotes_.begin(), remotes_.end(), [&](const remote_entry& e) {
+          return static_cast<std::int32_t>(e.number) == r.worker;
+        });
+    if (ran_remotely) {
+      // Its outputs are on the worker's machine: storing the value alone would restore none.
+    } else if (auto problem = options_.cache->store(fingerprints_->of(i), spec.id, r.value,
+                                                    workspace_, promoted_outputs(i))) {
+      notes_.push_back(std::move(*problem));
+    }
+  }
+  if (!options_.journal) return false;
+  const std::uint64_t seq = options_.journal->append_module(spec.id, fingerprints_->of(i), r.status,
+                                                            r.attempts, r.value, r.reason);
+  if (options_.journal->mode() != durability::fsync || graph_.successors(i).empty()) {
+    return false;
+  }
+  awaiting_durable_.push_back({seq, i});
+  request_durable();
+  return true;
+}
+
+// Promotion moved them to the same relative paths in the workspace, where no module unordered
+// with this one may write (validation rejects overlapping outputs).
+std::vector<std::string> run_state::promoted_outputs(index i) const {
+  const module_spec& spec = pipeline_.modules[i];
+  if (!spec.io || spec.io->outputs.empty()) return {};
+  return match_files(workspace_, spec.io->outputs);
+}
+
+void run_state::request_durable() {
+  if (durable_wait_requested_ || awaiting_durable_.empty()) return;
+  durable_wait_requested_ = true;
+  const std::uint64_t seq = awaiting_durable_.back().seq;
+  options_.journal->when_durable(seq, [self = shared_from_this(), seq] {
+    asio::post(self->strand_, [self, seq] { self->on_durable(seq); });
+  });
+}
+
+// Everything up to `seq` is durable: release the dependents of those modules, in record order.
+void run_state::on_durable(std::uint64_t seq) {
+  durable_wait_requested_ = false;
+  if (finished_) return;
+  while (!awaiting_durable_.empty() && awaiting_durable_.front().seq <= seq) {
+    release_dependents(awaiting_durable_.front().module);
+    awaiting_durable_.pop_front();
+  }
+  request_durable();
+  settle();
+}
+
+void run_state::release_dependents(index i) {
+  const bool ok = lets_dependents_run(results_[i].status);
+  for (index s : graph_.successors(i)) {
+    if (!ok && blocker_[s] == no_module) blocker_[s] = i;
+    if (--pending_deps_[s] == 0) worklist_.push_back(s);
   }
 }
 
@@ -722,6 +862,11 @@ void run_state::emit(event_type type, index i, std::uint32_t attempt, std::int32
   e.attempt = attempt;
   if (worker >= 0) e.worker = worker_names_[static_cast<std::size_t>(worker)];
   e.status = status;
+  std::string masked;
+  if (options_.secrets && !options_.secrets->empty() && !message.empty()) {
+    masked = options_.secrets->mask(message);
+    message = masked;
+  }
   e.message = message;
   e.delay = delay;
   e.total = pipeline_.modules.size();
@@ -757,6 +902,9 @@ void run_state::complete() {
     }
   }
   report.remote = remote_stats_;
+  report.epoch = hub_ ? hub_->config().epoch : (options_.journal ? options_.journal->epoch() : 0);
+  report.reused_from_journal = from_journal_;
+  report.reused_from_cache = from_cache_;
   if (hub_) {
     for (auto& r : remotes_) {
       if (r.alive) r.link->run_finished("run finished");
@@ -766,6 +914,7 @@ void run_state::complete() {
       if (group.capability_timer) group.capability_timer->cancel();
     }
     if (remote_cancel_timer_) remote_cancel_timer_->cancel();
+    if (overdue_timer_) overdue_timer_->cancel();
   }
   bool any_failure = false;
   for (const auto& m : report.modules) {
@@ -775,6 +924,13 @@ void run_state::complete() {
   report.status = stop_.load() == stop_mode::everything ? run_status::cancelled
                   : any_failure                         ? run_status::failed
                                                         : run_status::succeeded;
+  if (options_.journal) {
+    options_.journal->end_run(report.status);  // waits for the last records to be durable
+    if (auto failure = options_.journal->failure()) {
+      notes_.push_back(*failure + "; a resume would rerun what it did not record");
+    }
+  }
+  report.notes = std::move(notes_);
   emit(event_type::run_finished, no_module, 0, -1, module_status::pending,
        to_string(report.status));
 
@@ -897,7 +1053,7 @@ run_state::target run_state::find_target(index i) const {
 // Keeps free_remotes_ listing exactly the live remote workers with a free slot.
 void run_state::update_free(std::size_t r) {
   remote_entry& w = remotes_[r];
-  const bool free = w.alive && w.running.size() < w.slots;
+  const bool free = w.alive && w.running.size() + w.overdue.size() < w.slots;
   if (free && w.free_position == no_position) {
     w.free_position = free_remotes_.size();
     free_remotes_.push_back(r);
@@ -986,13 +1142,76 @@ void run_state::send_remote(index i, remote_entry& r) {
   for (index d : graph_.predecessors(i)) {
     a.deps.push_back(pipeline_.modules[d].id);
     if (r.sent.insert(d).second) {
-      a.new_results.push_back({pipeline_.modules[d].id, results_[d].status, &results_[d].value});
+      // Workers know no cached status: to them it is a success like any other.
+      const module_status status = results_[d].status == module_status::cached
+                                       ? module_status::succeeded
+                                       : results_[d].status;
+      a.new_results.push_back({pipeline_.modules[d].id, status, &results_[d].value});
       ++remote_stats_.dependency_results_sent;
     }
   }
   if (spec.instance) a.matrix_target = spec.instance->target;
+  if (spec.io) a.outputs = spec.io->outputs;
   emit(event_type::module_started, i, attempt, static_cast<std::int32_t>(r.number));
   r.link->assign(a);
+  if (a.timeout) {
+    watch_remote_deadline(i, attempt, static_cast<std::size_t>(&r - remotes_.data()), *a.timeout);
+  }
+}
+
+// The worker enforces the timeout; the master only steps in when no result came long after
+// it (a worker that heartbeats but hangs), so one timer serves every deadline.
+void run_state::watch_remote_deadline(index i, std::uint32_t attempt, std::size_t remote,
+                                      std::chrono::milliseconds timeout) {
+  const auto at = std::chrono::steady_clock::now() + timeout + hub_->config().overdue_grace;
+  remote_deadlines_.push({at, i, attempt, remote});
+  if (at < overdue_timer_at_) arm_overdue_timer(at);  // else it fires earlier and rearms
+}
+
+void run_state::arm_overdue_timer(std::chrono::steady_clock::time_point at) {
+  if (!overdue_timer_) overdue_timer_ = std::make_unique<asio::steady_timer>(strand_);
+  overdue_timer_at_ = at;
+  overdue_timer_->expires_at(at);
+  overdue_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->finished_) return;  // rearmed earlier, or the run is over
+    self->overdue_timer_at_ = std::chrono::steady_clock::time_point::max();
+    self->end_overdue_remote_attempts();
+  });
+}
+
+// An attempt past its deadline is cancelled on its worker and ends timed_out; its slot stays
+// taken until the worker answers, so the worker never gets more than its slots.
+void run_state::end_overdue_remote_attempts() {
+  const auto now = std::chrono::steady_clock::now();
+  while (!remote_deadlines_.empty() && remote_deadlines_.top().at <= now) {
+    const remote_deadline d = remote_deadlines_.top();
+    remote_deadlines_.pop();
+    remote_entry& r = remotes_[d.remote];
+    const std::pair<index, std::uint32_t> key{d.module, d.attempt};
+    auto running = std::find(r.running.begin(), r.running.end(), key);
+    if (!r.alive || running == r.running.end() || is_done(d.module) ||
+        d.attempt != results_[d.module].attempts || stop_applies(d.module)) {
+      continue;  // it ended, moved on, or the run's own cancellation deals with it
+    }
+    r.running.erase(running);
+    r.overdue.push_back(key);
+    --remote_in_flight_;
+    ++remote_stats_.overdue;
+    const auto timeout = timeout_of(d.module).value_or(std::chrono::milliseconds{0});
+    const std::string why = "no result from worker " + worker_names_[r.number] +
+                            " within the timeout of " + std::to_string(timeout.count()) +
+                            " ms and " + std::to_string(hub_->config().overdue_grace.count()) +
+                            " ms more; cancelled it there";
+    r.link->cancel(d.module, pipeline_.modules[d.module].id, d.attempt, why);
+    release_constraints(d.module);
+    results_[d.module].reason = why;
+    if (ends_in_fail_fast(d.module, d.attempt, module_status::timed_out)) {
+      fail_fast_pending_.store(true);
+    }
+    on_attempt_done(d.module, d.attempt, module_status::timed_out);  // settles
+    if (finished_) return;
+  }
+  if (!remote_deadlines_.empty()) arm_overdue_timer(remote_deadlines_.top().at);
 }
 
 // A group whose modules no connected worker can run waits capability_timeout for one to
@@ -1095,7 +1314,8 @@ void run_state::on_remote_detach(worker_hub::worker_id id, std::string reason) {
   r.alive = false;
   --live_remotes_;
   ++remote_stats_.workers_lost;
-  remote_free_slots_ -= r.slots - r.running.size();
+  remote_free_slots_ -= r.slots - r.running.size() - r.overdue.size();
+  r.overdue.clear();
   update_free(found->second);
   std::vector<std::pair<index, std::uint32_t>> running;
   running.swap(r.running);
@@ -1126,6 +1346,19 @@ void run_state::on_remote_complete(worker_hub::worker_id id, remote_completion c
   if (found == remote_of_.end() || finished_) return;  // after the end: the workers got bye
   remote_entry& r = remotes_[found->second];
   const bool known_module = c.module < pipeline_.modules.size();
+  auto late = std::find(r.overdue.begin(), r.overdue.end(),
+                        std::pair<index, std::uint32_t>{c.module, c.attempt});
+  if (late != r.overdue.end() && c.epoch == hub_->config().epoch) {
+    // The answer to an attempt that already ended timed_out: stale, but its slot is free again.
+    r.overdue.erase(late);
+    ++remote_free_slots_;
+    update_free(found->second);
+    ++remote_stats_.rejected_results;
+    r.link->rejected(pipeline_.modules[c.module].id, c.attempt, "stale_result",
+                     "the attempt had already ended timed_out (no result in time)");
+    settle();
+    return;
+  }
   auto running = std::find(r.running.begin(), r.running.end(),
                            std::pair<index, std::uint32_t>{c.module, c.attempt});
   if (!r.alive || !known_module || running == r.running.end() || c.epoch != hub_->config().epoch) {

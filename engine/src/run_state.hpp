@@ -8,6 +8,7 @@
 // strand_ itself unless the engine has a worker pool.
 
 #include "constraint_gate.hpp"
+#include "fingerprint.hpp"
 #include "ready_queue.hpp"
 
 #include <drover/engine.hpp>
@@ -21,9 +22,12 @@
 #include <boost/asio/strand.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -105,6 +109,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   // Immutable once the run has started.
   pipeline pipeline_;
   run_options options_;
+  std::filesystem::path workspace_;  // options_.workspace made absolute (work_dir.hpp)
   boost::asio::strand<boost::asio::any_io_executor> strand_;
   boost::asio::any_io_executor worker_pool_;  // null: workers run on strand_
   drover::graph graph_;
@@ -154,7 +159,10 @@ struct run_state : std::enable_shared_from_this<run_state> {
     std::uint32_t slots = 1;
     bool alive = true;
     std::vector<std::pair<index, std::uint32_t>> running;  // (module, attempt)
-    std::unordered_set<index> sent;                        // dependency results it has been sent
+    // Attempts that ran past their deadline: already ended timed_out, each still holding a
+    // slot until the worker answers (its answer is then ignored).
+    std::vector<std::pair<index, std::uint32_t>> overdue;
+    std::unordered_set<index> sent;  // dependency results it has been sent
     std::size_t free_position = static_cast<std::size_t>(-1);  // in free_remotes_, if free
   };
   static constexpr std::size_t no_position = static_cast<std::size_t>(-1);
@@ -178,6 +186,33 @@ struct run_state : std::enable_shared_from_this<run_state> {
   std::size_t local_workers_ = 0;
   remote_stats remote_stats_;
   std::unique_ptr<boost::asio::steady_timer> remote_cancel_timer_;
+  // Deadlines of remote attempts with a timeout (timeout + overdue_grace), earliest first;
+  // entries whose attempt already ended are dropped when they come up.
+  struct remote_deadline {
+    std::chrono::steady_clock::time_point at;
+    index module;
+    std::uint32_t attempt;
+    std::size_t remote;
+    bool operator>(const remote_deadline& other) const noexcept { return at > other.at; }
+  };
+  std::priority_queue<remote_deadline, std::vector<remote_deadline>, std::greater<>>
+      remote_deadlines_;
+  std::unique_ptr<boost::asio::steady_timer> overdue_timer_;
+  std::chrono::steady_clock::time_point overdue_timer_at_ =
+      std::chrono::steady_clock::time_point::max();
+
+  // [run strand] journal and cache; fingerprints_ is set when either is.
+  std::unique_ptr<fingerprinter> fingerprints_;
+  // Finished modules whose dependents wait until their journal record is durable, in
+  // the order of their records.
+  struct durable_wait {
+    std::uint64_t seq;
+    index module;
+  };
+  std::deque<durable_wait> awaiting_durable_;
+  bool durable_wait_requested_ = false;
+  std::vector<std::string> notes_;  // for run_report::notes
+  std::size_t from_journal_ = 0, from_cache_ = 0;
 
   // Workers report here and the strand drains the whole batch in one handler: one post per
   // batch instead of one per module. Guarded by outbox_mutex_.
@@ -214,11 +249,23 @@ struct run_state : std::enable_shared_from_this<run_state> {
   void check_capability_timers();
   void update_free(std::size_t remote);
   void cancel_remote_attempts();
+  void watch_remote_deadline(index i, std::uint32_t attempt, std::size_t remote,
+                             std::chrono::milliseconds timeout);
+  void arm_overdue_timer(std::chrono::steady_clock::time_point at);
+  void end_overdue_remote_attempts();
   std::uint32_t counted_attempt(index i, std::uint32_t attempt) const {
     return losses_.empty() ? attempt : attempt - losses_[i];
   }
   void became_ready(index i);
+  bool reuse_earlier_result(index i);
+  bool cacheable(index i) const;
   void finish(index i, module_status status, std::string reason);
+  bool record_terminal(index i);
+  // The files module i's last attempt promoted into the workspace (workspace-relative).
+  std::vector<std::string> promoted_outputs(index i) const;
+  void release_dependents(index i);
+  void request_durable();
+  void on_durable(std::uint64_t seq);
   void settle();
   void report_to_strand(const worker_report& report);
   void drain_outbox();

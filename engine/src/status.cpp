@@ -19,8 +19,18 @@ std::string_view to_string(module_status status) noexcept {
       return "skipped";
     case module_status::ignored_failure:
       return "ignored_failure";
+    case module_status::cached:
+      return "cached";
   }
   return "unknown";
+}
+
+std::optional<module_status> module_status_from_string(std::string_view name) noexcept {
+  for (std::size_t s = 0; s < module_status_count; ++s) {
+    const auto status = static_cast<module_status>(s);
+    if (to_string(status) == name) return status;
+  }
+  return std::nullopt;
 }
 
 std::string_view to_string(run_status status) noexcept {

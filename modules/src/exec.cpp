@@ -1,6 +1,7 @@
 #include <drover/modules/exec.hpp>
 
 #include <drover/context.hpp>
+#include <drover/secrets.hpp>
 
 #include "detail/child_process.hpp"
 #include "detail/params.hpp"
@@ -13,14 +14,17 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -78,12 +82,27 @@ void check_options(const exec_options& o) {
     detail::reject_nul("params.argv", "'argv'", arg);
   detail::reject_nul("params.shell", "'shell'", o.shell);
   detail::reject_nul("params.cwd", "'cwd'", o.cwd.native());
-  for (const auto& [name, value] : o.env) {
+  const auto check_name = [](const std::string& name) {
     if (name.empty() || name.find('=') != std::string::npos) {
       throw params_error("params.env", "environment variable name '" + name +
                                            "' must be non-empty and must not contain '='");
     }
+  };
+  for (const auto& [name, value] : o.env) {
+    check_name(name);
     detail::reject_nul("params.env", "environment variable '" + name + "'", name + value);
+  }
+  for (const auto& [name, source] : o.secret_env) {
+    check_name(name);
+    detail::reject_nul("params.env", "environment variable '" + name + "'", name + source);
+    if (o.env.contains(name)) {
+      throw params_error("params.env", "environment variable '" + name +
+                                           "' is given both as a value and as a secret");
+    }
+    if (source.empty() || source.find('=') != std::string::npos) {
+      throw params_error("params.env", "'secret_from_env' of env '" + name +
+                                           "' must be a variable name: non-empty, without '='");
+    }
   }
   if (o.timeout && o.timeout->count() < 1) {
     throw params_error("params.timeout_ms", "'timeout_ms' must be at least 1");
@@ -111,37 +130,49 @@ std::shared_ptr<const prepared_exec> prepare(exec_options options) {
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   }
   cmd.display = shorten(std::move(cmd.display), max_display_chars);
-  cmd.env = options.env;
-  cmd.cwd = options.cwd.string();
+  cmd.env = options.env;  // the working directory is chosen per attempt (run_exec)
   exec->options = std::move(options);
   return exec;
 }
 
 // The output of one attempt: appended to the log file (if any) line by line, with the last
 // lines kept for the failure message and the last non-blank stdout line kept for json_output.
+// With secrets, every line is masked before it is written or kept: a secret without a newline
+// lies within one line, and each line of a multi-line secret is a secret of its own.
 class output_log {
  public:
-  explicit output_log(detail::unique_fd file) : file_(std::move(file)) {}
+  output_log(detail::unique_fd file, std::shared_ptr<const secret_masker> secrets)
+      : file_(std::move(file)), secrets_(std::move(secrets)) {}
 
   void note(std::string_view text) {
     pending_ += "== drover: ";
-    pending_ += text;
+    pending_ += secrets_ ? secrets_->mask(text) : text;
     pending_ += " ==\n";
     flush();
   }
 
   void add_line(std::string_view line, bool from_stdout) {
+    std::string masked;
+    std::string_view shown = line;
+    if (secrets_) {
+      masked = secrets_->mask(line);
+      shown = masked;
+    }
     if (file_.get() >= 0) {
-      pending_ += line;
+      pending_ += shown;
       pending_ += '\n';
     }
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!shown.empty() && shown.back() == '\r') shown.remove_suffix(1);
     if (kept_.size() == kept_line_count) kept_.pop_front();
-    kept_.push_back(shorten(std::string(line), max_kept_line_chars));
+    kept_.push_back(shorten(std::string(shown), max_kept_line_chars));
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (from_stdout && line.find_first_not_of(" \t\r\f\v") != std::string_view::npos) {
-      last_stdout_line_.assign(line);
+      last_stdout_line_.assign(line);  // unmasked: json_output masks the parsed value
     }
   }
+
+  /// What this attempt masks; null when there is nothing to mask.
+  const secret_masker* secrets() const noexcept { return secrets_.get(); }
 
   // Log writes go to a local file and are not worth an asynchronous dance; a failed write
   // loses log text but must not fail the module.
@@ -170,6 +201,7 @@ class output_log {
 
  private:
   detail::unique_fd file_;
+  std::shared_ptr<const secret_masker> secrets_;
   std::string pending_;
   std::deque<std::string> kept_;
   std::string last_stdout_line_;
@@ -298,10 +330,7 @@ class exec_attempt : public std::enable_shared_from_this<exec_attempt> {
       auto newline = data.find('\n');
       s.partial.append(data.substr(0, newline));
       if (newline == std::string_view::npos) {
-        if (s.partial.size() >= max_line_bytes) {
-          log_.add_line(s.partial, s.from_stdout);
-          s.partial.clear();
-        }
+        if (s.partial.size() >= max_line_bytes) split_long_line(s);
         break;
       }
       log_.add_line(s.partial, s.from_stdout);
@@ -309,6 +338,18 @@ class exec_attempt : public std::enable_shared_from_this<exec_attempt> {
       data.remove_prefix(newline + 1);
     }
     log_.flush();
+  }
+
+  // Writes out most of a line that has grown too long. The bytes that could begin a secret
+  // continued by the next read stay in `partial`, so the secret is still masked whole.
+  void split_long_line(output_stream& s) {
+    std::size_t cut = s.partial.size();
+    if (const auto* secrets = log_.secrets()) {
+      cut = secrets->stream_cut(s.partial, cut - std::min(cut, secrets->longest() - 1));
+    }
+    if (cut == 0) return;
+    log_.add_line(std::string_view(s.partial).substr(0, cut), s.from_stdout);
+    s.partial.erase(0, cut);
   }
 
   void finish(output_stream& s) {
@@ -357,9 +398,52 @@ std::string stop_description(const exec_attempt& run, const prepared_exec& exec)
   return text + "SIGTERM";
 }
 
+// The secrets one attempt masks and the values of its secret_env variables.
+struct attempt_secrets {
+  std::shared_ptr<const secret_masker> masker;  // null when there is nothing to mask
+  std::map<std::string, std::string> env;
+  std::string missing;  // why a secret_env variable has no value, or empty
+};
+
+// Reads the secret_env variables from this process's environment (on a remote worker, the
+// worker's) and combines them with the run's secrets. The masker is a copy, not the run's:
+// the attempt's output handlers may outlive the run.
+attempt_secrets resolve_secrets(const exec_options& options, const secret_masker* run_secrets) {
+  attempt_secrets out;
+  for (const auto& [name, source] : options.secret_env) {
+    const char* value = std::getenv(source.c_str());
+    if (value == nullptr || *value == '\0') {
+      out.missing = "env '" + name + "' takes its value from the environment variable '" + source +
+                    "' (secret_from_env), which is not set or empty where the attempt runs";
+      break;
+    }
+    out.env.emplace(name, value);
+  }
+  const bool run_has_secrets = run_secrets != nullptr && !run_secrets->empty();
+  if (out.env.empty() && !run_has_secrets) return out;
+  auto masker = run_has_secrets ? std::make_shared<secret_masker>(*run_secrets)
+                                : std::make_shared<secret_masker>();
+  for (const auto& [name, value] : out.env)
+    masker->add(value);
+  if (!masker->empty()) out.masker = std::move(masker);
+  return out;
+}
+
+// Where one attempt's child runs and what it is told about it (DROVER_WORKSPACE and
+// DROVER_WORK_DIR).
+struct attempt_place {
+  std::string cwd;
+  std::string workspace;
+  std::string work_dir;
+};
+
+// `used_secrets` receives what the attempt masks as soon as that is known, so that the caller
+// can mask the attempt's failure message too.
 asio::awaitable<json::value> run_attempt(std::shared_ptr<const prepared_exec> exec,
                                          std::string module_id, std::uint32_t attempt,
-                                         std::filesystem::path log_dir) {
+                                         std::filesystem::path log_dir, attempt_place place,
+                                         const secret_masker* run_secrets,
+                                         std::shared_ptr<const secret_masker>& used_secrets) {
   auto executor = co_await asio::this_coro::executor;
   auto cancellation = co_await asio::this_coro::cancellation_state;
   const auto& cmd = exec->command;
@@ -367,11 +451,24 @@ asio::awaitable<json::value> run_attempt(std::shared_ptr<const prepared_exec> ex
     throw std::runtime_error("cancelled before '" + cmd.display + "' started");
   }
 
-  output_log log(open_log_file(log_dir, module_id));
+  auto secrets = resolve_secrets(exec->options, run_secrets);
+  used_secrets = secrets.masker;
+  output_log log(open_log_file(log_dir, module_id), secrets.masker);
   log.note("attempt " + std::to_string(attempt));
+  if (!secrets.missing.empty()) {
+    log.note(secrets.missing);
+    throw std::runtime_error(secrets.missing);
+  }
+  // Each attempt has a directory of its own, so each starts a copy of the command. Variables
+  // the module sets itself win over DROVER_WORKSPACE and DROVER_WORK_DIR.
+  detail::command_spec launch = cmd;
+  launch.cwd = std::move(place.cwd);
+  launch.env.insert(secrets.env.begin(), secrets.env.end());
+  launch.env.try_emplace("DROVER_WORKSPACE", std::move(place.workspace));
+  launch.env.try_emplace("DROVER_WORK_DIR", std::move(place.work_dir));
   std::optional<detail::child_process> child;
   try {
-    child.emplace(detail::child_process::start(cmd));
+    child.emplace(detail::child_process::start(launch));
   } catch (const std::exception& e) {
     log.note(e.what());
     throw;
@@ -421,8 +518,32 @@ asio::awaitable<json::value> run_attempt(std::shared_ptr<const prepared_exec> ex
 
   json::object result;
   result["exit_code"] = status.code;
-  if (exec->options.json_output) result["output"] = parse_output(run->log().last_stdout_line());
+  if (exec->options.json_output) {
+    auto output = parse_output(run->log().last_stdout_line());
+    if (const auto* masker = run->log().secrets()) masker->mask_in_place(output);
+    result["output"] = std::move(output);
+  }
   co_return result;
+}
+
+// `failure` with its message masked, keeping timeout_error a timeout; `failure` itself when
+// there is nothing to mask. Cancellation errors carry no text of the command's.
+std::exception_ptr masked_failure(std::exception_ptr failure, const secret_masker* secrets) {
+  if (secrets == nullptr) return failure;
+  try {
+    std::rethrow_exception(failure);
+  } catch (const timeout_error& e) {
+    std::string message = e.what();
+    if (secrets->mask_in_place(message)) return std::make_exception_ptr(timeout_error(message));
+  } catch (const boost::system::system_error&) {
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    if (secrets->mask_in_place(message)) {
+      return std::make_exception_ptr(std::runtime_error(message));
+    }
+  } catch (...) {
+  }
+  return failure;
 }
 
 // The body proper. Stopping a child after a cancellation needs awaits of its own, so the
@@ -433,19 +554,28 @@ asio::awaitable<json::value> run_exec(std::shared_ptr<const prepared_exec> exec,
   std::string module_id(ctx.id());
   const auto attempt = ctx.attempt();
   auto log_dir = ctx.log_dir();
+  const secret_masker* run_secrets = ctx.secrets();
+  std::shared_ptr<const secret_masker> secrets;
+  // The child runs in the attempt's work directory unless cwd says where; a relative cwd is
+  // taken from the workspace. Making the work directory may throw: the attempt fails then.
+  attempt_place place;
+  place.work_dir = ctx.work_dir().string();
+  place.workspace = ctx.workspace().string();
+  place.cwd =
+      exec->options.cwd.empty() ? place.work_dir : (ctx.workspace() / exec->options.cwd).string();
 
   const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
   std::exception_ptr failure;
   json::value result;
   try {
-    result =
-        co_await run_attempt(std::move(exec), std::move(module_id), attempt, std::move(log_dir));
+    result = co_await run_attempt(std::move(exec), std::move(module_id), attempt,
+                                  std::move(log_dir), std::move(place), run_secrets, secrets);
   } catch (...) {
     failure = std::current_exception();
   }
   co_await asio::this_coro::throw_if_cancelled(throw_if_cancelled);
-  if (failure) std::rethrow_exception(failure);
+  if (failure) std::rethrow_exception(masked_failure(std::move(failure), secrets.get()));
   co_return result;
 }
 
@@ -485,13 +615,27 @@ exec_options parse_exec_params(const json::value& params) {
   if (const auto* env = in.find("env")) {
     const auto* vars = env->if_object();
     if (!vars)
-      in.fail("env", "'env' must be an object of strings, got " + detail::describe_json(*env));
+      in.fail("env", "'env' must be an object of variables, got " + detail::describe_json(*env));
     for (const auto& var : *vars) {
-      if (!var.value().is_string()) {
-        in.fail("env", "'env' value of '" + std::string(var.key()) + "' must be a string, got " +
+      std::string name(var.key());
+      if (const auto* value = var.value().if_string()) {
+        o.env.insert_or_assign(std::move(name), std::string(*value));
+        continue;
+      }
+      const auto* reference = var.value().if_object();
+      const auto* source =
+          reference && reference->size() == 1 ? reference->if_contains("secret_from_env") : nullptr;
+      if (source == nullptr) {
+        in.fail("env", "'env' value of '" + name +
+                           R"(' must be a string or {"secret_from_env": "NAME"}, got )" +
                            detail::describe_json(var.value()));
       }
-      o.env.insert_or_assign(std::string(var.key()), std::string(var.value().get_string()));
+      if (!source->is_string() || source->get_string().empty()) {
+        in.fail("env", "'secret_from_env' of env '" + name +
+                           "' must be a non-empty variable name, got " +
+                           detail::describe_json(*source));
+      }
+      o.secret_env.insert_or_assign(std::move(name), std::string(source->get_string()));
     }
   }
   if (auto cwd = in.string("cwd")) {
@@ -509,6 +653,31 @@ exec_options parse_exec_params(const json::value& params) {
 
 module_body exec_body(exec_options options) {
   return [exec = prepare(std::move(options))](module_context& ctx) { return run_exec(exec, ctx); };
+}
+
+std::shared_ptr<const secret_masker> secrets_from_environment(const pipeline& p) {
+  auto secrets = std::make_shared<secret_masker>();
+  for (const auto& m : p.modules) {
+    if (m.kind != "exec" || !m.params.is_object()) continue;
+    // Most modules have no secret: only env objects with an object value are parsed.
+    const auto* env = m.params.get_object().if_contains("env");
+    const auto* vars = env ? env->if_object() : nullptr;
+    if (!vars || std::none_of(vars->begin(), vars->end(),
+                              [](const auto& var) { return var.value().is_object(); })) {
+      continue;
+    }
+    exec_options options;
+    try {
+      options = parse_exec_params(m.params);
+    } catch (const params_error&) {
+      continue;  // the module itself reports it
+    }
+    for (const auto& [name, source] : options.secret_env) {
+      if (const char* value = std::getenv(source.c_str())) secrets->add(value);
+    }
+  }
+  if (secrets->empty()) return nullptr;
+  return secrets;
 }
 
 std::filesystem::path exec_log_path(const std::filesystem::path& log_dir,

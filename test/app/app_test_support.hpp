@@ -17,6 +17,8 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -175,6 +177,22 @@ bool eventually(Condition condition, std::chrono::milliseconds limit = 10s) {
     std::this_thread::sleep_for(10ms);
   }
   return true;
+}
+
+/// The port from the "drover: listening on 127.0.0.1:PORT" line a master (`drover run
+/// --listen 127.0.0.1:0`) running in `dir` writes to its stderr, once it is there.
+inline std::optional<std::string> wait_for_port(const fs::path& dir) {
+  std::optional<std::string> port;
+  eventually(
+      [&] {
+        static const std::regex listening{"drover: listening on 127\\.0\\.0\\.1:([0-9]+)"};
+        std::smatch match;
+        const std::string err = read_file(dir / ".drover-stderr");
+        if (std::regex_search(err, match, listening)) port = match[1];
+        return port.has_value();
+      },
+      10s);
+  return port;
 }
 
 /// True when process `pid` no longer runs (gone, or a zombie nobody has reaped yet).

@@ -684,6 +684,79 @@ BOOST_AUTO_TEST_CASE(a_problem_all_instances_share_is_reported_once) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(inputs_outputs_and_cache_settings) {
+  const auto loaded = parse(R"({"modules": [
+    {"id": "a", "kind": "noop", "inputs": ["src/**", "VERSION"], "input_env": ["CC", "CFLAGS"],
+     "outputs": ["dist/*.tar.gz"], "cache": false, "version": "2"},
+    {"id": "b", "kind": "noop", "inputs": [], "outputs": []},
+    {"id": "c", "kind": "noop", "cache": true}]})");
+  BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
+  const auto& a = module_named(loaded, "a");
+  BOOST_TEST_REQUIRE(a.io.has_value());
+  BOOST_TEST(a.io->inputs == (std::vector<std::string>{"src/**", "VERSION"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(a.io->input_env == (std::vector<std::string>{"CC", "CFLAGS"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(a.io->outputs == (std::vector<std::string>{"dist/*.tar.gz"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(!a.io->cacheable);
+  BOOST_TEST(a.io->version == "2");
+  BOOST_TEST(!module_named(loaded, "b").io.has_value(), "empty lists make no box");
+  const auto& c = module_named(loaded, "c");
+  BOOST_TEST_REQUIRE(c.io.has_value(), "a field that is set makes the box");
+  BOOST_TEST(c.io->cacheable);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_io_types_and_values) {
+  const std::string head =
+      "{\"pools\": {\"net\": 2}, \"modules\": [{\"id\": \"m\", \"kind\": \"noop\", ";
+  // Each member starts at column 63.
+  auto problem_with = [&](std::string_view member) {
+    return only_problem(head + std::string{member} + "}]}");
+  };
+  BOOST_TEST(problem_with("\"inputs\": \"src\"") ==
+             "p.json:1:73: module 'm': field 'inputs': expected an array of strings");
+  BOOST_TEST(problem_with("\"inputs\": [\"a\", \"\"]") ==
+             "p.json:1:79: module 'm': field 'inputs[1]': expected a non-empty string");
+  BOOST_TEST(problem_with("\"inputs\": [\"//x\"]") ==
+             "p.json:1:74: module 'm': field 'inputs[0]': module 'm': input glob '//x' has an "
+             "empty segment at offset 0 (it starts with '/')");
+  BOOST_TEST(problem_with("\"input_env\": [\"9X\"]") ==
+             "p.json:1:77: module 'm': field 'input_env[0]': module 'm': input_env entry '9X' is "
+             "not an environment variable name (letters, digits and '_', not starting with a "
+             "digit)");
+  BOOST_TEST(problem_with("\"outputs\": [\"/abs\"]") ==
+             "p.json:1:75: module 'm': field 'outputs[0]': module 'm': output '/abs' is an "
+             "absolute path; outputs are relative to the work directory");
+  BOOST_TEST(problem_with("\"outputs\": [\"a/../b\"]") ==
+             "p.json:1:75: module 'm': field 'outputs[0]': module 'm': output 'a/../b' has a '.' "
+             "or '..' segment; outputs name files inside the work directory");
+  BOOST_TEST(problem_with("\"outputs\": [\"ok\", \"a[\"]") ==
+             "p.json:1:81: module 'm': field 'outputs[1]': module 'm': output glob 'a[' has an "
+             "unclosed '[' at offset 1");
+  BOOST_TEST(problem_with("\"cache\": \"no\"") ==
+             "p.json:1:72: module 'm': field 'cache': expected true or false");
+  BOOST_TEST(problem_with("\"version\": 2") ==
+             "p.json:1:74: module 'm': field 'version': expected a string");
+  BOOST_TEST(problem_with("\"outptus\": []") ==
+             "p.json:1:63: module 'm': unknown field 'outptus' (did you mean 'outputs'?)");
+}
+
+BOOST_AUTO_TEST_CASE(outputs_two_modules_could_both_write_are_rejected) {
+  const std::string first = "  {\"id\": \"a\", \"kind\": \"noop\", \"outputs\": [\"dist/*\"]";
+  const std::string second = "  {\"id\": \"b\", \"kind\": \"noop\", \"outputs\": [\"dist/app\"]";
+  BOOST_TEST(only_problem("{\"modules\": [\n" + first + "},\n" + second + "}]}") ==
+             "p.json:2:43: module 'a': field 'outputs[0]': modules 'a' and 'b' can write the same "
+             "output ('dist/*' and 'dist/app'), but neither depends on the other and their "
+             "claims do not conflict: add a dependency between them, or claims on a shared "
+             "resource with at least one write");
+  BOOST_TEST(problems_of("{\"modules\": [\n" + first + "},\n" + second + ", \"deps\": [\"a\"]}]}")
+                 .empty());
+  BOOST_TEST(problems_of("{\"modules\": [\n" + first + ", \"claims\": [\"dist\"]},\n" + second +
+                         ", \"claims\": [{\"resource\": \"dist\", \"mode\": \"read\"}]}]}")
+                 .empty());
+}
+
 BOOST_AUTO_TEST_CASE(files) {
   scratch_dir dir;
   const auto file = dir.write("ci.json", R"({"modules": [{"id": "a", "kind": "noop"}]})");

@@ -95,7 +95,8 @@ BOOST_AUTO_TEST_CASE(report_json_shape) {
     "finished_at": "2026-11-22T10:00:01.623Z",
     "duration_ms": 1500,
     "counts": {"pending": 0, "succeeded": 1, "failed": 1, "timed_out": 0, "cancelled": 0,
-               "skipped": 1, "ignored_failure": 0},
+               "skipped": 1, "ignored_failure": 0, "cached": 0},
+    "reused": {"journal": 0, "cache": 0},
     "modules": [
       {"id": "fetch", "status": "succeeded", "attempts": 1, "worker": "local-0",
        "started_at": "2026-11-22T10:00:00.123Z", "finished_at": "2026-11-22T10:00:00.373Z",

@@ -231,7 +231,7 @@ BOOST_AUTO_TEST_CASE(ignored_failures_and_own_skips_still_exit_0) {
 BOOST_AUTO_TEST_CASE(retries_show_in_events_and_report) {
   dir.write("p.json", R"({"modules": [
       {"id": "third_time", "kind": "exec", "retries": 3, "backoff": {"initial": "10ms", "jitter": 0},
-       "params": {"shell": "echo x >> tries; test $(wc -l < tries) -ge 3"}}]})");
+       "params": {"shell": "echo x >> tries; test $(wc -l < tries) -ge 3", "cwd": "."}}]})");
   const auto r = drover({"p.json", "--report", "report.json", "--events", "events.jsonl"});
   BOOST_TEST(r.exit_code == 0, r.out << r.err);
   const auto report = read_report(dir / "report.json");
@@ -331,8 +331,8 @@ BOOST_AUTO_TEST_CASE(log_dir_and_unwritable_outputs) {
 BOOST_AUTO_TEST_CASE(interrupt_cancels_the_run_kills_children_and_writes_the_report,
                      *boost::unit_test::timeout(30)) {
   dir.write("p.json", R"({"modules": [
-      {"id": "first", "kind": "exec", "params": {"shell": "echo $$ > first.pid; exec sleep 30"}},
-      {"id": "second", "kind": "exec", "params": {"shell": "echo $$ > second.pid; exec sleep 30"}},
+      {"id": "first", "kind": "exec", "params": {"shell": "echo $$ > first.pid; exec sleep 30", "cwd": "."}},
+      {"id": "second", "kind": "exec", "params": {"shell": "echo $$ > second.pid; exec sleep 30", "cwd": "."}},
       {"id": "later", "kind": "noop", "deps": ["first"]}]})");
   for (int signal : {SIGINT, SIGTERM}) {
     fs::remove(dir / "first.pid");
@@ -367,7 +367,7 @@ BOOST_AUTO_TEST_CASE(a_second_interrupt_exits_at_once, *boost::unit_test::timeou
   // period to end the run and would then write the report.
   dir.write("p.json", R"({"modules": [
       {"id": "ignores_sigterm", "kind": "exec",
-       "params": {"shell": "trap '' TERM; echo $$ > ignores_sigterm.pid; exec sleep 30", "kill_grace_ms": 60000}}]})");
+       "params": {"shell": "trap '' TERM; echo $$ > ignores_sigterm.pid; exec sleep 30", "kill_grace_ms": 60000, "cwd": "."}}]})");
   drover_process process{{"run", "p.json", "--progress", "never", "--report", "report.json"},
                          dir.path()};
   const auto child = read_pid(dir / "ignores_sigterm.pid");
@@ -430,8 +430,8 @@ BOOST_AUTO_TEST_CASE(exclusion_claims_and_pools_from_the_file_hold) {
   // a pair that overlapped would fail. With six workers, only the constraints keep them apart.
   auto locked = [](std::string_view id, std::string_view lock, std::string_view constraint) {
     return R"({"id": ")" + std::string{id} + R"(", "kind": "exec", "params": {"shell": "mkdir )" +
-           std::string{lock} + R"( || exit 3; sleep 0.3; rmdir )" + std::string{lock} + R"("}, )" +
-           std::string{constraint} + "}";
+           std::string{lock} + R"( || exit 3; sleep 0.3; rmdir )" + std::string{lock} +
+           R"(", "cwd": "."}, )" + std::string{constraint} + "}";
   };
   dir.write(
       "p.json",
@@ -480,6 +480,64 @@ BOOST_AUTO_TEST_CASE(matrix_instances_run_under_their_own_ids) {
   BOOST_TEST(module_ids(read_report(dir / "selected.json")) ==
                  (std::vector<std::string>{"build[alpha]", "build[beta]"}),
              boost::test_tools::per_element());
+}
+
+// Every file drover writes, and its stdout and stderr, show "***" where a secret was.
+BOOST_AUTO_TEST_CASE(secrets_appear_in_no_file_drover_writes, *boost::unit_test::timeout(60)) {
+  const std::string secret = "app-s3cret-VALUE-42";
+  dir.write("p.json", R"({"mode": "keep_going", "modules": [
+      {"id": "echo", "kind": "exec",
+       "params": {"shell": "echo \"out $TOKEN\"; echo \"err $TOKEN\" >&2; printf '{\"token\": \"%s\"}\\n' \"$TOKEN\"",
+                  "json_output": true,
+                  "env": {"TOKEN": {"secret_from_env": "DROVER_APP_TEST_TOKEN"}}}},
+      {"id": "broken", "kind": "exec", "retries": 1, "backoff": {"initial": "1ms"},
+       "params": {"shell": "echo \"bad token $TOKEN\" >&2; exit 3",
+                  "env": {"TOKEN": {"secret_from_env": "DROVER_APP_TEST_TOKEN"}}}},
+      {"id": "inherited", "kind": "exec",
+       "params": {"shell": "echo \"inherited $DROVER_APP_TEST_TOKEN\""}}]})");
+  const std::map<std::string, std::string> env{{"DROVER_APP_TEST_TOKEN", secret}};
+  fs::create_directories(dir / "out");
+  const auto r = drover(
+      {"p.json", "--report", "out/report.json", "--events", "out/events.jsonl", "--log-dir",
+       "out/logs", "--journal", "out/run.journal", "--cache", "out/cache", "--keep-workdirs"},
+      env);
+  BOOST_TEST(r.exit_code == 1, r.out << r.err);
+
+  // The secret reached the commands, and came out masked where they printed it.
+  const auto report = read_report(dir / "out/report.json");
+  BOOST_TEST(module_in(report, "echo").at("value").at("output") ==
+             json::parse(R"({"token": "***"})"));
+  const std::string reason{module_in(report, "broken").at("reason").as_string()};
+  BOOST_TEST(reason == "exit code 3\nbad token ***");
+  const auto echo_log = read_file(dir / "out/logs/echo.log");
+  BOOST_TEST(echo_log.find("out ***\n") != std::string::npos, echo_log);
+  BOOST_TEST(echo_log.find("err ***\n") != std::string::npos, echo_log);
+  // A command that prints the variable without declaring it is masked too: drover collected
+  // the secret from the module that declares it.
+  BOOST_TEST(read_file(dir / "out/logs/inherited.log").find("inherited ***\n") !=
+             std::string::npos);
+  BOOST_TEST(read_file(dir / "out/events.jsonl").find("bad token ***") != std::string::npos);
+  BOOST_TEST(r.out.find("bad token ***") != std::string::npos, r.out);
+
+  // Nothing under the directory (p.json, outputs, logs, drover's stdout and stderr) holds it.
+  std::size_t files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir.path())) {
+    if (!entry.is_regular_file()) continue;
+    ++files;
+    BOOST_TEST(read_file(entry.path()).find(secret) == std::string::npos, entry.path());
+  }
+  // p.json, report, events, three logs, journal, a cache entry, stdout, stderr
+  BOOST_TEST(files >= 9u);
+  BOOST_TEST(read_file(dir / "out/run.journal").find(R"({"token":"***"})") != std::string::npos);
+  BOOST_TEST(r.out.find(secret) == std::string::npos);
+  BOOST_TEST(r.err.find(secret) == std::string::npos);
+
+  // validate and plan show nothing of the value.
+  for (const char* command : {"validate", "plan"}) {
+    const auto shown = run_drover({command, "p.json"}, dir.path(), env);
+    BOOST_TEST(shown.exit_code == 0, command << ": " << shown.out << shown.err);
+    BOOST_TEST((shown.out + shown.err).find(secret) == std::string::npos);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -20,30 +20,16 @@ namespace json = boost::json;
 namespace utf = boost::unit_test;
 using namespace drover::app_test;
 
-/// The port from the master's "listening on 127.0.0.1:PORT" line, once it is there.
-std::optional<std::string> wait_for_port(const fs::path& dir) {
-  std::optional<std::string> port;
-  eventually(
-      [&] {
-        static const std::regex listening{"drover: listening on 127\\.0\\.0\\.1:([0-9]+)"};
-        std::smatch match;
-        const std::string err = read_file(dir / ".drover-stderr");
-        if (std::regex_search(err, match, listening)) port = match[1];
-        return port.has_value();
-      },
-      10s);
-  return port;
-}
-
-/// A pipeline of `count` exec modules that each append their id to ../ran.txt and then sleep.
+/// A pipeline of `count` exec modules that each append their id to ../ran.txt (from the
+/// workspace of the worker running it, a subdirectory of the test's) and then sleep.
 std::string appending_pipeline(int count, double sleep_seconds,
                                const std::map<int, std::string>& requires_of = {}) {
   std::string text = R"({"name": "cluster", "modules": [)";
   for (int i = 0; i < count; ++i) {
     const std::string id = "m" + std::to_string(i);
     text += (i ? "," : "") + std::string(R"({"id": ")") + id +
-            R"(", "kind": "exec", "params": {"shell": "echo )" + id + " >> ../ran.txt; sleep " +
-            std::to_string(sleep_seconds) + R"("})";
+            R"(", "kind": "exec", "params": {"cwd": ".", "shell": "echo )" + id +
+            " >> ../ran.txt; sleep " + std::to_string(sleep_seconds) + R"("})";
     if (auto it = requires_of.find(i); it != requires_of.end())
       text += R"(, "requires": [")" + it->second + R"("])";
     text += "}";

@@ -517,6 +517,37 @@ BOOST_AUTO_TEST_CASE(a_silent_worker_is_lost_and_its_attempts_reassigned, *utf::
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_attempt_a_heartbeating_worker_never_answers_times_out, *utf::timeout(30)) {
+  // The worker stays attached (it heartbeats) but hangs on its assign: once the module's
+  // timeout and the hub's overdue grace have passed, the master cancels it there and the
+  // attempt ends timed_out, instead of the run waiting forever.
+  drover::worker_hub::settings settings;
+  settings.overdue_grace = 200ms;
+  harness h{quick_options(), settings};
+  auto hanging = h.worker({.worker_id = "hanging"});
+  hanging->on_assign = [](fake_worker&, const coord::assign_message&) { return true; };
+  h.welcomed({hanging});
+  drover::pipeline p;
+  add_remote(p, "stuck").timeout = 100ms;
+  const auto started = clock_type::now();
+  h.start(std::move(p));
+  const auto& report = h.finish();
+  BOOST_TEST((clock_type::now() - started >= 300ms));
+  BOOST_TEST(report.status == drover::run_status::failed);
+  BOOST_REQUIRE(report.modules.size() == 1u);
+  BOOST_TEST(report.modules.front().status == drover::module_status::timed_out);
+  BOOST_TEST(
+      report.modules.front().reason.find("no result from worker hanging") != std::string::npos,
+      report.modules.front().reason);
+  BOOST_TEST(report.remote.overdue == 1u);
+  // The cancel went out before the bye that ended the run.
+  BOOST_REQUIRE(h.run_until([&] { return hanging->bye.has_value(); }, 5s));
+  BOOST_REQUIRE(hanging->cancels.size() == 1u);
+  BOOST_TEST(hanging->cancels.front().module == "stuck");
+  BOOST_TEST((hanging->assigns.front().timeout_ms == std::optional<std::uint64_t>{100}));
+  BOOST_TEST(h.master->stats().workers_silent == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_that_leaves_has_its_attempts_reassigned, *utf::timeout(30)) {
   harness h;
   auto leaving = h.worker({.worker_id = "leaving"});
@@ -834,6 +865,61 @@ BOOST_AUTO_TEST_CASE(accept_serves_any_connected_stream, *utf::timeout(20)) {
   BOOST_TEST(std::count(types.begin(), types.end(), "assign") == 1);
   BOOST_TEST(types.back() == "bye");
   BOOST_TEST(h.log_mentions("worker pair (paired): joined"));
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_stops_reading_is_lost_when_its_send_queue_is_full,
+                     *utf::timeout(60)) {
+  // A peer that says hello with many slots and then only writes, never reads: the assigns
+  // fill its socket buffers, and the error the master answers to each line it sends (an
+  // unknown message type, not fatal) waits in the session's queue. Past the limit the master
+  // drops it and reassigns its attempts, instead of buffering without bound.
+  auto o = quick_options();
+  o.line_limits.max_line_bytes = 16 * 1024;
+  o.max_send_queue_bytes = 256 * 1024;  // above a healthy worker's bursts (16 assigns of 4 KB)
+  harness h{o};
+  using local = asio::local::stream_protocol;
+  local::socket master_end{h.io}, stuck_end{h.io};
+  asio::local::connect_pair(master_end, stuck_end);
+  h.master->accept(std::move(master_end), "stuck-peer");
+  coord::hello_message hello;
+  hello.versions = {1};
+  hello.worker_id = "stuck";
+  hello.slots = 2000;
+  asio::write(stuck_end, asio::buffer(coord::encode(hello)));
+  BOOST_REQUIRE(h.run_until([&] { return h.master->stats().workers_welcomed == 1; }, 5s));
+
+  drover::pipeline p;
+  p.name = "padded";
+  for (int i = 0; i < 1000; ++i) {
+    add_remote(p, "m" + std::to_string(i)).params = json::object{{"pad", std::string(4000, 'p')}};
+  }
+  h.start(std::move(p));
+  // Four megabytes of assigns: more than the socket pair's buffers take, so that write never
+  // finishes. The burst alone does not count (it went to an idle connection); the errors the
+  // master answers to the peer's lines queue behind it and do.
+  BOOST_TEST(!h.run_until([&] { return h.master->stats().workers_stalled > 0; }, 200ms));
+  const std::string unknown = R"({"type":"from_the_future"})"
+                              "\n";
+  std::string many;
+  for (int i = 0; i < 200; ++i)
+    many += unknown;
+  for (int round = 0; round < 100 && h.master->stats().workers_stalled == 0; ++round) {
+    boost::system::error_code ignored;
+    asio::write(stuck_end, asio::buffer(many), ignored);
+    h.run_until([] { return false; }, 20ms);
+  }
+  BOOST_REQUIRE(h.master->stats().workers_stalled == 1u);
+  auto healthy = h.worker({.worker_id = "healthy", .slots = 16});
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_TEST(report.remote.workers_lost == 1u);
+  BOOST_TEST(report.remote.reassigned == 1000u);
+  BOOST_TEST(healthy->assigns.size() == 1000u);
+  BOOST_TEST(healthy->errors.empty());
+  BOOST_TEST(h.log_mentions("worker stuck-peer (stuck): lost: it stopped reading: "));
+  BOOST_TEST(h.log_mentions("over the limit of 262144 bytes"));
+  BOOST_TEST(h.master->stats().workers_silent == 0u);
+  BOOST_REQUIRE(h.all_closed());
 }
 
 BOOST_AUTO_TEST_CASE(stop_closes_every_connection, *utf::timeout(20)) {

@@ -123,6 +123,7 @@ coord::assign_message full_assign() {
   m.results = {{"build", module_status::succeeded, json::parse(R"({"artifact":"a.out"})")},
                {"fetch", module_status::ignored_failure, nullptr}};
   m.matrix_target = "linux";
+  m.outputs = {"dist/*.tar.gz", "VERSION"};
   return m;
 }
 
@@ -180,6 +181,8 @@ BOOST_AUTO_TEST_CASE(assign_round_trips_with_and_without_optional_fields) {
   BOOST_TEST(defaults.deps.empty());
   BOOST_TEST(defaults.results.empty());
   BOOST_TEST(!defaults.matrix_target.has_value());
+  BOOST_TEST(defaults.outputs.empty());
+  BOOST_TEST(coord::encode(minimal).find("outputs") == std::string::npos, "no outputs: no field");
 }
 
 BOOST_AUTO_TEST_CASE(assign_dependency_results_default_value_to_null) {
@@ -626,6 +629,236 @@ BOOST_AUTO_TEST_CASE(token_matches_only_the_same_token) {
   BOOST_TEST(coord::token_matches("", ""));
   // Repeating a prefix must not fool the comparison of unequal lengths.
   BOOST_TEST(!coord::token_matches("abab", "ab"));
+}
+
+// The encoder writes JSON itself: it must read exactly as Boost.JSON would serialize the same
+// object, field order included, so that the documented bytes never change.
+BOOST_AUTO_TEST_CASE(encode_writes_what_boost_json_would_serialize) {
+  coord::hello_message hello = full_hello();
+  hello.worker_id = "w\"7\n\\";
+  hello.capabilities = {"linux", "g\x01pu\x1f"};
+  coord::assign_message assign = full_assign();
+  assign.params = json::parse(
+      R"({"d":1.5e300,"neg":-3,"u":18446744073709551615,"t":true,"s":"\u0001\u007f/","a":[]})");
+  assign.outputs = {"dist/*.tar.gz"};
+  coord::result_message failed;
+  failed.run = "r";
+  failed.module = "m";
+  failed.status = module_status::failed;
+  failed.error = "x\ty\x1f\\ \b\f";
+  failed.started_at_ms = 5;
+  coord::result_message succeeded;
+  succeeded.run = "r";
+  succeeded.module = "m";
+  succeeded.value = json::parse(R"([1,2.5,"x",{"k":null}])");
+  coord::error_message error = coord::make_error_message(coord::error_code::internal, "m", true);
+  error.module = "x";
+  error.attempt = 3;
+  const std::vector<coord::message> all = {hello,
+                                           coord::welcome_message{},
+                                           assign,
+                                           coord::assign_message{},
+                                           failed,
+                                           succeeded,
+                                           coord::heartbeat_message{{{"a", 1}, {"b", 2}}},
+                                           coord::heartbeat_message{},
+                                           coord::cancel_message{},
+                                           coord::drain_message{"d"},
+                                           coord::bye_message{},
+                                           error};
+  for (const coord::message& m : all) {
+    const std::string line = coord::encode(m);
+    BOOST_TEST(line == json::serialize(json::parse(line)) + "\n");
+    std::string appended = "before\n";
+    const std::size_t size = coord::encode_to(appended, m);
+    BOOST_TEST(size == line.size());
+    BOOST_TEST(appended == "before\n" + line);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_assign_view_encodes_as_the_same_assign_message) {
+  const coord::assign_message owned = full_assign();
+  const json::value artifact = json::parse(R"({"artifact":"a.out"})");
+  const std::vector<std::string_view> deps{"build", "fetch"};
+  const std::vector<drover::dependency_result> results{
+      {"build", module_status::succeeded, &artifact},
+      {"fetch", module_status::ignored_failure, nullptr}};
+  coord::assign_view view;
+  view.run = owned.run;
+  view.epoch = owned.epoch;
+  view.module = owned.module;
+  view.attempt = owned.attempt;
+  view.kind = owned.kind;
+  view.params = &owned.params;
+  view.timeout_ms = owned.timeout_ms;
+  view.deps = deps;
+  view.results = results;
+  view.matrix_target = *owned.matrix_target;
+  view.outputs = owned.outputs;
+  std::string line;
+  const std::size_t size = coord::encode_to(line, view);
+  BOOST_TEST(size == line.size());
+  BOOST_TEST(line == coord::encode(owned));
+}
+
+namespace {
+
+/// Decodes `line` with a line_decoder and with decode(), which must agree exactly.
+void expect_same_decoding(coord::line_decoder& decoder, std::string_view line,
+                          const coord::limits& limits) {
+  const coord::decode_result fast = decoder.decode(line);
+  const coord::decode_result full = coord::decode(line, limits);
+  BOOST_TEST_CONTEXT("line: " << line) {
+    BOOST_REQUIRE(fast.ok() == full.ok());
+    if (fast.ok()) {
+      BOOST_TEST((fast.value() == full.value()));
+    } else {
+      BOOST_TEST(coord::to_string(fast.error().code) == coord::to_string(full.error().code));
+      BOOST_TEST(fast.error().message == full.error().message);
+      BOOST_TEST(fast.error().fatal == full.error().fatal);
+      BOOST_TEST((fast.error().module == full.error().module));
+      BOOST_TEST((fast.error().attempt == full.error().attempt));
+    }
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_line_decoder_reads_plain_lines_in_one_pass_and_agrees_with_decode) {
+  coord::result_message result;
+  result.run = "r-1";
+  result.epoch = 3;
+  result.module = "m17";
+  result.attempt = 2;
+  result.started_at_ms = 1700000000000;
+  result.finished_at_ms = 1700000000001;
+  coord::assign_message assign;
+  assign.run = "r-1";
+  assign.epoch = 3;
+  assign.module = "m17";
+  assign.attempt = 2;
+  assign.kind = "noop";
+  const std::vector<std::string> plain = {
+      coord::encode(assign),
+      coord::encode(result),
+      R"({"type":"assign","run":"r","epoch":0,"module":"a","attempt":1,"kind":"exec",)"
+      R"("params":{"argv":["make","-j4"],"env":{"CI":"1"}},"timeout_ms":60000,)"
+      R"("deps":["x","y"],"results":{},"matrix_target":"os=linux","outputs":["dist/a"]})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k",)"
+      R"("params":"text","timeout_ms":null,"deps":null,"results":null,"matrix_target":null})",
+      R"({"type":"result","run":"r","epoch":1,"module":"a","attempt":4294967295,)"
+      R"("status":"failed","error":""})",
+      R"({"type":"result","run":"r","epoch":18446744073709551615,"module":"a","attempt":1,)"
+      R"("status":"succeeded","value":{"files":["a","b"],"n":3}} )",
+      R"({"type":"result","run":"r","epoch":1,"module":"a","attempt":1,"status":"timed_out",)"
+      R"("error":"timed out after 5 ms","value":null,"started_at_ms":null})",
+  };
+  coord::line_decoder decoder;
+  for (const std::string& line : plain) {
+    std::string_view text = line;
+    if (text.ends_with('\n')) text.remove_suffix(1);
+    expect_same_decoding(decoder, text, {});
+  }
+  BOOST_TEST(decoder.plain_lines() == plain.size());
+
+  // Lines that are not plain go to the full decoder, with its messages and its errors.
+  const std::vector<std::string> other = {
+      R"({"type":"assign","run":"r\u0041","epoch":1,"module":"a","attempt":1,"kind":"k"})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k","x":1})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k","run":"s"})",
+      R"({"type":"assign","run":"","epoch":1,"module":"a","attempt":1,"kind":"k"})",
+      R"({"type":"assign","run":"r","epoch":-1,"module":"a","attempt":1,"kind":"k"})",
+      R"({"type":"assign","run":"r","epoch":1.0,"module":"a","attempt":1,"kind":"k"})",
+      R"({"type":"assign","run":"r","epoch":01,"module":"a","attempt":1,"kind":"k"})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":0,"kind":"k"})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":4294967296,"kind":"k"})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k","params":7})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k","deps":[1]})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k","deps":{}})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k",)"
+      R"("results":{"x":{"status":"succeeded","value":1}}})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k",)"
+      R"("params":{"a":[1,2})",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k"} x)",
+      R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,"kind":"k",})",
+      R"({"type":"assign","run":"r","epoch":18446744073709551616,"module":"a","attempt":1,)"
+      R"("kind":"k"})",
+      "{\"type\":\"assign\",\"run\":\"r\xff\",\"epoch\":1,\"module\":\"a\",\"attempt\":1,"
+      "\"kind\":\"k\"}",
+      "{\"type\":\"assign\",\"run\":\"caf\xc3\xa9\",\"epoch\":1,\"module\":\"a\",\"attempt\":1,"
+      "\"kind\":\"k\"}",
+      R"({"type":"result","run":"r","epoch":1,"module":"a","attempt":1,"status":"pending"})",
+      R"({"type":"result","run":"r","epoch":1,"module":"a","attempt":1,"status":"failed"})",
+      R"({"type":"result","run":"r","epoch":1,"module":"a","attempt":1,"status":"failed",)"
+      R"("error":7})",
+      R"({"type":"result","run":"r","epoch":1,"module":"a","attempt":1,"status":"succeeded",)"
+      R"("value":true})",
+      R"({"type":"result","run":"r","epoch":1,"module":"a","attempt":1,"status":"succeeded",)"
+      R"("started_at_ms":9223372036854775808})",
+      R"({ "type":"result","run":"r","epoch":1,"module":"a","attempt":1,"status":"succeeded"})",
+      R"({"type":"heartbeat","running":[]})",
+  };
+  for (const std::string& line : other)
+    expect_same_decoding(decoder, line, {});
+
+  // Nesting near the limit: the one-pass reader stays a level short of it and leaves the
+  // rest to the full decoder, which enforces the limit.
+  for (std::size_t depth = 1; depth <= 6; ++depth) {
+    const coord::limits shallow{coord::default_max_line_bytes, depth};
+    coord::line_decoder limited{shallow};
+    const std::string params = std::string(depth, '[') + std::string(depth, ']');
+    expect_same_decoding(limited,
+                         R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,)"
+                         R"("kind":"k","params":)" +
+                             params + "}",
+                         shallow);
+    expect_same_decoding(limited,
+                         R"({"type":"assign","run":"r","epoch":1,"module":"a","attempt":1,)"
+                         R"("kind":"k","deps":["x"]})",
+                         shallow);
+  }
+}
+
+// Mutations of plain lines (a byte removed, doubled or replaced) must decode the same either
+// way, whether or not they are still plain.
+BOOST_AUTO_TEST_CASE(mutated_lines_decode_the_same_either_way) {
+  const std::vector<std::string> seeds = {
+      R"({"type":"assign","run":"r","epoch":2,"module":"m1","attempt":1,"kind":"exec",)"
+      R"("params":{"argv":["a","b"]},"timeout_ms":5,"deps":["x"],"results":{},"outputs":["o"]})",
+      R"({"type":"result","run":"r","epoch":2,"module":"m1","attempt":1,"status":"succeeded",)"
+      R"("value":{"k":[1,"v"]},"started_at_ms":10,"finished_at_ms":12})",
+      R"({"type":"result","run":"r","epoch":2,"module":"m1","attempt":3,"status":"failed",)"
+      R"("error":"exit code 1"})",
+  };
+  const std::string replacements = "\"{}[],:0123456789-.eE \\antrufl\x80";
+  coord::line_decoder decoder;
+  std::uint64_t state = 7;
+  auto next = [&state](std::size_t n) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::size_t>((state >> 33) % n);
+  };
+  std::size_t checked = 0;
+  for (const std::string& seed : seeds) {
+    for (int round = 0; round < 1500; ++round) {
+      std::string line = seed;
+      const std::size_t at = next(line.size());
+      switch (next(3)) {
+        case 0:
+          line.erase(at, 1);
+          break;
+        case 1:
+          line.insert(at, 1, line[at]);
+          break;
+        default:
+          line[at] = replacements[next(replacements.size())];
+      }
+      expect_same_decoding(decoder, line, {});
+      ++checked;
+    }
+  }
+  BOOST_TEST(checked == 4500u);
+  BOOST_TEST(decoder.plain_lines() > 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

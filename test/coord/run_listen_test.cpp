@@ -34,21 +34,6 @@ constexpr std::string_view two_modules = R"({
   ]
 })";
 
-/// The port from drover's "listening on 127.0.0.1:PORT" line, once it is there.
-std::optional<unsigned short> wait_for_port(const fs::path& dir) {
-  std::optional<unsigned short> port;
-  eventually(
-      [&] {
-        static const std::regex listening{"drover: listening on 127\\.0\\.0\\.1:([0-9]+)"};
-        std::smatch match;
-        const std::string err = read_file(dir / ".drover-stderr");
-        if (std::regex_search(err, match, listening)) port = std::stoi(match[1]);
-        return port.has_value();
-      },
-      10s);
-  return port;
-}
-
 /// What the worker saw: message types in order, and the errors.
 struct session_log {
   std::vector<std::string> types;
@@ -119,7 +104,8 @@ BOOST_AUTO_TEST_CASE(a_remote_worker_runs_the_pipeline, *utf::timeout(60)) {
                         dir.path()};
   const auto port = wait_for_port(dir.path());
   BOOST_REQUIRE_MESSAGE(port, "no 'listening on' line: " << read_file(dir / ".drover-stderr"));
-  const session_log log = work_for(*port, hello_from("remote-1"));
+  const session_log log =
+      work_for(static_cast<unsigned short>(std::stoi(*port)), hello_from("remote-1"));
   const drover_result result = drover.wait();
   BOOST_TEST(result.exit_code == 0, result.err);
   BOOST_TEST(log.ended);

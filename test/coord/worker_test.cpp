@@ -444,6 +444,67 @@ BOOST_AUTO_TEST_CASE(runs_noop_sleep_and_exec_and_reports_their_values,
   });
 }
 
+// The master sends only the variable's name; the worker reads the value from its own
+// environment and masks it in the log and in the results it sends back.
+BOOST_AUTO_TEST_CASE(secrets_are_read_on_the_worker_and_masked_in_results,
+                     *boost::unit_test::timeout(30)) {
+  const std::string secret = "worker-s3cret-77";
+  ::setenv("DROVER_WORKER_TEST_SECRET", secret.c_str(), 1);
+  ::unsetenv("DROVER_WORKER_TEST_MISSING");
+  const auto log_dir = std::filesystem::temp_directory_path() /
+                       ("drover-worker-secret-" + std::to_string(::getpid()));
+  fixture f;
+  auto o = f.options();
+  o.slots = 3;
+  o.log_dir = log_dir;
+  f.start(o);
+  f.run([&]() -> asio::awaitable<void> {
+    master_side m = co_await f.handshake();
+    const json::object secret_env{
+        {"TOKEN", json::object{{"secret_from_env", "DROVER_WORKER_TEST_SECRET"}}}};
+    const json::object missing_env{
+        {"TOKEN", json::object{{"secret_from_env", "DROVER_WORKER_TEST_MISSING"}}}};
+    auto shown = assignment("shown", "exec",
+                            json::object{{"shell", R"(printf '{"token": "%s"}\n' "$TOKEN")"},
+                                         {"json_output", true},
+                                         {"env", secret_env}});
+    co_await m.send(shown);
+    auto failing = assignment(
+        "failing", "exec",
+        json::object{{"shell", R"(echo "bad $TOKEN" >&2; exit 3)"}, {"env", secret_env}});
+    co_await m.send(failing);
+    auto missing =
+        assignment("missing", "exec", json::object{{"shell", "true"}, {"env", missing_env}});
+    co_await m.send(missing);
+
+    std::map<std::string, coord::result_message> results;
+    while (results.size() < 3) {
+      auto r = co_await m.expect<coord::result_message>();
+      results[r.module] = r;
+    }
+    BOOST_TEST(results["shown"].status == drover::module_status::succeeded);
+    BOOST_TEST(results["shown"].value ==
+               json::parse(R"({"exit_code": 0, "output": {"token": "***"}})"));
+    BOOST_TEST(results["failing"].status == drover::module_status::failed);
+    BOOST_TEST(results["failing"].error == "exit code 3\nbad ***");
+    BOOST_TEST(results["missing"].status == drover::module_status::failed);
+    BOOST_TEST(contains(results["missing"].error, "'DROVER_WORKER_TEST_MISSING'"),
+               results["missing"].error);
+
+    co_await m.bye("run finished");
+    co_await f.finished();
+  });
+  ::unsetenv("DROVER_WORKER_TEST_SECRET");
+  std::string logs;
+  for (const auto& entry : std::filesystem::directory_iterator(log_dir)) {
+    std::ifstream in{entry.path()};
+    logs.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::filesystem::remove_all(log_dir);
+  BOOST_TEST(contains(logs, "bad ***\n"), logs);
+  BOOST_TEST(!contains(logs, secret), logs);
+}
+
 BOOST_AUTO_TEST_CASE(two_slots_run_two_attempts_at_once, *boost::unit_test::timeout(30)) {
   fixture f;
   auto o = f.options();
@@ -526,13 +587,12 @@ BOOST_AUTO_TEST_CASE(dependency_results_are_kept_for_the_run, *boost::unit_test:
     BOOST_TEST(r3.value.at("value").is_null());
     BOOST_TEST(r3.value.at("status").as_string() == std::string_view{"failed"});
 
-    // Every status but cancelled reads as the master reported it (a body cannot end
-    // cancelled on its own, so a cancelled dependency reads as failed).
+    // Every status reads as the master reported it, cancelled too, as in a local run.
     const std::vector<std::pair<drover::module_status, std::string>> statuses{
         {drover::module_status::timed_out, "timed_out"},
         {drover::module_status::skipped, "skipped"},
         {drover::module_status::ignored_failure, "ignored_failure"},
-        {drover::module_status::cancelled, "failed"}};
+        {drover::module_status::cancelled, "cancelled"}};
     for (const auto& [status, seen] : statuses) {
       const std::string dep = "dep-" + std::string{drover::to_string(status)};
       auto always = assignment("always-" + dep, "inspect", json::object{{"dep", dep}});

@@ -4,6 +4,11 @@
 // pin_local, cancellation and constraints across local and remote workers.
 
 #include <drover/engine.hpp>
+#include <drover/journal.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
 
 #define BOOST_TEST_MODULE remote
 #include "test_support.hpp"
@@ -74,7 +79,7 @@ class fake_remote : public drover::remote_worker, public std::enable_shared_from
     most_running = std::max(most_running, static_cast<int>(running_.size()));
     BOOST_TEST(running_.size() <= slots_, name_ << " got more attempts than its slots");
     if (overlaps) overlaps->enter(seen.id);
-    if (silent) return;
+    if (silent || hang_on.count(seen.id)) return;
     auto timer = std::make_shared<asio::steady_timer>(io_, delay_);
     timer->async_wait([self = shared_from_this(), timer, module = a.module, epoch = a.epoch,
                        attempt = a.attempt, id = seen.id, n](boost::system::error_code) {
@@ -92,8 +97,10 @@ class fake_remote : public drover::remote_worker, public std::enable_shared_from
   }
 
   void cancel(std::uint32_t module, std::string_view id, std::uint32_t attempt,
-              std::string_view) override {
+              std::string_view reason) override {
     cancelled.emplace_back(id);
+    cancel_reasons.emplace_back(reason);
+    if (ignore_cancels) return;  // hung for good: not even a cancelled result
     if (!running_.erase({module, attempt})) return;
     if (overlaps) overlaps->leave(std::string(id));
     remote_completion c;
@@ -115,10 +122,12 @@ class fake_remote : public drover::remote_worker, public std::enable_shared_from
   worker_hub::worker_id id() const { return id_; }
 
   std::vector<seen_assignment> assignments;
-  std::vector<std::string> cancelled, rejections;
+  std::vector<std::string> cancelled, cancel_reasons, rejections;
   int most_running = 0;
   bool finished = false;
   bool silent = false;
+  std::set<std::string> hang_on;  ///< modules it never completes (it still answers a cancel)
+  bool ignore_cancels = false;
   bool duplicate_results = false;
   overlap_counter* overlaps = nullptr;
 
@@ -309,6 +318,72 @@ BOOST_AUTO_TEST_CASE(a_module_that_loses_too_many_workers_fails_as_poison) {
   BOOST_TEST(mentions(r.reason, "poison"), r.reason);
   BOOST_TEST(mentions(r.reason, "second"), r.reason);
   BOOST_TEST(report.remote.workers_lost == 2u);
+}
+
+// A worker that heartbeats (it stays attached) but never answers: an attempt with a timeout
+// ends timed_out once timeout + overdue_grace passed, and the module's retries apply.
+BOOST_AUTO_TEST_CASE(an_overdue_remote_attempt_is_cancelled_and_times_out) {
+  worker_hub::settings settings;
+  settings.overdue_grace = 100ms;
+  remote_run run{settings};
+  auto hung = run.worker("hung");
+  hung->silent = true;
+  hung->ignore_cancels = true;  // its slot stays taken for good
+  auto good = run.worker("good");
+  drover::pipeline p;
+  auto& slow = add_remote_module(p, "slow");
+  slow.timeout = 50ms;
+  slow.retries = 1;
+  slow.backoff = drover::backoff_policy{1ms, 1.0, 1ms, 0.0};
+  hung->join({}, 1);
+  run.start(std::move(p), remote_only());
+  run.after(60ms, [&] { good->join({}, 1); });
+  const auto& report = run.finish();
+
+  BOOST_TEST(report.status == drover::run_status::succeeded);
+  BOOST_TEST(run.elapsed >= 150ms);
+  const auto& r = result_of(report, "slow");
+  BOOST_TEST(r.attempts == 2u);
+  BOOST_TEST(report.worker_name(r) == "good");
+  BOOST_REQUIRE(hung->cancelled.size() == 1u);
+  BOOST_TEST(hung->cancelled.front() == "slow");
+  BOOST_TEST(mentions(hung->cancel_reasons.front(),
+                      "no result from worker hung within the timeout of 50 ms and 100 ms more"),
+             hung->cancel_reasons.front());
+  BOOST_REQUIRE(good->assignments.size() == 1u);
+  BOOST_TEST(good->assignments.front().attempt == 2u);
+  BOOST_TEST(report.remote.overdue == 1u);
+  BOOST_TEST(report.remote.workers_lost == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_overdue_attempt_without_retries_ends_timed_out_and_frees_its_slot_late) {
+  worker_hub::settings settings;
+  settings.overdue_grace = 50ms;
+  remote_run run{settings};
+  auto hung = run.worker("hung");
+  hung->hang_on = {"first"};  // answers its cancel only, with a cancelled result
+  drover::pipeline p;
+  p.mode = drover::execution_mode::keep_going;
+  add_remote_module(p, "first").timeout = 30ms;
+  add_remote_module(p, "second").priority = -1;  // waits for the one slot
+  hung->join({}, 1);
+  run.start(std::move(p), remote_only());
+  const auto& report = run.finish();
+
+  const auto& first = result_of(report, "first");
+  BOOST_TEST(first.status == drover::module_status::timed_out);
+  BOOST_TEST(mentions(first.reason, "within the timeout of 30 ms and 50 ms more"), first.reason);
+  // Only the cancelled answer freed the one slot for the second module, whose own attempt has
+  // no timeout and is never cut short.
+  BOOST_TEST(result_of(report, "second").status == drover::module_status::succeeded);
+  BOOST_REQUIRE(hung->assignments.size() == 2u);
+  BOOST_TEST(hung->assignments.back().id == "second");
+  BOOST_TEST(hung->most_running == 1);
+  BOOST_TEST(report.remote.overdue == 1u);
+  // The late cancelled answer is stale: rejected and counted.
+  BOOST_TEST(report.remote.rejected_results == 1u);
+  BOOST_REQUIRE(hung->rejections.size() == 1u);
+  BOOST_TEST(hung->rejections.front() == "stale_result:first#1");
 }
 
 BOOST_AUTO_TEST_CASE(stale_and_duplicate_results_are_rejected_and_counted) {
@@ -521,3 +596,71 @@ BOOST_AUTO_TEST_CASE(an_invalid_pipeline_tells_attached_workers_the_run_is_over)
 }
 
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(a_resumed_run_fences_off_results_of_the_earlier_epoch) {
+  namespace fs = std::filesystem;
+  const fs::path journal_file =
+      fs::temp_directory_path() / ("drover-remote-epoch-" + std::to_string(::getpid()));
+  fs::remove(journal_file);
+  {
+    // An earlier run recorded in the journal, killed or not: it took epoch 1.
+    auto first = drover::run_journal::open(journal_file, {});
+    BOOST_TEST(first->epoch() == 1u);
+    drover::pipeline p;
+    p.name = "fenced";
+    p.add("warm", value_body(1));
+    drover::run_options options;
+    options.journal = first;
+    BOOST_TEST(run_pipeline(std::move(p), options).report.status == drover::run_status::succeeded);
+  }
+  auto journal =
+      drover::run_journal::open(journal_file, {.mode = drover::durability::fsync, .resume = true});
+  BOOST_TEST(journal->epoch() == 2u);
+  worker_hub::settings settings;
+  settings.epoch = journal->epoch();
+  remote_run run{settings};
+  auto w = run.worker("w");
+  w->join({}, 1);
+  drover::pipeline p;
+  p.name = "fenced";
+  add_remote_module(p, "a");
+  auto options = remote_only();
+  options.journal = journal;
+  run.start(std::move(p), options);
+  run.after(0ms, [&] {
+    // A worker of the earlier run answers for the same module and attempt.
+    remote_completion c;
+    c.module = 0;
+    c.epoch = 1;
+    c.attempt = 1;
+    c.status = drover::module_status::failed;
+    c.error = "from the earlier epoch";
+    run.hub->complete(w->id(), c);
+  });
+  const auto& report = run.finish();
+  BOOST_TEST(report.status == drover::run_status::succeeded);
+  BOOST_TEST(report.epoch == 2u);
+  BOOST_TEST(report.remote.rejected_results == 1u);
+  fs::remove(journal_file);
+}
+
+BOOST_AUTO_TEST_CASE(a_hub_with_another_epoch_than_the_journal_is_refused) {
+  namespace fs = std::filesystem;
+  const fs::path journal_file =
+      fs::temp_directory_path() / ("drover-remote-epoch-bad-" + std::to_string(::getpid()));
+  fs::remove(journal_file);
+  auto journal = drover::run_journal::open(journal_file, {});
+  worker_hub::settings settings;
+  settings.epoch = journal->epoch() + 5;
+  remote_run run{settings};
+  drover::pipeline p;
+  add_remote_module(p, "a");
+  auto options = remote_only();
+  options.journal = journal;
+  run.start(std::move(p), options);
+  const auto& report = run.finish();
+  BOOST_TEST(report.status == drover::run_status::invalid);
+  BOOST_TEST_REQUIRE(report.problems.size() == 1u);
+  BOOST_TEST(mentions(report.problems[0].message, "epoch"), report.problems[0].message);
+  fs::remove(journal_file);
+}

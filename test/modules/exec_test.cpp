@@ -3,10 +3,13 @@
 #define BOOST_TEST_MODULE exec
 #include "modules_test_support.hpp"
 
+#include <drover/secrets.hpp>
+
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 
 namespace {
 
@@ -176,6 +179,157 @@ BOOST_AUTO_TEST_CASE(env_is_set_over_the_inherited_environment, *boost::unit_tes
   BOOST_TEST(out["env"].value.at("output") == json::parse(R"(["kept", "new", "hello world"])"));
 }
 
+BOOST_AUTO_TEST_CASE(secret_from_env_params_are_checked_and_name_their_field) {
+  const auto parsed = drover::modules::parse_exec_params(json::parse(
+      R"({"shell": "true", "env": {"PLAIN": "1", "TOKEN": {"secret_from_env": "CI_TOKEN"}}})"));
+  BOOST_TEST(parsed.env.at("PLAIN") == "1");
+  BOOST_TEST(parsed.env.count("TOKEN") == 0u);
+  BOOST_TEST(parsed.secret_env.at("TOKEN") == "CI_TOKEN");
+
+  for (std::string_view env :
+       {R"({"T": {"secret_from_env": 1}})", R"({"T": {"secret_from_env": ""}})",
+        R"({"T": {"secret_from_env": null}})", R"({"T": {"secret_from_env": "A=B"}})",
+        R"({"T": {"secret_from_env": "X", "default": "y"}})", R"({"T": {"from_env": "X"}})",
+        R"({"T": {}})", R"({"T": null})", R"({"T": ["X"]})",
+        R"({"=T": {"secret_from_env": "X"}})"}) {
+    BOOST_TEST_CONTEXT(env) {
+      const auto params = shell_params("true", "\"env\": " + std::string(env));
+      BOOST_TEST(params_error_field(params) == "params.env");
+      try {
+        (void)drover::modules::parse_exec_params(json::parse(params));
+      } catch (const params_error& e) {
+        BOOST_TEST((contains(e.what(), "'T'") || contains(e.what(), "'=T'")), e.what());
+      }
+    }
+  }
+
+  drover::modules::exec_options both;
+  both.argv = {"true"};
+  both.env["TOKEN"] = "plain";
+  both.secret_env["TOKEN"] = "CI_TOKEN";
+  BOOST_CHECK_THROW(drover::modules::exec_body(both), params_error);
+  both.env.clear();
+  BOOST_CHECK_NO_THROW(drover::modules::exec_body(both));
+  both.secret_env["TOKEN"] = "";
+  BOOST_CHECK_THROW(drover::modules::exec_body(both), params_error);
+}
+
+BOOST_AUTO_TEST_CASE(a_secret_from_env_reaches_the_child_and_is_masked_everywhere,
+                     *boost::unit_test::timeout(30)) {
+  const std::string secret = "pa55-w0rd-xyz";
+  ::setenv("DROVER_EXEC_TEST_SECRET", secret.c_str(), 1);
+  temp_dir dir;
+  const std::string token_env =
+      R"("env": {"TOKEN": {"secret_from_env": "DROVER_EXEC_TEST_SECRET"}})";
+  drover::pipeline p;
+  p.mode = drover::execution_mode::keep_going;
+  // The secret in one write per stream, then split across two writes with a pause between,
+  // then in the JSON output.
+  add_kind(p, "echo", "exec",
+           shell_params(
+               R"(echo "length ${#TOKEN}"; echo "out $TOKEN"; echo "err $TOKEN" >&2; )"
+               R"(printf 'split %.6s' "$TOKEN"; sleep 0.3; printf '%s end\n' "${TOKEN#??????}"; )"
+               R"(printf '{"token": "%s", "n": 1}\n' "$TOKEN")",
+               R"("json_output": true, )" + token_env));
+  add_kind(p, "fail", "exec", shell_params(R"(echo "failing with $TOKEN" >&2; exit 3)", token_env));
+  drover::run_options options;
+  options.log_dir = dir / "logs";
+  const auto out = run(std::move(p), options);
+  ::unsetenv("DROVER_EXEC_TEST_SECRET");
+
+  const auto echo_log = read_text(drover::modules::exec_log_path(dir / "logs", "echo"));
+  BOOST_TEST_INFO(echo_log);
+  BOOST_TEST(contains(echo_log, "length 13\n"));  // the child had the value
+  BOOST_TEST(contains(echo_log, "out ***\n"));
+  BOOST_TEST(contains(echo_log, "err ***\n"));
+  BOOST_TEST(contains(echo_log, "split *** end\n"));
+  BOOST_TEST(!contains(echo_log, secret));
+  BOOST_TEST(!contains(echo_log, "0rd-xyz"));
+  BOOST_TEST(out["echo"].status == module_status::succeeded);
+  BOOST_TEST(out["echo"].value ==
+             json::parse(R"({"exit_code": 0, "output": {"token": "***", "n": 1}})"));
+
+  const auto& fail = out["fail"];
+  BOOST_TEST(fail.status == module_status::failed);
+  BOOST_TEST(fail.reason == "exit code 3\nfailing with ***");
+  const auto fail_log = read_text(drover::modules::exec_log_path(dir / "logs", "fail"));
+  BOOST_TEST(contains(fail_log, "failing with ***\n"), fail_log);
+  BOOST_TEST(!contains(fail_log, secret));
+}
+
+BOOST_AUTO_TEST_CASE(the_run_secrets_are_masked_in_the_log_too, *boost::unit_test::timeout(30)) {
+  temp_dir dir;
+  auto secrets = std::make_shared<drover::secret_masker>();
+  secrets->add("run-level-secret");
+  drover::pipeline p;
+  add_kind(p, "echo", "exec", shell_params("echo run-level-secret; echo harmless"));
+  drover::run_options options;
+  options.log_dir = dir / "logs";
+  options.secrets = secrets;
+  const auto out = run(std::move(p), options);
+  BOOST_TEST(out["echo"].status == module_status::succeeded);
+  const auto log = read_text(drover::modules::exec_log_path(dir / "logs", "echo"));
+  BOOST_TEST(contains(log, "***\nharmless\n"), log);
+  BOOST_TEST(!contains(log, "run-level-secret"), log);
+}
+
+BOOST_AUTO_TEST_CASE(a_secret_split_where_a_long_line_is_cut_is_masked,
+                     *boost::unit_test::timeout(30)) {
+  // Lines are cut after 1 MiB; the secret straddles that point, its two halves written
+  // apart so that the first read ends inside it.
+  const std::string secret = "pa55-w0rd-xyz";
+  ::setenv("DROVER_EXEC_TEST_SECRET", secret.c_str(), 1);
+  temp_dir dir;
+  drover::pipeline p;
+  add_kind(p, "long", "exec",
+           shell_params(R"(head -c 1048571 /dev/zero | tr '\0' x; printf '%.6s' "$TOKEN"; )"
+                        R"(sleep 0.3; printf '%s\n' "${TOKEN#??????}")",
+                        R"("env": {"TOKEN": {"secret_from_env": "DROVER_EXEC_TEST_SECRET"}})"));
+  drover::run_options options;
+  options.log_dir = dir / "logs";
+  const auto out = run(std::move(p), options);
+  ::unsetenv("DROVER_EXEC_TEST_SECRET");
+  BOOST_TEST(out["long"].status == module_status::succeeded);
+  const auto log = read_text(drover::modules::exec_log_path(dir / "logs", "long"));
+  BOOST_TEST(log.size() > 1048571u);
+  BOOST_TEST(contains(log, "x***\n"));
+  BOOST_TEST(!contains(log, "pa55"));
+  BOOST_TEST(!contains(log, "0rd-xyz"));
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_secret_fails_the_attempt_naming_the_variable,
+                     *boost::unit_test::timeout(30)) {
+  ::unsetenv("DROVER_EXEC_TEST_UNSET_SECRET");
+  ::setenv("DROVER_EXEC_TEST_EMPTY_SECRET", "", 1);
+  temp_dir dir;
+  drover::pipeline p;
+  p.mode = drover::execution_mode::keep_going;
+  for (std::string_view variable :
+       {"DROVER_EXEC_TEST_UNSET_SECRET", "DROVER_EXEC_TEST_EMPTY_SECRET"}) {
+    add_kind(
+        p, std::string(variable), "exec",
+        shell_params("touch ran", R"("cwd": )" + json::serialize(json::value(dir.path().string())) +
+                                      R"(, "env": {"TOKEN": {"secret_from_env": ")" +
+                                      std::string(variable) + "\"}}"));
+  }
+  drover::run_options options;
+  options.log_dir = dir / "logs";
+  const auto out = run(std::move(p), options);
+  ::unsetenv("DROVER_EXEC_TEST_EMPTY_SECRET");
+  for (std::string_view variable :
+       {"DROVER_EXEC_TEST_UNSET_SECRET", "DROVER_EXEC_TEST_EMPTY_SECRET"}) {
+    BOOST_TEST_CONTEXT(variable) {
+      const auto& r = out[variable];
+      BOOST_TEST(r.status == module_status::failed);
+      BOOST_TEST(contains(r.reason, "'" + std::string(variable) + "'"), r.reason);
+      BOOST_TEST(contains(r.reason, "env 'TOKEN'"), r.reason);
+      BOOST_TEST(contains(read_text(drover::modules::exec_log_path(dir / "logs", variable)),
+                          std::string(variable)));
+    }
+  }
+  BOOST_TEST(!std::filesystem::exists(dir / "ran"));  // the command never started
+}
+
 BOOST_AUTO_TEST_CASE(cwd_sets_the_working_directory, *boost::unit_test::timeout(20)) {
   temp_dir dir;
   {
@@ -195,6 +349,77 @@ BOOST_AUTO_TEST_CASE(cwd_sets_the_working_directory, *boost::unit_test::timeout(
   BOOST_TEST(out["pwd"].value.at("output") ==
              json::value(std::filesystem::canonical(dir.path()).string()));
   BOOST_TEST(out["relative_program"].value.at("output") == json::value("from script"));
+}
+
+/// Run options whose workspace is `dir`.
+drover::run_options in_workspace(const temp_dir& dir) {
+  drover::run_options options;
+  options.workspace = dir.path();
+  return options;
+}
+
+BOOST_AUTO_TEST_CASE(by_default_the_child_runs_in_the_attempts_work_dir,
+                     *boost::unit_test::timeout(20)) {
+  temp_dir dir;
+  const auto workspace = std::filesystem::canonical(dir.path());
+  drover::pipeline p;
+  add_kind(p, "where", "exec",
+           shell_params(R"cmd(printf '["%s", "%s", "%s"]\n' "$(pwd -P)" "$DROVER_WORK_DIR" )cmd"
+                        R"cmd("$DROVER_WORKSPACE")cmd",
+                        R"("json_output": true)"));
+  const auto out = run(std::move(p), in_workspace(dir));
+  BOOST_REQUIRE(out["where"].status == module_status::succeeded);
+  const auto& seen = out["where"].value.at("output").as_array();
+  const std::filesystem::path cwd{std::string{seen.at(0).as_string()}};
+  BOOST_TEST(cwd.parent_path() == workspace / ".drover" / "work");
+  BOOST_TEST(cwd.filename().string().starts_with("where.1."), cwd);
+  BOOST_TEST(seen.at(1) == json::value(cwd.string()), "DROVER_WORK_DIR is the cwd");
+  BOOST_TEST(seen.at(2) == json::value(workspace.string()), "DROVER_WORKSPACE");
+  BOOST_TEST(!std::filesystem::exists(cwd), "the work directory is removed afterwards");
+}
+
+BOOST_AUTO_TEST_CASE(a_relative_cwd_is_taken_from_the_workspace, *boost::unit_test::timeout(20)) {
+  temp_dir dir;
+  std::filesystem::create_directories(dir / "src" / "lib");
+  drover::pipeline p;
+  add_kind(p, "relative", "exec",
+           shell_params(R"cmd(printf '"%s"\n' "$(pwd -P)")cmd",
+                        R"("json_output": true, "cwd": "src/lib")"));
+  add_kind(
+      p, "workspace", "exec",
+      shell_params(R"cmd(printf '"%s"\n' "$(pwd -P)")cmd", R"("json_output": true, "cwd": ".")"));
+  const auto out = run(std::move(p), in_workspace(dir));
+  const auto workspace = std::filesystem::canonical(dir.path());
+  BOOST_TEST(out["relative"].value.at("output") == json::value((workspace / "src/lib").string()));
+  BOOST_TEST(out["workspace"].value.at("output") == json::value(workspace.string()));
+}
+
+BOOST_AUTO_TEST_CASE(env_may_set_the_drover_variables_itself, *boost::unit_test::timeout(20)) {
+  temp_dir dir;
+  drover::pipeline p;
+  add_kind(p, "own", "exec",
+           shell_params(R"cmd(printf '"%s"\n' "$DROVER_WORK_DIR")cmd",
+                        R"("json_output": true, "env": {"DROVER_WORK_DIR": "mine"})"));
+  const auto out = run(std::move(p), in_workspace(dir));
+  BOOST_TEST(out["own"].value.at("output") == json::value("mine"));
+}
+
+BOOST_AUTO_TEST_CASE(what_a_command_writes_becomes_an_output_only_on_success,
+                     *boost::unit_test::timeout(20)) {
+  temp_dir dir;
+  drover::pipeline p;
+  p.mode = drover::execution_mode::keep_going;
+  add_kind(p, "good", "exec", shell_params("mkdir -p dist && echo ok > dist/good.txt"))
+      .io.ensure()
+      .outputs = {"dist/good.txt"};
+  add_kind(p, "bad", "exec", shell_params("mkdir -p dist && echo half > dist/bad.txt; exit 1"))
+      .io.ensure()
+      .outputs = {"dist/bad.txt"};
+  const auto out = run(std::move(p), in_workspace(dir));
+  BOOST_TEST(out["good"].status == module_status::succeeded);
+  BOOST_TEST(read_text(dir / "dist" / "good.txt") == "ok\n");
+  BOOST_TEST(out["bad"].status == module_status::failed);
+  BOOST_TEST(!std::filesystem::exists(dir / "dist" / "bad.txt"));
 }
 
 BOOST_AUTO_TEST_CASE(a_command_that_cannot_start_fails_naming_it, *boost::unit_test::timeout(20)) {

@@ -13,9 +13,13 @@
 
 namespace drover {
 
+class secret_masker;
+
 namespace detail {
 struct run_state;
 struct worker;
+struct attempt_files;
+struct lone_attempt;
 }  // namespace detail
 
 /// Passed to a module body for one attempt. Valid until the body returns.
@@ -25,6 +29,8 @@ class module_context {
   module_context(detail::run_state& run, std::uint32_t index, std::uint32_t attempt,
                  const detail::worker& worker) noexcept
       : run_(&run), worker_(&worker), index_(index), attempt_(attempt) {}
+  /// Made by drover::attempt_runner for an attempt outside a run.
+  explicit module_context(const detail::lone_attempt& attempt) noexcept;
 
   std::string_view id() const noexcept;
   std::uint32_t attempt() const noexcept { return attempt_; }  ///< 1 for the first attempt
@@ -41,6 +47,24 @@ class module_context {
 
   /// Directory for per-module log files (run_options::log_dir); empty if none was set.
   const std::filesystem::path& log_dir() const noexcept;
+
+  /// The run's secrets (run_options::secrets), or nullptr: a kind that writes logs of its own
+  /// masks them with these.
+  const secret_masker* secrets() const noexcept;
+
+  /// The run's workspace (run_options::workspace) as an absolute path: where declared outputs
+  /// land and what a kind resolves relative paths against (exec's `cwd`).
+  const std::filesystem::path& workspace() const noexcept;
+
+  /// This attempt's scratch directory, `<workspace>/.drover/work/<id>.<attempt>.<random>`,
+  /// created empty on the first call; later calls return the same path. Files the module
+  /// declares as outputs are moved from here into the workspace when the attempt succeeds,
+  /// and the directory is removed when the attempt ends (unless run_options::keep_workdirs).
+  /// An attempt that never calls it costs nothing. Throws std::runtime_error naming the path
+  /// and the OS error when the directory cannot be created.
+  ///
+  ///     std::ofstream{ctx.work_dir() / "report.txt"} << "all good\n";  // outputs: report.txt
+  const std::filesystem::path& work_dir();
 
   /// The worker's executor (a strand): where the body runs.
   boost::asio::any_io_executor get_executor() const noexcept;
@@ -63,11 +87,15 @@ class module_context {
 
  private:
   std::uint32_t dep_index(std::string_view dep) const;
+  bool keep_workdirs() const noexcept;
+  friend struct detail::attempt_files;
 
-  detail::run_state* run_;
-  const detail::worker* worker_;
+  detail::run_state* run_ = nullptr;
+  const detail::worker* worker_ = nullptr;
+  const detail::lone_attempt* lone_ = nullptr;  // instead of run_ and worker_, outside a run
   std::uint32_t index_;
   std::uint32_t attempt_;
+  std::filesystem::path work_dir_;  // empty until work_dir() is called
 };
 
 }  // namespace drover

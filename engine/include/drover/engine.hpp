@@ -22,6 +22,10 @@
 
 namespace drover {
 
+class secret_masker;
+class run_journal;
+class result_cache;
+
 /// How the run orders ready modules of equal priority.
 enum class ready_order : std::uint8_t {
   critical_path,  ///< longest remaining chain of dependent work first (graph::critical_path)
@@ -52,6 +56,21 @@ struct run_options {
   ready_order order = ready_order::critical_path;
   /// Workers in other processes (see drover/remote.hpp). Unset: only in-process workers.
   std::shared_ptr<worker_hub> remote;
+
+  /// Where modules read their declared inputs and where their declared outputs land. Each
+  /// attempt that asks for module_context::work_dir() gets a fresh directory under
+  /// `<workspace>/.drover/work`, on the same file system so outputs move with one rename.
+  /// Empty: the current directory.
+  std::filesystem::path workspace;
+  /// Leave attempts' work directories in place instead of removing them (for debugging).
+  bool keep_workdirs = false;
+  /// Secrets masked in module values, reasons, events and the report (drover/secrets.hpp).
+  std::shared_ptr<const secret_masker> secrets;
+  /// Records terminal states durably and, when opened for resume, supplies the values of
+  /// modules that succeeded in an earlier run (drover/journal.hpp).
+  std::shared_ptr<run_journal> journal;
+  /// Supplies and stores results by fingerprint (drover/cache.hpp).
+  std::shared_ptr<result_cache> cache;
 };
 
 /// Settings for an engine.

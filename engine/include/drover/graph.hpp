@@ -63,7 +63,11 @@ struct graph_result {
 /// with neither body nor kind, invalid values (negative retries, non-positive timeouts,
 /// backoff multiplier below 1, jitter outside [0, 1]) and invalid constraints (an unknown
 /// pool, pool_slots of 0 or above the pool's size, a malformed claim glob, an empty
-/// capability or not_in_parallel key, a matrix that was not expanded).
+/// capability or not_in_parallel key, a matrix that was not expanded), invalid module_io
+/// entries (a malformed input or output glob, an output that is absolute or has a '..'
+/// segment, an input_env entry that is not a variable name), and two modules that can write
+/// the same output while neither depends on the other and their claims do not conflict
+/// (docs/workspace.md).
 graph_result build_graph(const pipeline& p);
 
 /// Replaces every module that has a matrix by its instances (see matrix_spec), in place and in

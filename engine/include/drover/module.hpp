@@ -51,6 +51,25 @@ struct backoff_policy {
   double jitter{0.2};  ///< 0 = exact delays, 1 = anywhere in [0, 2 * delay]
 };
 
+/// What a module reads and writes besides its dependencies' values. The fingerprint cache
+/// and the journal use it to tell whether a module would compute the same result again, and
+/// work directories use it to promote the files a module produced. See docs/caching.md.
+struct module_io {
+  /// Globs of files, relative to the workspace ('*' within a path segment, '**' across
+  /// segments), whose content the module's result depends on.
+  std::vector<std::string> inputs;
+  /// Names of environment variables whose values the module's result depends on.
+  std::vector<std::string> input_env;
+  /// Globs of files relative to the attempt's work directory. When the attempt succeeds they
+  /// are moved into the workspace, each with one rename; when it fails none of them appear.
+  std::vector<std::string> outputs;
+  /// false: the cache neither supplies nor stores this module's result (deployments, clocks).
+  bool cacheable = true;
+  /// Part of the fingerprint. A module with a C++ body has no kind and params to fingerprint:
+  /// bump this when the body changes. Such a module is cached only when it sets a version.
+  std::string version;
+};
+
 /// Declarative description of a module. Unset optional policies take the pipeline's defaults.
 struct module_spec {
   std::string id;
@@ -76,6 +95,7 @@ struct module_spec {
   boxed<module_constraints> constraints;  ///< capabilities, exclusion, claims, pool
   boxed<matrix_spec> matrix;              ///< expand into one instance per combination
   boxed<matrix_instance> instance;        ///< set on the instances matrix expansion made
+  boxed<module_io> io;                    ///< inputs, outputs and cache settings
 };
 
 }  // namespace drover

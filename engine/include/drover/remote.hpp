@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,9 @@ struct assignment {
   std::vector<std::string_view> deps;                ///< ids whose results the module may read
   std::vector<dependency_result> new_results;        ///< those of deps not sent to it before
   std::string_view matrix_target;
+  /// module_io::outputs: the worker promotes these from the attempt's work directory into its
+  /// own workspace when the attempt succeeds.
+  std::span<const std::string> outputs;
 };
 
 /// The run's handle on one remote worker. The run calls these on its strand; they must not
@@ -86,6 +90,7 @@ struct remote_stats {
   std::uint64_t workers_lost = 0;
   std::uint64_t reassigned = 0;        ///< attempts moved off a lost worker
   std::uint64_t rejected_results = 0;  ///< stale, duplicate or unknown completions
+  std::uint64_t overdue = 0;  ///< attempts that ran past timeout + overdue_grace: timed_out
   std::uint64_t dependency_results_sent = 0;
 };
 
@@ -105,6 +110,11 @@ class worker_hub : public std::enable_shared_from_this<worker_hub> {
     std::chrono::milliseconds capability_timeout{std::chrono::seconds{30}};
     /// A module whose attempts were on this many lost workers fails as poison.
     std::uint32_t max_worker_losses = 3;
+    /// A remote attempt of a module with a timeout that has not reported this long after its
+    /// timeout passed (its worker heartbeats but never answers) is cancelled on the worker and
+    /// ends timed_out; the module's retries apply. The worker's slot stays taken until it
+    /// answers. coord's master passes its lost_worker_timeout.
+    std::chrono::milliseconds overdue_grace{std::chrono::seconds{5}};
   };
 
   worker_hub() = default;
@@ -120,6 +130,8 @@ class worker_hub : public std::enable_shared_from_this<worker_hub> {
   void detach(worker_id id, std::string reason);
   /// The worker reports an attempt.
   void complete(worker_id id, remote_completion completion);
+  /// The worker reports several attempts, in this order: one hop to the run for all of them.
+  void complete(worker_id id, std::vector<remote_completion> completions);
 
   /// Whether the run this hub serves has finished.
   bool finished() const;

@@ -43,6 +43,13 @@ struct run_report {
   std::vector<validation_problem> problems;  ///< why the pipeline was invalid
   std::array<std::size_t, module_status_count> counts{};  ///< modules per module_status
   remote_stats remote;  ///< what happened with remote workers (all zero without them)
+  /// The run's epoch: the worker hub's, else the journal's; 0 without either.
+  std::uint64_t epoch = 0;
+  std::size_t reused_from_journal = 0;  ///< modules cached because an earlier run recorded them
+  std::size_t reused_from_cache = 0;    ///< modules cached from the fingerprint cache
+  /// What the user should know that did not change the outcome: a torn journal line dropped,
+  /// a result the cache could not store, a journal write that failed.
+  std::vector<std::string> notes;
 
   std::size_t count(module_status s) const noexcept { return counts[static_cast<std::size_t>(s)]; }
   /// The module with this id, or nullptr. Linear search: for reports, not hot loops.

@@ -2,6 +2,7 @@
 // Terminal states of a module and of a whole run.
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace drover {
@@ -15,17 +16,23 @@ enum class module_status : std::uint8_t {
   cancelled,
   skipped,
   ignored_failure,
+  /// Succeeded without running: its value came from the journal of an earlier run (resume) or
+  /// from the fingerprint cache, its fingerprint being unchanged.
+  cached,
 };
 
 /// Number of values of module_status, for per-status counters.
-inline constexpr std::size_t module_status_count = 7;
+inline constexpr std::size_t module_status_count = 8;
 
 /// Lower-case name used in reports, events and the CLI ("timed_out", ...).
 std::string_view to_string(module_status status) noexcept;
+/// The status named `name` (as to_string spells it), or nothing.
+std::optional<module_status> module_status_from_string(std::string_view name) noexcept;
 
 /// True for the states whose dependents may run: succeeded and ignored_failure.
 constexpr bool lets_dependents_run(module_status status) noexcept {
-  return status == module_status::succeeded || status == module_status::ignored_failure;
+  return status == module_status::succeeded || status == module_status::ignored_failure ||
+         status == module_status::cached;
 }
 
 /// True for failed, timed_out and cancelled: the states that make a run unsuccessful.

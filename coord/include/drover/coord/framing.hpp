@@ -131,8 +131,13 @@ struct read_outcome {
 /// sends nothing, or half a line: the caller enforces timeouts, by cancelling the read
 /// (the bytes received so far stay in the splitter, and a later read_line continues the
 /// line) or by closing the stream.
-template <typename AsyncReadStream>
-boost::asio::awaitable<read_outcome> read_line(AsyncReadStream& stream, line_splitter& splitter) {
+///
+/// `before_read()` is called each time the splitter holds no complete line and a read is about
+/// to start: a reader that batches what it does per line (results it forwards, say) hands the
+/// batch on there, so nothing waits for bytes that may be slow to come.
+template <typename AsyncReadStream, typename BeforeRead>
+boost::asio::awaitable<read_outcome> read_line(AsyncReadStream& stream, line_splitter& splitter,
+                                               BeforeRead before_read) {
   for (;;) {
     const line_splitter::next_result next = splitter.next();
     if (next.what == line_splitter::status::line) {
@@ -141,6 +146,7 @@ boost::asio::awaitable<read_outcome> read_line(AsyncReadStream& stream, line_spl
     if (next.what == line_splitter::status::too_long) {
       co_return read_outcome{read_status::line_too_long, {}, {}};
     }
+    before_read();
     const std::span<char> room = splitter.prepare();
     auto [error, bytes] =
         co_await stream.async_read_some(boost::asio::buffer(room.data(), room.size()),
@@ -148,6 +154,11 @@ boost::asio::awaitable<read_outcome> read_line(AsyncReadStream& stream, line_spl
     splitter.commit(bytes);
     if (error) co_return read_outcome{read_status::stream_error, {}, error};
   }
+}
+
+template <typename AsyncReadStream>
+boost::asio::awaitable<read_outcome> read_line(AsyncReadStream& stream, line_splitter& splitter) {
+  return read_line(stream, splitter, [] {});
 }
 
 /// Writes lines in the order they were sent, one write at a time, and sends every line
@@ -196,8 +207,10 @@ class line_writer {
         in_flight_.swap(queued_);
         queued_.clear();
         ++writes_;
+        writing_ = true;
         auto [error, written] = co_await asio::async_write(stream_, asio::buffer(in_flight_),
                                                            asio::as_tuple(asio::use_awaitable));
+        writing_ = false;
         (void)written;
         if (error) {
           result = error;
@@ -223,6 +236,9 @@ class line_writer {
 
   /// Bytes sent but not yet handed to a write; callers may cap it to drop a slow peer.
   std::size_t queued_bytes() const noexcept { return queued_.size(); }
+  /// A write is under way: queued bytes wait behind it. A peer that stops reading keeps a
+  /// write under way for good while the queue grows.
+  bool writing() const noexcept { return writing_; }
   /// Writes started so far; fewer than lines sent when lines were batched.
   std::uint64_t writes() const noexcept { return writes_; }
 
@@ -232,6 +248,7 @@ class line_writer {
   std::string queued_;     ///< lines sent since the current write started
   std::string in_flight_;  ///< the lines of the current write
   std::uint64_t writes_ = 0;
+  bool writing_ = false;
   bool closed_ = false;
   bool stopped_ = false;
 };

@@ -67,6 +67,12 @@ struct master_options {
   /// How long a closing connection may take to deliver its last lines (an error, a bye)
   /// before it is cut.
   std::chrono::milliseconds close_timeout{1000};
+  /// Bytes the master may queue for one connection behind a write that has not finished: a
+  /// worker that stops reading fills its socket's buffers, then this queue. Past it the worker
+  /// is lost (disconnected at once, its attempts reassigned), so a stuck reader cannot make the
+  /// master buffer without bound. A burst of assigns handed to an idle connection does not
+  /// count against it. Raised to 2 * line_limits.max_line_bytes if lower.
+  std::size_t max_send_queue_bytes = std::size_t{64} << 20;
   /// Line length and nesting limits; max_line_bytes is announced in welcome.
   limits line_limits;
   /// Where the master reports connections, handshakes, losses and rejected lines, one line
@@ -81,6 +87,7 @@ struct master_stats {
   std::uint64_t workers_welcomed = 0;   ///< handshakes completed
   std::uint64_t handshakes_failed = 0;  ///< connections refused or closed before welcome
   std::uint64_t workers_silent = 0;     ///< connections lost to silence after the handshake
+  std::uint64_t workers_stalled = 0;    ///< connections lost because they stopped reading
   std::uint64_t workers_left = 0;       ///< workers detached for any reason before the run ended
   std::uint64_t results_forwarded = 0;  ///< results handed to the run (it may still reject them)
   std::uint64_t errors_received = 0;    ///< error messages workers sent

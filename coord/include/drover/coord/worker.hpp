@@ -25,11 +25,11 @@
 //     });
 //     io.run();
 //
-// Each assignment runs as a one-module pipeline on a drover::engine (its dependencies'
-// results, sent by the master, stand in as modules that return them), so a body sees the
-// same module_context as in a local run: ctx.params(), ctx.result("dep"), ctx.status_of(dep),
-// ctx.matrix_target() and ctx.log_dir() all work. ctx.worker() names the engine's worker
-// ("local-0"), not this worker.
+// Each assignment runs as one attempt on a drover::attempt_runner (the engine's rules for an
+// attempt, without a run per assignment), so a body sees the same module_context as in a local
+// run: ctx.params(), ctx.result("dep") and ctx.status_of(dep) (the results the master sent),
+// ctx.matrix_target(), ctx.log_dir(), ctx.workspace() and ctx.work_dir() all work.
+// ctx.worker() is worker_options::worker_id.
 
 #include <drover/coord/protocol.hpp>
 #include <drover/module.hpp>
@@ -89,6 +89,10 @@ struct worker_options {
   /// Line limits until the welcome; then welcome.max_line_bytes applies both ways.
   coord::limits limits;
   std::filesystem::path log_dir;  ///< module_context::log_dir() (exec logs); empty: none
+  /// Where attempts' work directories are made and their declared outputs land (the engine's
+  /// run_options::workspace); empty: the current directory.
+  std::filesystem::path workspace;
+  bool keep_workdirs = false;  ///< run_options::keep_workdirs
   /// How long a cancelled body may take to stop before the worker abandons it (the engine's
   /// run_options::cancel_grace). Keep it above exec's kill_grace_ms (2 s by default).
   std::chrono::milliseconds cancel_grace{5000};

@@ -19,8 +19,13 @@
 //                  without '/' is looked up in PATH (the PATH of `env` when it sets one)
 //   shell          string: a command line run as `/bin/sh -c <shell>`; exactly one of argv and
 //                  shell must be given
-//   env            object of strings: variables set on top of the inherited environment
-//   cwd            string: working directory (relative to drover's own working directory)
+//   env            object: variables set on top of the inherited environment. Each value is
+//                  a string, or {"secret_from_env": "NAME"}: a secret, the value of variable
+//                  NAME in the environment of the process that runs the attempt (drover run,
+//                  or the drover worker it runs on), read when the attempt starts
+//   cwd            string: working directory, relative to the run's workspace
+//                  (module_context::workspace()); default: the attempt's own work directory
+//                  (module_context::work_dir()), whose declared outputs are promoted
 //   timeout_ms     integer > 0: exec's own time limit per attempt; on expiry the process group
 //                  is stopped and the attempt ends timed_out
 //   kill_grace_ms  integer >= 0, default 2000: how long after SIGTERM to the process group it
@@ -29,6 +34,8 @@
 //                  in the result as "output"
 //
 // Behaviour:
+// - The child runs in `cwd` or in the attempt's work directory, with DROVER_WORKSPACE and
+//   DROVER_WORK_DIR (both absolute) added to its environment unless `env` sets them.
 // - The child has stdin from /dev/null, default signal dispositions and an empty signal mask.
 //   Its stdout and stderr are read asynchronously and appended, line by line, to
 //   exec_log_path(ctx.log_dir(), ctx.id()) under a `== drover: attempt N ==` header; no file is
@@ -36,6 +43,10 @@
 // - The result is {"exit_code": 0} (plus "output" with json_output). A non-zero exit fails the
 //   attempt with the message `exit code N` (or `killed by signal N`), then a newline and the
 //   last (at most 20) lines of combined output.
+// - Secrets (the env values from secret_from_env, plus ctx.secrets(), the run's) are replaced
+//   by "***" in the log file, the output lines of a failure message, json_output and every
+//   error message. A secret_from_env variable that is unset or empty fails the attempt with a
+//   message naming it. The child itself sees the real value.
 // - When the child exits, whatever it left running in its process group (`sleep 100 &`) is
 //   killed with SIGKILL.
 // - On cancellation (the engine's timeout, fail_fast, a cancelled run) or timeout_ms: SIGTERM
@@ -45,12 +56,15 @@
 
 #include <drover/module.hpp>
 #include <drover/modules/registry.hpp>
+#include <drover/pipeline.hpp>
+#include <drover/secrets.hpp>
 
 #include <boost/json/value.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,10 +77,14 @@ struct exec_options {
   std::vector<std::string> argv;           ///< program and arguments (or use `shell`)
   std::string shell;                       ///< command line for /bin/sh -c (or use `argv`)
   std::map<std::string, std::string> env;  ///< set on top of the inherited environment
-  std::filesystem::path cwd;               ///< empty: drover's working directory
+  std::filesystem::path cwd;  ///< relative to the workspace; empty: the attempt's work dir
   std::optional<std::chrono::milliseconds> timeout;  ///< exec's own limit per attempt
   std::chrono::milliseconds kill_grace{2000};        ///< SIGTERM to SIGKILL
   bool json_output = false;  ///< last non-empty stdout line becomes the result's "output"
+  /// Secret variables (`{"secret_from_env": ...}` in params): name -> the variable whose value
+  /// it takes, read from the environment of the process running each attempt and masked in
+  /// everything exec writes. A name must not also be in `env`.
+  std::map<std::string, std::string> secret_env;
 };
 
 /// Parses and validates exec params (the JSON form above). Throws params_error naming the
@@ -76,6 +94,15 @@ exec_options parse_exec_params(const boost::json::value& params);
 /// A body that runs `options`. Throws params_error when the options are inconsistent (neither
 /// or both of argv and shell, an empty program name, a non-positive timeout, ...).
 module_body exec_body(exec_options options);
+
+/// The values that the exec modules of `p` (those given as kind and params) take from the
+/// environment with secret_from_env, as this process's environment has them, for
+/// run_options::secrets: the run then masks them in values, reasons, events and reports too.
+/// Variables that are not set here are left out (a remote worker may still have them, and
+/// masks them itself). Null when there is nothing to mask.
+///
+///     options.secrets = drover::modules::secrets_from_environment(p);
+std::shared_ptr<const secret_masker> secrets_from_environment(const pipeline& p);
 
 /// The log file of module `module_id` in `log_dir`: `<log_dir>/<name>.log`, where `name` is
 /// the id when it has 1 to 200 bytes, all letters, digits, '.', '_' or '-'; otherwise its first

@@ -19,12 +19,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +36,22 @@
 namespace drover::coord::detail {
 
 class master_state;
+
+/// Assign lines the run wrote for one connection, waiting for the session's strand. The run
+/// appends on its strand (worker_link::assign); the first append after a flush posts one
+/// flush to the session, which takes everything queued by then: one write, and one hop
+/// between the strands, for all the assigns a burst of completions made.
+struct assign_outbox {
+  struct entry {
+    std::string module;
+    std::uint32_t index = 0;  ///< the run's index of the module
+    std::uint32_t attempt = 0;
+  };
+  std::mutex mutex;
+  std::string lines;           ///< complete assign lines, each ending in '\n'
+  std::vector<entry> entries;  ///< one per line, in the same order
+  bool flush_posted = false;
+};
 
 /// The protocol state of one connection: handshake, the table of what was assigned on it,
 /// liveness deadlines and the way it closes. Every member function runs on the session's
@@ -59,6 +77,8 @@ class session_core : public std::enable_shared_from_this<session_core> {
   void on_line(std::string_view line);
   /// The peer sent a line over the limit.
   void on_line_too_long();
+  /// Every complete line received so far was handled; the reader waits for more bytes.
+  void on_read_pause();
   /// Reading failed; eof when the peer closed.
   void on_read_error(const boost::system::error_code& error);
   /// The reader returned: the peer closed, reading failed, or the lines after closing began
@@ -75,7 +95,11 @@ class session_core : public std::enable_shared_from_this<session_core> {
 
   // --- from the run (through the remote_worker adapter) or the master, on the strand ---------
 
-  void send_assign(assign_message m, std::uint32_t module_index);
+  /// Sends what the outbox holds and records the assigns in the table.
+  void flush_assigns();
+  /// An assign line over the line limit is not sent: the attempt fails at once.
+  void refuse_oversized_assign(std::string module, std::uint32_t module_index,
+                               std::uint32_t attempt, std::uint64_t epoch, std::size_t bytes);
   void send_cancel(std::string module, std::uint32_t attempt, std::string reason);
   void send_rejected(std::string module, std::uint32_t attempt, std::string code,
                      std::string reason);
@@ -93,6 +117,9 @@ class session_core : public std::enable_shared_from_this<session_core> {
   virtual void write_line(std::string_view line) = 0;
   /// No more lines: the writer finishes what is queued, then on_writer_stopped() follows.
   virtual void end_writing() = 0;
+  /// Bytes queued behind a write that is still under way (the peer's socket buffer is full),
+  /// or 0 while no write is.
+  virtual std::size_t bytes_waiting() const = 0;
   /// Half-closes the sending side after the last line, so the peer sees it all and then end of
   /// file. Returns false when the stream has no such notion: then it is closed at once.
   virtual bool shutdown_sending() = 0;
@@ -104,15 +131,44 @@ class session_core : public std::enable_shared_from_this<session_core> {
  private:
   enum class phase : std::uint8_t { handshake, attached, closing, closed };
 
+  /// The attempts of one module assigned on this connection: nearly always just one, which
+  /// costs no allocation.
   struct assigned_module {
     std::uint32_t index = 0;
-    std::vector<std::uint32_t> attempts;
+    std::uint32_t first_attempt = 0;
+    std::vector<std::uint32_t> later_attempts;
+
+    void add(std::uint32_t attempt) {
+      if (first_attempt == 0) {
+        first_attempt = attempt;
+      } else {
+        later_attempts.push_back(attempt);
+      }
+    }
+    bool has(std::uint32_t attempt) const {
+      return attempt == first_attempt || std::find(later_attempts.begin(), later_attempts.end(),
+                                                   attempt) != later_attempts.end();
+    }
+    std::uint32_t last() const {
+      return later_attempts.empty() ? first_attempt : later_attempts.back();
+    }
+  };
+  /// Lets assigned_ be searched by a string_view.
+  struct id_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view id) const noexcept {
+      return std::hash<std::string_view>{}(id);
+    }
   };
 
   void handle_hello(std::string_view line);
   void handle_message(std::string_view line);
   void handle_result(result_message& result);
+  /// Hands the results read so far to the run, all in one call.
+  void forward_results();
   void send(const message& m);
+  /// Queues lines for the writer and notes when the master last sent something.
+  void send_lines(std::string_view lines);
   void send_error(error_code code, std::string text, bool fatal,
                   std::optional<std::string> module = std::nullopt,
                   std::optional<std::uint32_t> attempt = std::nullopt);
@@ -138,7 +194,12 @@ class session_core : public std::enable_shared_from_this<session_core> {
   clock::time_point last_heard_;
   clock::time_point last_sent_;
   clock::time_point close_deadline_;
-  std::unordered_map<std::string, assigned_module> assigned_;
+  std::unordered_map<std::string, assigned_module, id_hash, std::equal_to<>> assigned_;
+  line_decoder decoder_;
+  std::shared_ptr<assign_outbox> outbox_;  // set by the handshake
+  std::string flushing_;                   // the outbox's lines while they are written
+  std::vector<assign_outbox::entry> flushed_entries_;
+  std::vector<remote_completion> results_read_;  // not yet handed to the run
 };
 
 /// Says whether a stream type can half-close its sending side (sockets can).
@@ -201,7 +262,7 @@ class session final : public session_core {
     try {
       bool failed = false;
       while (handling_lines()) {
-        const read_outcome in = co_await read_line(stream_, splitter_);
+        const read_outcome in = co_await read_line(stream_, splitter_, [this] { on_read_pause(); });
         if (in.status == read_status::stream_error) {
           // Never read again after end of file: with an edge-triggered reactor such a read
           // may wait for an event that will not come.
@@ -241,6 +302,9 @@ class session final : public session_core {
 
   void write_line(std::string_view line) override { writer_.send(line); }
   void end_writing() override { writer_.close(); }
+  std::size_t bytes_waiting() const override {
+    return writer_.writing() ? writer_.queued_bytes() : 0;
+  }
   bool shutdown_sending() override {
     if constexpr (half_closable<Stream>) {
       boost::system::error_code ignored;

@@ -1,0 +1,70 @@
+#pragma once
+// Attempts' scratch directories and the promotion of declared outputs into the workspace.
+// Internal to the engine; docs/workspace.md describes the behaviour users see.
+//
+// A work directory is `<workspace>/.drover/work/<id>.<attempt>.<random>`: inside the workspace,
+// so that an output reaches its place with one rename on the same file system. It exists only
+// once the body asked for it (module_context::work_dir), so modules that never do cost nothing.
+
+#include <drover/context.hpp>
+#include <drover/status.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace drover::detail {
+
+/// run_options::workspace as an absolute, lexically normal path without a trailing separator:
+/// the current directory when `workspace` is empty.
+std::filesystem::path absolute_workspace(const std::filesystem::path& workspace);
+
+/// Creates a fresh, empty directory for attempt `attempt` of `module_id` under
+/// `<workspace>/.drover/work` and returns its path. The id is made safe for a file name (see
+/// work_dir_name); a random suffix keeps attempts apart. Throws std::runtime_error naming the
+/// path and the OS error.
+std::filesystem::path create_work_dir(const std::filesystem::path& workspace,
+                                      std::string_view module_id, std::uint32_t attempt);
+
+/// `<id>.<attempt>.` with every byte of the id other than letters, digits, '.', '_' and '-'
+/// replaced by '_', and the id cut to 100 bytes; create_work_dir appends the random suffix.
+std::string work_dir_name(std::string_view module_id, std::uint32_t attempt);
+
+/// Moves every regular file in `work_dir` that one of `outputs` matches (globs as in
+/// resource_glob.hpp, relative to `work_dir`; a literal naming a directory matches every file
+/// below it, as inputs do) to the same relative path under `workspace`, creating parent
+/// directories, each file with one rename. Returns what went wrong, or an empty string: a
+/// literal output that is missing (or is a symbolic link or a special file) fails before
+/// anything moves; a rename that fails stops the promotion, naming both paths and the OS error
+/// (files moved before it stay). Symbolic links are neither followed nor moved.
+std::string promote_outputs(const std::filesystem::path& work_dir,
+                            const std::filesystem::path& workspace,
+                            const std::vector<std::string>& outputs);
+
+/// Removes `work_dir` and everything in it; a failure is ignored (the directory is scratch).
+void remove_work_dir(const std::filesystem::path& work_dir) noexcept;
+
+/// What the worker does with an attempt's files once the attempt has ended. Runs on the
+/// worker's strand, which owns the attempt's module_context.
+struct attempt_files {
+  /// For an attempt whose status is final: when it succeeded and the module declares outputs,
+  /// promotes them; failing to do so turns `status` into failed and says why in `error`. Then
+  /// removes the work directory unless run_options::keep_workdirs.
+  static void settle(module_context& ctx, const module_spec& spec, module_status& status,
+                     std::string& error) {
+    if (ctx.work_dir_.empty() && !spec.io) return;  // most modules: nothing to do
+    settle_files(ctx, spec, status, error);
+  }
+
+  /// For an abandoned body that has finally returned: its work directory goes (unless
+  /// run_options::keep_workdirs), its outputs are never promoted.
+  static void discard(module_context& ctx) noexcept;
+
+ private:
+  static void settle_files(module_context& ctx, const module_spec& spec, module_status& status,
+                           std::string& error);
+};
+
+}  // namespace drover::detail

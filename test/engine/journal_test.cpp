@@ -1,0 +1,272 @@
+// The journal and the cache through the embedding API: records durable before dependents
+// start, resume feeding recorded values to dependents, fingerprints that notice changes, and
+// which modules the cache takes.
+
+#include <drover/cache.hpp>
+#include <drover/engine.hpp>
+#include <drover/journal.hpp>
+
+#define BOOST_TEST_MODULE journal
+#include "test_support.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+using namespace drover::test;
+namespace fs = std::filesystem;
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    std::string pattern = (fs::temp_directory_path() / "drover-journal-test-XXXXXX").string();
+    BOOST_REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in{file, std::ios::binary};
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// A body that counts its runs and returns `value`.
+drover::module_body counting_body(std::atomic<int>& runs, json::value value) {
+  return [&runs, value](drover::module_context&) -> asio::awaitable<json::value> {
+    ++runs;
+    co_return value;
+  };
+}
+
+drover::run_options with_journal(std::shared_ptr<drover::run_journal> journal,
+                                 std::size_t workers = 2) {
+  drover::run_options options;
+  options.workers = workers;
+  options.journal = std::move(journal);
+  return options;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_dependent_starts_only_after_its_dependency_is_in_the_journal) {
+  for (const auto workers : {1u, 2u, 8u}) {
+    temp_dir dir;
+    const auto file = dir.path / "j";
+    drover::pipeline p;
+    p.name = "durable";
+    std::vector<std::string> seen_missing;
+    constexpr int chain = 20;
+    for (int i = 0; i < chain; ++i) {
+      const std::string id = "m" + std::to_string(i);
+      std::vector<std::string> deps;
+      if (i > 0) deps.push_back("m" + std::to_string(i - 1));
+      p.add(
+          id,
+          [&, i](drover::module_context&) -> asio::awaitable<json::value> {
+            if (i > 0) {
+              const std::string record = "\"id\":\"m" + std::to_string(i - 1) + "\"";
+              if (read_text(file).find(record) == std::string::npos) {
+                seen_missing.push_back("m" + std::to_string(i));
+              }
+            }
+            co_return i;
+          },
+          deps);
+    }
+    auto journal = drover::run_journal::open(file, {});
+    const auto run = run_pipeline(std::move(p), with_journal(journal, workers));
+    BOOST_TEST(run.report.status == drover::run_status::succeeded);
+    BOOST_TEST(seen_missing.empty(), seen_missing.size() << " modules started before their "
+                                                            "dependency's record was written");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(resume_feeds_recorded_values_to_dependents_and_reruns_the_rest) {
+  temp_dir dir;
+  const auto file = dir.path / "j";
+  std::atomic<int> a_runs{0}, b_runs{0};
+  std::atomic<bool> b_fails{true};
+  const auto make = [&] {
+    drover::pipeline p;
+    p.name = "resume";
+    p.add("a", counting_body(a_runs, 41));
+    p.add("b",
+          [&](drover::module_context& ctx) -> asio::awaitable<json::value> {
+            ++b_runs;
+            if (b_fails) throw std::runtime_error("b is not ready yet");
+            co_return ctx.result<int>("a") + 1;
+          },
+          {"a"});
+    return p;
+  };
+  {
+    auto journal = drover::run_journal::open(file, {});
+    const auto run = run_pipeline(make(), with_journal(journal));
+    BOOST_TEST(run.report.status == drover::run_status::failed);
+  }
+  b_fails = false;
+  auto journal =
+      drover::run_journal::open(file, {.mode = drover::durability::fsync, .resume = true});
+  BOOST_TEST(journal->resuming());
+  BOOST_TEST(journal->epoch() == 2u);
+  const auto run = run_pipeline(make(), with_journal(journal));
+  BOOST_TEST(run.report.status == drover::run_status::succeeded);
+  BOOST_TEST(a_runs == 1);
+  BOOST_TEST(b_runs == 2);
+  const auto& a = result_of(run.report, "a");
+  BOOST_TEST(a.status == drover::module_status::cached);
+  BOOST_TEST(a.value == json::value(41));
+  BOOST_TEST(a.attempts == 0u);
+  BOOST_TEST(result_of(run.report, "b").value == json::value(42));
+  BOOST_TEST(run.report.reused_from_journal == 1u);
+  BOOST_TEST(run.report.epoch == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_changed_version_reruns_the_module_and_its_dependents) {
+  temp_dir dir;
+  const auto file = dir.path / "j";
+  std::atomic<int> a_runs{0}, b_runs{0}, c_runs{0};
+  const auto make = [&](std::string b_version) {
+    drover::pipeline p;
+    p.name = "versions";
+    p.add("a", counting_body(a_runs, 1));
+    p.add("b", counting_body(b_runs, 2), {"a"}).io.ensure().version = std::move(b_version);
+    p.add("c", counting_body(c_runs, 3), {"b"});
+    return p;
+  };
+  run_pipeline(make("1"), with_journal(drover::run_journal::open(file, {})));
+  run_pipeline(make("1"), with_journal(drover::run_journal::open(file, {.resume = true})));
+  BOOST_TEST(a_runs == 1);
+  BOOST_TEST(b_runs == 1);
+  BOOST_TEST(c_runs == 1);
+  const auto run =
+      run_pipeline(make("2"), with_journal(drover::run_journal::open(file, {.resume = true})));
+  BOOST_TEST(a_runs == 1);
+  BOOST_TEST(b_runs == 2);
+  BOOST_TEST(c_runs == 2);
+  BOOST_TEST(result_of(run.report, "a").status == drover::module_status::cached);
+  BOOST_TEST(result_of(run.report, "c").status == drover::module_status::succeeded);
+}
+
+BOOST_AUTO_TEST_CASE(relaxed_durability_records_everything_by_the_end) {
+  temp_dir dir;
+  const auto file = dir.path / "j";
+  drover::pipeline p;
+  p.name = "relaxed";
+  for (int i = 0; i < 200; ++i)
+    p.add("m" + std::to_string(i), value_body(i));
+  auto journal = drover::run_journal::open(file, {.mode = drover::durability::relaxed});
+  const auto run = run_pipeline(std::move(p), with_journal(journal));
+  BOOST_TEST(run.report.status == drover::run_status::succeeded);
+  const auto text = read_text(file);
+  std::size_t records = 0;
+  for (std::size_t at = text.find("\"type\":\"module\""); at != std::string::npos;
+       at = text.find("\"type\":\"module\"", at + 1))
+    ++records;
+  BOOST_TEST(records == 200u);
+  BOOST_TEST(text.find("\"type\":\"end\"") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_journal_of_another_pipeline_makes_the_run_invalid) {
+  temp_dir dir;
+  const auto file = dir.path / "j";
+  drover::pipeline one;
+  one.name = "one";
+  one.add("a", value_body(1));
+  run_pipeline(std::move(one), with_journal(drover::run_journal::open(file, {})));
+  drover::pipeline two;
+  two.name = "two";
+  two.add("a", value_body(1));
+  const auto run =
+      run_pipeline(std::move(two), with_journal(drover::run_journal::open(file, {.resume = true})));
+  BOOST_TEST(run.report.status == drover::run_status::invalid);
+  BOOST_TEST_REQUIRE(run.report.problems.size() == 1u);
+  BOOST_TEST(mentions(run.report.problems[0].message, "belongs to pipeline 'one'"));
+}
+
+BOOST_AUTO_TEST_CASE(open_reports_a_damaged_journal_with_its_line) {
+  temp_dir dir;
+  const auto file = dir.path / "j";
+  std::ofstream{file} << R"({"type":"run","format":1,"pipeline":"p","fingerprint":"x","epoch":1})"
+                      << "\n{oops\n"
+                      << R"({"type":"end","status":"failed"})"
+                      << "\n";
+  try {
+    drover::run_journal::open(file, {.resume = true});
+    BOOST_ERROR("a damaged journal was accepted");
+  } catch (const drover::journal_error& e) {
+    BOOST_TEST(mentions(e.what(), file.string() + ":2:"), e.what());
+  }
+  // Without resume the damage does not matter: the journal starts afresh.
+  auto fresh = drover::run_journal::open(file, {});
+  BOOST_TEST(fresh->epoch() == 2u);
+  BOOST_TEST(read_text(file).empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_cache_takes_kinds_and_versioned_bodies_only) {
+  temp_dir dir;
+  std::atomic<int> plain_runs{0}, versioned_runs{0}, opted_out_runs{0};
+  const auto make = [&] {
+    drover::pipeline p;
+    p.name = "cache";
+    p.add("plain", counting_body(plain_runs, 1));
+    p.add("versioned", counting_body(versioned_runs, 2)).io.ensure().version = "v1";
+    auto& opted_out = p.add("opted_out", counting_body(opted_out_runs, 3)).io.ensure();
+    opted_out.version = "v1";
+    opted_out.cacheable = false;
+    return p;
+  };
+  for (int round = 0; round < 2; ++round) {
+    drover::run_options options;
+    options.workspace = dir.path;
+    options.cache = std::make_shared<drover::result_cache>(dir.path / "cache");
+    const auto run = run_pipeline(make(), options);
+    BOOST_TEST(run.report.status == drover::run_status::succeeded);
+    if (round == 1) {
+      BOOST_TEST(result_of(run.report, "versioned").status == drover::module_status::cached);
+      BOOST_TEST(result_of(run.report, "versioned").value == json::value(2));
+      BOOST_TEST(run.report.reused_from_cache == 1u);
+    }
+  }
+  BOOST_TEST(plain_runs == 2);
+  BOOST_TEST(versioned_runs == 1);
+  BOOST_TEST(opted_out_runs == 2);
+}
+
+BOOST_AUTO_TEST_CASE(an_input_file_change_misses_the_cache) {
+  temp_dir dir;
+  fs::create_directories(dir.path / "src" / "deep");
+  std::ofstream{dir.path / "src" / "deep" / "a.c"} << "int a;";
+  std::ofstream{dir.path / "src" / "b.h"} << "// header";
+  std::atomic<int> runs{0};
+  const auto run_once = [&] {
+    drover::pipeline p;
+    p.name = "inputs";
+    auto& io = p.add("compile", counting_body(runs, 1)).io.ensure();
+    io.version = "1";
+    io.inputs = {"src/**/*.c"};
+    drover::run_options options;
+    options.workspace = dir.path;
+    options.cache = std::make_shared<drover::result_cache>(dir.path / "cache");
+    return run_pipeline(std::move(p), options);
+  };
+  run_once();
+  run_once();
+  BOOST_TEST(runs == 1);
+  std::ofstream{dir.path / "src" / "b.h"} << "// not an input";
+  run_once();
+  BOOST_TEST(runs == 1);
+  std::ofstream{dir.path / "src" / "deep" / "a.c"} << "int a = 2;";
+  run_once();
+  BOOST_TEST(runs == 2);
+  std::ofstream{dir.path / "src" / "new.c"} << "int n;";  // a new file the glob matches
+  run_once();
+  BOOST_TEST(runs == 3);
+}

@@ -9,6 +9,7 @@
 #include "common/machine.hpp"
 #include "common/process.hpp"
 #include "common/shape.hpp"
+#include "journal/journal.hpp"
 #include "ordering/ordering.hpp"
 #include "remote/remote.hpp"
 #include "report.hpp"
@@ -185,13 +186,20 @@ std::string help_text(const po::options_description& visible) {
          "same number of assign-like JSON lines sent to K client processes that parse each one\n"
          "and answer a result-like line (--remote-workers, --remote-modules, --rounds, --quick:\n"
          "2,000 modules on 1 and 2 workers, --markdown and --json apply).\n\n"
+      << "--journal runs another: what run_options::journal costs, with relaxed and with fsync\n"
+         "durability, beside the same run without one: N independent noop modules and a chain of\n"
+         "2,000, on 1 worker, a fresh journal file per round in a directory made in the current\n"
+         "directory (so on its file system); times include opening the journal and its end\n"
+         "record (--journal-modules, --rounds, --quick: 5,000 and a chain of 200, --markdown and\n"
+         "--json apply).\n\n"
       << "Examples:\n"
          "  drover-bench --workload independent,linear_chain --sizes 1000000 --threads 1 "
          "--contender drover,asio_raw\n"
          "  drover-bench --workload independent --sizes 20 --threads 1 "
          "--contender drover,drover_constrained,asio_raw\n"
          "  drover-bench --ordering\n"
-         "  drover-bench --remote --remote-workers 4 --remote-modules 100000\n";
+         "  drover-bench --remote --remote-workers 4 --remote-modules 100000\n"
+         "  drover-bench --journal --journal-modules 100000 --rounds 5\n";
   return out.str();
 }
 
@@ -347,6 +355,33 @@ int run_ordering(const bench_settings& settings) {
   return 0;
 }
 
+// --journal: the run journal's cost, in this process (it measures time, not memory).
+int run_journal_benchmark(const bench_settings& settings, const journal_settings& journal) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  print_header(machine, false);
+  const journal_results results = measure_journal(journal, std::cerr);
+  std::cout << '\n';
+  print_journal_tables(std::cout, results, journal.rounds, settings.markdown);
+  if (!settings.json_path.empty()) {
+    boost::json::object doc;
+    doc["tool"] = "drover-bench --journal";
+    doc["quick"] = settings.quick;
+    doc["journal"] = journal_to_json(results, journal.rounds);
+    if (!write_json(settings.json_path, std::move(doc), machine, started_at)) return exit_failed;
+  }
+  const auto failed = static_cast<std::size_t>(std::count_if(
+      results.rows.begin(), results.rows.end(), [](const auto& m) { return !m.ok(); }));
+  if (failed > 0) {
+    std::cout << "\ndrover-bench: " << failed << " of " << results.rows.size()
+              << " journal measurements FAILED (see above)\n";
+    return exit_failed;
+  }
+  std::cout << "drover-bench: in every round every module succeeded and ran exactly once after "
+               "its dependency, and every journal held a record per module\n";
+  return 0;
+}
+
 // --remote: worker processes against the floor, in this process (it measures time, not memory).
 int run_remote(const bench_settings& settings, const remote_settings& remote) {
   const machine_info machine = describe_machine();
@@ -461,8 +496,8 @@ int main_with_exceptions(int argc, char** argv) {
       "markdown", po::bool_switch(), "print the tables as Markdown")(
       "quick", po::bool_switch(),
       "smoke run: sizes 10,12 and 2 rounds unless given (with --ordering: 1 ms bodies; with "
-      "--remote: 2,000 modules on 1 and 2 workers); checks "
-      "counts, not speed")(
+      "--remote: 2,000 modules on 1 and 2 workers; with --journal: 5,000 modules and a chain "
+      "of 200); checks counts, not speed")(
       "ordering", po::bool_switch(),
       "run the critical-path ordering benchmark instead of the shapes (see below)")(
       "remote", po::bool_switch(),
@@ -470,7 +505,11 @@ int main_with_exceptions(int argc, char** argv) {
       "remote-workers", po::value<std::string>()->default_value("1,2,4,8"),
       "with --remote: comma-separated worker process counts")(
       "remote-modules", po::value<std::size_t>()->default_value(100000),
-      "with --remote: noop modules per run");
+      "with --remote: noop modules per run")(
+      "journal", po::bool_switch(),
+      "run the run-journal cost benchmark instead of the shapes (see below)")(
+      "journal-modules", po::value<std::size_t>()->default_value(100000),
+      "with --journal: modules of the independent shape");
   po::options_description hidden;
   hidden.add_options()("child", po::bool_switch())("modules", po::value<std::size_t>())(
       "floor-client", po::value<std::size_t>());
@@ -515,6 +554,37 @@ int main_with_exceptions(int argc, char** argv) {
     }
     return measure_in_child(settings.workloads[0], vm["modules"].as<std::size_t>(),
                             settings.threads[0], who[0], settings.rounds);
+  }
+
+  const int benchmarks = static_cast<int>(vm["ordering"].as<bool>()) +
+                         static_cast<int>(vm["remote"].as<bool>()) +
+                         static_cast<int>(vm["journal"].as<bool>());
+  if (benchmarks > 1) {
+    throw usage_error("--ordering, --remote and --journal are separate benchmarks: give one");
+  }
+  if (!vm["journal-modules"].defaulted() && !vm["journal"].as<bool>()) {
+    throw usage_error("--journal-modules needs --journal");
+  }
+
+  if (vm["journal"].as<bool>()) {
+    for (const char* flag :
+         {"workload", "threads", "sizes", "contender", "remote-workers", "remote-modules"}) {
+      if (!vm[flag].defaulted()) {
+        throw usage_error(std::string("--") + flag +
+                          " does not apply to --journal, which runs its own two shapes");
+      }
+    }
+    journal_settings journal;
+    journal.rounds = settings.rounds;
+    journal.independent_modules = settings.quick && vm["journal-modules"].defaulted()
+                                      ? 5000
+                                      : vm["journal-modules"].as<std::size_t>();
+    journal.chain_modules = settings.quick ? 200 : 2000;
+    if (journal.independent_modules < 1 || journal.independent_modules > 10'000'000) {
+      throw usage_error("--journal-modules: " + std::to_string(journal.independent_modules) +
+                        " is outside 1..10000000");
+    }
+    return run_journal_benchmark(settings, journal);
   }
 
   if (vm["ordering"].as<bool>()) {

@@ -3,6 +3,7 @@
 // into the docs.
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <ostream>
 #include <string>
@@ -16,6 +17,19 @@ inline std::string fixed(double value, int decimals) {
   char text[64];
   std::snprintf(text, sizeof text, "%.*f", decimals, value);
   return text;
+}
+
+/// `ns` nanoseconds as milliseconds with one decimal.
+inline std::string milliseconds_text(std::int64_t ns) {
+  return fixed(static_cast<double>(ns) / 1e6, 1);
+}
+
+/// `value` rounded to a whole number with thousands separated: 123456 -> "123,456".
+inline std::string grouped(double value) {
+  std::string digits = std::to_string(static_cast<long long>(value + 0.5));
+  for (std::size_t i = digits.size(); i > 3; i -= 3)
+    digits.insert(i - 3, ",");
+  return digits;
 }
 
 /// Rows of cells under headers; numeric columns are right-aligned.

@@ -11,9 +11,9 @@
 // drover_constrained gives every module a pool slot and two resource claims (see
 // add_constraints), so that the run pays for the constraint gate on every start.
 
-#include "common/contender.hpp"
+#include "contenders/drover.hpp"
 
-#include <drover/engine.hpp>
+#include "common/contender.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -56,7 +56,9 @@ void add_constraints(module_spec& spec, node i) {
   c.claims.push_back({"shared/config", claim_mode::read});
 }
 
-pipeline make_pipeline(const shape& s, module_work& work, bool constrained) {
+}  // namespace
+
+pipeline make_drover_pipeline(const shape& s, module_work& work, bool constrained) {
   pipeline p;
   if (constrained) p.pools.emplace("cpu", cpu_pool_slots);
   p.name = std::string(to_string(s.kind()));
@@ -74,12 +76,18 @@ pipeline make_pipeline(const shape& s, module_work& work, bool constrained) {
   return p;
 }
 
-}  // namespace
+void require_all_succeeded(const run_report& report, std::size_t modules) {
+  if (report.status != run_status::succeeded || report.count(module_status::succeeded) != modules) {
+    throw std::runtime_error("drover's run ended " + std::string(to_string(report.status)) +
+                             " with " + std::to_string(report.count(module_status::succeeded)) +
+                             " of " + std::to_string(modules) + " modules succeeded");
+  }
+}
 
 round_figures run_drover(const shape& s, module_work& work, std::size_t threads,
                          drover_setup setup) {
   const bool with_events = setup == drover_setup::with_events;
-  pipeline p = make_pipeline(s, work, setup == drover_setup::constrained);
+  pipeline p = make_drover_pipeline(s, work, setup == drover_setup::constrained);
   round_figures figures;
   const auto before = bench_clock::now();
   prepare_result prepared = prepare(std::move(p));
@@ -113,12 +121,7 @@ round_figures run_drover(const shape& s, module_work& work, std::size_t threads,
   figures.run_ns = nanoseconds_between(started, finished);
 
   if (!report) throw std::runtime_error("drover never called the completion handler");
-  if (report->status != run_status::succeeded ||
-      report->count(module_status::succeeded) != s.size()) {
-    throw std::runtime_error("drover's run ended " + std::string(to_string(report->status)) +
-                             " with " + std::to_string(report->count(module_status::succeeded)) +
-                             " of " + std::to_string(s.size()) + " modules succeeded");
-  }
+  require_all_succeeded(*report, s.size());
   if (with_events) {
     for (auto type :
          {event_type::module_ready, event_type::module_started, event_type::module_finished}) {

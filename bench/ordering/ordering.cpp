@@ -137,10 +137,6 @@ std::string_view order_name(bool critical_path) {
   return critical_path ? "critical_path" : "fifo";
 }
 
-std::string milliseconds_text(std::int64_t ns) {
-  return fixed(static_cast<double>(ns) / 1e6, 1);
-}
-
 const ordering_measurement* fifo_of(const std::vector<ordering_measurement>& results,
                                     const ordering_measurement& m) {
   for (const auto& other : results) {

@@ -431,18 +431,6 @@ double per_second(std::size_t modules, std::int64_t ns) {
   return ns > 0 ? static_cast<double>(modules) * 1e9 / static_cast<double>(ns) : 0.0;
 }
 
-std::string milliseconds_text(std::int64_t ns) {
-  return fixed(static_cast<double>(ns) / 1e6, 1);
-}
-
-// 123456 -> "123,456"
-std::string grouped(double value) {
-  std::string digits = std::to_string(static_cast<long long>(value + 0.5));
-  for (std::size_t i = digits.size(); i > 3; i -= 3)
-    digits.insert(i - 3, ",");
-  return digits;
-}
-
 }  // namespace
 
 bool remote_rows_available() {

@@ -106,7 +106,9 @@ void run_journal::read_existing() {
     }
     const auto& object = record.get_object();
     const auto* type = object.if_contains("type");
-    const std::string_view kind = type && type->is_string() ? type->get_string() : "";
+    // Both arms are views: `? get_string() : ""` would make a temporary json::string.
+    const std::string_view kind =
+        type && type->is_string() ? std::string_view(type->get_string()) : std::string_view();
     try {
       if (kind == "run") {
         const auto format = object.at("format").to_number<std::int64_t>();

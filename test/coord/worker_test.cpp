@@ -325,6 +325,16 @@ std::optional<pid_t> read_pid_file(const fs::path& file) {
   return static_cast<pid_t>(pid);
 }
 
+/// Polls `file` for up to 5 s for the pid a command wrote there once it started.
+asio::awaitable<std::optional<pid_t>> wait_for_pid_file(fixture& f, const fs::path& file) {
+  std::optional<pid_t> pid;
+  for (int i = 0; i < 500 && !pid; ++i) {
+    co_await f.sleep(10ms);
+    pid = read_pid_file(file);
+  }
+  co_return pid;
+}
+
 template <class T>
 T& get(coord::message& m) {
   if (auto* value = std::get_if<T>(&m)) return *value;
@@ -680,11 +690,7 @@ BOOST_AUTO_TEST_CASE(cancel_kills_the_exec_process_group, *boost::unit_test::tim
     master_side m = co_await f.handshake();
     const fs::path pid_file = dir.path / "pgid";
     co_await m.send(exec_assignment("hang", write_pgid_then_wait(pid_file)));
-    std::optional<pid_t> pgid;
-    for (int i = 0; i < 500 && !pgid; ++i) {
-      co_await f.sleep(10ms);
-      pgid = read_pid_file(pid_file);
-    }
+    const std::optional<pid_t> pgid = co_await wait_for_pid_file(f, pid_file);
     BOOST_TEST_REQUIRE(pgid.has_value());
     BOOST_TEST_REQUIRE(group_alive(*pgid));
 
@@ -780,11 +786,7 @@ BOOST_AUTO_TEST_CASE(bye_ends_the_run_and_stops_running_attempts, *boost::unit_t
     master_side m = co_await f.handshake();
     const fs::path pid_file = dir.path / "pgid";
     co_await m.send(exec_assignment("hang", write_pgid_then_wait(pid_file)));
-    std::optional<pid_t> pgid;
-    for (int i = 0; i < 500 && !pgid; ++i) {
-      co_await f.sleep(10ms);
-      pgid = read_pid_file(pid_file);
-    }
+    const std::optional<pid_t> pgid = co_await wait_for_pid_file(f, pid_file);
     BOOST_TEST_REQUIRE(pgid.has_value());
     co_await m.bye("run finished");
     // No result for the cancelled attempt: the worker just closes.
@@ -1069,11 +1071,7 @@ BOOST_AUTO_TEST_CASE(stop_cancels_attempts_and_says_bye, *boost::unit_test::time
     master_side m = co_await f.handshake();
     const fs::path pid_file = dir.path / "pgid";
     co_await m.send(exec_assignment("hang", write_pgid_then_wait(pid_file)));
-    std::optional<pid_t> pgid;
-    for (int i = 0; i < 500 && !pgid; ++i) {
-      co_await f.sleep(10ms);
-      pgid = read_pid_file(pid_file);
-    }
+    const std::optional<pid_t> pgid = co_await wait_for_pid_file(f, pid_file);
     BOOST_TEST_REQUIRE(pgid.has_value());
     f.client->stop("interrupted");
     auto bye = co_await m.expect<coord::bye_message>();  // and no result before it

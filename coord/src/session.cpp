@@ -358,16 +358,17 @@ void session_core::handle_message(std::string_view line) {
 }
 
 void session_core::handle_result(result_message& result) {
-  const std::string attempt = std::to_string(result.attempt);
   if (result.run != master_->run_id()) {
+    const std::string attempt = std::to_string(result.attempt);
     send_error(error_code::stale_result,
                "result for " + quoted(result.module) + " attempt " + attempt + " names run " +
                    quoted(result.run) + ", this is run " + quoted(master_->run_id()),
                false, result.module, result.attempt);
     return;
   }
-  const auto found = assigned_.find(result.module);
-  if (found == assigned_.end()) {
+  const assignment_table::entry* found = assigned_.find(result.module);
+  if (found == nullptr) {
+    const std::string attempt = std::to_string(result.attempt);
     log("sent a result for " + quoted(result.module) + ", which was never assigned to it");
     send_error(error_code::unknown_module,
                "result for " + quoted(result.module) + " attempt " + attempt +
@@ -375,18 +376,19 @@ void session_core::handle_result(result_message& result) {
                false, result.module, result.attempt);
     return;
   }
-  if (!found->second.has(result.attempt)) {
+  if (!found->has(result.attempt)) {
     send_error(error_code::stale_result,
-               "result for " + quoted(result.module) + " attempt " + attempt +
+               "result for " + quoted(result.module) + " attempt " +
+                   std::to_string(result.attempt) +
                    ": that attempt was not assigned on this connection (the last was " +
-                   std::to_string(found->second.last()) + ")",
+                   std::to_string(found->last()) + ")",
                false, result.module, result.attempt);
     return;
   }
   // The run decides whether the attempt is still current (and answers through rejected()).
   // Results go to it together once the lines at hand are handled (on_read_pause).
   remote_completion& completion = results_read_.emplace_back();
-  completion.module = found->second.index;
+  completion.module = found->index;
   completion.epoch = result.epoch;
   completion.attempt = result.attempt;
   completion.status = result.status;
@@ -460,14 +462,8 @@ void session_core::flush_assigns() {
   }
   // Closing: the worker was detached (or the run is over), so the run reassigns the attempts.
   if (phase_ != phase::attached || flushing_.empty()) return;
-  for (assign_outbox::entry& e : flushed_entries_) {
-    auto found = assigned_.find(std::string_view{e.module});
-    if (found == assigned_.end()) {
-      found = assigned_.emplace(std::move(e.module), assigned_module{}).first;
-    }
-    found->second.index = e.index;
-    found->second.add(e.attempt);
-  }
+  for (const assign_outbox::entry& e : flushed_entries_)
+    assigned_.add(e.module, e.index, e.attempt);
   send_lines(flushing_);
 }
 

@@ -529,13 +529,14 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
 
   void handle_assign(connection& c, assign_message assign) {
     ++counters.assignments;
-    const auto now = wall_clock::now();
+    // Only an assign that cannot run needs the time (its result starts and ends now).
+    const auto now = [] { return wall_clock::now(); };
     if (assign.run != c.welcome.run) {
       return send_result(c, detail::make_attempt_result(assign, module_status::failed, nullptr,
                                                         "assigned for run '" + assign.run +
                                                             "', but this connection serves run '" +
                                                             c.welcome.run + "'",
-                                                        now, now));
+                                                        now(), now()));
     }
     // The master sends each result once per connection: keep it before anything can fail.
     for (dependency_result& r : assign.results) {
@@ -565,7 +566,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
                                                         "worker " + c.welcome.worker +
                                                             " is draining: the master said no more "
                                                             "assignments would come",
-                                                        now, now));
+                                                        now(), now()));
     }
     if (c.running.size() >= options.slots) {
       const std::string why = "worker " + c.welcome.worker + " runs at most " +
@@ -575,14 +576,14 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
       e.module = assign.module;
       e.attempt = assign.attempt;
       send(c, e);
-      return send_result(
-          c, detail::make_attempt_result(assign, module_status::failed, nullptr, why, now, now));
+      return send_result(c, detail::make_attempt_result(assign, module_status::failed, nullptr, why,
+                                                        now(), now()));
     }
 
     detail::attempt_plan plan = detail::plan_attempt(assign, c.cache, resolve, c.welcome.worker);
     if (!plan.request) {
       return send_result(c, detail::make_attempt_result(assign, module_status::failed, nullptr,
-                                                        std::move(plan.error), now, now));
+                                                        std::move(plan.error), now(), now()));
     }
 
     auto attempt = std::make_shared<running_attempt_state>();

@@ -922,6 +922,26 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stops_reading_is_lost_when_its_send_queue_is_
   BOOST_REQUIRE(h.all_closed());
 }
 
+BOOST_AUTO_TEST_CASE(the_assignment_table_finds_every_attempt_as_it_grows) {
+  coord::detail::assignment_table table;
+  BOOST_TEST(table.find("m0") == nullptr);
+  for (std::uint32_t i = 0; i < 5000; ++i)
+    table.add("module-with-a-long-id-" + std::to_string(i), i, 1);
+  table.add("module-with-a-long-id-7", 7, 3);  // a retry assigned here again
+  for (std::uint32_t i = 0; i < 5000; ++i) {
+    const auto* entry = table.find("module-with-a-long-id-" + std::to_string(i));
+    BOOST_REQUIRE(entry != nullptr);
+    BOOST_TEST(entry->index == i);
+    BOOST_TEST(entry->has(1));
+    BOOST_TEST(!entry->has(2));
+  }
+  const auto* retried = table.find("module-with-a-long-id-7");
+  BOOST_TEST(retried->has(3));
+  BOOST_TEST(retried->last() == 3u);
+  BOOST_TEST(table.find("module-with-a-long-id-5000") == nullptr);
+  BOOST_TEST(table.find("") == nullptr);
+}
+
 BOOST_AUTO_TEST_CASE(stop_closes_every_connection, *utf::timeout(20)) {
   harness h;
   auto attached = h.worker();

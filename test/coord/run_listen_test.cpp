@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <optional>
@@ -34,18 +35,19 @@ constexpr std::string_view two_modules = R"({
   ]
 })";
 
-/// What the worker saw: message types in order, and the errors.
+/// What the worker saw: message types in order, the errors and the cancels.
 struct session_log {
   std::vector<std::string> types;
   std::vector<coord::error_message> errors;
+  std::vector<coord::cancel_message> cancels;
   std::optional<coord::welcome_message> welcome;
   bool ended = false;
 };
 
-/// Connects, says hello, answers every assign with success, and returns at end of file (or
-/// after `limit`).
+/// Connects, says hello, answers every assign with success (or, when `hang`, never answers
+/// but sends a heartbeat every 50 ms), and returns at end of file (or after `limit`).
 session_log work_for(unsigned short port, coord::hello_message hello,
-                     std::chrono::milliseconds limit = 10s) {
+                     std::chrono::milliseconds limit = 10s, bool hang = false) {
   asio::io_context io;
   session_log log;
   // Outside the coroutine: the writer's own coroutine uses them until it has finished.
@@ -57,6 +59,19 @@ session_log work_for(unsigned short port, coord::hello_message hello,
     if (error) co_return;
     asio::co_spawn(io, writer.run(), [](std::exception_ptr, boost::system::error_code) {});
     writer.send(coord::encode(hello));
+    if (hang) {
+      asio::co_spawn(
+          io,
+          [&]() -> asio::awaitable<void> {
+            asio::steady_timer timer{io};
+            while (!log.ended) {
+              timer.expires_after(50ms);
+              co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+              writer.send(coord::encode(coord::heartbeat_message{}));
+            }
+          },
+          [](std::exception_ptr) {});
+    }
     coord::line_splitter splitter;
     for (;;) {
       const coord::read_outcome in = co_await coord::read_line(socket, splitter);
@@ -66,7 +81,8 @@ session_log work_for(unsigned short port, coord::hello_message hello,
       log.types.emplace_back(coord::type_name(decoded.value()));
       if (auto* w = std::get_if<coord::welcome_message>(&decoded.value())) log.welcome = *w;
       if (auto* e = std::get_if<coord::error_message>(&decoded.value())) log.errors.push_back(*e);
-      if (auto* a = std::get_if<coord::assign_message>(&decoded.value())) {
+      if (auto* c = std::get_if<coord::cancel_message>(&decoded.value())) log.cancels.push_back(*c);
+      if (auto* a = std::get_if<coord::assign_message>(&decoded.value()); a && !hang) {
         coord::result_message r;
         r.run = a->run;
         r.epoch = a->epoch;
@@ -113,6 +129,32 @@ BOOST_AUTO_TEST_CASE(a_remote_worker_runs_the_pipeline, *utf::timeout(60)) {
   BOOST_TEST(result.out.find("remote-1") != std::string::npos, result.out);
   BOOST_TEST(result.err.find("(remote-1): joined with 1 slot") != std::string::npos, result.err);
   BOOST_TEST(read_file(dir / "report.json").find(R"("remote":true)") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_attempt_a_hung_worker_never_answers_times_out, *utf::timeout(60)) {
+  // The worker heartbeats but never answers: past the module's timeout and
+  // --lost-worker-timeout-ms the master cancels the attempt and it ends timed_out.
+  scratch_dir dir;
+  dir.write("p.json", R"({"name": "hung", "modules": [{"id": "stuck", "kind": "noop",
+                                                        "timeout": "100ms"}]})");
+  drover_process drover{
+      {"run", "p.json", "--listen", "127.0.0.1:0", "--workers", "0", "--heartbeat-ms", "50",
+       "--lost-worker-timeout-ms", "300", "--progress", "never", "--report", "report.json"},
+      dir.path()};
+  const auto port = wait_for_port(dir.path());
+  BOOST_REQUIRE_MESSAGE(port, "no 'listening on' line: " << read_file(dir / ".drover-stderr"));
+  const session_log log = work_for(static_cast<unsigned short>(std::stoi(*port)),
+                                   hello_from("hung-1"), 10s, /*hang=*/true);
+  const drover_result result = drover.wait();
+  BOOST_TEST(result.exit_code == 1, result.err);
+  BOOST_REQUIRE(log.cancels.size() == 1u);
+  BOOST_TEST(log.cancels.front().module == "stuck");
+  const std::string report = read_file(dir / "report.json");
+  BOOST_TEST(report.find(R"("overdue":1)") != std::string::npos, report);
+  BOOST_TEST(report.find(R"("status":"timed_out")") != std::string::npos, report);
+  BOOST_TEST(report.find("no result from worker hung-1 within the timeout of 100 ms and 300 ms "
+                         "more") != std::string::npos,
+             report);
 }
 
 BOOST_AUTO_TEST_CASE(a_token_file_guards_the_run, *utf::timeout(60)) {

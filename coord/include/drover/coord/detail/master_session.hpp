@@ -25,17 +25,98 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace drover::coord::detail {
 
 class master_state;
+
+/// What was assigned on one connection, by module id: every attempt of every module, for the
+/// fencing of results. An open-addressing table of (hash, entry) slots over entries kept in the
+/// order they were assigned, so that recording an assign costs no allocation (ids of up to 15
+/// bytes) and a result's lookup finds its entry where the assign left it. Not thread-safe.
+class assignment_table {
+ public:
+  struct entry {
+    std::string id;
+    std::uint32_t index = 0;  ///< the run's index of the module
+    std::uint32_t first_attempt = 0;
+    std::vector<std::uint32_t> later_attempts;  ///< nearly always empty
+
+    bool has(std::uint32_t attempt) const {
+      return attempt == first_attempt || std::find(later_attempts.begin(), later_attempts.end(),
+                                                   attempt) != later_attempts.end();
+    }
+    std::uint32_t last() const {
+      return later_attempts.empty() ? first_attempt : later_attempts.back();
+    }
+  };
+
+  /// Records attempt `attempt` of module `index`, whose id is `id`.
+  void add(std::string_view id, std::uint32_t index, std::uint32_t attempt) {
+    if (2 * (entries_.size() + 1) > slots_.size()) grow();
+    const std::uint64_t h = hash(id);
+    for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
+      slot& s = slots_[pos];
+      if (s.entry == empty) {
+        s = slot{h, static_cast<std::uint32_t>(entries_.size())};
+        entries_.push_back({std::string(id), index, attempt, {}});
+        return;
+      }
+      if (s.hash == h && entries_[s.entry].id == id) {
+        entries_[s.entry].index = index;
+        entries_[s.entry].later_attempts.push_back(attempt);
+        return;
+      }
+    }
+  }
+
+  /// The entry of module `id`, or null when none of its attempts was assigned here.
+  const entry* find(std::string_view id) const {
+    if (slots_.empty()) return nullptr;
+    const std::uint64_t h = hash(id);
+    for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
+      const slot& s = slots_[pos];
+      if (s.entry == empty) return nullptr;
+      if (s.hash == h && entries_[s.entry].id == id) return &entries_[s.entry];
+    }
+  }
+
+ private:
+  static constexpr std::uint32_t empty = static_cast<std::uint32_t>(-1);
+  struct slot {
+    std::uint64_t hash = 0;
+    std::uint32_t entry = empty;
+  };
+
+  static std::uint64_t hash(std::string_view id) noexcept {
+    return std::hash<std::string_view>{}(id);
+  }
+
+  // Doubles the slots (at most half full) and places every entry again by its stored hash.
+  void grow() {
+    std::vector<slot> old = std::move(slots_);
+    slots_.assign(std::max<std::size_t>(64, old.size() * 2), slot{});
+    mask_ = slots_.size() - 1;
+    for (const slot& s : old) {
+      if (s.entry == empty) continue;
+      std::size_t pos = s.hash & mask_;
+      while (slots_[pos].entry != empty)
+        pos = (pos + 1) & mask_;
+      slots_[pos] = s;
+    }
+  }
+
+  std::vector<slot> slots_;
+  std::vector<entry> entries_;
+  std::size_t mask_ = 0;
+};
 
 /// Assign lines the run wrote for one connection, waiting for the session's strand. The run
 /// appends on its strand (worker_link::assign); the first append after a flush posts one
@@ -131,36 +212,6 @@ class session_core : public std::enable_shared_from_this<session_core> {
  private:
   enum class phase : std::uint8_t { handshake, attached, closing, closed };
 
-  /// The attempts of one module assigned on this connection: nearly always just one, which
-  /// costs no allocation.
-  struct assigned_module {
-    std::uint32_t index = 0;
-    std::uint32_t first_attempt = 0;
-    std::vector<std::uint32_t> later_attempts;
-
-    void add(std::uint32_t attempt) {
-      if (first_attempt == 0) {
-        first_attempt = attempt;
-      } else {
-        later_attempts.push_back(attempt);
-      }
-    }
-    bool has(std::uint32_t attempt) const {
-      return attempt == first_attempt || std::find(later_attempts.begin(), later_attempts.end(),
-                                                   attempt) != later_attempts.end();
-    }
-    std::uint32_t last() const {
-      return later_attempts.empty() ? first_attempt : later_attempts.back();
-    }
-  };
-  /// Lets assigned_ be searched by a string_view.
-  struct id_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view id) const noexcept {
-      return std::hash<std::string_view>{}(id);
-    }
-  };
-
   void handle_hello(std::string_view line);
   void handle_message(std::string_view line);
   void handle_result(result_message& result);
@@ -194,7 +245,7 @@ class session_core : public std::enable_shared_from_this<session_core> {
   clock::time_point last_heard_;
   clock::time_point last_sent_;
   clock::time_point close_deadline_;
-  std::unordered_map<std::string, assigned_module, id_hash, std::equal_to<>> assigned_;
+  assignment_table assigned_;
   line_decoder decoder_;
   std::shared_ptr<assign_outbox> outbox_;  // set by the handshake
   std::string flushing_;                   // the outbox's lines while they are written

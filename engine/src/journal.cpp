@@ -19,6 +19,20 @@ namespace {
 
 constexpr std::int64_t journal_format = 1;
 
+// A journal's first line is the run record drover wrote, whose text begins `{"type":"run"`, or,
+// when the process died while writing it, a prefix of that. Anything else is some other file
+// given as --journal by mistake: opening it would truncate it, so it is refused.
+void refuse_unless_journal_start(std::string_view line, bool complete, const std::string& where) {
+  constexpr std::string_view run_record_start = R"({"type":"run")";
+  const bool begins_like_run_record =
+      line.starts_with(run_record_start) || (!complete && run_record_start.starts_with(line));
+  if (begins_like_run_record) return;
+  throw drover::journal_error(where +
+                              ": not a drover journal (its first line is not a run record); "
+                              "drover will not overwrite it: remove it or give --journal "
+                              "another path");
+}
+
 std::string os_error(int error) {
   return std::strerror(error);
 }
@@ -94,6 +108,7 @@ void run_journal::read_existing() {
     const auto where = path_.string() + ":" + std::to_string(line_number);
     boost::system::error_code ec;
     boost::json::value record = boost::json::parse(line, ec);
+    if (line_number == 1) refuse_unless_journal_start(line, complete, where);
     if (ec || !record.is_object() || !complete) {
       if (is_last) {  // the process died while writing it
         dropped_torn_line_ = true;

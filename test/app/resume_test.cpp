@@ -197,11 +197,12 @@ BOOST_AUTO_TEST_CASE(a_damaged_record_before_the_end_is_refused_with_its_line) {
       run_drover({"run", "p.json", "--journal", "j", "--progress", "never"}, dir.path())
           .exit_code == 0);
   auto text = read_file(dir / "j");
-  dir.write("j", "garbage\n" + text);
+  const auto after_run_record = text.find('\n') + 1;
+  dir.write("j", text.substr(0, after_run_record) + "garbage\n" + text.substr(after_run_record));
   auto resumed = run_drover({"run", "p.json", "--journal", "j", "--resume", "--progress", "never"},
                             dir.path());
   BOOST_TEST(resumed.exit_code == 2);
-  BOOST_TEST(resumed.err.find("j:1: not a journal record") != std::string::npos, resumed.err);
+  BOOST_TEST(resumed.err.find("j:2: not a journal record") != std::string::npos, resumed.err);
 }
 
 BOOST_AUTO_TEST_CASE(a_journal_of_another_pipeline_is_refused) {
@@ -218,6 +219,18 @@ BOOST_AUTO_TEST_CASE(a_journal_of_another_pipeline_is_refused) {
   BOOST_TEST(other.err.find("belongs to pipeline 'one', not 'two'") != std::string::npos,
              other.err);
   BOOST_TEST(read_file(dir / "j") == before);  // refused before writing anything
+}
+
+BOOST_AUTO_TEST_CASE(a_file_that_is_not_a_journal_is_never_overwritten) {
+  scratch_dir dir;
+  const std::string pipeline = R"({"name": "p", "modules": [{"id": "a", "kind": "noop"}]})";
+  dir.write("p.json", pipeline);
+  // The classic slip: the pipeline file given as the journal too.
+  auto slip =
+      run_drover({"run", "p.json", "--journal", "p.json", "--progress", "never"}, dir.path());
+  BOOST_TEST(slip.exit_code == 2);
+  BOOST_TEST(slip.err.find("p.json:1: not a drover journal") != std::string::npos, slip.err);
+  BOOST_TEST(read_file(dir / "p.json") == pipeline);
 }
 
 BOOST_AUTO_TEST_CASE(journal_flags_are_checked) {

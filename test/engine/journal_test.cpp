@@ -210,6 +210,38 @@ BOOST_AUTO_TEST_CASE(open_reports_a_damaged_journal_with_its_line) {
   BOOST_TEST(read_text(file).empty());
 }
 
+BOOST_AUTO_TEST_CASE(open_refuses_a_file_that_is_not_a_journal_and_leaves_it_alone) {
+  temp_dir dir;
+  const auto file = dir.path / "pipeline.json";
+  const std::string text = "{\n  \"name\": \"p\"\n}\n";
+  for (const bool resume : {false, true}) {
+    std::ofstream{file} << text;
+    try {
+      drover::run_journal::open(file, {.resume = resume});
+      BOOST_ERROR("a file that is not a journal was accepted, resume " << resume);
+    } catch (const drover::journal_error& e) {
+      BOOST_TEST(mentions(e.what(), file.string() + ":1: not a drover journal"), e.what());
+    }
+    BOOST_TEST(read_text(file) == text);
+  }
+  // One complete line that is JSON but not a run record is not a journal either.
+  std::ofstream{file} << R"({"type":"end","status":"succeeded"})"
+                      << "\n";
+  BOOST_CHECK_THROW(drover::run_journal::open(file, {}), drover::journal_error);
+}
+
+BOOST_AUTO_TEST_CASE(a_journal_torn_inside_its_first_record_or_empty_is_opened) {
+  temp_dir dir;
+  const auto file = dir.path / "j";
+  // The process died while writing the run record, before or after its type.
+  for (const std::string torn : {R"({"typ)", R"({"type":"run","format":1,"pipel)", ""}) {
+    std::ofstream{file, std::ios::trunc} << torn;
+    auto journal = drover::run_journal::open(file, {.resume = true});
+    BOOST_TEST(journal->epoch() == 1u, torn);
+    BOOST_TEST(read_text(file).empty(), torn);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(the_cache_takes_kinds_and_versioned_bodies_only) {
   temp_dir dir;
   std::atomic<int> plain_runs{0}, versioned_runs{0}, opted_out_runs{0};

@@ -1012,7 +1012,12 @@ std::string format_problem(std::string_view file, const pipeline_problem& proble
     out += "module #" + std::to_string(problem.module_number) + ": ";
   }
   if (!problem.field.empty()) out += "field '" + problem.field + "': ";
-  out += problem.message;
+  // The engine's messages name their module for embedders, who see no prefix; here the prefix
+  // already does.
+  std::string_view message = problem.message;
+  const std::string named = "module '" + problem.module + "': ";
+  if (!problem.module.empty() && message.starts_with(named)) message.remove_prefix(named.size());
+  out += message;
   // Ids and keys come from the file: keep control characters from breaking the one-line
   // format or the terminal.
   std::string printable;

@@ -47,8 +47,12 @@ std::optional<std::string> glob_problem(std::string_view field, std::string_view
     return "is " + std::to_string(glob.size()) + " characters long, the limit is " +
            std::to_string(max_glob_length);
   }
-  if (output && !glob.empty() && glob.front() == '/') {
-    return in_quotes(glob) + " is an absolute path; outputs are relative to the work directory";
+  // Outputs name files in the work directory, inputs files in the workspace: neither may leave
+  // its directory, so that a fingerprint covers only files the pipeline owns.
+  const std::string_view inside = output ? "the work directory" : "the workspace";
+  if (!glob.empty() && glob.front() == '/') {
+    return in_quotes(glob) + " is an absolute path; " + std::string{field} + " are relative to " +
+           std::string{inside};
   }
   if (auto problem = resource_glob_problem(glob)) {
     // "resource glob 'x' has ..." reads as "glob 'x' has ..." here.
@@ -56,9 +60,9 @@ std::optional<std::string> glob_problem(std::string_view field, std::string_view
     if (problem->starts_with(resource)) problem->erase(0, resource.size());
     return problem;
   }
-  if (output && has_dot_segment(glob)) {
-    return in_quotes(glob) +
-           " has a '.' or '..' segment; outputs name files inside the work directory";
+  if (has_dot_segment(glob)) {
+    return in_quotes(glob) + " has a '.' or '..' segment; " + std::string{field} +
+           " name files inside " + std::string{inside};
   }
   return std::nullopt;
 }

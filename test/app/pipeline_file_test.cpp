@@ -669,8 +669,7 @@ BOOST_AUTO_TEST_CASE(a_problem_all_instances_share_is_reported_once) {
       "{\"modules\": [\n"
       "  {\"id\": \"b\", \"kind\": \"noop\", \"matrix\": [\"linux\", \"mac\"],\n"
       "   \"claims\": [\"db/[users\"]}]}");
-  BOOST_TEST(claim.starts_with("p.json:3:14: module 'b': field 'claims': module 'b': claim "),
-             claim);
+  BOOST_TEST(claim.starts_with("p.json:3:14: module 'b': field 'claims': claim "), claim);
   // A dependency cycle through instances blames the dependency as written.
   const auto cycle = problems_of(
       "{\"modules\": [\n"
@@ -719,20 +718,26 @@ BOOST_AUTO_TEST_CASE(wrong_io_types_and_values) {
   BOOST_TEST(problem_with("\"inputs\": [\"a\", \"\"]") ==
              "p.json:1:79: module 'm': field 'inputs[1]': expected a non-empty string");
   BOOST_TEST(problem_with("\"inputs\": [\"//x\"]") ==
-             "p.json:1:74: module 'm': field 'inputs[0]': module 'm': input glob '//x' has an "
-             "empty segment at offset 0 (it starts with '/')");
+             "p.json:1:74: module 'm': field 'inputs[0]': input '//x' is an absolute path; "
+             "inputs are relative to the workspace");
+  BOOST_TEST(problem_with("\"inputs\": [\"../shared/*.h\"]") ==
+             "p.json:1:74: module 'm': field 'inputs[0]': input '../shared/*.h' has a '.' or "
+             "'..' segment; inputs name files inside the workspace");
+  BOOST_TEST(problem_with("\"inputs\": [\"a//b\"]") ==
+             "p.json:1:74: module 'm': field 'inputs[0]': input glob 'a//b' has an "
+             "empty segment at offset 2 (two '/' in a row)");
   BOOST_TEST(problem_with("\"input_env\": [\"9X\"]") ==
-             "p.json:1:77: module 'm': field 'input_env[0]': module 'm': input_env entry '9X' is "
+             "p.json:1:77: module 'm': field 'input_env[0]': input_env entry '9X' is "
              "not an environment variable name (letters, digits and '_', not starting with a "
              "digit)");
   BOOST_TEST(problem_with("\"outputs\": [\"/abs\"]") ==
-             "p.json:1:75: module 'm': field 'outputs[0]': module 'm': output '/abs' is an "
+             "p.json:1:75: module 'm': field 'outputs[0]': output '/abs' is an "
              "absolute path; outputs are relative to the work directory");
   BOOST_TEST(problem_with("\"outputs\": [\"a/../b\"]") ==
-             "p.json:1:75: module 'm': field 'outputs[0]': module 'm': output 'a/../b' has a '.' "
+             "p.json:1:75: module 'm': field 'outputs[0]': output 'a/../b' has a '.' "
              "or '..' segment; outputs name files inside the work directory");
   BOOST_TEST(problem_with("\"outputs\": [\"ok\", \"a[\"]") ==
-             "p.json:1:81: module 'm': field 'outputs[1]': module 'm': output glob 'a[' has an "
+             "p.json:1:81: module 'm': field 'outputs[1]': output glob 'a[' has an "
              "unclosed '[' at offset 1");
   BOOST_TEST(problem_with("\"cache\": \"no\"") ==
              "p.json:1:72: module 'm': field 'cache': expected true or false");

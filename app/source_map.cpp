@@ -54,9 +54,7 @@ std::string_view parent_of(std::string_view pointer) {
 
 }  // namespace
 
-std::string pointer_token(std::string_view name) {
-  std::string out;
-  out.reserve(name.size());
+void append_pointer_token(std::string& out, std::string_view name) {
   for (char c : name) {
     if (c == '~') {
       out += "~0";
@@ -66,48 +64,58 @@ std::string pointer_token(std::string_view name) {
       out += c;
     }
   }
+}
+
+std::string pointer_token(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  append_pointer_token(out, name);
   return out;
 }
 
-json_source_map::json_source_map(std::string_view text) : text_(text) {
-  line_starts_.push_back(0);
-  for (std::size_t i = 0; i < text_.size(); ++i) {
-    if (text_[i] == '\n') line_starts_.push_back(i + 1);
-    if ((static_cast<unsigned char>(text_[i]) & 0xC0) == 0x80) continuation_bytes_.push_back(i);
-  }
-  index_value("");
-}
+namespace {
 
-text_position json_source_map::value_position(std::string_view pointer) const {
-  for (;;) {
-    if (auto it = values_.find(std::string{pointer}); it != values_.end()) {
-      return position_at(it->second);
+// One pass over the text. It always finds repeated keys; given an index, it also records
+// where every value and key starts. `path_` is the current JSON pointer, grown and cut back as
+// the walk descends, so that a value costs no string of its own unless it is recorded.
+class json_walker {
+ public:
+  json_walker(std::string_view text, std::vector<json_source_map::duplicate_key>* duplicates,
+              json_source_map::index* positions)
+      : text_(text), duplicates_(duplicates), positions_(positions) {}
+
+  void walk() {
+    value();
+    if (duplicates_ != nullptr) {
+      std::stable_sort(duplicates_->begin(), duplicates_->end(),
+                       [](const auto& a, const auto& b) { return a.offset < b.offset; });
     }
-    if (pointer.empty()) return {};
-    pointer = parent_of(pointer);
   }
-}
 
-text_position json_source_map::key_position(std::string_view pointer) const {
-  if (auto it = keys_.find(std::string{pointer}); it != keys_.end()) return position_at(it->second);
-  return value_position(pointer);
-}
-
-text_position json_source_map::position_at(std::size_t offset) const noexcept {
-  offset = std::min(offset, text_.size());
-  const auto line = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - 1;
-  // Columns count characters: UTF-8 continuation bytes do not start one.
-  auto continuations_before = [&](std::size_t at) {
-    return static_cast<std::size_t>(
-        std::lower_bound(continuation_bytes_.begin(), continuation_bytes_.end(), at) -
-        continuation_bytes_.begin());
+ private:
+  struct member_key {
+    std::string name;
+    std::size_t offset;
   };
-  const std::size_t bytes = offset - *line;
-  const std::size_t continuations = continuations_before(offset) - continuations_before(*line);
-  return {static_cast<std::size_t>(line - line_starts_.begin()) + 1, bytes - continuations + 1};
-}
 
-void json_source_map::skip_blanks() {
+  void skip_blanks();
+  void value();
+  void object();
+  void array();
+  bool read_string(std::string& out);
+  void report_repeated(std::vector<member_key>& keys);
+
+  std::string_view text_;
+  std::vector<json_source_map::duplicate_key>* duplicates_;
+  json_source_map::index* positions_;
+  std::size_t pos_ = 0;
+  std::size_t depth_ = 0;
+  bool malformed_ = false;
+  std::string path_;
+  std::vector<std::vector<member_key>> keys_by_depth_;  // reused: no allocation per object
+};
+
+void json_walker::skip_blanks() {
   while (pos_ < text_.size()) {
     const char c = text_[pos_];
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
@@ -124,19 +132,19 @@ void json_source_map::skip_blanks() {
   }
 }
 
-void json_source_map::index_value(const std::string& pointer) {
+void json_walker::value() {
   skip_blanks();
   if (pos_ >= text_.size() || malformed_) {
     malformed_ = true;
     return;
   }
-  values_.insert_or_assign(pointer, pos_);
+  if (positions_ != nullptr) positions_->values.insert_or_assign(path_, pos_);
   switch (text_[pos_]) {
     case '{':
-      index_object(pointer);
+      object();
       return;
     case '[':
-      index_array(pointer);
+      array();
       return;
     case '"': {
       std::string ignored;
@@ -156,44 +164,63 @@ void json_source_map::index_value(const std::string& pointer) {
   }
 }
 
-void json_source_map::index_object(const std::string& pointer) {
+void json_walker::object() {
   if (++depth_ > max_nesting) {
     malformed_ = true;
     return;
   }
+  // By index, not by reference: a nested object may grow keys_by_depth_ and move its vectors.
+  const std::size_t level = depth_ - 1;
+  if (keys_by_depth_.size() <= level) keys_by_depth_.resize(level + 1);
+  keys_by_depth_[level].clear();
+  const std::size_t path_length = path_.size();
   ++pos_;
   for (;;) {
     skip_blanks();
     if (pos_ >= text_.size() || malformed_) break;
     if (text_[pos_] == '}') {
       ++pos_;
+      report_repeated(keys_by_depth_[level]);
       --depth_;
       return;
     }
     const std::size_t key_offset = pos_;
     std::string key;
     if (text_[pos_] != '"' || !read_string(key)) break;
-    std::string member = pointer + '/' + pointer_token(key);
-    if (!keys_.emplace(member, key_offset).second) {
-      duplicates_.push_back({member, key_offset});
-      // The DOM keeps the last value, so positions must describe the last one too.
-      keys_[member] = key_offset;
-    }
+    path_ += '/';
+    append_pointer_token(path_, key);
+    // The DOM keeps the last value, so positions describe the last one too.
+    if (positions_ != nullptr) positions_->keys.insert_or_assign(path_, key_offset);
+    keys_by_depth_[level].push_back({std::move(key), key_offset});
     skip_blanks();
     if (pos_ >= text_.size() || text_[pos_] != ':') break;
     ++pos_;
-    index_value(member);
+    value();
+    path_.resize(path_length);
     skip_blanks();
     if (pos_ < text_.size() && text_[pos_] == ',') ++pos_;
   }
   malformed_ = true;
 }
 
-void json_source_map::index_array(const std::string& pointer) {
+// Every key of a finished object that an earlier key of the same object already named.
+void json_walker::report_repeated(std::vector<member_key>& keys) {
+  if (duplicates_ == nullptr || keys.size() < 2) return;
+  std::stable_sort(keys.begin(), keys.end(),
+                   [](const member_key& a, const member_key& b) { return a.name < b.name; });
+  for (std::size_t k = 1; k < keys.size(); ++k) {
+    if (keys[k].name == keys[k - 1].name) {
+      duplicates_->push_back({path_ + '/' + pointer_token(keys[k].name), keys[k].offset});
+    }
+  }
+}
+
+void json_walker::array() {
   if (++depth_ > max_nesting) {
     malformed_ = true;
     return;
   }
+  const std::size_t path_length = path_.size();
   ++pos_;
   for (std::size_t i = 0;; ++i) {
     skip_blanks();
@@ -203,14 +230,17 @@ void json_source_map::index_array(const std::string& pointer) {
       --depth_;
       return;
     }
-    index_value(pointer + '/' + std::to_string(i));
+    path_ += '/';
+    path_ += std::to_string(i);
+    value();
+    path_.resize(path_length);
     skip_blanks();
     if (pos_ < text_.size() && text_[pos_] == ',') ++pos_;
   }
   malformed_ = true;
 }
 
-bool json_source_map::read_string(std::string& out) {
+bool json_walker::read_string(std::string& out) {
   ++pos_;  // opening quote
   while (pos_ < text_.size()) {
     const char c = text_[pos_++];
@@ -256,6 +286,62 @@ bool json_source_map::read_string(std::string& out) {
     }
   }
   return false;
+}
+
+}  // namespace
+
+json_source_map::json_source_map(std::string_view text) : text_(text) {
+  json_walker(text_, &duplicates_, nullptr).walk();
+}
+
+json_source_map::~json_source_map() = default;
+
+const json_source_map::index& json_source_map::positions() const {
+  if (!index_) {
+    auto built = std::make_unique<index>();
+    built->line_starts.push_back(0);
+    for (std::size_t i = 0; i < text_.size(); ++i) {
+      if (text_[i] == '\n') built->line_starts.push_back(i + 1);
+      if ((static_cast<unsigned char>(text_[i]) & 0xC0) == 0x80) {
+        built->continuation_bytes.push_back(i);
+      }
+    }
+    json_walker(text_, nullptr, built.get()).walk();
+    index_ = std::move(built);
+  }
+  return *index_;
+}
+
+text_position json_source_map::value_position(std::string_view pointer) const {
+  const auto& values = positions().values;
+  for (;;) {
+    if (auto it = values.find(std::string{pointer}); it != values.end()) {
+      return position_at(it->second);
+    }
+    if (pointer.empty()) return {};
+    pointer = parent_of(pointer);
+  }
+}
+
+text_position json_source_map::key_position(std::string_view pointer) const {
+  const auto& keys = positions().keys;
+  if (auto it = keys.find(std::string{pointer}); it != keys.end()) return position_at(it->second);
+  return value_position(pointer);
+}
+
+text_position json_source_map::position_at(std::size_t offset) const noexcept {
+  const auto& [values, keys, line_starts, continuation_bytes] = positions();
+  offset = std::min(offset, text_.size());
+  const auto line = std::upper_bound(line_starts.begin(), line_starts.end(), offset) - 1;
+  // Columns count characters: UTF-8 continuation bytes do not start one.
+  auto continuations_before = [&](std::size_t at) {
+    return static_cast<std::size_t>(
+        std::lower_bound(continuation_bytes.begin(), continuation_bytes.end(), at) -
+        continuation_bytes.begin());
+  };
+  const std::size_t bytes = offset - *line;
+  const std::size_t continuations = continuations_before(offset) - continuations_before(*line);
+  return {static_cast<std::size_t>(line - line_starts.begin()) + 1, bytes - continuations + 1};
 }
 
 }  // namespace drover::app

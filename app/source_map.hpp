@@ -3,6 +3,7 @@
 // about a pipeline file look them up here by JSON pointer.
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -19,10 +20,15 @@ struct text_position {
 
 /// `name` escaped as one JSON pointer token (`~` becomes `~0`, `/` becomes `~1`).
 std::string pointer_token(std::string_view name);
+/// Appends `name` escaped as one JSON pointer token to `out`.
+void append_pointer_token(std::string& out, std::string_view name);
 
 /// The offset of every value and object key in a JSON text that may contain comments and
-/// trailing commas, indexed by JSON pointer (`/modules/0/retries`). Meant for text that
+/// trailing commas, looked up by JSON pointer (`/modules/0/retries`). Meant for text that
 /// Boost.JSON has already accepted; on anything malformed it stops indexing, never throws.
+///
+/// Construction only looks for repeated keys. The positions are indexed on the first lookup:
+/// a valid file, which asks for none, never pays for a map of every value.
 class json_source_map {
  public:
   /// A key that appears more than once in the same object. Boost.JSON keeps the last one.
@@ -31,8 +37,9 @@ class json_source_map {
     std::size_t offset;   ///< where the repeated key starts
   };
 
-  /// Indexes `text`, which must outlive the map.
+  /// Scans `text`, which must outlive the map, for repeated keys.
   explicit json_source_map(std::string_view text);
+  ~json_source_map();
 
   /// Start of the value at `pointer`, or of its nearest indexed ancestor.
   text_position value_position(std::string_view pointer) const;
@@ -44,22 +51,20 @@ class json_source_map {
   /// Line and column of a byte offset.
   text_position position_at(std::size_t offset) const noexcept;
 
+  /// Offsets by pointer, and what turns an offset into a line and column.
+  struct index {
+    std::unordered_map<std::string, std::size_t> values;
+    std::unordered_map<std::string, std::size_t> keys;
+    std::vector<std::size_t> line_starts;         // offset of the first byte of each line
+    std::vector<std::size_t> continuation_bytes;  // offsets of UTF-8 continuation bytes
+  };
+
  private:
-  void skip_blanks();
-  void index_value(const std::string& pointer);
-  void index_object(const std::string& pointer);
-  void index_array(const std::string& pointer);
-  bool read_string(std::string& out);
+  const index& positions() const;
 
   std::string_view text_;
-  std::size_t pos_ = 0;
-  std::size_t depth_ = 0;
-  bool malformed_ = false;
-  std::unordered_map<std::string, std::size_t> values_;
-  std::unordered_map<std::string, std::size_t> keys_;
   std::vector<duplicate_key> duplicates_;
-  std::vector<std::size_t> line_starts_;         // offset of the first byte of each line
-  std::vector<std::size_t> continuation_bytes_;  // offsets of UTF-8 continuation bytes
+  mutable std::unique_ptr<index> index_;  // built by the first lookup
 };
 
 }  // namespace drover::app

@@ -253,6 +253,24 @@ BOOST_AUTO_TEST_CASE(unknown_fields_name_the_closest_known_one) {
              "only once");
 }
 
+BOOST_AUTO_TEST_CASE(every_repeated_field_is_reported_in_text_order) {
+  // Repeats at three levels, one three times, and nested objects between them: the scan for
+  // repeated keys must come back to each level's keys after visiting deeper ones.
+  const auto problems = problems_of(R"({"name": "p", "modules": [
+  {"id": "a", "kind": "exec",
+   "params": {"argv": ["true"], "env": {"Y": {"secret_from_env": "S"}}},
+   "retries": 1, "retries": 2,
+   "retries": 3},
+  {"id": "b", "kind": "noop", "tags": ["t"], "tags": ["u"]}],
+ "name": "q"})");
+  const std::vector<std::string> expected{
+      "p.json:4:18: module 'a': field 'retries': duplicate field: a field may appear only once",
+      "p.json:5:4: module 'a': field 'retries': duplicate field: a field may appear only once",
+      "p.json:6:46: module 'b': field 'tags': duplicate field: a field may appear only once",
+      "p.json:7:2: field 'name': duplicate field: a field may appear only once"};
+  BOOST_TEST(problems == expected, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(wrong_types_and_values) {
   const std::string head = "{\"modules\": [{\"id\": \"m\", \"kind\": \"noop\", ";
   // Each member starts at column 42.

@@ -70,8 +70,10 @@ struct master_options {
   /// Bytes the master may queue for one connection behind a write that has not finished: a
   /// worker that stops reading fills its socket's buffers, then this queue. Past it the worker
   /// is lost (disconnected at once, its attempts reassigned), so a stuck reader cannot make the
-  /// master buffer without bound. A burst of assigns handed to an idle connection does not
-  /// count against it. Raised to 2 * line_limits.max_line_bytes if lower.
+  /// master buffer without bound. Lines handed to an idle connection go to its write at once
+  /// and do not count; lines sent while that write is unfinished do, so keep the limit well
+  /// above what a worker's slots can be sent at once (slots * the largest assign). Raised to
+  /// 2 * line_limits.max_line_bytes if lower.
   std::size_t max_send_queue_bytes = std::size_t{64} << 20;
   /// Line length and nesting limits; max_line_bytes is announced in welcome.
   limits line_limits;

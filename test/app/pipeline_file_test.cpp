@@ -254,16 +254,19 @@ BOOST_AUTO_TEST_CASE(unknown_fields_name_the_closest_known_one) {
 }
 
 BOOST_AUTO_TEST_CASE(every_repeated_field_is_reported_in_text_order) {
-  // Repeats at three levels, one three times, and nested objects between them: the scan for
-  // repeated keys must come back to each level's keys after visiting deeper ones.
+  // Repeats at four levels, one three times, and nested objects between them: the scan for
+  // repeated keys must come back to each level's keys after visiting deeper ones. A repeat
+  // inside params, which no field reader checks, is reported too.
   const auto problems = problems_of(R"({"name": "p", "modules": [
   {"id": "a", "kind": "exec",
-   "params": {"argv": ["true"], "env": {"Y": {"secret_from_env": "S"}}},
+   "params": {"argv": ["true"], "env": {"X": "1", "Y": {"secret_from_env": "S"}, "X": "2"}},
    "retries": 1, "retries": 2,
    "retries": 3},
   {"id": "b", "kind": "noop", "tags": ["t"], "tags": ["u"]}],
  "name": "q"})");
   const std::vector<std::string> expected{
+      "p.json:3:82: module 'a': field 'params.env.X': duplicate key: only its last value would "
+      "be used",
       "p.json:4:18: module 'a': field 'retries': duplicate field: a field may appear only once",
       "p.json:5:4: module 'a': field 'retries': duplicate field: a field may appear only once",
       "p.json:6:46: module 'b': field 'tags': duplicate field: a field may appear only once",

@@ -4,9 +4,17 @@
 #include "run_state.hpp"
 #include "text.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <system_error>
@@ -62,6 +70,113 @@ std::string describe_type(fs::file_type type) {
   return type == fs::file_type::symlink ? "a symbolic link" : "a special file";
 }
 
+constexpr const char* owner_lock_name = "owner.lock";
+constexpr const char* kept_marker_name = "kept";
+
+// Each process puts its attempts' directories in a directory of its own under
+// <workspace>/.drover/work, `p<pid>-<random>`, and holds an exclusive flock on the
+// `owner.lock` inside it while it has attempts there. The kernel drops the lock when the
+// process dies however it dies, so a later process that can take the lock knows the owner is
+// gone and removes what it left: the directories of a run killed mid-attempt do not pile up,
+// and a live process's directories, a second run's or a `drover worker`'s in the same
+// workspace, are never touched. A directory holding a `kept` file (--keep-workdirs) is left
+// for the user.
+class owner_directories {
+ public:
+  static owner_directories& instance() {
+    static owner_directories* directories = new owner_directories;  // outlives every thread
+    return *directories;
+  }
+
+  // This process's directory in `parent` (<workspace>/.drover/work), made (after sweeping the
+  // directories of dead owners) when it has none there; counts one more attempt in it.
+  fs::path acquire(const fs::path& parent) {
+    std::lock_guard lock{mutex_};
+    auto it = owned_.find(parent);
+    if (it == owned_.end()) {
+      sweep_dead_owners(parent);
+      it = owned_.emplace(parent, create_owned(parent)).first;
+    }
+    ++it->second.attempts;
+    return it->second.dir;
+  }
+
+  // An attempt directory of `owner_dir` is gone (or kept): once none is left and none was
+  // kept, the owner directory goes too, so that a finished run leaves `.drover/work` empty.
+  void release(const fs::path& owner_dir, bool kept) noexcept {
+    std::lock_guard lock{mutex_};
+    const auto it = owned_.find(owner_dir.parent_path());
+    if (it == owned_.end() || it->second.dir != owner_dir) return;
+    owned& owner = it->second;
+    if (kept && !owner.kept) {
+      owner.kept = true;
+      const int fd =
+          ::open((owner.dir / kept_marker_name).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd >= 0) ::close(fd);
+    }
+    if (owner.attempts > 0) --owner.attempts;
+    if (owner.attempts > 0 || owner.kept) return;
+    std::error_code ec;
+    fs::remove(owner.dir / owner_lock_name, ec);
+    fs::remove(owner.dir, ec);  // only if empty: a directory that could not be removed stays
+    ::close(owner.lock_fd);
+    owned_.erase(it);
+  }
+
+ private:
+  struct owned {
+    fs::path dir;
+    int lock_fd = -1;
+    std::size_t attempts = 0;
+    bool kept = false;
+  };
+
+  // Removes every owner directory in `parent` whose lock nobody holds and that keeps nothing
+  // for the user. Failures are ignored: a directory that cannot be swept is only scratch.
+  static void sweep_dead_owners(const fs::path& parent) {
+    std::error_code ec;
+    for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+      const fs::path dir = it->path();
+      std::error_code type_error;
+      if (!it->is_directory(type_error) || it->is_symlink(type_error)) continue;
+      if (fs::exists(dir / kept_marker_name, type_error)) continue;
+      const int fd = ::open((dir / owner_lock_name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) continue;  // not an owner directory (or one still being made)
+      if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        std::error_code remove_error;
+        fs::remove_all(dir, remove_error);
+      }
+      ::close(fd);
+    }
+  }
+
+  // Makes the directory under a hidden name, locks its owner.lock, then renames it into view,
+  // so that a sweeper never finds an owner directory whose lock is not yet held.
+  static owned create_owned(const fs::path& parent) {
+    const std::string name = "p" + std::to_string(::getpid()) + "-" + random_suffix();
+    const fs::path hidden = parent / ("." + name);
+    const fs::path dir = parent / name;
+    std::error_code ec;
+    if (!fs::create_directory(hidden, ec)) {
+      throw std::runtime_error("cannot create the work directory " + quoted_path(hidden) + ": " +
+                               (ec ? ec.message() : std::string("it already exists")));
+    }
+    const fs::path lock_path = hidden / owner_lock_name;
+    const int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+        ::rename(hidden.c_str(), dir.c_str()) != 0) {
+      const std::string why = std::strerror(errno);
+      if (fd >= 0) ::close(fd);
+      fs::remove_all(hidden, ec);
+      throw std::runtime_error("cannot set up the work directory " + quoted_path(dir) + ": " + why);
+    }
+    return owned{dir, fd, 0, false};
+  }
+
+  std::mutex mutex_;
+  std::map<fs::path, owned> owned_;  // by <workspace>/.drover/work
+};
+
 }  // namespace
 
 fs::path absolute_workspace(const fs::path& workspace) {
@@ -98,17 +213,20 @@ fs::path create_work_dir(const fs::path& workspace, std::string_view module_id,
     throw std::runtime_error("cannot create the work directory " + quoted_path(parent) + ": " +
                              ec.message());
   }
+  const fs::path owner = owner_directories::instance().acquire(parent);
   const std::string name = work_dir_name(module_id, attempt);
   // A clash needs the same module, attempt and 32 random bits: retrying is a formality.
   for (int tries = 0; tries < 16; ++tries) {
-    fs::path dir = parent / (name + random_suffix());
+    fs::path dir = owner / (name + random_suffix());
     if (fs::create_directory(dir, ec)) return dir;
     if (ec) {
+      owner_directories::instance().release(owner, false);
       throw std::runtime_error("cannot create the work directory " + quoted_path(dir) + ": " +
                                ec.message());
     }
   }
-  throw std::runtime_error("cannot create a work directory in " + quoted_path(parent) +
+  owner_directories::instance().release(owner, false);
+  throw std::runtime_error("cannot create a work directory in " + quoted_path(owner) +
                            ": every name tried already exists");
 }
 
@@ -204,11 +322,19 @@ void attempt_files::settle_files(module_context& ctx, const module_spec& spec,
       error = std::move(problem);
     }
   }
-  if (!ctx.work_dir_.empty() && !ctx.keep_workdirs()) remove_work_dir(ctx.work_dir_);
+  finish_work_dir(ctx.work_dir_, ctx.keep_workdirs());
+  ctx.work_dir_.clear();  // the body has returned; a second settle or discard does nothing
 }
 
 void attempt_files::discard(module_context& ctx) noexcept {
-  if (!ctx.work_dir_.empty() && !ctx.keep_workdirs()) remove_work_dir(ctx.work_dir_);
+  finish_work_dir(ctx.work_dir_, ctx.keep_workdirs());
+  ctx.work_dir_.clear();
+}
+
+void finish_work_dir(const fs::path& work_dir, bool keep) noexcept {
+  if (work_dir.empty()) return;
+  if (!keep) remove_work_dir(work_dir);
+  owner_directories::instance().release(work_dir.parent_path(), keep);
 }
 
 }  // namespace drover::detail

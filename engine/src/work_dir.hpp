@@ -2,9 +2,12 @@
 // Attempts' scratch directories and the promotion of declared outputs into the workspace.
 // Internal to the engine; docs/workspace.md describes the behaviour users see.
 //
-// A work directory is `<workspace>/.drover/work/<id>.<attempt>.<random>`: inside the workspace,
-// so that an output reaches its place with one rename on the same file system. It exists only
-// once the body asked for it (module_context::work_dir), so modules that never do cost nothing.
+// A work directory is `<workspace>/.drover/work/<owner>/<id>.<attempt>.<random>`: inside the
+// workspace, so that an output reaches its place with one rename on the same file system.
+// `<owner>` is this process's, locked while it has attempts there, so that a later process
+// can remove what a killed one left (see owner_directories in work_dir.cpp). A work directory
+// exists only once the body asked for it (module_context::work_dir), so modules that never do
+// cost nothing.
 
 #include <drover/context.hpp>
 #include <drover/status.hpp>
@@ -21,8 +24,9 @@ namespace drover::detail {
 /// the current directory when `workspace` is empty.
 std::filesystem::path absolute_workspace(const std::filesystem::path& workspace);
 
-/// Creates a fresh, empty directory for attempt `attempt` of `module_id` under
-/// `<workspace>/.drover/work` and returns its path. The id is made safe for a file name (see
+/// Creates a fresh, empty directory for attempt `attempt` of `module_id` under this process's
+/// owner directory in `<workspace>/.drover/work` and returns its path; release it with
+/// finish_work_dir. The id is made safe for a file name (see
 /// work_dir_name); a random suffix keeps attempts apart. Throws std::runtime_error naming the
 /// path and the OS error.
 std::filesystem::path create_work_dir(const std::filesystem::path& workspace,
@@ -45,6 +49,10 @@ std::string promote_outputs(const std::filesystem::path& work_dir,
 
 /// Removes `work_dir` and everything in it; a failure is ignored (the directory is scratch).
 void remove_work_dir(const std::filesystem::path& work_dir) noexcept;
+
+/// An attempt is done with `work_dir` (made by create_work_dir; empty: nothing to do): removes
+/// it unless `keep`, and lets this process's owner directory go once it holds no attempt.
+void finish_work_dir(const std::filesystem::path& work_dir, bool keep) noexcept;
 
 /// What the worker does with an attempt's files once the attempt has ended. Runs on the
 /// worker's strand, which owns the attempt's module_context.

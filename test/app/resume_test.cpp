@@ -137,6 +137,9 @@ BOOST_AUTO_TEST_CASE(killed_master_resumes_without_rerunning_recorded_successes)
     runs += line.find(R"("type":"run")") != std::string::npos ? 1 : 0;
   BOOST_TEST(runs >= 2);
   BOOST_TEST(report.at("epoch").as_int64() == runs);
+  // The killed runs' work directories were swept by later runs, the last run's own removed.
+  std::error_code ec;
+  BOOST_TEST(fs::is_empty(dir / ".drover" / "work", ec), ec.message());
 }
 
 BOOST_AUTO_TEST_CASE(resume_reuses_succeeded_modules_and_reruns_changed_ones) {

@@ -16,13 +16,16 @@ namespace json = boost::json;
 namespace utf = boost::unit_test;
 using namespace drover::app_test;
 
-/// What is in `dir/.drover/work`: the work directories that were kept.
+/// What is in `dir/.drover/work/<owner>/`: the work directories that were kept.
 std::vector<fs::path> work_dirs_in(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;
-  for (fs::directory_iterator it(dir / ".drover" / "work", ec), end; !ec && it != end;
-       it.increment(ec))
-    out.push_back(it->path());
+  for (fs::directory_iterator owner(dir / ".drover" / "work", ec), end; !ec && owner != end;
+       owner.increment(ec)) {
+    std::error_code inner;
+    for (fs::directory_iterator it(owner->path(), inner); !inner && it != end; it.increment(inner))
+      if (it->is_directory()) out.push_back(it->path());
+  }
   return out;
 }
 

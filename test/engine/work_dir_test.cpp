@@ -5,7 +5,10 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -39,14 +42,24 @@ class temp_workspace {
   const fs::path& path() const noexcept { return path_; }
   fs::path operator/(std::string_view name) const { return path_ / name; }
 
-  /// What is left in `.drover/work`: the attempts' directories that were not removed.
+  /// What is left in `.drover/work/<owner>/`: the attempts' directories that were not removed.
   std::vector<fs::path> work_dirs() const {
     std::vector<fs::path> out;
     std::error_code ec;
-    for (fs::directory_iterator it(path_ / ".drover" / "work", ec), end; !ec && it != end;
-         it.increment(ec))
-      out.push_back(it->path());
+    for (fs::directory_iterator owner(path_ / ".drover" / "work", ec), end; !ec && owner != end;
+         owner.increment(ec)) {
+      std::error_code inner;
+      for (fs::directory_iterator it(owner->path(), inner); !inner && it != end;
+           it.increment(inner))
+        if (it->is_directory()) out.push_back(it->path());
+    }
     return out;
+  }
+
+  /// Whether `.drover/work` holds nothing, not even an owner directory.
+  bool work_root_empty() const {
+    std::error_code ec;
+    return fs::is_empty(path_ / ".drover" / "work", ec) || ec;
   }
 
  private:
@@ -121,12 +134,16 @@ BOOST_AUTO_TEST_CASE(each_attempt_gets_a_fresh_directory_inside_the_workspace, *
   const auto& r = result_of(run.report, "build[os=linux]");
   BOOST_REQUIRE(r.status == module_status::succeeded);
   const fs::path dir{std::string{r.value.as_string()}};
-  BOOST_TEST(dir.parent_path() == ws / ".drover" / "work");
+  // In this process's owner directory, p<pid>-<random>.
+  BOOST_TEST(dir.parent_path().parent_path() == ws / ".drover" / "work");
+  BOOST_TEST(
+      dir.parent_path().filename().string().starts_with("p" + std::to_string(::getpid()) + "-"));
   // The id is made safe for a file name; the attempt and a random suffix follow it.
   const std::string name = dir.filename().string();
   BOOST_TEST(name.starts_with("build_os_linux_.2."), name);
   BOOST_TEST(name.size() == std::string{"build_os_linux_.2."}.size() + 8, name);
   BOOST_TEST(ws.work_dirs().empty(), "both attempts' directories were removed");
+  BOOST_TEST(ws.work_root_empty(), "and so was the owner directory");
 }
 
 BOOST_AUTO_TEST_CASE(workspace_is_absolute_and_defaults_to_the_current_directory,
@@ -173,6 +190,50 @@ BOOST_AUTO_TEST_CASE(keep_workdirs_leaves_the_directory_in_place, *utf::timeout(
   BOOST_REQUIRE(left.size() == 1u);
   BOOST_TEST(read_text(left[0] / "scratch.txt") == "kept");
   BOOST_TEST(!fs::exists(left[0] / "out.txt"), "the output moved out");
+}
+
+// An owner directory as another process leaves it: owner.lock, one attempt's directory with a
+// file, and a `kept` marker when asked.
+fs::path plant_owner(const temp_workspace& ws, const std::string& name, bool kept) {
+  const fs::path owner = ws / ".drover" / "work" / name;
+  fs::create_directories(owner / "job.1.0badf00d");
+  write_text(owner / "owner.lock", "");
+  write_text(owner / "job.1.0badf00d" / "half.txt", "left by a killed run");
+  if (kept) write_text(owner / "kept", "");
+  return owner;
+}
+
+BOOST_AUTO_TEST_CASE(a_dead_owners_directories_are_swept_a_live_or_kept_ones_are_not,
+                     *utf::timeout(30)) {
+  temp_workspace ws;
+  const fs::path dead = plant_owner(ws, "p999999-deadbeef", false);
+  const fs::path kept = plant_owner(ws, "p999998-0000beef", true);
+  const fs::path live = plant_owner(ws, "p999997-1111beef", false);
+  const fs::path foreign = ws / ".drover" / "work" / "not-an-owner";  // no owner.lock
+  fs::create_directories(foreign);
+  // A live owner holds its lock: here a descriptor of this process, which conflicts with the
+  // run's own flock on another descriptor just as another process's would.
+  const int live_lock = ::open((live / "owner.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  BOOST_REQUIRE(live_lock >= 0);
+  BOOST_REQUIRE(::flock(live_lock, LOCK_EX | LOCK_NB) == 0);
+
+  drover::pipeline p;
+  p.add("make", writer({{"out.txt", "x"}}));
+  with_outputs(p.modules.back(), {"out.txt"});
+  const auto run = run_pipeline(std::move(p), in_workspace(ws));
+  BOOST_TEST(result_of(run.report, "make").status == module_status::succeeded);
+  ::close(live_lock);
+
+  BOOST_TEST(!fs::exists(dead), "the directory of an owner whose lock is free is removed");
+  BOOST_TEST(fs::exists(kept / "job.1.0badf00d" / "half.txt"), "--keep-workdirs left it");
+  BOOST_TEST(fs::exists(live / "job.1.0badf00d" / "half.txt"), "its owner still runs");
+  BOOST_TEST(fs::exists(foreign), "not an owner directory: not drover's to remove");
+  // This run's own owner directory went with its last attempt.
+  std::set<std::string> left;
+  for (const auto& entry : fs::directory_iterator(ws / ".drover" / "work"))
+    left.insert(entry.path().filename().string());
+  BOOST_TEST(left ==
+             (std::set<std::string>{"p999998-0000beef", "p999997-1111beef", "not-an-owner"}));
 }
 
 BOOST_AUTO_TEST_CASE(a_work_directory_that_cannot_be_made_fails_the_attempt, *utf::timeout(30)) {
@@ -360,7 +421,8 @@ BOOST_AUTO_TEST_CASE(a_rename_that_fails_names_both_paths, *utf::timeout(30)) {
   const auto& r = result_of(run.report, "make");
   BOOST_TEST(r.status == module_status::failed);
   BOOST_TEST(mentions(r.reason, "cannot move output 'out.txt'"), r.reason);
-  BOOST_TEST(mentions(r.reason, ".drover/work/make.1."), r.reason);
+  BOOST_TEST(mentions(r.reason, "/make.1."), r.reason);
+  BOOST_TEST(mentions(r.reason, (ws / ".drover" / "work").string() + "/p"), r.reason);
   BOOST_TEST(mentions(r.reason, (ws / "out.txt").string() + "'"), r.reason);
   BOOST_TEST(ws.work_dirs().empty());
 }

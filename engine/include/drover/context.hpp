@@ -56,7 +56,8 @@ class module_context {
   /// land and what a kind resolves relative paths against (exec's `cwd`).
   const std::filesystem::path& workspace() const noexcept;
 
-  /// This attempt's scratch directory, `<workspace>/.drover/work/<id>.<attempt>.<random>`,
+  /// This attempt's scratch directory, `<workspace>/.drover/work/<owner>/<id>.<attempt>.<random>`
+  /// (`<owner>` is this process's directory, see docs/workspace.md),
   /// created empty on the first call; later calls return the same path. Files the module
   /// declares as outputs are moved from here into the workspace when the attempt succeeds,
   /// and the directory is removed when the attempt ends (unless run_options::keep_workdirs).

@@ -163,8 +163,11 @@ class owner_directories {
     }
     const fs::path lock_path = hidden / owner_lock_name;
     const int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0 ||
-        ::rename(hidden.c_str(), dir.c_str()) != 0) {
+    // A file system without flock (ENOLCK, EOPNOTSUPP) goes on unlocked: a sweeper there cannot
+    // take the lock either, so it leaves the directory alone. Only a lock someone else holds
+    // on this brand-new file is wrong.
+    const bool lock_failed = fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (fd < 0 || lock_failed || ::rename(hidden.c_str(), dir.c_str()) != 0) {
       const std::string why = std::strerror(errno);
       if (fd >= 0) ::close(fd);
       fs::remove_all(hidden, ec);

@@ -281,7 +281,6 @@ class pipeline_reader {
   std::vector<std::string> pool_names_;
   std::unordered_map<std::string, std::vector<const json_source_map::duplicate_key*>>
       duplicates_by_object_;
-  std::unordered_set<std::string> checked_duplicates_;  // objects whose repeats were reported
 };
 
 void pipeline_reader::problem(std::string_view pointer, std::string message, place where,
@@ -317,13 +316,14 @@ void pipeline_reader::check_fields(const json::object& object, const std::string
 }
 
 void pipeline_reader::check_duplicates(const std::string& pointer) {
+  // Reported once and forgotten: a matrix module is read once per instance, and what is left
+  // at the end is in objects no field reader checks.
   if (auto it = duplicates_by_object_.find(pointer); it != duplicates_by_object_.end()) {
-    if (!checked_duplicates_.insert(pointer).second)
-      return;  // a matrix module is read per instance
     for (const auto* duplicate : it->second) {
       problem(duplicate->pointer, "duplicate field: a field may appear only once", place::key);
       problems_.back().position = sources_.position_at(duplicate->offset);
     }
+    duplicates_by_object_.erase(it);
   }
 }
 
@@ -995,7 +995,6 @@ loaded_pipeline pipeline_reader::read(const json::value& root, std::string name)
   // Repeats inside objects no field reader checks (params, env, ...): Boost.JSON keeps the
   // last value, so an earlier one would be dropped without a word.
   for (const auto& [object_pointer, duplicates] : duplicates_by_object_) {
-    if (checked_duplicates_.contains(object_pointer)) continue;
     for (const auto* duplicate : duplicates) {
       problem(duplicate->pointer, "duplicate key: only its last value would be used", place::key);
       problems_.back().position = sources_.position_at(duplicate->offset);

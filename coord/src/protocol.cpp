@@ -14,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace drover::coord {
@@ -499,20 +500,13 @@ class json_writer {
  public:
   explicit json_writer(std::string& out) : out_{out} {}
 
-  /// `"name":`, after a comma unless it is the object's first member. For our own short ASCII
-  /// names, written with one append.
+  /// `"name":`, after a comma unless it is the object's first member. For our own ASCII field
+  /// names, which need no escaping.
   json_writer& key(std::string_view name) {
-    char text[48];
-    std::size_t n = 0;
-    if (!first_) text[n++] = ',';
-    first_ = false;
-    text[n++] = '"';
-    const std::size_t shown = std::min(name.size(), sizeof text - n - 2);
-    std::memcpy(text + n, name.data(), shown);
-    n += shown;
-    text[n++] = '"';
-    text[n++] = ':';
-    out_.append(text, n);
+    separate();
+    out_ += '"';
+    out_ += name;
+    out_ += "\":";
     return *this;
   }
   /// The same for a key that comes from data (a module id): escaped.
@@ -651,20 +645,17 @@ class json_writer {
   bool first_ = true;
 };
 
-void put_optional(json_writer& w, std::string_view key, const std::optional<std::string>& v) {
-  if (v) w.key(key).string(*v);
-}
-void put_optional(json_writer& w, std::string_view key, const std::optional<std::string_view>& v) {
-  if (v) w.key(key).string(*v);
-}
-void put_optional(json_writer& w, std::string_view key, const std::optional<std::uint64_t>& v) {
-  if (v) w.key(key).number(*v);
-}
-void put_optional(json_writer& w, std::string_view key, const std::optional<std::uint32_t>& v) {
-  if (v) w.key(key).number(std::uint64_t{*v});
-}
-void put_optional(json_writer& w, std::string_view key, const std::optional<std::int64_t>& v) {
-  if (v) w.key(key).number(*v);
+// A member present only when the optional holds a value: a string or an integer.
+template <typename T>
+void put_optional(json_writer& w, std::string_view key, const std::optional<T>& v) {
+  if (!v) return;
+  if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    w.key(key).string(*v);
+  } else if constexpr (std::is_signed_v<T>) {
+    w.key(key).number(std::int64_t{*v});
+  } else {
+    w.key(key).number(std::uint64_t{*v});
+  }
 }
 
 void put(json_writer& w, const hello_message& m) {

@@ -4,7 +4,7 @@
 
 #include <drover/attempt.hpp>
 #include <drover/coord/framing.hpp>
-#include <drover/engine.hpp>
+#include <drover/engine.hpp>  // local_os_label
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -121,8 +121,7 @@ struct connection : std::enable_shared_from_this<connection> {
   asio::steady_timer ticker;              ///< heartbeats and liveness
   asio::steady_timer idle;                ///< signalled when the last attempt ended
   asio::steady_timer writer_done_signal;  ///< signalled when the writer stopped
-  limits receive_limits;
-  line_decoder decoder;     ///< keeps its parser's memory from line to line
+  line_decoder decoder;     ///< keeps its parser's memory from line to line; holds the limits
   std::string result_line;  ///< where a result is encoded before it is queued
   std::size_t send_limit = default_max_line_bytes;
 
@@ -218,7 +217,6 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
       if (stopping) co_return worker_outcome{worker_outcome::kind::stopped, stop_reason};
       if (socket) {
         auto c = std::make_shared<connection>(std::move(*socket), options.limits.max_line_bytes);
-        c->receive_limits = options.limits;
         c->decoder.set_limits(options.limits);
         c->send_limit = options.limits.max_line_bytes;
         const session_end end = co_await run_session(c);
@@ -452,11 +450,12 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     if (auto* welcome = std::get_if<welcome_message>(&m)) {
       c.welcomed = true;
       c.welcome = std::move(*welcome);
-      c.receive_limits.max_line_bytes =
+      limits announced = c.decoder.receiver_limits();
+      announced.max_line_bytes =
           static_cast<std::size_t>(std::min<std::uint64_t>(c.welcome.max_line_bytes, SIZE_MAX - 1));
-      c.splitter.set_max_line_bytes(c.receive_limits.max_line_bytes);
-      c.decoder.set_limits(c.receive_limits);
-      c.send_limit = c.receive_limits.max_line_bytes;
+      c.splitter.set_max_line_bytes(announced.max_line_bytes);
+      c.decoder.set_limits(announced);
+      c.send_limit = announced.max_line_bytes;
       c.next_heartbeat = steady::now() + std::chrono::milliseconds(c.welcome.heartbeat_ms);
       c.ticker.cancel();  // the keep-alive loop switches to heartbeats
       ++counters.handshakes;

@@ -37,14 +37,15 @@ void rename_into_place(const fs::path& temporary, const fs::path& target) {
   }
 }
 
-}  // namespace
-
+// A name beside `target` for a temporary file, unique to this process and call.
 fs::path temporary_beside(const fs::path& target) {
   static std::atomic<std::uint64_t> counter{0};
   return target.parent_path() /
          (".tmp." + target.filename().string() + "." + std::to_string(::getpid()) + "." +
           std::to_string(counter.fetch_add(1)));
 }
+
+}  // namespace
 
 void write_file_atomically(const fs::path& target, std::string_view content) {
   std::error_code ec;

@@ -8,9 +8,6 @@
 
 namespace drover::detail {
 
-/// A name beside `target` for a temporary file, unique to this process and call.
-std::filesystem::path temporary_beside(const std::filesystem::path& target);
-
 /// Writes `content` to `target` with one rename, creating parent directories. Throws
 /// std::system_error naming the file.
 void write_file_atomically(const std::filesystem::path& target, std::string_view content);

@@ -43,6 +43,20 @@ void classify_failure(std::exception_ptr thrown, module_status& status, std::str
   }
 }
 
+std::string stop_error(bool timed_out, std::chrono::milliseconds timeout) {
+  return timed_out ? "timed out after " + std::to_string(timeout.count()) + " ms" : "cancelled";
+}
+
+void add_stop_detail(std::string& error, bool abandoned, std::chrono::milliseconds grace,
+                     module_status body_status, const std::string& body_error) {
+  if (abandoned) {
+    error += "; the body ignored cancellation for " + std::to_string(grace.count()) +
+             " ms and was abandoned";
+  } else if (!body_error.empty() && body_status != module_status::cancelled) {
+    error += ": " + body_error;
+  }
+}
+
 namespace {
 
 // A strand already serializes; a strand of a strand would only cost more per handler.
@@ -137,7 +151,6 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
   }
 
   void body_returned(std::exception_ptr thrown, boost::json::value value) {
-    body_done_ = true;
     module_status status = module_status::succeeded;
     std::string error;
     if (thrown) classify_failure(thrown, status, error);
@@ -160,7 +173,7 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
         attempt_files::discard(*ctx_);
         report_.status = stop_status_;
         report_.error = stop_text();
-        if (!error.empty() && status != module_status::cancelled) report_.error += ": " + error;
+        add_stop_detail(report_.error, false, host_->settings.cancel_grace, status, error);
         return finish();
       case phase::reported:
         attempt_files::discard(*ctx_);  // abandoned earlier; it has finally returned
@@ -173,14 +186,14 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
     phase_ = phase::stopping;
     stop_status_ = why;
     signal_.emit(asio::cancellation_type::terminal);
-    if (body_done_ || phase_ != phase::stopping) return;  // it returned inline
+    if (phase_ != phase::stopping) return;  // it returned inline (and finished)
     timer().expires_after(host_->settings.cancel_grace);
     timer().async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->phase_ != phase::stopping) return;
       self->report_.status = self->stop_status_;
-      self->report_.error = self->stop_text() + "; the body ignored cancellation for " +
-                            std::to_string(self->host_->settings.cancel_grace.count()) +
-                            " ms and was abandoned";
+      self->report_.error = self->stop_text();
+      add_stop_detail(self->report_.error, true, self->host_->settings.cancel_grace,
+                      module_status::cancelled, {});
       self->finish();
     });
   }
@@ -192,8 +205,8 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
   }
 
   std::string stop_text() const {
-    if (stop_status_ != module_status::timed_out) return "cancelled";
-    return "timed out after " + std::to_string(attempt_.spec.timeout->count()) + " ms";
+    const bool timed_out = stop_status_ == module_status::timed_out;
+    return stop_error(timed_out, timed_out ? *attempt_.spec.timeout : std::chrono::milliseconds{});
   }
 
   void finish() {
@@ -220,7 +233,6 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
   asio::cancellation_signal signal_;
   phase phase_ = phase::running;
   module_status stop_status_ = module_status::cancelled;
-  bool body_done_ = false;
   attempt_report report_;
 };
 

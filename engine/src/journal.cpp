@@ -2,6 +2,8 @@
 
 #include <drover/pipeline.hpp>
 
+#include "atomic_file.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -10,7 +12,7 @@
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <system_error>
 
 namespace drover {
 namespace fs = std::filesystem;
@@ -90,8 +92,12 @@ run_journal::~run_journal() {
 // off so that new records start on a line of their own. A journal opened without resume is
 // read for its epoch only, then emptied.
 void run_journal::read_existing() {
-  std::ifstream in(path_, std::ios::binary);
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string content;
+  try {
+    content = detail::read_file(path_);
+  } catch (const std::system_error& e) {
+    throw journal_error(e.what());  // names the file
+  }
   std::uint64_t last_epoch = 0;
   std::size_t valid_length = 0;  // bytes up to the end of the last good line
   std::size_t line_number = 0;
@@ -217,24 +223,24 @@ std::uint64_t run_journal::append_module(const std::string& id, const std::strin
   line += R"(,"at_ms":)";
   line += std::to_string(now_ms());
   line += '}';
-  append_line(std::move(line));
-  std::lock_guard lock(mutex_);
-  return appended_;
+  return append_line(std::move(line));
 }
 
-void run_journal::append_line(std::string line) {
+std::uint64_t run_journal::append_line(std::string line) {
   bool wake = false;
+  std::uint64_t seq = 0;
   {
     std::lock_guard lock(mutex_);
     pending_ += line;
     pending_ += '\n';
-    ++appended_;
+    seq = ++appended_;
     // A busy writer takes what accumulated when it comes back: no wake-up (a system call)
     // per record.
     wake = writer_idle_;
     writer_idle_ = false;
   }
   if (wake) wake_writer_.notify_one();
+  return seq;
 }
 
 void run_journal::when_durable(std::uint64_t seq, std::function<void()> done) {

@@ -436,15 +436,9 @@ asio::awaitable<attempt_outcome> run_state::run_timed(worker& w, index i, std::u
   }
   attempt_outcome outcome;
   outcome.status = timed_out ? module_status::timed_out : module_status::cancelled;
-  outcome.error =
-      timed_out ? "timed out after " + std::to_string(timeout.count()) + " ms" : "cancelled";
-  if (!t->done) {
-    outcome.error += "; the body ignored cancellation for " +
-                     std::to_string(options_.cancel_grace.count()) + " ms and was abandoned";
-  } else if (!t->outcome.error.empty() && t->outcome.status != module_status::cancelled) {
-    // What the body said while stopping (exec: the last lines of output) is worth keeping.
-    outcome.error += ": " + t->outcome.error;
-  }
+  outcome.error = stop_error(timed_out, timeout);
+  add_stop_detail(outcome.error, !t->done, options_.cancel_grace, t->outcome.status,
+                  t->outcome.error);
   co_return outcome;
 }
 

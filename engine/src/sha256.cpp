@@ -61,12 +61,6 @@ std::string sha256::hex_digest() {
   return hex;
 }
 
-std::string sha256_hex(std::string_view bytes) {
-  sha256 h;
-  h.update(bytes);
-  return h.hex_digest();
-}
-
 std::string sha256_file_hex(const std::filesystem::path& file) {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -33,9 +33,6 @@ class sha256 {
   EVP_MD_CTX* ctx_;
 };
 
-/// The hex SHA-256 of one string.
-std::string sha256_hex(std::string_view bytes);
-
 /// The hex SHA-256 of a file's content; throws std::system_error naming the file.
 std::string sha256_file_hex(const std::filesystem::path& file);
 

@@ -113,7 +113,7 @@ class run_journal {
  private:
   run_journal(std::filesystem::path path, journal_options options);
   void read_existing();
-  void append_line(std::string line);
+  std::uint64_t append_line(std::string line);  // returns the record's sequence number
   void writer_loop();
 
   std::filesystem::path path_;

@@ -346,7 +346,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     err << format_problems(prepared.problems);
     return exit_usage;
   }
-  const std::size_t module_count = prepared.prepared->pipeline().modules.size();
+  const std::size_t module_count = prepared.plan->pipeline().modules.size();
 
   // Open every output before running, so a bad path fails before any work is done.
   std::ofstream report_out;
@@ -458,7 +458,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   options.capabilities = settings.capabilities;
   options.order = settings.order;
   // Masked in values, reasons, events, the report and the summary (docs/module-kinds.md).
-  options.secrets = modules::secrets_from_environment(prepared.prepared->pipeline());
+  options.secrets = modules::secrets_from_environment(prepared.plan->pipeline());
   options.on_event = [&](const event& e) {
     if (events_out.is_open()) write_event_line(events_out, e);
     if (live) {
@@ -470,7 +470,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
 
   // When the run is over every worker was told so; stopping the master lets the last byes
   // go out (within its close timeout) and closes the listening socket, so io.run() returns.
-  auto outcome = execute(std::move(*prepared.prepared), std::move(options), live ? &*live : nullptr,
+  auto outcome = execute(std::move(*prepared.plan), std::move(options), live ? &*live : nullptr,
                          err, io, [&master] {
                            if (master) master->stop();
                          });

@@ -112,7 +112,7 @@ round_figures run_drover(const shape& s, module_work& work, std::size_t threads,
   bench_clock::time_point started, finished;
   run_on_threads(io, threads, [&](io_work_guard& guard) {
     started = bench_clock::now();
-    runner.async_run(std::move(*prepared.prepared), std::move(options), [&](run_report r) {
+    runner.async_run(std::move(*prepared.plan), std::move(options), [&](run_report r) {
       finished = bench_clock::now();
       report = std::move(r);
       guard.reset();

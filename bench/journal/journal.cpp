@@ -158,7 +158,7 @@ round_figures_with_journal run_round(const shape& s, module_work& work, journal_
         .resume = false};
     options.journal = run_journal::open(journal_path, how);
   }
-  runner.async_run(std::move(*prepared.prepared), std::move(options), [&](run_report r) {
+  runner.async_run(std::move(*prepared.plan), std::move(options), [&](run_report r) {
     finished = bench_clock::now();
     report = std::move(r);
   });

@@ -114,7 +114,7 @@ std::int64_t run_round(const ordering_scenario& s, bool critical_path) {
   std::optional<run_report> report;
   bench_clock::time_point finished;
   const auto started = bench_clock::now();
-  runner.async_run(std::move(*prepared.prepared), std::move(options), [&](run_report r) {
+  runner.async_run(std::move(*prepared.plan), std::move(options), [&](run_report r) {
     finished = bench_clock::now();
     report = std::move(r);
   });

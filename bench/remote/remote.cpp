@@ -237,7 +237,7 @@ drover_round run_drover_round(std::size_t modules, std::size_t workers) {
 
   child_group children;
   const auto started = bench_clock::now();
-  runner.async_run(std::move(*prepared.prepared), std::move(options), [&](run_report r) {
+  runner.async_run(std::move(*prepared.plan), std::move(options), [&](run_report r) {
     finished = bench_clock::now();
     report = std::move(r);
     attach_poll.cancel();

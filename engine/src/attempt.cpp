@@ -1,6 +1,7 @@
 #include <drover/attempt.hpp>
 
 #include <drover/secrets.hpp>
+#include "attempt_control.hpp"
 #include "attempt_failure.hpp"
 #include "io_validation.hpp"
 #include "lone_attempt.hpp"
@@ -68,37 +69,37 @@ asio::any_io_executor serialized(const asio::any_io_executor& ex) {
 }  // namespace
 
 attempt_host::attempt_host(asio::any_io_executor ex, attempt_settings s)
-    : executor(std::move(ex)),
-      strand(serialized(executor)),
-      settings(std::move(s)),
-      workspace(absolute_workspace(settings.workspace)) {}
+    : executor(std::move(ex)), strand(serialized(executor)), settings(std::move(s)) {
+  environment.workspace = absolute_workspace(settings.workspace);
+  environment.log_dir = settings.log_dir;
+  environment.secrets = settings.secrets;
+  environment.keep_workdirs = settings.keep_workdirs;
+}
 
-const dependency_outcome& lone_attempt::dependency(std::string_view id) const {
+std::optional<dependency_results::entry> lone_attempt::find(std::uint32_t,
+                                                            std::string_view id) const {
   // An attempt has few dependencies: a scan is what a run does too.
   for (const dependency_outcome& d : dependencies) {
-    if (d.id == id) return d;
+    if (d.id == id) return entry{d.status, d.value.get()};
   }
-  throw std::invalid_argument("module '" + spec.id + "' asked for the result of '" +
-                              std::string(id) + "', which is not one of its dependencies");
+  return std::nullopt;
 }
 
 namespace {
 
 using handler_type = asio::any_completion_handler<attempt_runner::run_signature>;
 
-// One attempt from start to report, on the runner's strand. The body runs as a coroutine of its
-// own with a cancellation signal of ours, so that a timeout and the caller's cancellation can
-// both stop it, and a body that ignores them can be abandoned: the same rules as a run's
-// timed attempts (run_state::run_timed).
+// One attempt from start to report, on the runner's strand: the attempt_control a run uses for
+// its timed attempts, plus what only a lone attempt needs (checking its outputs, its times,
+// masking its report).
 class attempt_state : public std::enable_shared_from_this<attempt_state> {
  public:
   attempt_state(std::shared_ptr<const attempt_host> host, attempt_request request,
                 handler_type handler)
       : host_(std::move(host)), handler_(std::move(handler)) {
-    attempt_.host = host_.get();
     attempt_.spec = std::move(request.spec);
-    attempt_.attempt = request.attempt;
     attempt_.dependencies = std::move(request.dependencies);
+    attempt_number_ = request.attempt;
   }
 
   void start() {
@@ -107,7 +108,10 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
       // The slot's handler runs wherever the caller emits; hop onto the strand.
       slot.assign([weak = weak_from_this()](asio::cancellation_type) {
         if (auto self = weak.lock()) {
-          asio::post(self->host_->strand, [self] { self->stop(module_status::cancelled); });
+          asio::post(self->host_->strand, [self] {
+            self->stop_requested_ = true;  // before run(): run() stops it at once
+            if (self->control_) self->control_->stop(module_status::cancelled);
+          });
         }
       });
     }
@@ -115,11 +119,8 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
   }
 
  private:
-  enum class phase : std::uint8_t { running, stopping, reported };
-
   void run() {
     report_.started_at = wall_clock::now();
-    ctx_.emplace(attempt_);
     if (attempt_.spec.io) {
       // As a run validates it: declared outputs must stay inside the work directory.
       std::vector<validation_problem> problems;
@@ -130,87 +131,25 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
         return finish();
       }
     }
-    // Armed first: a body that returns at once, inline, cancels it again.
-    if (attempt_.spec.timeout) {
-      timer().expires_after(*attempt_.spec.timeout);
-      timer().async_wait([self = shared_from_this()](boost::system::error_code ec) {
-        if (!ec) self->stop(module_status::timed_out);
-      });
-    }
-    try {
-      asio::co_spawn(host_->strand, attempt_.spec.body(*ctx_),
-                     asio::bind_cancellation_slot(
-                         signal_.slot(), [self = shared_from_this()](std::exception_ptr thrown,
-                                                                     boost::json::value value) {
-                           self->body_returned(thrown, std::move(value));
-                         }));
-    } catch (...) {
-      // The body threw before its coroutine started (an empty body, a factory that throws).
-      body_returned(std::current_exception(), nullptr);
-    }
-  }
-
-  void body_returned(std::exception_ptr thrown, boost::json::value value) {
-    module_status status = module_status::succeeded;
-    std::string error;
-    if (thrown) classify_failure(thrown, status, error);
-    switch (phase_) {
-      case phase::running:
-        if (timer_) timer_->cancel();
-        // Nobody cancelled it: an abort it met was its own doing.
-        if (status == module_status::cancelled) status = module_status::failed;
-        attempt_files::settle(*ctx_, attempt_.spec, status, error);
-        report_.status = status;
-        if (status == module_status::succeeded) {
-          report_.value = std::move(value);
-        } else {
-          report_.error = std::move(error);
-        }
-        return finish();
-      case phase::stopping:
-        // It stopped within the grace: it ends as it was stopped, and nothing is promoted.
-        timer().cancel();
-        attempt_files::discard(*ctx_);
-        report_.status = stop_status_;
-        report_.error = stop_text();
-        add_stop_detail(report_.error, false, host_->settings.cancel_grace, status, error);
-        return finish();
-      case phase::reported:
-        attempt_files::discard(*ctx_);  // abandoned earlier; it has finally returned
-        return;
-    }
-  }
-
-  void stop(module_status why) {
-    if (phase_ != phase::running) return;
-    phase_ = phase::stopping;
-    stop_status_ = why;
-    signal_.emit(asio::cancellation_type::terminal);
-    if (phase_ != phase::stopping) return;  // it returned inline (and finished)
-    timer().expires_after(host_->settings.cancel_grace);
-    timer().async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec || self->phase_ != phase::stopping) return;
-      self->report_.status = self->stop_status_;
-      self->report_.error = self->stop_text();
-      add_stop_detail(self->report_.error, true, self->host_->settings.cancel_grace,
-                      module_status::cancelled, {});
+    attempt_scope scope;
+    scope.spec = &attempt_.spec;
+    scope.attempt = attempt_number_;
+    scope.worker = host_->settings.worker_name;
+    scope.executor = &host_->strand;
+    scope.environment = &host_->environment;
+    scope.dependencies = &attempt_;
+    control_ = std::make_shared<attempt_control>(std::move(scope), attempt_.spec.timeout,
+                                                 host_->settings.cancel_grace, shared_from_this());
+    control_->start([self = shared_from_this()](supervised_result result) {
+      self->report_.status = result.outcome.status;
+      self->report_.value = std::move(result.outcome.value);
+      self->report_.error = std::move(result.outcome.error);
       self->finish();
     });
-  }
-
-  // Made when first needed: most attempts have no timeout and are never stopped.
-  asio::steady_timer& timer() {
-    if (!timer_) timer_.emplace(host_->strand);
-    return *timer_;
-  }
-
-  std::string stop_text() const {
-    const bool timed_out = stop_status_ == module_status::timed_out;
-    return stop_error(timed_out, timed_out ? *attempt_.spec.timeout : std::chrono::milliseconds{});
+    if (stop_requested_) control_->stop(module_status::cancelled);
   }
 
   void finish() {
-    phase_ = phase::reported;
     report_.finished_at = wall_clock::now();
     if (const auto& secrets = host_->settings.secrets; secrets && !secrets->empty()) {
       secrets->mask_in_place(report_.error);
@@ -228,11 +167,9 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
   std::shared_ptr<const attempt_host> host_;
   handler_type handler_;
   lone_attempt attempt_;
-  std::optional<asio::steady_timer> timer_;  // the timeout, then the cancel grace
-  std::optional<module_context> ctx_;        // made on the strand, lives as long as the body may
-  asio::cancellation_signal signal_;
-  phase phase_ = phase::running;
-  module_status stop_status_ = module_status::cancelled;
+  std::uint32_t attempt_number_ = 1;
+  std::shared_ptr<attempt_control> control_;
+  bool stop_requested_ = false;
   attempt_report report_;
 };
 

@@ -1,4 +1,4 @@
-#include "constraint_gate.hpp"
+#include <drover/detail/constraint_gate.hpp>
 
 #include "resource_glob.hpp"
 

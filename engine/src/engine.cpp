@@ -1,6 +1,6 @@
 #include <drover/engine.hpp>
 
-#include "run_state.hpp"
+#include "run_driver.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -24,8 +24,8 @@ void engine::start(pipeline p, run_options options,
                    boost::asio::any_completion_handler<run_signature> handler) {
   boost::asio::any_io_executor worker_pool;  // none: workers share the run's strand
   if (pool_) worker_pool = pool_->pool.get_executor();
-  auto run = std::make_shared<detail::run_state>(executor_, std::move(worker_pool), std::move(p),
-                                                 std::move(options), std::move(handler));
+  auto run = std::make_shared<detail::run_driver>(executor_, std::move(worker_pool), std::move(p),
+                                                  std::move(options), std::move(handler));
   run->start();
 }
 
@@ -33,10 +33,8 @@ void engine::start(prepared_pipeline p, run_options options,
                    boost::asio::any_completion_handler<run_signature> handler) {
   boost::asio::any_io_executor worker_pool;
   if (pool_) worker_pool = pool_->pool.get_executor();
-  auto [pipeline, graph] = std::move(p).release();
-  auto run =
-      std::make_shared<detail::run_state>(executor_, std::move(worker_pool), std::move(pipeline),
-                                          std::move(graph), std::move(options), std::move(handler));
+  auto run = std::make_shared<detail::run_driver>(executor_, std::move(worker_pool), std::move(p),
+                                                  std::move(options), std::move(handler));
   run->start();
 }
 

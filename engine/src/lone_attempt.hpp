@@ -3,6 +3,7 @@
 // and the attempt itself, which its module_context reads instead of a run's state.
 
 #include <drover/attempt.hpp>
+#include <drover/detail/attempt_scope.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -21,19 +22,16 @@ struct attempt_host {
   /// all its workers.
   boost::asio::any_io_executor strand;
   attempt_settings settings;
-  std::filesystem::path workspace;  ///< settings.workspace, absolute
+  run_environment environment;  ///< from settings, the workspace made absolute
 };
 
-/// One attempt: what its module_context reads. Lives until the body returned (an abandoned
-/// body keeps it alive too).
-struct lone_attempt {
-  const attempt_host* host = nullptr;
+/// One attempt's module and the dependency results it was given: what its module_context
+/// reads. Lives until the body returned (an abandoned body keeps it alive too).
+struct lone_attempt final : dependency_results {
   module_spec spec;
-  std::uint32_t attempt = 1;
   std::vector<dependency_outcome> dependencies;
 
-  /// The dependency named `id`; throws std::invalid_argument, as a run does, for any other.
-  const dependency_outcome& dependency(std::string_view id) const;
+  std::optional<entry> find(std::uint32_t module, std::string_view id) const override;
 };
 
 }  // namespace drover::detail

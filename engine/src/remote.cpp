@@ -1,6 +1,6 @@
 #include <drover/remote.hpp>
 
-#include "run_state.hpp"
+#include "run_driver.hpp"
 
 namespace drover {
 
@@ -15,7 +15,7 @@ worker_hub::worker_id worker_hub::attach(std::shared_ptr<remote_worker> worker, 
     return id;
   }
   call c = [id, worker = std::move(worker), name = std::move(name),
-            capabilities = std::move(capabilities), slots](detail::run_state& run) mutable {
+            capabilities = std::move(capabilities), slots](detail::run_driver& run) mutable {
     run.on_remote_attach(id, std::move(worker), std::move(name), std::move(capabilities), slots);
   };
   if (post_) {
@@ -27,20 +27,20 @@ worker_hub::worker_id worker_hub::attach(std::shared_ptr<remote_worker> worker, 
 }
 
 void worker_hub::detach(worker_id id, std::string reason) {
-  deliver([id, reason = std::move(reason)](detail::run_state& run) mutable {
+  deliver([id, reason = std::move(reason)](detail::run_driver& run) mutable {
     run.on_remote_detach(id, std::move(reason));
   });
 }
 
 void worker_hub::complete(worker_id id, remote_completion completion) {
-  deliver([id, completion = std::move(completion)](detail::run_state& run) mutable {
+  deliver([id, completion = std::move(completion)](detail::run_driver& run) mutable {
     run.on_remote_complete(id, std::move(completion));
   });
 }
 
 void worker_hub::complete(worker_id id, std::vector<remote_completion> completions) {
   if (completions.empty()) return;
-  deliver([id, completions = std::move(completions)](detail::run_state& run) mutable {
+  deliver([id, completions = std::move(completions)](detail::run_driver& run) mutable {
     for (remote_completion& c : completions)
       run.on_remote_complete(id, std::move(c));
   });

@@ -61,6 +61,12 @@ std::string_view to_string(event_type type) noexcept {
       return "module_finished";
     case event_type::run_finished:
       return "run_finished";
+    case event_type::worker_joined:
+      return "worker_joined";
+    case event_type::worker_lost:
+      return "worker_lost";
+    case event_type::module_reassigned:
+      return "module_reassigned";
   }
   return "unknown";
 }

@@ -1,7 +1,6 @@
 #include "work_dir.hpp"
 
 #include "resource_glob.hpp"
-#include "run_state.hpp"
 #include "text.hpp"
 
 #include <fcntl.h>
@@ -316,22 +315,24 @@ void remove_work_dir(const fs::path& work_dir) noexcept {
   fs::remove_all(work_dir, ec);
 }
 
-void attempt_files::settle_files(module_context& ctx, const module_spec& spec,
-                                 module_status& status, std::string& error) {
+void attempt_files::settle_files(attempt_scope& attempt, module_status& status,
+                                 std::string& error) {
+  const module_spec& spec = *attempt.spec;
   if (status == module_status::succeeded && spec.io && !spec.io->outputs.empty()) {
-    std::string problem = promote_outputs(ctx.work_dir_, ctx.workspace(), spec.io->outputs);
+    std::string problem =
+        promote_outputs(attempt.work_dir, attempt.environment->workspace, spec.io->outputs);
     if (!problem.empty()) {
       status = module_status::failed;
       error = std::move(problem);
     }
   }
-  finish_work_dir(ctx.work_dir_, ctx.keep_workdirs());
-  ctx.work_dir_.clear();  // the body has returned; a second settle or discard does nothing
+  finish_work_dir(attempt.work_dir, attempt.environment->keep_workdirs);
+  attempt.work_dir.clear();  // the body has returned; a second settle or discard does nothing
 }
 
-void attempt_files::discard(module_context& ctx) noexcept {
-  finish_work_dir(ctx.work_dir_, ctx.keep_workdirs());
-  ctx.work_dir_.clear();
+void attempt_files::discard(attempt_scope& attempt) noexcept {
+  finish_work_dir(attempt.work_dir, attempt.environment->keep_workdirs);
+  attempt.work_dir.clear();
 }
 
 void finish_work_dir(const fs::path& work_dir, bool keep) noexcept {

@@ -9,7 +9,7 @@
 // exists only once the body asked for it (module_context::work_dir), so modules that never do
 // cost nothing.
 
-#include <drover/context.hpp>
+#include <drover/detail/attempt_scope.hpp>
 #include <drover/status.hpp>
 
 #include <cstdint>
@@ -55,24 +55,22 @@ void remove_work_dir(const std::filesystem::path& work_dir) noexcept;
 void finish_work_dir(const std::filesystem::path& work_dir, bool keep) noexcept;
 
 /// What the worker does with an attempt's files once the attempt has ended. Runs on the
-/// worker's strand, which owns the attempt's module_context.
+/// worker's strand, which owns the attempt.
 struct attempt_files {
   /// For an attempt whose status is final: when it succeeded and the module declares outputs,
   /// promotes them; failing to do so turns `status` into failed and says why in `error`. Then
-  /// removes the work directory unless run_options::keep_workdirs.
-  static void settle(module_context& ctx, const module_spec& spec, module_status& status,
-                     std::string& error) {
-    if (ctx.work_dir_.empty() && !spec.io) return;  // most modules: nothing to do
-    settle_files(ctx, spec, status, error);
+  /// removes the work directory unless the environment keeps work directories.
+  static void settle(attempt_scope& attempt, module_status& status, std::string& error) {
+    if (attempt.work_dir.empty() && !attempt.spec->io) return;  // most modules: nothing to do
+    settle_files(attempt, status, error);
   }
 
-  /// For an abandoned body that has finally returned: its work directory goes (unless
-  /// run_options::keep_workdirs), its outputs are never promoted.
-  static void discard(module_context& ctx) noexcept;
+  /// For an abandoned body that has finally returned: its work directory goes (unless kept),
+  /// its outputs are never promoted.
+  static void discard(attempt_scope& attempt) noexcept;
 
  private:
-  static void settle_files(module_context& ctx, const module_spec& spec, module_status& status,
-                           std::string& error);
+  static void settle_files(attempt_scope& attempt, module_status& status, std::string& error);
 };
 
 }  // namespace drover::detail

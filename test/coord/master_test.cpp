@@ -1101,7 +1101,7 @@ std::vector<bad_case> bad_cases() {
        [](fake_worker& w, const assign_message& a) {
          return coord::encode(w.result_for(a)) + coord::encode(w.result_for(a));
        },
-       "stale_result", false},
+       "duplicate_result", false},
       {"crlf and empty lines are fine",
        [](fake_worker& w, const assign_message& a) {
          std::string text = coord::encode(w.result_for(a));

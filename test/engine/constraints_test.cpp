@@ -1229,7 +1229,7 @@ BOOST_AUTO_TEST_CASE(random_constrained_pipelines_never_break_a_constraint,
       auto prepared = drover::prepare(std::move(p));
       BOOST_REQUIRE_MESSAGE(prepared.ok(),
                             "seed " << seed << ": " << format_problems(prepared.problems));
-      run = run_guarded(std::move(*prepared.prepared), options, setting.threads, 20s);
+      run = run_guarded(std::move(*prepared.plan), options, setting.threads, 20s);
     } else {
       run = run_guarded(std::move(p), options, setting.threads, 20s);
     }

@@ -665,7 +665,7 @@ BOOST_AUTO_TEST_CASE(runs_every_instance_and_their_dependent, *boost::unit_test:
   options.workers = 2;
   options.capabilities = {"alpha", "beta"};
   std::optional<drover::run_report> report;
-  engine.async_run(std::move(*prepared.prepared), options,
+  engine.async_run(std::move(*prepared.plan), options,
                    [&](drover::run_report r) { report = std::move(r); });
   io.run();
   BOOST_REQUIRE(report.has_value());

@@ -16,25 +16,19 @@ namespace drover {
 class secret_masker;
 
 namespace detail {
-struct run_state;
-struct worker;
-struct attempt_files;
-struct lone_attempt;
+struct attempt_scope;
 }  // namespace detail
 
-/// Passed to a module body for one attempt. Valid until the body returns.
+/// Passed to a module body for one attempt: a view of that attempt. Valid until the body
+/// returns.
 class module_context {
  public:
-  /// Made by the engine for each attempt.
-  module_context(detail::run_state& run, std::uint32_t index, std::uint32_t attempt,
-                 const detail::worker& worker) noexcept
-      : run_(&run), worker_(&worker), index_(index), attempt_(attempt) {}
-  /// Made by drover::attempt_runner for an attempt outside a run.
-  explicit module_context(const detail::lone_attempt& attempt) noexcept;
+  /// Made by the engine (a run's worker, or attempt_runner) for each attempt.
+  explicit module_context(detail::attempt_scope& scope) noexcept : scope_(&scope) {}
 
   std::string_view id() const noexcept;
-  std::uint32_t attempt() const noexcept { return attempt_; }  ///< 1 for the first attempt
-  std::string_view worker() const noexcept;                    ///< e.g. "local-0"
+  std::uint32_t attempt() const noexcept;    ///< 1 for the first attempt
+  std::string_view worker() const noexcept;  ///< e.g. "local-0"
   const module_spec& spec() const noexcept;
   const boost::json::value& params() const noexcept { return spec().params; }
 
@@ -87,16 +81,7 @@ class module_context {
   module_status status_of(std::string_view dep) const;
 
  private:
-  std::uint32_t dep_index(std::string_view dep) const;
-  bool keep_workdirs() const noexcept;
-  friend struct detail::attempt_files;
-
-  detail::run_state* run_ = nullptr;
-  const detail::worker* worker_ = nullptr;
-  const detail::lone_attempt* lone_ = nullptr;  // instead of run_ and worker_, outside a run
-  std::uint32_t index_;
-  std::uint32_t attempt_;
-  std::filesystem::path work_dir_;  // empty until work_dir() is called
+  detail::attempt_scope* scope_;
 };
 
 }  // namespace drover

@@ -5,6 +5,7 @@
 #include <drover/event.hpp>
 #include <drover/graph.hpp>
 #include <drover/pipeline.hpp>
+#include <drover/plan.hpp>
 #include <drover/remote.hpp>
 #include <drover/result.hpp>
 
@@ -71,6 +72,10 @@ struct run_options {
   std::shared_ptr<run_journal> journal;
   /// Supplies and stores results by fingerprint (drover/cache.hpp).
   std::shared_ptr<result_cache> cache;
+  /// The whole run's time limit, counted from its start. When it passes, the run is cancelled:
+  /// running attempts are stopped (always_run ones included) and unstarted modules end
+  /// cancelled, each with the reason "deadline exceeded"; the run ends failed, not cancelled.
+  std::optional<std::chrono::milliseconds> deadline;
 };
 
 /// Settings for an engine.
@@ -122,8 +127,8 @@ class engine {
     return async_run(std::move(p), run_options{}, std::forward<Token>(token));
   }
 
-  /// Runs a pipeline prepared (validated, expanded, its graph built) beforehand, so the run
-  /// does no validation of its own.
+  /// Runs a plan prepared (validated, expanded, compiled) beforehand, so the run does no
+  /// validation of its own.
   template <boost::asio::completion_token_for<run_signature> Token =
                 boost::asio::default_completion_token_t<executor_type>>
   auto async_run(prepared_pipeline p, run_options options, Token&& token = Token{}) {

@@ -16,6 +16,9 @@ enum class event_type : std::uint8_t {
   module_retrying,  ///< an attempt failed and another is scheduled after `delay`
   module_finished,  ///< terminal state reached (any status, including skipped and cancelled)
   run_finished,
+  worker_joined,      ///< a remote worker attached to the run (`worker`)
+  worker_lost,        ///< a remote worker left or was lost (`worker`; why in `message`)
+  module_reassigned,  ///< an attempt ended with its worker and runs again elsewhere (`message`)
 };
 
 std::string_view to_string(event_type type) noexcept;

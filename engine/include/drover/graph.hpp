@@ -85,39 +85,6 @@ graph_result build_graph(const pipeline& p);
 /// it. A pipeline without any matrix is left untouched at the cost of one scan.
 std::vector<validation_problem> expand_matrix(pipeline& p);
 
-/// A pipeline that passed validation, with its matrix expanded and its graph built: what a run
-/// executes. Only prepare() makes one, so its graph always matches its pipeline. Prepare once
-/// and run it to keep validation out of the run (drover run and drover-bench do).
-struct prepare_result;
-
-class prepared_pipeline {
- public:
-  const drover::pipeline& pipeline() const noexcept { return pipeline_; }
-  const drover::graph& graph() const noexcept { return graph_; }
-
-  /// Takes the two apart (what the engine does when a run starts).
-  std::pair<drover::pipeline, drover::graph> release() && {
-    return {std::move(pipeline_), std::move(graph_)};
-  }
-
- private:
-  friend prepare_result prepare(drover::pipeline p);
-  prepared_pipeline(drover::pipeline p, drover::graph g)
-      : pipeline_(std::move(p)), graph_(std::move(g)) {}
-  drover::pipeline pipeline_;
-  drover::graph graph_;
-};
-
-/// Either a prepared pipeline or every problem found (never both).
-struct prepare_result {
-  std::optional<prepared_pipeline> prepared;
-  std::vector<validation_problem> problems;
-  bool ok() const noexcept { return prepared.has_value(); }
-};
-
-/// expand_matrix, then build_graph.
-prepare_result prepare(pipeline p);
-
 /// `problems` as one message per line.
 std::string format_problems(const std::vector<validation_problem>& problems);
 

@@ -95,7 +95,7 @@ struct remote_stats {
 };
 
 namespace detail {
-struct run_state;
+class run_driver;
 }
 
 /// Where remote workers meet a run. Thread-safe: the transport calls it from any thread and
@@ -137,12 +137,12 @@ class worker_hub : public std::enable_shared_from_this<worker_hub> {
   bool finished() const;
 
   /// Called by the run: binds the hub to it and replays what arrived before. Internal.
-  void bind(std::function<void(std::function<void(detail::run_state&)>)> post_to_run);
+  void bind(std::function<void(std::function<void(detail::run_driver&)>)> post_to_run);
   /// Called by the run when it is over: later attaches are told at once. Internal.
   void unbind();
 
  private:
-  using call = std::function<void(detail::run_state&)>;
+  using call = std::function<void(detail::run_driver&)>;
   void deliver(call c);
 
   settings settings_;

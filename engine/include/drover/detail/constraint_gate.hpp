@@ -15,7 +15,7 @@
 //   or reserving one, the alone slot, the barrier of a module running alone) and is tried
 //   again when that thing is released, so a release costs only the waiters it concerns.
 
-#include "ready_queue.hpp"
+#include <drover/detail/ready_queue.hpp>
 
 #include <drover/graph.hpp>
 

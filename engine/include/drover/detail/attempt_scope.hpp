@@ -1,0 +1,62 @@
+#pragma once
+// What a module_context is a view of: one attempt of one module, and the environment every
+// attempt of a run (or of an attempt_runner) shares. Made by the engine; bodies only see the
+// module_context.
+
+#include <drover/module.hpp>
+#include <drover/status.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+namespace drover {
+class secret_masker;
+}
+
+namespace drover::detail {
+
+/// What every attempt of one run, or of one attempt_runner, shares. Immutable while they run.
+struct run_environment {
+  std::filesystem::path workspace;  ///< absolute (absolute_workspace)
+  std::filesystem::path log_dir;
+  std::shared_ptr<const secret_masker> secrets;
+  bool keep_workdirs = false;
+};
+
+/// Where a body's ctx.result(id) and ctx.status_of(id) look: a run's results, or the results
+/// an attempt_runner was given.
+class dependency_results {
+ public:
+  struct entry {
+    module_status status = module_status::pending;
+    const boost::json::value* value = nullptr;  ///< null pointer: JSON null
+  };
+  /// The result of dependency `id` of module `module`, or nothing when `id` is not one of its
+  /// dependencies.
+  virtual std::optional<entry> find(std::uint32_t module, std::string_view id) const = 0;
+
+ protected:
+  ~dependency_results() = default;
+};
+
+/// One attempt. Lives on the stack of the worker that runs it, or with the attempt's state
+/// when the body runs as a coroutine of its own, until the body returned.
+struct attempt_scope {
+  const module_spec* spec = nullptr;
+  std::uint32_t module = 0;  ///< the run's index of the module (what `dependencies` wants)
+  std::uint32_t attempt = 1;
+  std::string_view worker;
+  /// Where the body runs (a strand); outlives the attempt.
+  const boost::asio::any_io_executor* executor = nullptr;
+  const run_environment* environment = nullptr;
+  const dependency_results* dependencies = nullptr;
+  std::filesystem::path work_dir;  ///< empty until the body asks for it
+};
+
+}  // namespace drover::detail

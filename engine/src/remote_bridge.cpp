@@ -1,0 +1,111 @@
+// The run's side of remote workers: what the worker_hub reports becomes core inputs, and the
+// core's dispatches, cancels and rejections to remote workers become calls on their links.
+// Fencing is the core's (remote_ended); this only translates.
+
+#include "run_driver.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace drover::detail {
+
+namespace asio = boost::asio;
+
+void run_driver::bind_hub() {
+  hub_ = options_.remote;
+  // The hub keeps the run alive until unbind(): remote completions may be all that is left.
+  hub_->bind([self = shared_from_this()](std::function<void(run_driver&)> call) {
+    asio::post(self->strand_, [self, call = std::move(call)] { call(*self); });
+  });
+}
+
+void run_driver::on_remote_attach(worker_hub::worker_id id, std::shared_ptr<remote_worker> link,
+                                  std::string name, std::vector<std::string> capabilities,
+                                  std::uint32_t slots) {
+  if (finished_ || !core_) return link->run_finished("run finished");
+  const worker_number w =
+      core_->worker_attached(std::move(name), std::move(capabilities), slots, core_clock::now());
+  remote_number_[id] = w;
+  remotes_.push_back({id, std::move(link), {}, true});
+  process();
+}
+
+void run_driver::on_remote_detach(worker_hub::worker_id id, std::string reason) {
+  auto found = remote_number_.find(id);
+  if (found == remote_number_.end() || finished_) return;
+  remotes_[found->second - local_workers_].alive = false;
+  core_->worker_lost(found->second, reason, core_clock::now());
+  process();
+}
+
+void run_driver::on_remote_complete(worker_hub::worker_id id, remote_completion c) {
+  auto found = remote_number_.find(id);
+  if (found == remote_number_.end() || finished_) return;  // after the end: the workers got bye
+  const module_index i = c.module < plan_->size() ? c.module : no_module;
+  core_->remote_ended(
+      found->second, i, c.epoch, c.attempt,
+      {.status = c.status, .value = std::move(c.value), .error = std::move(c.error)},
+      core_clock::now());
+  process();
+}
+
+void run_driver::assign_remote(module_index i, std::uint32_t attempt, worker_number w) {
+  remote_link& r = remotes_[w - local_workers_];
+  const module_spec& spec = plan_->spec(i);
+  assignment a;
+  a.epoch = hub_->config().epoch;
+  a.module = i;
+  a.id = spec.id;
+  a.attempt = attempt;
+  a.kind = spec.kind;
+  a.params = &spec.params;
+  a.timeout = plan_->timeout(i);
+  for (module_index d : plan_->predecessors(i)) {
+    a.deps.push_back(plan_->id(d));
+    if (r.sent.insert(d).second) {
+      // Workers know no cached status: to them it is a success like any other.
+      const module_status status =
+          core_->status(d) == module_status::cached ? module_status::succeeded : core_->status(d);
+      a.new_results.push_back({plan_->id(d), status, &core_->value(d)});
+      ++dependency_results_sent_;
+    }
+  }
+  if (spec.instance) a.matrix_target = spec.instance->target;
+  if (spec.io) a.outputs = spec.io->outputs;
+  r.link->assign(a);
+}
+
+void run_driver::cancel_remote(module_index i, std::uint32_t attempt, worker_number w) {
+  remote_link& r = remotes_[w - local_workers_];
+  if (!r.alive) return;
+  const std::string_view why = core_->stop_applies(i) ? std::string_view{} : core_->reason(i);
+  const std::string reason = why.empty() ? core_->stop_reason() : std::string(why);
+  r.link->cancel(i, plan_->id(i), attempt, reason);
+}
+
+void run_driver::reject_remote(module_index i, std::uint32_t attempt, worker_number w,
+                               rejection code) {
+  remote_link& r = remotes_[w - local_workers_];
+  if (!r.alive) return;
+  std::string_view why;
+  switch (code) {
+    case rejection::unknown_module:
+      why = "no such module in this run";
+      break;
+    case rejection::duplicate_result:
+      why = "a result for this attempt was accepted already";
+      break;
+    case rejection::stale_result:
+      why = "not the current attempt of this module on this worker";
+      break;
+  }
+  const std::string_view id = i == no_module ? std::string_view{} : plan_->id(i);
+  r.link->rejected(id, attempt, to_string(code), why);
+}
+
+void run_driver::release_remote(worker_number w) {
+  remote_link& r = remotes_[w - local_workers_];
+  if (!r.alive) return;
+  r.link->run_finished("run finished");
+}
+
+}  // namespace drover::detail

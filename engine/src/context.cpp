@@ -91,6 +91,18 @@ const boost::json::value& module_context::result(std::string_view dep) const {
   return run_->results_[dep_index(dep)].value;
 }
 
+std::vector<std::string_view> module_context::dependency_ids() const {
+  std::vector<std::string_view> ids;
+  if (lone_) {
+    for (const auto& d : lone_->dependencies)
+      ids.emplace_back(d.id);
+    return ids;
+  }
+  for (std::uint32_t d : run_->graph_.predecessors(index_))
+    ids.emplace_back(run_->pipeline_.modules[d].id);
+  return ids;
+}
+
 module_status module_context::status_of(std::string_view dep) const {
   if (lone_) return lone_->dependency(dep).status;
   return run_->results_[dep_index(dep)].status;

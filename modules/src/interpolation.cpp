@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <limits>
 #include <unordered_set>
 
 namespace drover::modules {

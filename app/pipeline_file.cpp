@@ -1,6 +1,7 @@
 #include "pipeline_file.hpp"
 
 #include <drover/graph.hpp>
+#include <drover/modules/interpolation.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/stream_parser.hpp>
@@ -190,6 +191,19 @@ std::optional<std::size_t> blamed_dependency(std::string_view message, std::stri
     return find(next.substr(0, next.find(" -> ")));
   }
   return find(id);
+}
+
+// The JSON pointer of a path into a value: {"argv", 2} -> "/argv/2".
+std::string pointer_of_path(const modules::json_path& path) {
+  std::string pointer;
+  for (const auto& step : path) {
+    if (const auto* key = std::get_if<std::string>(&step)) {
+      pointer += '/' + pointer_token(*key);
+    } else {
+      pointer += '/' + std::to_string(std::get<std::size_t>(step));
+    }
+  }
+  return pointer;
 }
 
 std::string kind_name(const json::value& v) {
@@ -824,6 +838,12 @@ module_spec pipeline_reader::read_module(const json::value& v, std::size_t index
     } else {
       try {
         spec.body = kinds_.make(spec.kind, spec.params);
+      } catch (const modules::expression_error&) {
+        // make() names the first; every malformed expression is worth knowing at once.
+        const modules::params_template values{spec.params};
+        for (const auto& found : values.problems()) {
+          problem(pointer + "/params" + pointer_of_path(found.field), modules::describe(found));
+        }
       } catch (const modules::params_error& e) {
         problem(pointer + pointer_of_field(e.field()), e.what());
       } catch (const std::exception& e) {
@@ -903,16 +923,18 @@ void pipeline_reader::check_graph(pipeline& p) {
   // Expand first, so that the graph is checked, and the pipeline loaded, with the instances.
   // A failed expansion leaves no graph worth checking.
   auto found_problems = expand_matrix(p);
-  if (found_problems.empty()) found_problems = build_graph(p).problems;
+  const bool expanded = found_problems.empty();
+  if (expanded) found_problems = build_graph(p).problems;
 
   const auto reader_pointers = blamed_pointers_;
   // A problem that several instances of one matrix module share is reported once, for the
   // module as the file names it. Keyed by pointer and message (with the module's own id).
   std::unordered_map<std::string, std::size_t> shared_problems;
-  for (const auto& found : found_problems) {
+  // `pointer_in_module` says where in the module the problem is when its field cannot say.
+  auto report = [&](const validation_problem& found, const std::string* pointer_in_module) {
     // A module without a usable id has been reported where it was read, and nothing can
     // depend on it; what the graph says about it adds nothing.
-    if (found.module.empty() && (found.field == "id" || found.field == "deps")) continue;
+    if (found.module.empty() && (found.field == "id" || found.field == "deps")) return;
     std::optional<std::size_t> place;
     if (auto it = place_of_id.find(found.module); it != place_of_id.end()) {
       place = it->second;
@@ -922,7 +944,8 @@ void pipeline_reader::check_graph(pipeline& p) {
     }
     std::string pointer;
     if (place) {
-      pointer = "/modules/" + std::to_string(*place) + pointer_of_engine_field(found.field);
+      pointer = "/modules/" + std::to_string(*place) +
+                (pointer_in_module ? *pointer_in_module : pointer_of_engine_field(found.field));
       if (found.field == "deps") {
         if (auto i = blamed_dependency(found.message, found.module, deps_in_file[*place])) {
           pointer += '/' + std::to_string(*i);
@@ -932,9 +955,9 @@ void pipeline_reader::check_graph(pipeline& p) {
       pointer = pointer_of_engine_field(found.field);
     }
     // Already reported, with a message that fits the file better.
-    if (reader_pointers.contains(pointer)) continue;
+    if (reader_pointers.contains(pointer)) return;
     problem(pointer, found.message);
-    if (!place || module_ids_[*place] == found.module) continue;
+    if (!place || module_ids_[*place] == found.module) return;
 
     const std::string& file_id = module_ids_[*place];
     problems_.back().module = found.module;
@@ -947,6 +970,17 @@ void pipeline_reader::check_graph(pipeline& p) {
       shared.module = file_id;
       shared.message = std::move(shared_message);
     }
+  };
+  for (const auto& found : found_problems)
+    report(found, nullptr);
+  // Expressions are checked against the expanded modules: a dependency on a matrix module is
+  // one on each of its instances, and each instance has its own axes. Malformed ones were
+  // reported where the module was read.
+  if (!expanded) return;
+  for (const auto& found : modules::check_expressions(p)) {
+    if (found.fault == modules::expression_fault::malformed) continue;
+    const std::string in_module = "/params" + pointer_of_path(found.field);
+    report({found.module, modules::field_text(found.field), modules::describe(found)}, &in_module);
   }
 }
 

@@ -85,6 +85,14 @@ std::optional<dependency_results::entry> lone_attempt::find(std::uint32_t,
   return std::nullopt;
 }
 
+std::vector<std::string_view> lone_attempt::ids(std::uint32_t) const {
+  std::vector<std::string_view> out;
+  out.reserve(dependencies.size());
+  for (const dependency_outcome& d : dependencies)
+    out.emplace_back(d.id);
+  return out;
+}
+
 namespace {
 
 using handler_type = asio::any_completion_handler<attempt_runner::run_signature>;

@@ -81,6 +81,15 @@ const boost::json::value& module_context::result(std::string_view dep) const {
   return found.value ? *found.value : null_value;
 }
 
+std::vector<std::string_view> module_context::dependency_ids() const {
+  if (!scope_->dependencies) return {};
+  return scope_->dependencies->ids(scope_->module);
+}
+
+bool module_context::keep_workdirs() const noexcept {
+  return scope_->environment->keep_workdirs;
+}
+
 module_status module_context::status_of(std::string_view dep) const {
   return find_dependency(*scope_, dep).status;
 }

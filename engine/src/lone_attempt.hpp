@@ -32,6 +32,7 @@ struct lone_attempt final : dependency_results {
   std::vector<dependency_outcome> dependencies;
 
   std::optional<entry> find(std::uint32_t module, std::string_view id) const override;
+  std::vector<std::string_view> ids(std::uint32_t module) const override;
 };
 
 }  // namespace drover::detail

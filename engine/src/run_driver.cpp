@@ -321,6 +321,13 @@ std::optional<dependency_results::entry> run_driver::find(std::uint32_t module,
   return std::nullopt;
 }
 
+std::vector<std::string_view> run_driver::ids(std::uint32_t module) const {
+  std::vector<std::string_view> out;
+  for (module_index d : plan_->predecessors(module))
+    out.emplace_back(plan_->id(d));
+  return out;
+}
+
 void run_driver::complete() {
   finished_ = true;
   timer_.cancel();

@@ -137,6 +137,7 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   void deliver(run_report report);
   run_report make_report();
   std::optional<entry> find(std::uint32_t module, std::string_view id) const override;
+  std::vector<std::string_view> ids(std::uint32_t module) const override;
 
   // local_workers.cpp: worker loops and how they report
   void spawn_worker();

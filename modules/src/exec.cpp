@@ -4,6 +4,7 @@
 #include <drover/secrets.hpp>
 
 #include "detail/child_process.hpp"
+#include "detail/deps_file.hpp"
 #include "detail/params.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -429,12 +430,14 @@ attempt_secrets resolve_secrets(const exec_options& options, const secret_masker
   return out;
 }
 
-// Where one attempt's child runs and what it is told about it (DROVER_WORKSPACE and
-// DROVER_WORK_DIR).
+// Where one attempt's child runs and what it is told about it (DROVER_WORKSPACE,
+// DROVER_WORK_DIR, DROVER_DEPS and, for a matrix instance, DROVER_MATRIX_TARGET).
 struct attempt_place {
   std::string cwd;
   std::string workspace;
   std::string work_dir;
+  std::string deps_file;
+  std::string matrix_target;
 };
 
 // `used_secrets` receives what the attempt masks as soon as that is known, so that the caller
@@ -466,6 +469,10 @@ asio::awaitable<json::value> run_attempt(std::shared_ptr<const prepared_exec> ex
   launch.env.insert(secrets.env.begin(), secrets.env.end());
   launch.env.try_emplace("DROVER_WORKSPACE", std::move(place.workspace));
   launch.env.try_emplace("DROVER_WORK_DIR", std::move(place.work_dir));
+  launch.env.try_emplace("DROVER_DEPS", std::move(place.deps_file));
+  if (!place.matrix_target.empty()) {
+    launch.env.try_emplace("DROVER_MATRIX_TARGET", std::move(place.matrix_target));
+  }
   std::optional<detail::child_process> child;
   try {
     child.emplace(detail::child_process::start(launch));
@@ -563,6 +570,9 @@ asio::awaitable<json::value> run_exec(std::shared_ptr<const prepared_exec> exec,
   place.workspace = ctx.workspace().string();
   place.cwd =
       exec->options.cwd.empty() ? place.work_dir : (ctx.workspace() / exec->options.cwd).string();
+  const detail::deps_file deps(ctx, ctx.work_dir());  // lives until the attempt ends
+  place.deps_file = deps.path().string();
+  place.matrix_target = ctx.matrix_target();
 
   const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);

@@ -340,6 +340,55 @@ BOOST_AUTO_TEST_CASE(kinds_and_their_params) {
   BOOST_TEST(message.starts_with("p.json:1:60: module 'a': field 'params.ms': "), message);
 }
 
+BOOST_AUTO_TEST_CASE(expressions_in_params_are_checked_where_they_are_written) {
+  const auto problems = problems_of(R"({"modules": [
+  {"id": "build", "kind": "exec", "params": {"argv": ["true"]}, "matrix": {"os": ["linux", "mac"]}},
+  {"id": "test", "kind": "exec", "deps": ["build"],
+   "params": {"argv": ["echo", "${{ deps.lint.value }}", "${{ deps['build[os=linux]'].value }}",
+                       "${{ deps.build.value }}"],
+              "env": {"A": "${{ matrix.os }}", "B": "${{ deps.x.valeu }}"}}},
+  {"id": "grid", "kind": "exec", "matrix": {"os": ["linux", "mac"]},
+   "params": {"shell": "echo ${{ matrix.cpu }} ${{ matrix.os }} ${{ matrix.target }}"}}
+]})");
+  BOOST_TEST(problems ==
+                 (std::vector<std::string>{
+                     "p.json:4:32: module 'test': field 'params.argv[1]': ${{ deps.lint.value }}: "
+                     "'lint' is not one of the module's dependencies (a module reads only the "
+                     "values of its deps)",
+                     // A dependency on a matrix module is one on each instance, by instance id.
+                     "p.json:5:24: module 'test': field 'params.argv[3]': ${{ deps.build.value }}: "
+                     "'build' is not one of the module's dependencies (a module reads only the "
+                     "values of its deps)",
+                     "p.json:6:28: module 'test': field 'params.env.A': ${{ matrix.os }}: the "
+                     "module has no matrix",
+                     "p.json:6:53: module 'test': field 'params.env.B': ${{ deps.x.valeu }}: not a "
+                     "valid expression: expected .value or .status after the dependency's id, got "
+                     ".valeu",
+                     // Once for the module, not once per instance.
+                     "p.json:8:24: module 'grid': field 'params.shell': ${{ matrix.cpu }}: the "
+                     "module's matrix has no axis 'cpu'"}),
+             boost::test_tools::per_element());
+  // What is fine stays fine, and expressions cost nothing until a run evaluates them.
+  const auto fine = parse(R"({"modules": [
+    {"id": "a", "kind": "exec", "params": {"argv": ["true"]}},
+    {"id": "b", "kind": "exec", "deps": ["a"], "matrix": ["x"], "matrix_requires": [],
+     "params": {"argv": ["echo", "${{ deps.a.value.exit_code }}", "${{ matrix.target }}",
+                         "$${{ not an expression"]}}]})");
+  BOOST_TEST(fine.ok(), problems_of_loaded(fine));
+}
+
+BOOST_AUTO_TEST_CASE(every_malformed_expression_of_a_module_is_reported) {
+  const auto problems = problems_of(
+      R"({"modules": [{"id": "a", "kind": "exec", "params": {"argv": ["${{ }}", "x", "${{ y }}"]}}]})");
+  BOOST_TEST(problems == (std::vector<std::string>{
+                             "p.json:1:62: module 'a': field 'params.argv[0]': ${{ }}: not a valid "
+                             "expression: the expression is empty",
+                             "p.json:1:77: module 'a': field 'params.argv[2]': ${{ y }}: not a "
+                             "valid expression: unknown name 'y': an expression starts with deps "
+                             "or matrix"}),
+             boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(graph_problems_point_at_the_module) {
   // Modules are numbered as in the file, counting those with problems of their own.
   BOOST_TEST(only_problem("{\"modules\": [\n"

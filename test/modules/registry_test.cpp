@@ -5,6 +5,8 @@
 
 #include <drover/context.hpp>
 
+#include <drover/modules/interpolation.hpp>
+
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -23,10 +25,22 @@ asio::awaitable<json::value> add_to_dependency(drover::module_context& ctx, std:
   co_return ctx.result<std::int64_t>(dep) + n;
 }
 
+asio::awaitable<json::value> echo(drover::module_context& ctx, std::string text) {
+  co_return json::object{{"text", text}, {"as_written", ctx.params()}};
+}
+
 /// A user's kinds: `constant` returns params.value; `add` returns its dependency params.from
-/// plus params.n.
+/// plus params.n; `echo` returns params.text (a non-empty string) and the params as written.
 kind_registry user_registry() {
   kind_registry r = drover::modules::builtin_registry();
+  r.add("echo", [](const json::value& params) -> drover::module_body {
+    const auto* text = params.is_object() ? params.as_object().if_contains("text") : nullptr;
+    if (!text || !text->is_string() || text->get_string().empty()) {
+      throw params_error("params.text", "'text' must be a non-empty string");
+    }
+    return
+        [t = std::string(text->get_string())](drover::module_context& ctx) { return echo(ctx, t); };
+  });
   r.add("constant", [](const json::value& params) -> drover::module_body {
     const auto* object = params.if_object();
     if (!object || !object->contains("value")) {
@@ -153,8 +167,9 @@ BOOST_AUTO_TEST_CASE(module_with_neither_body_nor_kind_is_left_to_the_engine,
 
 BOOST_AUTO_TEST_CASE(user_registered_kinds_run_through_the_engine, *boost::unit_test::timeout(30)) {
   const kind_registry r = user_registry();
-  BOOST_TEST(r.kinds() == (std::vector<std::string>{"add", "constant", "exec", "noop", "sleep"}),
-             boost::test_tools::per_element());
+  BOOST_TEST(
+      r.kinds() == (std::vector<std::string>{"add", "constant", "echo", "exec", "noop", "sleep"}),
+      boost::test_tools::per_element());
 
   for (std::size_t workers : worker_counts) {
     BOOST_TEST_CONTEXT("workers " << workers) {
@@ -211,6 +226,95 @@ BOOST_AUTO_TEST_CASE(a_factory_that_throws_something_else_is_a_params_problem) {
   BOOST_TEST(problems[0].message == "fussy refuses");
   BOOST_TEST(problems[1].field == "params");
   BOOST_TEST(contains(problems[1].message, "empty body"));
+}
+
+BOOST_AUTO_TEST_CASE(expressions_in_params_are_resolved_for_every_kind,
+                     *boost::unit_test::timeout(30)) {
+  for (std::size_t workers : worker_counts) {
+    BOOST_TEST_CONTEXT("workers " << workers) {
+      drover::pipeline p;
+      add_kind(p, "base", "constant", R"({"value": {"name": "app", "n": 1}})");
+      add_kind(p, "nested", "constant",
+               R"({"value": {"got": ["${{ deps.base.value.name }}", "${{ deps.base.value.n }}"]}})",
+               {"base"});
+      add_kind(p, "greet", "echo", R"({"text": "hi ${{ deps.base.value.name }}"})", {"base"});
+      add_kind(p, "escaped", "constant", R"({"value": "$${{ deps.base.value }}"})");
+      const auto out = run(std::move(p), with_workers(workers), user_registry());
+      BOOST_TEST(out.report.status == drover::run_status::succeeded);
+      BOOST_TEST(out["nested"].value == json::parse(R"({"got": ["app", "1"]})"));
+      BOOST_TEST(out["greet"].value.at("text") == json::value("hi app"));
+      // ctx.params() keeps the params as written.
+      BOOST_TEST(out["greet"].value.at("as_written") ==
+                 json::parse(R"({"text": "hi ${{ deps.base.value.name }}"})"));
+      BOOST_TEST(out["escaped"].value == json::value("${{ deps.base.value }}"));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(make_rejects_a_malformed_expression_naming_its_field) {
+  const kind_registry r = user_registry();
+  BOOST_CHECK_EXCEPTION(
+      r.make("constant", json::parse(R"({"value": ["ok", "${{ deps.a.valeu }}"]})")),
+      drover::modules::expression_error, [](const drover::modules::expression_error& e) {
+        return e.field() == "params.value[1]" &&
+               e.problem().fault == drover::modules::expression_fault::malformed &&
+               e.problem().expression == "${{ deps.a.valeu }}";
+      });
+  // A params_error like any other, for whoever catches those.
+  BOOST_CHECK_THROW(r.make("echo", json::parse(R"({"text": "${{ }}"})")), params_error);
+  // The shape is checked with each expression's text in its place: an expression cannot make
+  // an integer.
+  BOOST_CHECK_EXCEPTION(r.make("sleep", json::parse(R"({"ms": "${{ deps.a.value }}"})")),
+                        params_error,
+                        [](const params_error& e) { return e.field() == "params.ms"; });
+}
+
+BOOST_AUTO_TEST_CASE(resolve_reports_references_a_module_cannot_make) {
+  drover::pipeline p;
+  add_kind(p, "base", "constant", R"({"value": 1})");
+  add_kind(p, "stranger", "echo", R"({"text": "${{ deps.base.value }}"})");
+  add_kind(p, "no_matrix", "echo", R"({"text": "${{ matrix.target }}"})");
+  auto& grid = add_kind(p, "grid", "echo", R"({"text": "${{ matrix.os }} ${{ matrix.cpu }}"})");
+  grid.matrix.ensure().axes = {{"os", {"linux"}}};
+  add_kind(p, "fine", "echo",
+           R"({"text": "${{ deps['grid[os=linux]'].status }} ${{ deps.base.value }}"})",
+           {"grid", "base"});
+  const auto problems = user_registry().resolve(p);
+  BOOST_TEST_INFO(drover::format_problems(problems));
+  BOOST_REQUIRE(problems.size() == 3u);
+  BOOST_TEST(problems[0].module == "stranger");
+  BOOST_TEST(problems[0].field == "params.text");
+  BOOST_TEST(problems[0].message ==
+             "${{ deps.base.value }}: 'base' is not one of the module's dependencies (a module "
+             "reads only the values of its deps)");
+  BOOST_TEST(problems[1].module == "no_matrix");
+  BOOST_TEST(problems[1].message == "${{ matrix.target }}: the module has no matrix");
+  BOOST_TEST(problems[2].module == "grid");
+  BOOST_TEST(problems[2].message == "${{ matrix.cpu }}: the module's matrix has no axis 'cpu'");
+}
+
+BOOST_AUTO_TEST_CASE(a_value_missing_at_run_time_fails_the_attempt_and_is_retried,
+                     *boost::unit_test::timeout(30)) {
+  drover::pipeline p;
+  p.mode = drover::execution_mode::keep_going;
+  add_kind(p, "base", "constant", R"({"value": {"name": "app"}})");
+  auto& use = add_kind(p, "use", "echo", R"({"text": "${{ deps.base.value.version }}"})", {"base"});
+  use.retries = 2;
+  use.backoff =
+      drover::backoff_policy{std::chrono::milliseconds(1), 1.0, std::chrono::milliseconds(1), 0.0};
+  add_kind(p, "empty", "constant", R"({"value": ""})");
+  add_kind(p, "blank", "echo", R"({"text": "${{ deps.empty.value }}"})", {"empty"});
+  const auto out = run(std::move(p), {}, user_registry());
+  BOOST_TEST(out["use"].status == drover::module_status::failed);
+  BOOST_TEST(out["use"].attempts == 3u);
+  BOOST_TEST(out["use"].reason ==
+             "params.text: ${{ deps.base.value.version }}: 'base' has no key 'version' in its "
+             "value");
+  // Params the factory rejects once the expressions are replaced fail the attempt too.
+  BOOST_TEST(out["blank"].status == drover::module_status::failed);
+  BOOST_TEST(out["blank"].reason ==
+             "params.text: 'text' must be a non-empty string (once its ${{ }} expressions were "
+             "replaced)");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string_view>
+#include <vector>
 
 namespace drover {
 
@@ -61,6 +62,11 @@ class module_context {
   ///     std::ofstream{ctx.work_dir() / "report.txt"} << "all good\n";  // outputs: report.txt
   const std::filesystem::path& work_dir();
 
+  /// Whether work directories outlive their attempts (run_options::keep_workdirs,
+  /// attempt_settings::keep_workdirs, `--keep-workdirs`): a kind that writes files of its own
+  /// beside work_dir() keeps them too.
+  bool keep_workdirs() const noexcept;
+
   /// The worker's executor (a strand): where the body runs.
   boost::asio::any_io_executor get_executor() const noexcept;
 
@@ -79,6 +85,10 @@ class module_context {
 
   /// Terminal status of dependency `dep` (std::invalid_argument if not a declared dep).
   module_status status_of(std::string_view dep) const;
+
+  /// The ids of this module's dependencies: every id result() and status_of() accept (a
+  /// dependency on a matrix module is one per instance, `build[linux]`).
+  std::vector<std::string_view> dependency_ids() const;
 
  private:
   detail::attempt_scope* scope_;

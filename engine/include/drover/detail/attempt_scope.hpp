@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace drover {
 class secret_masker;
@@ -40,6 +41,8 @@ class dependency_results {
   /// The result of dependency `id` of module `module`, or nothing when `id` is not one of its
   /// dependencies.
   virtual std::optional<entry> find(std::uint32_t module, std::string_view id) const = 0;
+  /// The ids of every dependency of module `module`, in declaration order.
+  virtual std::vector<std::string_view> ids(std::uint32_t module) const = 0;
 
  protected:
   ~dependency_results() = default;

@@ -35,7 +35,14 @@
 //
 // Behaviour:
 // - The child runs in `cwd` or in the attempt's work directory, with DROVER_WORKSPACE and
-//   DROVER_WORK_DIR (both absolute) added to its environment unless `env` sets them.
+//   DROVER_WORK_DIR (both absolute), DROVER_DEPS and, for a matrix instance,
+//   DROVER_MATRIX_TARGET (module_context::matrix_target) added to its environment unless `env`
+//   sets them. DROVER_DEPS is the path of `<work dir>.deps.json`, beside the work directory:
+//   {"<dep id>": {"status": "<status>", "value": <value>}, ...} for every dependency
+//   (interpolation.hpp, dependency_document), written for each attempt and removed when it
+//   ends unless work directories are kept.
+// - Made through a registry, exec's params may hold `${{ ... }}` expressions (interpolation.hpp);
+//   exec_body() takes options as they are.
 // - The child has stdin from /dev/null, default signal dispositions and an empty signal mask.
 //   Its stdout and stderr are read asynchronously and appended, line by line, to
 //   exec_log_path(ctx.log_dir(), ctx.id()) under a `== drover: attempt N ==` header; no file is

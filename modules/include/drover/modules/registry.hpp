@@ -1,6 +1,8 @@
 #pragma once
 // The registry of module kinds: maps a kind name ("exec", "sleep", a user's own) to a factory
-// that turns the module's params into a body.
+// that turns the module's params into a body. The registry also resolves the `${{ ... }}`
+// expressions in params (interpolation.hpp) for every kind alike: a local run and `drover
+// worker` both make bodies here, so both see the same values.
 
 #include <drover/graph.hpp>
 #include <drover/module.hpp>
@@ -40,13 +42,23 @@ class registry {
   /// Registered kind names, sorted.
   std::vector<std::string> kinds() const;
 
-  /// A body for `kind` with `params`. Throws params_error for bad params and
-  /// std::invalid_argument for an unknown kind.
+  /// A body for `kind` with `params`. Throws params_error for bad params (expression_error for
+  /// a malformed `${{ ... }}`) and std::invalid_argument for an unknown kind.
+  ///
+  /// Params without expressions go to the factory as they are (with `$${{` read as `${{`).
+  /// Params with expressions go to the factory once now, with each expression's text in its
+  /// place, so that their shape is checked before anything runs; the body returned then
+  /// evaluates them at the start of each attempt (from the attempt's dependencies and matrix
+  /// instance), gives them to the factory and runs the body it makes. An expression that
+  /// cannot be evaluated, or params the factory rejects once evaluated, fail that attempt.
+  /// module_context::params() keeps the params as written.
   module_body make(std::string_view kind, const boost::json::value& params) const;
 
   /// Gives every module of `p` that has a kind but no body its body. Returns one problem per
-  /// module with an unknown kind or bad params (field "kind" or "params.<name>"); modules
-  /// with problems keep an empty body.
+  /// module with an unknown kind or bad params (field "kind" or "params.<name>"), and one per
+  /// expression that names a module that is not a dependency, or a matrix the module does not
+  /// have (see check_expressions in interpolation.hpp); modules with problems of the first kind
+  /// keep an empty body.
   std::vector<validation_problem> resolve(pipeline& p) const;
 
  private:

@@ -176,7 +176,6 @@ void run_state::begin() {
   for (index i = 0; i < n; ++i) {
     if (pending_deps_[i] == 0) worklist_.push_back(i);
   }
-  std::reverse(worklist_.begin(), worklist_.end());  // settle pops from the back: keep file order
   settle();
 }
 
@@ -184,8 +183,9 @@ void run_state::begin() {
 // fail_fast, completion, or more work for the channel.
 void run_state::settle() {
   while (!worklist_.empty()) {
-    const index next = worklist_.back();
-    worklist_.pop_back();
+    // First come, first served: modules released together become ready in file order.
+    const index next = worklist_.front();
+    worklist_.pop_front();
     became_ready(next);
   }
   if (fail_fast_cause_ != no_module && stop_.load() == stop_mode::none) {

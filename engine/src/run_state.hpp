@@ -129,7 +129,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
   std::deque<index> startable_;      // passed the gate and hold what they need; go out first
   std::vector<index> gate_started_;  // scratch for gate_.release
   std::size_t in_flight_ = 0;        // handed to the channel and not yet reported back
-  std::vector<index> worklist_;      // modules whose dependencies just became all terminal
+  std::deque<index> worklist_;       // modules whose dependencies just became all terminal, FIFO
   channel_type channel_;
   std::deque<worker> workers_;
   std::vector<std::string> worker_names_;  // copies of workers_[i].name for events

@@ -365,15 +365,19 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
       return exit_usage;
     }
   }
+  // Before the log directory, which lies in the workspace unless --log-dir says otherwise.
   std::error_code ec;
-  std::filesystem::create_directories(settings.log_dir, ec);
-  if (ec) {
-    err << "drover run: cannot create the log directory '" << settings.log_dir.string()
-        << "': " << ec.message() << '\n';
-    return exit_usage;
-  }
   if (!settings.workspace.empty() && !std::filesystem::is_directory(settings.workspace, ec)) {
     err << "drover run: the workspace '" << settings.workspace.string() << "' is not a directory\n";
+    return exit_usage;
+  }
+  // Logs belong to the project the run works on, wherever drover was started from.
+  const std::filesystem::path log_dir =
+      settings.log_dir.empty() ? settings.workspace / ".drover" / "logs" : settings.log_dir;
+  std::filesystem::create_directories(log_dir, ec);
+  if (ec) {
+    err << "drover run: cannot create the log directory '" << log_dir.string()
+        << "': " << ec.message() << '\n';
     return exit_usage;
   }
 
@@ -452,7 +456,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   options.remote = hub;
   options.journal = journal;
   options.cache = cache;
-  options.log_dir = settings.log_dir;
+  options.log_dir = log_dir;
   options.workspace = settings.workspace;
   options.keep_workdirs = settings.keep_workdirs;
   options.capabilities = settings.capabilities;
@@ -596,8 +600,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "report", po::value<std::string>()->value_name("FILE"), "write a JSON report to FILE")(
         "events", po::value<std::string>()->value_name("FILE"),
         "write events as JSON Lines to FILE")(
-        "log-dir", po::value<std::string>()->default_value(".drover/logs")->value_name("DIR"),
-        "directory for per-module logs")(
+        "log-dir", po::value<std::string>()->value_name("DIR"),
+        "directory for per-module logs (default: WORKSPACE/.drover/logs)")(
         "workspace", po::value<std::string>()->value_name("DIR"),
         "where declared outputs land and work directories are made (default: the current "
         "directory)")("keep-workdirs", po::bool_switch(),
@@ -715,7 +719,7 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
   settings.chosen = selection_from(*vm);
   if (vm->count("report")) settings.report_file = (*vm)["report"].as<std::string>();
   if (vm->count("events")) settings.events_file = (*vm)["events"].as<std::string>();
-  settings.log_dir = (*vm)["log-dir"].as<std::string>();
+  if (vm->count("log-dir")) settings.log_dir = (*vm)["log-dir"].as<std::string>();
   if (vm->count("workspace")) settings.workspace = (*vm)["workspace"].as<std::string>();
   settings.keep_workdirs = (*vm)["keep-workdirs"].as<bool>();
   const auto progress = (*vm)["progress"].as<std::string>();

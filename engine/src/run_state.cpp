@@ -592,7 +592,9 @@ bool run_state::reuse_earlier_result(index i) {
     }
   }
   if (options_.cache && cacheable(i)) {
-    if (auto value = options_.cache->restore(fingerprint, workspace_)) {
+    static const std::vector<std::string> no_outputs;
+    const auto& outputs = spec.io ? spec.io->outputs : no_outputs;
+    if (auto value = options_.cache->restore(fingerprint, workspace_, outputs)) {
       results_[i].value = std::move(*value);
       ++from_cache_;
       finish(i, module_status::cached, "reused from the cache");

@@ -739,11 +739,14 @@ BOOST_AUTO_TEST_CASE(wrong_io_types_and_values) {
   BOOST_TEST(problem_with("\"inputs\": [\"a\", \"\"]") ==
              "p.json:1:79: module 'm': field 'inputs[1]': expected a non-empty string");
   BOOST_TEST(problem_with("\"inputs\": [\"//x\"]") ==
-             "p.json:1:74: module 'm': field 'inputs[0]': input '//x' is an absolute path; "
-             "inputs are relative to the workspace");
-  BOOST_TEST(problem_with("\"inputs\": [\"../shared/*.h\"]") ==
-             "p.json:1:74: module 'm': field 'inputs[0]': input '../shared/*.h' has a '.' or "
-             "'..' segment; inputs name files inside the workspace");
+             "p.json:1:74: module 'm': field 'inputs[0]': input '//x' is not a valid glob: "
+             "after its leading '/', glob '/x' has an empty segment at offset 0 (it starts "
+             "with '/')");
+  BOOST_TEST(problem_with("\"inputs\": [\"../shared/../*.h\"]") ==
+             "p.json:1:74: module 'm': field 'inputs[0]': input '../shared/../*.h' has a '.' or "
+             "'..' segment; only a relative input may start with '..' segments");
+  BOOST_TEST(problems_of(head + R"("inputs": ["../shared/*.h", "/opt/sdk/**"]}]})").empty(),
+             "files outside the workspace may be inputs");
   BOOST_TEST(problem_with("\"inputs\": [\"a//b\"]") ==
              "p.json:1:74: module 'm': field 'inputs[0]': input glob 'a//b' has an "
              "empty segment at offset 2 (two '/' in a row)");
@@ -753,10 +756,10 @@ BOOST_AUTO_TEST_CASE(wrong_io_types_and_values) {
              "digit)");
   BOOST_TEST(problem_with("\"outputs\": [\"/abs\"]") ==
              "p.json:1:75: module 'm': field 'outputs[0]': output '/abs' is an "
-             "absolute path; outputs are relative to the work directory");
+             "absolute path; outputs are relative to the workspace");
   BOOST_TEST(problem_with("\"outputs\": [\"a/../b\"]") ==
              "p.json:1:75: module 'm': field 'outputs[0]': output 'a/../b' has a '.' "
-             "or '..' segment; outputs name files inside the work directory");
+             "or '..' segment; outputs name files inside the workspace");
   BOOST_TEST(problem_with("\"outputs\": [\"ok\", \"a[\"]") ==
              "p.json:1:81: module 'm': field 'outputs[1]': output glob 'a[' has an "
              "unclosed '[' at offset 1");

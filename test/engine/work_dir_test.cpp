@@ -541,22 +541,50 @@ BOOST_AUTO_TEST_CASE(bad_outputs_inputs_and_env_names_are_reported) {
   drover::pipeline p;
   auto& io = p.add("m", value_body()).io.ensure();
   io.outputs = {"ok/*.txt", "/abs/path", "a/../b", "./x", "a//b", "**x"};
-  io.inputs = {"src/**", "/etc/passwd", "bad["};
+  io.inputs = {"src/**", "bad["};
   io.input_env = {"CC", "1X", "A-B", ""};
   const auto built = drover::build_graph(p);
   std::vector<std::string> fields;
   for (const auto& problem : built.problems)
     fields.push_back(problem.field);
-  BOOST_TEST(
-      fields == (std::vector<std::string>{"inputs[1]", "inputs[2]", "outputs[1]", "outputs[2]",
-                                          "outputs[3]", "outputs[4]", "outputs[5]", "input_env[1]",
-                                          "input_env[2]", "input_env[3]"}),
-      boost::test_tools::per_element());
+  BOOST_TEST(fields == (std::vector<std::string>{"inputs[1]", "outputs[1]", "outputs[2]",
+                                                 "outputs[3]", "outputs[4]", "outputs[5]",
+                                                 "input_env[1]", "input_env[2]", "input_env[3]"}),
+             boost::test_tools::per_element());
   const std::string all = drover::format_problems(built.problems);
   BOOST_TEST(mentions(all, "module 'm': output '/abs/path' is an absolute path"), all);
   BOOST_TEST(mentions(all, "module 'm': output 'a/../b' has a '.' or '..' segment"), all);
   BOOST_TEST(mentions(all, "module 'm': output glob 'a//b' has an empty segment"), all);
   BOOST_TEST(mentions(all, "input_env entry '1X' is not an environment variable name"), all);
+}
+
+BOOST_AUTO_TEST_CASE(inputs_may_name_files_outside_the_workspace_outputs_may_not) {
+  drover::pipeline p;
+  auto& io = p.add("m", value_body()).io.ensure();
+  // Read-only: an absolute glob, or leading '..' segments (an out-of-source build).
+  io.inputs = {"../fmt/src/*.cc", "../../sdk/**", "/opt/sdk/include/**", "/etc/hosts",
+               "a/../b",          "./x",          "../a/../b",           "/opt/../x",
+               "/../x",           "/opt//x"};
+  io.outputs = {"../out.txt", "/tmp/out.txt"};
+  const auto built = drover::build_graph(p);
+  std::vector<std::string> fields;
+  for (const auto& problem : built.problems)
+    fields.push_back(problem.field);
+  BOOST_TEST(
+      fields == (std::vector<std::string>{"inputs[4]", "inputs[5]", "inputs[6]", "inputs[7]",
+                                          "inputs[8]", "inputs[9]", "outputs[0]", "outputs[1]"}),
+      boost::test_tools::per_element());
+  const std::string all = drover::format_problems(built.problems);
+  BOOST_TEST(mentions(all,
+                      "input 'a/../b' has a '.' or '..' segment; only a relative input may "
+                      "start with '..' segments"),
+             all);
+  BOOST_TEST(mentions(all, "input '/opt//x' is not a valid glob"), all);
+  BOOST_TEST(mentions(all,
+                      "output '../out.txt' has a '.' or '..' segment; outputs name files "
+                      "inside the workspace"),
+             all);
+  BOOST_TEST(mentions(all, "output '/tmp/out.txt' is an absolute path"), all);
 }
 
 BOOST_AUTO_TEST_CASE(large_pipelines_stay_fast, *utf::timeout(60)) {

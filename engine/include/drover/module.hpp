@@ -56,7 +56,9 @@ struct backoff_policy {
 /// work directories use it to promote the files a module produced. See docs/caching.md.
 struct module_io {
   /// Globs of files, relative to the workspace ('*' within a path segment, '**' across
-  /// segments), whose content the module's result depends on.
+  /// segments), whose content the module's result depends on. Being only read, they may name
+  /// files outside the workspace: an absolute glob ("/opt/sdk/include/**"), or one starting
+  /// with '..' segments ("../src/*.cc").
   std::vector<std::string> inputs;
   /// Names of environment variables whose values the module's result depends on.
   std::vector<std::string> input_env;

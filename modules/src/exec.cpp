@@ -563,6 +563,8 @@ asio::awaitable<json::value> run_exec(std::shared_ptr<const prepared_exec> exec,
   place.workspace = ctx.workspace().string();
   place.cwd =
       exec->options.cwd.empty() ? place.work_dir : (ctx.workspace() / exec->options.cwd).string();
+  // With cwd the command writes in the workspace: its declared outputs are checked there.
+  if (!exec->options.cwd.empty()) ctx.writes_in_workspace();
 
   const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);

@@ -97,6 +97,21 @@ drover::module_body writer(std::vector<std::pair<std::string, std::string>> file
   };
 }
 
+/// As exec with `cwd`: says it writes in the workspace, then writes each (relative path,
+/// content) there, while a work directory exists too.
+asio::awaitable<json::value> write_in_workspace(
+    drover::module_context& ctx, std::vector<std::pair<std::string, std::string>> files) {
+  ctx.writes_in_workspace();
+  write_text(ctx.work_dir() / "scratch.tmp", "scratch");
+  for (const auto& [name, content] : files)
+    write_text(ctx.workspace() / name, content);
+  co_return nullptr;
+}
+
+drover::module_body in_place_writer(std::vector<std::pair<std::string, std::string>> files) {
+  return [files](drover::module_context& ctx) { return write_in_workspace(ctx, files); };
+}
+
 drover::module_spec& with_outputs(drover::module_spec& spec, std::vector<std::string> outputs) {
   spec.io.ensure().outputs = std::move(outputs);
   return spec;
@@ -409,6 +424,30 @@ BOOST_AUTO_TEST_CASE(a_missing_literal_output_fails_the_attempt, *utf::timeout(3
              no_dir.reason);
 
   BOOST_TEST(result_of(run.report, "glob_matches_nothing").status == module_status::succeeded);
+  BOOST_TEST(ws.work_dirs().empty());
+}
+
+BOOST_AUTO_TEST_CASE(outputs_of_a_module_that_writes_in_the_workspace_are_checked_there,
+                     *utf::timeout(30)) {
+  temp_workspace ws;
+  drover::pipeline p;
+  p.mode = drover::execution_mode::keep_going;
+  with_outputs(p.add("build", in_place_writer({{"sub/out.txt", "built"}, {"obj/a.o", "a"}})),
+               {"sub/out.txt", "obj", "obj/*.o", "logs/*.log"});
+  with_outputs(p.add("forgot", in_place_writer({{"other.txt", "x"}})), {"missing.txt"});
+  const auto run = run_pipeline(std::move(p), in_workspace(ws));
+
+  const auto& build = result_of(run.report, "build");
+  BOOST_TEST(build.status == module_status::succeeded, build.reason);
+  BOOST_TEST(read_text(ws / "sub/out.txt") == "built", "left where it was written");
+  BOOST_TEST(read_text(ws / "obj/a.o") == "a");
+  BOOST_TEST(!fs::exists(ws / "scratch.tmp"), "the work directory's files are not outputs");
+
+  const auto& forgot = result_of(run.report, "forgot");
+  BOOST_TEST(forgot.status == module_status::failed);
+  BOOST_TEST(forgot.reason == "declared output 'missing.txt' was not produced: no file at '" +
+                                  (ws / "missing.txt").string() + "'",
+             forgot.reason);
   BOOST_TEST(ws.work_dirs().empty());
 }
 

@@ -67,6 +67,12 @@ class module_context {
   ///     std::ofstream{ctx.work_dir() / "report.txt"} << "all good\n";  // outputs: report.txt
   const std::filesystem::path& work_dir();
 
+  /// Says that this attempt writes its files in the workspace itself rather than in its work
+  /// directory (exec does so when `cwd` is set). When it succeeds, its declared outputs are
+  /// then looked for in the workspace, where they already are: each literal output must exist
+  /// there, and nothing is moved. Call it before the body returns.
+  void writes_in_workspace() noexcept { writes_in_workspace_ = true; }
+
   /// The worker's executor (a strand): where the body runs.
   boost::asio::any_io_executor get_executor() const noexcept;
 
@@ -97,6 +103,7 @@ class module_context {
   std::uint32_t index_;
   std::uint32_t attempt_;
   std::filesystem::path work_dir_;  // empty until work_dir() is called
+  bool writes_in_workspace_ = false;
 };
 
 }  // namespace drover

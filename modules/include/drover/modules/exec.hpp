@@ -25,7 +25,10 @@
 //                  or the drover worker it runs on), read when the attempt starts
 //   cwd            string: working directory, relative to the run's workspace
 //                  (module_context::workspace()); default: the attempt's own work directory
-//                  (module_context::work_dir()), whose declared outputs are promoted
+//                  (module_context::work_dir()), whose declared outputs are promoted. With
+//                  cwd the command writes in the workspace (module_context::
+//                  writes_in_workspace): declared outputs, still relative to the workspace,
+//                  are checked there and not moved
 //   timeout_ms     integer > 0: exec's own time limit per attempt; on expiry the process group
 //                  is stopped and the attempt ends timed_out
 //   kill_grace_ms  integer >= 0, default 2000: how long after SIGTERM to the process group it

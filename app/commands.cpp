@@ -64,14 +64,22 @@ std::string plural(std::size_t n, std::string_view word) {
   return std::to_string(n) + ' ' + std::string{word} + (n == 1 ? "" : "s");
 }
 
-// Loads `file` and prints its problems, if any, one per line.
-std::optional<pipeline> load_or_report(const std::string& file, std::ostream& err) {
+enum class warnings { show, hide };
+
+// Loads `file` and prints its problems, if any, one per line; or, when it is valid and asked
+// to, its warnings.
+std::optional<pipeline> load_or_report(const std::string& file, std::ostream& err,
+                                       warnings shown = warnings::hide) {
   auto loaded = load_pipeline_file(file, modules::builtin_registry());
   if (!loaded.ok()) {
     for (const auto& problem : loaded.problems)
       err << format_problem(file, problem) << '\n';
     err << file << ": " << plural(loaded.problems.size(), "problem") << '\n';
     return std::nullopt;
+  }
+  if (shown == warnings::show) {
+    for (const auto& warning : loaded.warnings)
+      err << format_warning(file, warning) << '\n';
   }
   return std::move(loaded.pipeline);
 }
@@ -334,7 +342,9 @@ std::optional<std::string> read_token_file(const std::string& file, std::ostream
 }  // namespace
 
 int run_command(const run_settings& settings, std::ostream& out, std::ostream& err) {
-  auto loaded = load_or_report(settings.file, err);
+  // The warnings are about what the cache would take: said only when there is one.
+  auto loaded = load_or_report(settings.file, err,
+                               settings.cache_dir.empty() ? warnings::hide : warnings::show);
   if (!loaded) return exit_usage;
   pipeline p = std::move(*loaded);
   if (!select_or_report(p, settings.chosen, err)) return exit_usage;
@@ -500,7 +510,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
 
 int validate_command(const std::string& file, const std::vector<std::string>& capabilities,
                      std::ostream& out, std::ostream& err) {
-  auto loaded = load_or_report(file, err);
+  auto loaded = load_or_report(file, err, warnings::show);
   if (!loaded) return exit_usage;
   warn_about_missing_capabilities(*loaded, capabilities, err);
   out << file << ": ok, " << plural(loaded->modules.size(), "module") << '\n';
@@ -637,7 +647,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "Usage: drover validate FILE [--capability LABEL]...\n\n"
         "Checks FILE and prints every problem in it as file:line:column. Exit code 0 when the\n"
         "pipeline is valid, 2 otherwise. Warns about modules that require a capability the\n"
-        "local workers lack, which a local run would skip.\n";
+        "local workers lack, which a local run would skip, and about exec modules with cwd\n"
+        "and no inputs, which the cache does not take (docs/caching.md).\n";
     add_capability_option(options);
   } else if (command == "plan") {
     usage =

@@ -682,6 +682,12 @@ std::shared_ptr<const secret_masker> secrets_from_environment(const pipeline& p)
   return secrets;
 }
 
+bool runs_in_workspace(const module_spec& m) {
+  if (m.kind != "exec" || !m.params.is_object()) return false;
+  const auto* cwd = m.params.get_object().if_contains("cwd");
+  return cwd != nullptr && cwd->is_string() && !cwd->get_string().empty();
+}
+
 std::filesystem::path exec_log_path(const std::filesystem::path& log_dir,
                                     std::string_view module_id) {
   constexpr std::size_t max_name_chars = 200;

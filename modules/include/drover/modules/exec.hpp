@@ -107,6 +107,13 @@ module_body exec_body(exec_options options);
 ///     options.secrets = drover::modules::secrets_from_environment(p);
 std::shared_ptr<const secret_masker> secrets_from_environment(const pipeline& p);
 
+/// Whether `m` is an exec module (given as kind and params) whose command runs in the
+/// workspace, because its params set `cwd`, rather than in its own work directory. Such a
+/// command can read any file there, which its fingerprint sees only if the module declares it
+/// in module_io::inputs; a pipeline file therefore does not cache such a module without inputs
+/// unless it says "cache": true (docs/caching.md).
+bool runs_in_workspace(const module_spec& m);
+
 /// The log file of module `module_id` in `log_dir`: `<log_dir>/<name>.log`, where `name` is
 /// the id when it has 1 to 200 bytes, all letters, digits, '.', '_' or '-'; otherwise its first
 /// 200 bytes with every other byte replaced by '_', then '-' and 8 hex digits of a hash of the

@@ -304,8 +304,12 @@ void pipeline_reader::problem(std::string_view pointer, std::string message, pla
   blamed_pointers_.emplace(pointer);
 }
 
+// Placed and named as a problem is, but it blames nothing: the file stays valid.
 void pipeline_reader::warning(std::string_view pointer, std::string message) {
+  const std::string at{pointer};
+  const bool blamed_before = blamed_pointers_.contains(at);
   problem(pointer, std::move(message));
+  if (!blamed_before) blamed_pointers_.erase(at);
   warnings_.push_back(std::move(problems_.back()));
   problems_.pop_back();
 }

@@ -64,14 +64,22 @@ std::string plural(std::size_t n, std::string_view word) {
   return std::to_string(n) + ' ' + std::string{word} + (n == 1 ? "" : "s");
 }
 
-// Loads `file` and prints its problems, if any, one per line.
-std::optional<pipeline> load_or_report(const std::string& file, std::ostream& err) {
+enum class warnings { show, hide };
+
+// Loads `file` and prints its problems, if any, one per line; or, when it is valid and asked
+// to, its warnings.
+std::optional<pipeline> load_or_report(const std::string& file, std::ostream& err,
+                                       warnings shown = warnings::hide) {
   auto loaded = load_pipeline_file(file, modules::builtin_registry());
   if (!loaded.ok()) {
     for (const auto& problem : loaded.problems)
       err << format_problem(file, problem) << '\n';
     err << file << ": " << plural(loaded.problems.size(), "problem") << '\n';
     return std::nullopt;
+  }
+  if (shown == warnings::show) {
+    for (const auto& warning : loaded.warnings)
+      err << format_warning(file, warning) << '\n';
   }
   return std::move(loaded.pipeline);
 }
@@ -334,7 +342,9 @@ std::optional<std::string> read_token_file(const std::string& file, std::ostream
 }  // namespace
 
 int run_command(const run_settings& settings, std::ostream& out, std::ostream& err) {
-  auto loaded = load_or_report(settings.file, err);
+  // The warnings are about what the cache would take: said only when there is one.
+  auto loaded = load_or_report(settings.file, err,
+                               settings.cache_dir.empty() ? warnings::hide : warnings::show);
   if (!loaded) return exit_usage;
   pipeline p = std::move(*loaded);
   if (!select_or_report(p, settings.chosen, err)) return exit_usage;
@@ -365,15 +375,19 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
       return exit_usage;
     }
   }
+  // Before the log directory, which lies in the workspace unless --log-dir says otherwise.
   std::error_code ec;
-  std::filesystem::create_directories(settings.log_dir, ec);
-  if (ec) {
-    err << "drover run: cannot create the log directory '" << settings.log_dir.string()
-        << "': " << ec.message() << '\n';
-    return exit_usage;
-  }
   if (!settings.workspace.empty() && !std::filesystem::is_directory(settings.workspace, ec)) {
     err << "drover run: the workspace '" << settings.workspace.string() << "' is not a directory\n";
+    return exit_usage;
+  }
+  // Logs belong to the project the run works on, wherever drover was started from.
+  const std::filesystem::path log_dir =
+      settings.log_dir.empty() ? settings.workspace / ".drover" / "logs" : settings.log_dir;
+  std::filesystem::create_directories(log_dir, ec);
+  if (ec) {
+    err << "drover run: cannot create the log directory '" << log_dir.string()
+        << "': " << ec.message() << '\n';
     return exit_usage;
   }
 
@@ -452,7 +466,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   options.remote = hub;
   options.journal = journal;
   options.cache = cache;
-  options.log_dir = settings.log_dir;
+  options.log_dir = log_dir;
   options.workspace = settings.workspace;
   options.keep_workdirs = settings.keep_workdirs;
   options.capabilities = settings.capabilities;
@@ -496,7 +510,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
 
 int validate_command(const std::string& file, const std::vector<std::string>& capabilities,
                      std::ostream& out, std::ostream& err) {
-  auto loaded = load_or_report(file, err);
+  auto loaded = load_or_report(file, err, warnings::show);
   if (!loaded) return exit_usage;
   warn_about_missing_capabilities(*loaded, capabilities, err);
   out << file << ": ok, " << plural(loaded->modules.size(), "module") << '\n';
@@ -596,8 +610,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "report", po::value<std::string>()->value_name("FILE"), "write a JSON report to FILE")(
         "events", po::value<std::string>()->value_name("FILE"),
         "write events as JSON Lines to FILE")(
-        "log-dir", po::value<std::string>()->default_value(".drover/logs")->value_name("DIR"),
-        "directory for per-module logs")(
+        "log-dir", po::value<std::string>()->value_name("DIR"),
+        "directory for per-module logs (default: WORKSPACE/.drover/logs)")(
         "workspace", po::value<std::string>()->value_name("DIR"),
         "where declared outputs land and work directories are made (default: the current "
         "directory)")("keep-workdirs", po::bool_switch(),
@@ -633,7 +647,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "Usage: drover validate FILE [--capability LABEL]...\n\n"
         "Checks FILE and prints every problem in it as file:line:column. Exit code 0 when the\n"
         "pipeline is valid, 2 otherwise. Warns about modules that require a capability the\n"
-        "local workers lack, which a local run would skip.\n";
+        "local workers lack, which a local run would skip, and about exec modules with cwd\n"
+        "and no inputs, which the cache does not take (docs/caching.md).\n";
     add_capability_option(options);
   } else if (command == "plan") {
     usage =
@@ -715,7 +730,7 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
   settings.chosen = selection_from(*vm);
   if (vm->count("report")) settings.report_file = (*vm)["report"].as<std::string>();
   if (vm->count("events")) settings.events_file = (*vm)["events"].as<std::string>();
-  settings.log_dir = (*vm)["log-dir"].as<std::string>();
+  if (vm->count("log-dir")) settings.log_dir = (*vm)["log-dir"].as<std::string>();
   if (vm->count("workspace")) settings.workspace = (*vm)["workspace"].as<std::string>();
   settings.keep_workdirs = (*vm)["keep-workdirs"].as<bool>();
   const auto progress = (*vm)["progress"].as<std::string>();

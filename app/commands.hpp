@@ -35,9 +35,9 @@ struct run_settings {
   std::size_t workers = 1;
   bool keep_going = false;
   selection chosen;
-  std::string report_file;  ///< empty: no report
-  std::string events_file;  ///< empty: no events file
-  std::filesystem::path log_dir = ".drover/logs";
+  std::string report_file;        ///< empty: no report
+  std::string events_file;        ///< empty: no events file
+  std::filesystem::path log_dir;  ///< --log-dir DIR; empty: <workspace>/.drover/logs
   /// --workspace DIR: where declared outputs land; empty: the current directory.
   std::filesystem::path workspace;
   bool keep_workdirs = false;  ///< --keep-workdirs

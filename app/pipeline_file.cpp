@@ -2,6 +2,7 @@
 
 #include <drover/graph.hpp>
 #include <drover/modules/interpolation.hpp>
+#include <drover/modules/exec.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/stream_parser.hpp>
@@ -253,6 +254,7 @@ class pipeline_reader {
 
   void problem(std::string_view pointer, std::string message, place where = place::value,
                bool names_field = true);
+  void warning(std::string_view pointer, std::string message);
   void check_fields(const json::object& object, const std::string& pointer,
                     const std::vector<std::string>& known);
   void check_duplicates(const std::string& pointer);
@@ -287,6 +289,7 @@ class pipeline_reader {
   const modules::registry& kinds_;
   std::vector<std::string> module_ids_;  // by place in the file; empty when unknown
   std::vector<pipeline_problem> problems_;
+  std::vector<pipeline_problem> warnings_;
   std::unordered_set<std::string> blamed_pointers_;  // where problems_ point
   // The pools the file declares. A name whose slot count is wrong is in pool_names_ but not in
   // pools_, so modules that use it are not blamed for the pool's own problem.
@@ -313,6 +316,16 @@ void pipeline_reader::problem(std::string_view pointer, std::string message, pla
   p.message = std::move(message);
   problems_.push_back(std::move(p));
   blamed_pointers_.emplace(pointer);
+}
+
+// Placed and named as a problem is, but it blames nothing: the file stays valid.
+void pipeline_reader::warning(std::string_view pointer, std::string message) {
+  const std::string at{pointer};
+  const bool blamed_before = blamed_pointers_.contains(at);
+  problem(pointer, std::move(message));
+  if (!blamed_before) blamed_pointers_.erase(at);
+  warnings_.push_back(std::move(problems_.back()));
+  problems_.pop_back();
 }
 
 void pipeline_reader::check_fields(const json::object& object, const std::string& pointer,
@@ -711,6 +724,16 @@ void pipeline_reader::read_io(const json::object& object, const std::string& poi
   if (const auto* version = object.if_contains("version")) {
     if (auto v = read_string(*version, pointer + "/version")) spec.io.ensure().version = *v;
   }
+  // A command that runs in the workspace can read any file there: without declared inputs its
+  // fingerprint sees none of them, and a cache hit could be stale (docs/caching.md).
+  if (!object.contains("cache") && (!spec.io || spec.io->inputs.empty()) &&
+      modules::runs_in_workspace(spec)) {
+    spec.io.ensure().cacheable = false;
+    warning(pointer + "/params/cwd",
+            "runs in the workspace but declares no inputs, so its fingerprint cannot see the "
+            "files it reads: it is not cached. Declare them in \"inputs\", or set \"cache\": "
+            "true to cache it on its definition and dependencies alone");
+  }
 }
 
 std::optional<std::vector<matrix_combination>> pipeline_reader::read_combinations(
@@ -1034,23 +1057,27 @@ loaded_pipeline pipeline_reader::read(const json::value& root, std::string name)
       problems_.back().position = sources_.position_at(duplicate->offset);
     }
   }
-  std::stable_sort(problems_.begin(), problems_.end(), [](const auto& a, const auto& b) {
+  const auto in_text_order = [](const auto& a, const auto& b) {
     return std::pair{a.position.line, a.position.column} <
            std::pair{b.position.line, b.position.column};
-  });
+  };
+  std::stable_sort(problems_.begin(), problems_.end(), in_text_order);
+  std::stable_sort(warnings_.begin(), warnings_.end(), in_text_order);
   result.problems = std::move(problems_);
+  result.warnings = std::move(warnings_);
   return result;
 }
 
-}  // namespace
-
-std::string format_problem(std::string_view file, const pipeline_problem& problem) {
+// `file:line:column: <label>module 'id': field 'name': message`, on one line.
+std::string format_line(std::string_view file, const pipeline_problem& problem,
+                        std::string_view label) {
   std::string out{file};
   if (problem.position.line != 0) {
     out +=
         ':' + std::to_string(problem.position.line) + ':' + std::to_string(problem.position.column);
   }
   out += ": ";
+  out += label;
   if (!problem.module.empty()) {
     out += "module '" + problem.module + "': ";
   } else if (problem.module_number != 0) {
@@ -1078,6 +1105,16 @@ std::string format_problem(std::string_view file, const pipeline_problem& proble
     }
   }
   return printable;
+}
+
+}  // namespace
+
+std::string format_problem(std::string_view file, const pipeline_problem& problem) {
+  return format_line(file, problem, "");
+}
+
+std::string format_warning(std::string_view file, const pipeline_problem& warning) {
+  return format_line(file, warning, "warning: ");
 }
 
 bool parse_duration(std::string_view text, milliseconds& out) {

@@ -30,12 +30,19 @@ struct pipeline_problem {
 /// integer`.
 std::string format_problem(std::string_view file, const pipeline_problem& problem);
 
+/// One line, as format_problem with "warning: " after the position: `pipeline.json:4:60:
+/// warning: module 'build': field 'params.cwd': ...`.
+std::string format_warning(std::string_view file, const pipeline_problem& warning);
+
 /// A pipeline read from a file, or what is wrong with the file.
 struct loaded_pipeline {
   /// Complete when ok(): every kind resolved and every matrix expanded, so it holds the
   /// instances (`build[linux]`) instead of the matrix modules.
   drover::pipeline pipeline;
   std::vector<pipeline_problem> problems;  ///< in text order
+  /// Valid, but likely not what was meant (an exec module with `cwd` and no inputs, which is
+  /// not cached); in text order. Shown by `drover validate` and `drover run --cache`.
+  std::vector<pipeline_problem> warnings;
   bool ok() const noexcept { return problems.empty(); }
 };
 

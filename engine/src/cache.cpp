@@ -1,11 +1,13 @@
 #include <drover/cache.hpp>
 
 #include "atomic_file.hpp"
+#include "resource_glob.hpp"
 #include "sha256.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <system_error>
@@ -37,6 +39,39 @@ bool is_safe_relative(std::string_view p) {
   }
   return true;
 }
+
+struct stored_output {
+  std::string path, hash;
+  std::uintmax_t size;
+};
+
+// Whether the entry has a file for every literal output glob: the file itself, or one below the
+// directory it names. A wildcard may rightly have matched nothing when the entry was stored.
+bool covers_literal_outputs(const std::vector<stored_output>& files,
+                            const std::vector<std::string>& declared) {
+  return std::all_of(declared.begin(), declared.end(), [&](const std::string& glob) {
+    if (!detail::resource_glob_is_literal(glob)) return true;
+    return std::any_of(files.begin(), files.end(), [&](const stored_output& file) {
+      return file.path == glob || (file.path.size() > glob.size() && file.path.starts_with(glob) &&
+                                   file.path[glob.size()] == '/');
+    });
+  });
+}
+
+// Whether `target` already is what restoring `blob` would make it: a regular file of the same
+// size, permission bits and content. Such a file is left alone, timestamp and all.
+bool already_restored(const fs::path& target, const fs::path& blob, const stored_output& file) {
+  std::error_code ec;
+  const auto status = fs::symlink_status(target, ec);
+  if (ec || !fs::is_regular_file(status)) return false;
+  if (fs::file_size(target, ec) != file.size || ec) return false;
+  if (status.permissions() != fs::status(blob, ec).permissions() || ec) return false;
+  try {
+    return detail::sha256_file_hex(target) == file.hash;
+  } catch (const std::exception&) {
+    return false;  // unreadable: writing it anew says what is wrong, or fixes it
+  }
+}
 }  // namespace
 
 result_cache::result_cache(fs::path directory, settings s)
@@ -59,7 +94,8 @@ fs::path result_cache::blob_path(const std::string& hash) const {
 }
 
 std::optional<boost::json::value> result_cache::restore(const std::string& fingerprint,
-                                                        const fs::path& workspace) {
+                                                        const fs::path& workspace,
+                                                        const std::vector<std::string>& outputs) {
   if (!settings_.lookup || !is_hex_digest(fingerprint)) return std::nullopt;
   const fs::path entry_file = entry_path(fingerprint);
   std::error_code ec;
@@ -67,11 +103,7 @@ std::optional<boost::json::value> result_cache::restore(const std::string& finge
     ++stats_.misses;
     return std::nullopt;
   }
-  struct output {
-    std::string path, hash;
-    std::uintmax_t size;
-  };
-  std::vector<output> outputs;
+  std::vector<stored_output> files;
   boost::json::value value;
   try {
     const auto entry = boost::json::parse(detail::read_file(entry_file));
@@ -84,21 +116,30 @@ std::optional<boost::json::value> result_cache::restore(const std::string& finge
     value = object.at("value");
     for (const auto& o : object.at("outputs").as_array()) {
       const auto& file = o.as_object();
-      output out{std::string(file.at("path").as_string()),
-                 std::string(file.at("sha256").as_string()),
-                 static_cast<std::uintmax_t>(file.at("size").to_number<std::uint64_t>())};
+      stored_output out{std::string(file.at("path").as_string()),
+                        std::string(file.at("sha256").as_string()),
+                        static_cast<std::uintmax_t>(file.at("size").to_number<std::uint64_t>())};
       if (!is_safe_relative(out.path) || !is_hex_digest(out.hash)) throw std::runtime_error("bad");
       // Every blob must be there before anything is copied: a miss leaves the workspace alone.
       if (fs::file_size(blob_path(out.hash), ec) != out.size || ec) throw std::runtime_error("bad");
-      outputs.push_back(std::move(out));
+      files.push_back(std::move(out));
     }
   } catch (const std::exception&) {
     ++stats_.misses;  // damaged, half-written by a version that did not rename, or a foreign file
     return std::nullopt;
   }
+  // A hit must give back every declared output, or the module would end cached without them.
+  if (!covers_literal_outputs(files, outputs)) {
+    ++stats_.misses;
+    return std::nullopt;
+  }
   try {
-    for (const auto& out : outputs)
-      detail::copy_file_atomically(blob_path(out.hash), workspace / out.path);
+    for (const auto& file : files) {
+      const fs::path blob = blob_path(file.hash);
+      const fs::path target = workspace / file.path;
+      if (already_restored(target, blob, file)) continue;
+      detail::copy_file_atomically(blob, target);
+    }
   } catch (const std::exception&) {
     ++stats_.misses;
     return std::nullopt;

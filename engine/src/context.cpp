@@ -86,6 +86,10 @@ std::vector<std::string_view> module_context::dependency_ids() const {
   return scope_->dependencies->ids(scope_->module);
 }
 
+void module_context::writes_in_workspace() noexcept {
+  scope_->writes_in_workspace = true;
+}
+
 bool module_context::keep_workdirs() const noexcept {
   return scope_->environment->keep_workdirs;
 }

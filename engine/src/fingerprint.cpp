@@ -53,24 +53,36 @@ void append_canonical(std::string& out, const boost::json::value& v) {
 }
 
 // The directory a glob's literal leading segments name: walking starts there, not at the root.
+// An absolute glob's prefix keeps its leading '/'.
 std::string literal_prefix(std::string_view glob) {
   std::string prefix;
   std::size_t start = 0;
+  if (glob.starts_with('/')) {
+    prefix = "/";
+    start = 1;
+  }
   while (start < glob.size()) {
     std::size_t end = glob.find('/', start);
     if (end == std::string_view::npos) end = glob.size();
     const auto segment = glob.substr(start, end - start);
     if (!resource_glob_is_literal(segment) || segment == "**") break;
     if (end == glob.size()) break;  // the last segment names files, not a directory to enter
-    if (!prefix.empty()) prefix += '/';
+    if (!prefix.empty() && prefix != "/") prefix += '/';
     prefix += segment;
     start = end + 1;
   }
   return prefix;
 }
 
-std::string relative_generic(const fs::path& root, const fs::path& p) {
-  return p.lexically_relative(root).generic_string();
+// Matches a file's name against a glob, both absolute or both relative: the glob syntax has no
+// empty segment, so an absolute pair is compared without its leading '/'.
+bool input_glob_matches(std::string_view glob, std::string_view name) {
+  if (glob.starts_with('/') != name.starts_with('/')) return false;
+  if (glob.starts_with('/')) {
+    glob.remove_prefix(1);
+    name.remove_prefix(1);
+  }
+  return resource_glob_matches(glob, name);
 }
 
 }  // namespace
@@ -113,9 +125,11 @@ std::vector<std::string> match_files(const fs::path& root, const std::vector<std
       if (!fs::is_directory(status)) continue;
     }
     const std::string prefix = resource_glob_is_literal(glob) ? glob : literal_prefix(glob);
-    const fs::path start = prefix.empty() ? root : root / prefix;
+    const fs::path start = prefix.empty() ? root : root / prefix;  // an absolute prefix wins
     if (!fs::is_directory(start, ec)) continue;
     const bool whole_directory = resource_glob_is_literal(glob);
+    // A file is named as the glob names it: the prefix as written, then its path below start.
+    const std::string name_prefix = prefix.empty() || prefix.ends_with('/') ? prefix : prefix + '/';
     for (fs::recursive_directory_iterator
              it(start, fs::directory_options::skip_permission_denied, ec),
          end;
@@ -130,8 +144,9 @@ std::vector<std::string> match_files(const fs::path& root, const std::vector<std
         it.disable_recursion_pending();
       }
       if (!entry.is_regular_file(type_error)) continue;
-      const std::string relative = relative_generic(root, entry.path());
-      if (whole_directory || resource_glob_matches(glob, relative)) files.push_back(relative);
+      const std::string name =
+          name_prefix + entry.path().lexically_relative(start).generic_string();
+      if (whole_directory || input_glob_matches(glob, name)) files.push_back(name);
     }
   }
   std::sort(files.begin(), files.end());

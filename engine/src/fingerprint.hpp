@@ -33,10 +33,12 @@ std::string canonical_json(const boost::json::value& value);
 /// different version of the pipeline.
 std::string pipeline_fingerprint(const pipeline& p);
 
-/// The files under `root` that `globs` (workspace-relative, resource_glob syntax) match, as
-/// sorted unique relative paths with '/' separators. A glob naming a directory literally
-/// matches every file below it. The `.drover` directory at the root and symbolic links to
-/// directories are not descended into.
+/// The files that `globs` (resource_glob syntax, relative to `root`; for inputs also absolute,
+/// or starting with '..' segments) match, as sorted unique paths with '/' separators, each
+/// named the way its glob names it: relative to `root` ("src/a.c", "../fmt/src/a.cc") or
+/// absolute ("/opt/sdk/include/a.h"). A glob naming a directory literally matches every file
+/// below it. The `.drover` directory at the root and symbolic links to directories are not
+/// descended into.
 std::vector<std::string> match_files(const std::filesystem::path& root,
                                      const std::vector<std::string>& globs);
 

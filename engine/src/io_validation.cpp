@@ -22,12 +22,16 @@ std::string entry_field(std::string_view field, std::size_t i) {
   return std::string{field} + '[' + std::to_string(i) + ']';
 }
 
-bool has_dot_segment(std::string_view glob) {
+// Whether `glob` has a '.' segment, or a '..' segment other than leading ones (when those are
+// allowed): either would give one file several names.
+bool has_dot_segment(std::string_view glob, bool leading_dot_dots_allowed) {
+  bool leading = leading_dot_dots_allowed;
   for (std::size_t begin = 0; begin <= glob.size();) {
     std::size_t end = glob.find('/', begin);
     if (end == std::string_view::npos) end = glob.size();
     const std::string_view segment = glob.substr(begin, end - begin);
-    if (segment == "." || segment == "..") return true;
+    leading = leading && segment == "..";
+    if (segment == "." || (segment == ".." && !leading)) return true;
     begin = end + 1;
   }
   return false;
@@ -47,22 +51,27 @@ std::optional<std::string> glob_problem(std::string_view field, std::string_view
     return "is " + std::to_string(glob.size()) + " characters long, the limit is " +
            std::to_string(max_glob_length);
   }
-  // Outputs name files in the work directory, inputs files in the workspace: neither may leave
-  // its directory, so that a fingerprint covers only files the pipeline owns.
-  const std::string_view inside = output ? "the work directory" : "the workspace";
-  if (!glob.empty() && glob.front() == '/') {
-    return in_quotes(glob) + " is an absolute path; " + std::string{field} + " are relative to " +
-           std::string{inside};
+  // Outputs are written into the workspace, so they never leave it. Inputs are only read: an
+  // absolute one, or one that starts with '..' segments, names files outside it (the sources
+  // of an out-of-source build, an SDK), fingerprinted like any other.
+  const bool absolute = !glob.empty() && glob.front() == '/';
+  if (output && absolute) {
+    return in_quotes(glob) + " is an absolute path; outputs are relative to the workspace";
   }
-  if (auto problem = resource_glob_problem(glob)) {
+  if (auto problem = resource_glob_problem(absolute ? glob.substr(1) : glob)) {
     // "resource glob 'x' has ..." reads as "glob 'x' has ..." here.
     constexpr std::string_view resource = "resource ";
     if (problem->starts_with(resource)) problem->erase(0, resource.size());
+    if (absolute) {
+      // The problem quotes and counts offsets in the glob without its leading '/'.
+      *problem = in_quotes(glob) + " is not a valid glob: after its leading '/', " + *problem;
+    }
     return problem;
   }
-  if (has_dot_segment(glob)) {
-    return in_quotes(glob) + " has a '.' or '..' segment; " + std::string{field} +
-           " name files inside " + std::string{inside};
+  if (has_dot_segment(glob, !output && !absolute)) {
+    return in_quotes(glob) + " has a '.' or '..' segment" +
+           (output ? std::string{"; outputs name files inside the workspace"}
+                   : std::string{"; only a relative input may start with '..' segments"});
   }
   return std::nullopt;
 }

@@ -12,9 +12,11 @@
 namespace drover::detail {
 
 /// Checks `m.io` (which must be set): every input and output is a valid glob (resource_glob.hpp),
-/// outputs stay inside the work directory (not absolute, no '.' or '..' segment), and every
-/// input_env entry is an environment variable name (letters, digits and '_', not starting with
-/// a digit). Problems name the entry as the field: `outputs[2]`, `input_env[0]`.
+/// outputs stay inside the workspace (not absolute, no '.' or '..' segment), inputs have no '.'
+/// segment and '..' segments only at the start of a relative glob (absolute inputs are fine:
+/// inputs are only read), and every input_env entry is an environment variable name (letters,
+/// digits and '_', not starting with a digit). Problems name the entry as the field: `outputs[2]`,
+/// `input_env[0]`.
 void check_module_io(const module_spec& m, std::vector<validation_problem>& problems);
 
 /// Reports every pair of modules whose outputs can name the same file while nothing orders

@@ -223,7 +223,10 @@ void run_driver::check_reuse(module_index i) {
     }
   }
   if (options_.cache && plan_->record(i).has(module_flag::cacheable)) {
-    if (auto value = options_.cache->restore(fingerprint, environment_.workspace)) {
+    static const std::vector<std::string> no_outputs;
+    const module_spec& spec = plan_->spec(i);
+    const auto& outputs = spec.io ? spec.io->outputs : no_outputs;
+    if (auto value = options_.cache->restore(fingerprint, environment_.workspace, outputs)) {
       return core_->reuse_checked(i, std::move(*value), reuse_source::cache, {}, now);
     }
   }

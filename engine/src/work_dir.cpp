@@ -69,6 +69,24 @@ std::string describe_type(fs::file_type type) {
   return type == fs::file_type::symlink ? "a symbolic link" : "a special file";
 }
 
+// What is wrong with a literal output found as `type` at `path`: nothing (an empty string) for
+// a regular file or a directory.
+std::string literal_output_problem(const std::string& output, const fs::path& path,
+                                   fs::file_type type) {
+  switch (type) {
+    case fs::file_type::regular:
+    case fs::file_type::directory:
+      return {};
+    case fs::file_type::none:
+    case fs::file_type::not_found:
+      return "declared output " + in_quotes(output) + " was not produced: no file at " +
+             quoted_path(path);
+    default:
+      return "declared output " + in_quotes(output) + " is " + describe_type(type) +
+             ", not a regular file or a directory";
+  }
+}
+
 constexpr const char* owner_lock_name = "owner.lock";
 constexpr const char* kept_marker_name = "kept";
 
@@ -241,25 +259,20 @@ std::string promote_outputs(const fs::path& work_dir, const fs::path& workspace,
       patterns.push_back(output);
       continue;
     }
+    if (work_dir.empty()) {
+      return "declared output " + in_quotes(output) +
+             " was not produced (the module never asked for a work directory)";
+    }
     const fs::path source = work_dir / output;
     std::error_code ec;
-    const fs::file_status status = work_dir.empty() ? fs::file_status{fs::file_type::not_found}
-                                                    : fs::symlink_status(source, ec);
-    switch (status.type()) {
-      case fs::file_type::regular:
-        moves.push_back(output);
-        break;
-      case fs::file_type::directory:
-        patterns.push_back(output + "/**");  // as for inputs: every file below it
-        break;
-      case fs::file_type::none:
-      case fs::file_type::not_found:
-        return "declared output " + in_quotes(output) + " was not produced" +
-               (work_dir.empty() ? std::string{" (the module never asked for a work directory)"}
-                                 : ": no file at " + quoted_path(source));
-      default:
-        return "declared output " + in_quotes(output) + " is " + describe_type(status.type()) +
-               ", not a regular file or a directory";
+    const fs::file_type type = fs::symlink_status(source, ec).type();
+    if (auto problem = literal_output_problem(output, source, type); !problem.empty()) {
+      return problem;
+    }
+    if (type == fs::file_type::regular) {
+      moves.push_back(output);
+    } else {
+      patterns.push_back(output + "/**");  // a directory, as for inputs: every file below it
     }
   }
 
@@ -310,6 +323,18 @@ std::string promote_outputs(const fs::path& work_dir, const fs::path& workspace,
   return {};
 }
 
+std::string check_outputs_in_place(const fs::path& workspace,
+                                   const std::vector<std::string>& outputs) {
+  for (const std::string& output : outputs) {
+    if (!resource_glob_is_literal(output)) continue;  // a wildcard may match nothing
+    const fs::path path = workspace / output;
+    std::error_code ec;
+    auto problem = literal_output_problem(output, path, fs::symlink_status(path, ec).type());
+    if (!problem.empty()) return problem;
+  }
+  return {};
+}
+
 void remove_work_dir(const fs::path& work_dir) noexcept {
   std::error_code ec;
   fs::remove_all(work_dir, ec);
@@ -320,7 +345,9 @@ void attempt_files::settle_files(attempt_scope& attempt, module_status& status,
   const module_spec& spec = *attempt.spec;
   if (status == module_status::succeeded && spec.io && !spec.io->outputs.empty()) {
     std::string problem =
-        promote_outputs(attempt.work_dir, attempt.environment->workspace, spec.io->outputs);
+        attempt.writes_in_workspace
+            ? check_outputs_in_place(attempt.environment->workspace, spec.io->outputs)
+            : promote_outputs(attempt.work_dir, attempt.environment->workspace, spec.io->outputs);
     if (!problem.empty()) {
       status = module_status::failed;
       error = std::move(problem);

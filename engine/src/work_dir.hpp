@@ -47,6 +47,13 @@ std::string promote_outputs(const std::filesystem::path& work_dir,
                             const std::filesystem::path& workspace,
                             const std::vector<std::string>& outputs);
 
+/// For an attempt that wrote in the workspace itself (module_context::writes_in_workspace):
+/// checks that every literal glob of `outputs` names a regular file or a directory under
+/// `workspace`, with the message promote_outputs gives for a missing one. Returns what is
+/// wrong, or an empty string. Nothing is moved: the files already are where outputs land.
+std::string check_outputs_in_place(const std::filesystem::path& workspace,
+                                   const std::vector<std::string>& outputs);
+
 /// Removes `work_dir` and everything in it; a failure is ignored (the directory is scratch).
 void remove_work_dir(const std::filesystem::path& work_dir) noexcept;
 
@@ -58,8 +65,9 @@ void finish_work_dir(const std::filesystem::path& work_dir, bool keep) noexcept;
 /// worker's strand, which owns the attempt.
 struct attempt_files {
   /// For an attempt whose status is final: when it succeeded and the module declares outputs,
-  /// promotes them; failing to do so turns `status` into failed and says why in `error`. Then
-  /// removes the work directory unless the environment keeps work directories.
+  /// promotes them (or, when it wrote in the workspace, checks they are there); failing to do
+  /// so turns `status` into failed and says why in `error`. Then removes the work directory
+  /// unless the environment keeps work directories.
   static void settle(attempt_scope& attempt, module_status& status, std::string& error) {
     if (attempt.work_dir.empty() && !attempt.spec->io) return;  // most modules: nothing to do
     settle_files(attempt, status, error);

@@ -573,6 +573,8 @@ asio::awaitable<json::value> run_exec(std::shared_ptr<const prepared_exec> exec,
   const detail::deps_file deps(ctx, ctx.work_dir());  // lives until the attempt ends
   place.deps_file = deps.path().string();
   place.matrix_target = ctx.matrix_target();
+  // With cwd the command writes in the workspace: its declared outputs are checked there.
+  if (!exec->options.cwd.empty()) ctx.writes_in_workspace();
 
   const bool throw_if_cancelled = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
@@ -688,6 +690,12 @@ std::shared_ptr<const secret_masker> secrets_from_environment(const pipeline& p)
   }
   if (secrets->empty()) return nullptr;
   return secrets;
+}
+
+bool runs_in_workspace(const module_spec& m) {
+  if (m.kind != "exec" || !m.params.is_object()) return false;
+  const auto* cwd = m.params.get_object().if_contains("cwd");
+  return cwd != nullptr && cwd->is_string() && !cwd->get_string().empty();
 }
 
 std::filesystem::path exec_log_path(const std::filesystem::path& log_dir,

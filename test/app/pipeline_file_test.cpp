@@ -776,6 +776,43 @@ BOOST_AUTO_TEST_CASE(inputs_outputs_and_cache_settings) {
   BOOST_TEST(c.io->cacheable);
 }
 
+BOOST_AUTO_TEST_CASE(an_exec_module_in_the_workspace_without_inputs_is_not_cached) {
+  const auto loaded = parse(R"({"modules": [
+    {"id": "blind", "kind": "exec", "params": {"shell": "make", "cwd": "."}},
+    {"id": "empty", "kind": "exec", "inputs": [], "params": {"shell": "make", "cwd": "src"}},
+    {"id": "declared", "kind": "exec", "inputs": ["src/**"], "params": {"shell": "make", "cwd": "."}},
+    {"id": "opted_in", "kind": "exec", "cache": true, "params": {"shell": "make", "cwd": "."}},
+    {"id": "opted_out", "kind": "exec", "cache": false, "params": {"shell": "make", "cwd": "."}},
+    {"id": "scratch", "kind": "exec", "params": {"shell": "make"}},
+    {"id": "each", "kind": "exec", "matrix": ["a", "b"], "params": {"shell": "make", "cwd": "."}}]})");
+  BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
+  const auto cached = [&](std::string_view id) {
+    const auto& m = module_named(loaded, id);
+    return !m.io || m.io->cacheable;
+  };
+  BOOST_TEST(!cached("blind"));
+  BOOST_TEST(!cached("empty"));
+  BOOST_TEST(cached("declared"));
+  BOOST_TEST(cached("opted_in"));
+  BOOST_TEST(!cached("opted_out"));
+  BOOST_TEST(cached("scratch"));
+  BOOST_TEST(!cached("each[a]"));
+  BOOST_TEST(!cached("each[b]"));
+
+  std::vector<std::string> lines;
+  for (const auto& w : loaded.warnings)
+    lines.push_back(format_warning("p.json", w));
+  const std::string why =
+      "runs in the workspace but declares no inputs, so its fingerprint cannot see the files it "
+      "reads: it is not cached. Declare them in \"inputs\", or set \"cache\": true to cache it "
+      "on its definition and dependencies alone";
+  BOOST_TEST(lines == (std::vector<std::string>{
+                          "p.json:2:72: warning: module 'blind': field 'params.cwd': " + why,
+                          "p.json:3:86: warning: module 'empty': field 'params.cwd': " + why,
+                          "p.json:8:93: warning: module 'each': field 'params.cwd': " + why}),
+             boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(wrong_io_types_and_values) {
   const std::string head =
       "{\"pools\": {\"net\": 2}, \"modules\": [{\"id\": \"m\", \"kind\": \"noop\", ";
@@ -788,11 +825,14 @@ BOOST_AUTO_TEST_CASE(wrong_io_types_and_values) {
   BOOST_TEST(problem_with("\"inputs\": [\"a\", \"\"]") ==
              "p.json:1:79: module 'm': field 'inputs[1]': expected a non-empty string");
   BOOST_TEST(problem_with("\"inputs\": [\"//x\"]") ==
-             "p.json:1:74: module 'm': field 'inputs[0]': input '//x' is an absolute path; "
-             "inputs are relative to the workspace");
-  BOOST_TEST(problem_with("\"inputs\": [\"../shared/*.h\"]") ==
-             "p.json:1:74: module 'm': field 'inputs[0]': input '../shared/*.h' has a '.' or "
-             "'..' segment; inputs name files inside the workspace");
+             "p.json:1:74: module 'm': field 'inputs[0]': input '//x' is not a valid glob: "
+             "after its leading '/', glob '/x' has an empty segment at offset 0 (it starts "
+             "with '/')");
+  BOOST_TEST(problem_with("\"inputs\": [\"../shared/../*.h\"]") ==
+             "p.json:1:74: module 'm': field 'inputs[0]': input '../shared/../*.h' has a '.' or "
+             "'..' segment; only a relative input may start with '..' segments");
+  BOOST_TEST(problems_of(head + R"("inputs": ["../shared/*.h", "/opt/sdk/**"]}]})").empty(),
+             "files outside the workspace may be inputs");
   BOOST_TEST(problem_with("\"inputs\": [\"a//b\"]") ==
              "p.json:1:74: module 'm': field 'inputs[0]': input glob 'a//b' has an "
              "empty segment at offset 2 (two '/' in a row)");
@@ -802,10 +842,10 @@ BOOST_AUTO_TEST_CASE(wrong_io_types_and_values) {
              "digit)");
   BOOST_TEST(problem_with("\"outputs\": [\"/abs\"]") ==
              "p.json:1:75: module 'm': field 'outputs[0]': output '/abs' is an "
-             "absolute path; outputs are relative to the work directory");
+             "absolute path; outputs are relative to the workspace");
   BOOST_TEST(problem_with("\"outputs\": [\"a/../b\"]") ==
              "p.json:1:75: module 'm': field 'outputs[0]': output 'a/../b' has a '.' "
-             "or '..' segment; outputs name files inside the work directory");
+             "or '..' segment; outputs name files inside the workspace");
   BOOST_TEST(problem_with("\"outputs\": [\"ok\", \"a[\"]") ==
              "p.json:1:81: module 'm': field 'outputs[1]': output glob 'a[' has an "
              "unclosed '[' at offset 1");

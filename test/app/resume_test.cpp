@@ -332,9 +332,11 @@ BOOST_AUTO_TEST_CASE(a_cache_hit_restores_declared_outputs) {
 BOOST_AUTO_TEST_CASE(a_damaged_cache_entry_is_a_miss) {
   scratch_dir dir;
   dir.write("p.json", R"({"name": "p", "modules": [
-    {"id": "a", "kind": "exec", "params": {"shell": "echo a >> ran.txt", "cwd": "."}}]})");
+    {"id": "a", "kind": "exec", "cache": true,
+     "params": {"shell": "echo a >> ran.txt", "cwd": "."}}]})");
   const std::vector<std::string> run{"run", "p.json", "--cache", "cache", "--progress", "never"};
   BOOST_TEST_REQUIRE(run_drover(run, dir.path()).exit_code == 0);
+  BOOST_TEST(run_drover(run, dir.path()).out.find("1 from the cache") != std::string::npos);
   for (const auto& entry : fs::recursive_directory_iterator(dir / "cache")) {
     if (entry.path().extension() == ".json") {
       std::ofstream{entry.path(), std::ios::trunc} << "{\"format\": 1, \"trunc";
@@ -343,4 +345,40 @@ BOOST_AUTO_TEST_CASE(a_damaged_cache_entry_is_a_miss) {
   auto again = run_drover(run, dir.path());
   BOOST_TEST(again.exit_code == 0, again.err);
   BOOST_TEST(read_file(dir / "ran.txt") == "a\na\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_module_in_the_workspace_without_inputs_is_not_cached_and_says_so) {
+  // What a build through its ninja graph looked like: the compile step reads sources it does
+  // not declare. A cached result would survive an edit and a cleaned build tree.
+  scratch_dir dir;
+  dir.write("src.c", "v1");
+  dir.write("p.json", R"({"name": "p", "modules": [
+    {"id": "compile", "kind": "exec", "outputs": ["obj/src.o"],
+     "params": {"shell": "mkdir -p obj && cp src.c obj/src.o", "cwd": "."}},
+    {"id": "stamp", "kind": "exec", "cache": true,
+     "params": {"shell": "echo stamp >> ran.txt", "cwd": "."}}]})");
+  const std::string warning =
+      "p.json:3:71: warning: module 'compile': field 'params.cwd': runs in the workspace but "
+      "declares no inputs, so its fingerprint cannot see the files it reads: it is not cached. "
+      "Declare them in \"inputs\", or set \"cache\": true";
+  const auto valid = run_drover({"validate", "p.json"}, dir.path());
+  BOOST_TEST(valid.exit_code == 0);
+  BOOST_TEST(valid.err.find(warning) != std::string::npos, valid.err);
+  BOOST_TEST(valid.err.find("'stamp'") == std::string::npos, "stamp opted in: " << valid.err);
+
+  const std::vector<std::string> run{"run", "p.json", "--cache", "cache", "--progress", "never"};
+  const auto first = run_drover(run, dir.path());
+  BOOST_TEST(first.exit_code == 0, first.err);
+  BOOST_TEST(first.err.find(warning) != std::string::npos, first.err);
+  const auto without_cache = run_drover({"run", "p.json", "--progress", "never"}, dir.path());
+  BOOST_TEST(without_cache.err.find("warning") == std::string::npos, "no cache, no warning");
+
+  dir.write("src.c", "v2");
+  fs::remove_all(dir / "obj");
+  const auto second = run_drover(run, dir.path());
+  BOOST_TEST(second.exit_code == 0, second.err);
+  BOOST_TEST(read_file(dir / "obj/src.o") == "v2", "compiled again, not restored stale");
+  BOOST_TEST(second.out.find("1 from the cache") != std::string::npos,
+             "only stamp: " << second.out);
+  BOOST_TEST(read_file(dir / "ran.txt") == "stamp\nstamp\n", "once, plus the run without cache");
 }

@@ -318,6 +318,18 @@ BOOST_AUTO_TEST_CASE(log_dir_and_unwritable_outputs) {
   BOOST_TEST(read_file(dir / "custom/logs/say.log").find("into the custom log") !=
              std::string::npos);
 
+  // By default the logs go to the workspace's .drover/logs, wherever drover was started from.
+  fs::create_directories(dir / "project");
+  fs::create_directories(dir / "elsewhere");
+  const auto from_elsewhere = run_drover(
+      {"run", "../p.json", "--workspace", "../project", "--progress", "never"}, dir / "elsewhere");
+  BOOST_TEST(from_elsewhere.exit_code == 0, from_elsewhere.err);
+  BOOST_TEST(read_file(dir / "project/.drover/logs/say.log").find("into the custom log") !=
+             std::string::npos);
+  BOOST_TEST(!fs::exists(dir / "elsewhere/.drover"), "nothing lands where drover was started");
+  BOOST_TEST(drover({"p.json"}).exit_code == 0);
+  BOOST_TEST(fs::exists(dir / ".drover/logs/say.log"), "the workspace defaults to the cwd");
+
   const auto no_report = drover({"p.json", "--report", "no/such/dir/report.json"});
   BOOST_TEST(no_report.exit_code == 2);
   BOOST_TEST(no_report.err.find("cannot write the report file 'no/such/dir/report.json'") !=

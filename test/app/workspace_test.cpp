@@ -77,6 +77,41 @@ BOOST_AUTO_TEST_CASE(workspace_and_keep_workdirs_flags, *utf::timeout(30)) {
              missing.err);
 }
 
+BOOST_AUTO_TEST_CASE(a_module_that_runs_in_the_workspace_has_its_outputs_checked_there,
+                     *utf::timeout(60)) {
+  scratch_dir dir;
+  dir.write("src.txt", "hello");
+  // Outputs are relative to the workspace, also for `nested`, which runs in sub/.
+  dir.write("p.json", R"({"modules": [
+    {"id": "build", "kind": "exec", "inputs": ["src.txt"], "outputs": ["sub/out.txt"],
+     "params": {"shell": "echo build >> ran.txt; mkdir -p sub && tr a-z A-Z < src.txt > sub/out.txt",
+                "cwd": "."}},
+    {"id": "nested", "kind": "exec", "deps": ["build"], "outputs": ["sub/deeper/n.txt"],
+     "cache": false, "params": {"shell": "mkdir -p deeper && echo n > deeper/n.txt", "cwd": "sub"}},
+    {"id": "forgot", "kind": "exec", "deps": ["nested"], "outputs": ["never.txt"],
+     "cache": false, "params": {"shell": "true", "cwd": "."}}]})");
+  const auto valid = run_drover({"validate", "p.json"}, dir.path());
+  BOOST_TEST(valid.exit_code == 0, valid.err);
+  BOOST_TEST(valid.out == "p.json: ok, 3 modules\n");
+
+  const std::vector<std::string> run{"run",     "p.json", "--progress",  "never",
+                                     "--cache", "cache",  "--keep-going"};
+  const auto first = run_drover(run, dir.path());
+  BOOST_TEST(first.exit_code == 1, first.out << first.err);
+  BOOST_TEST(read_file(dir / "sub/out.txt") == "HELLO");
+  BOOST_TEST(read_file(dir / "sub/deeper/n.txt") == "n\n");
+  BOOST_TEST(first.out.find("declared output 'never.txt' was not produced: no file at '" +
+                            (dir / "never.txt").string() + "'") != std::string::npos,
+             first.out);
+
+  // The cache stored the file where it was written, and a hit puts it back there.
+  fs::remove(dir / "sub/out.txt");
+  const auto second = run_drover(run, dir.path());
+  BOOST_TEST(second.out.find("1 from the cache") != std::string::npos, second.out);
+  BOOST_TEST(read_file(dir / "ran.txt") == "build\n");
+  BOOST_TEST(read_file(dir / "sub/out.txt") == "HELLO");
+}
+
 BOOST_AUTO_TEST_CASE(an_output_conflict_is_reported_at_its_place, *utf::timeout(30)) {
   scratch_dir dir;
   dir.write("p.json", R"({"modules": [

@@ -302,3 +302,40 @@ BOOST_AUTO_TEST_CASE(an_input_file_change_misses_the_cache) {
   run_once();
   BOOST_TEST(runs == 3);
 }
+
+BOOST_AUTO_TEST_CASE(inputs_outside_the_workspace_are_fingerprinted) {
+  // An out-of-source build: the workspace is build/, the sources are beside it, and an SDK is
+  // named by its absolute path.
+  temp_dir dir;
+  fs::create_directories(dir.path / "build");
+  fs::create_directories(dir.path / "src");
+  fs::create_directories(dir.path / "sdk" / "include");
+  std::ofstream{dir.path / "src" / "a.cc"} << "int a;";
+  std::ofstream{dir.path / "sdk" / "include" / "sdk.h"} << "// v1";
+  std::atomic<int> runs{0};
+  const auto run_once = [&] {
+    drover::pipeline p;
+    p.name = "out-of-source";
+    auto& io = p.add("compile", counting_body(runs, 1)).io.ensure();
+    io.version = "1";
+    io.inputs = {"../src/*.cc", (dir.path / "sdk").string() + "/include/**"};
+    drover::run_options options;
+    options.workspace = dir.path / "build";
+    options.cache = std::make_shared<drover::result_cache>(dir.path / "cache");
+    return run_pipeline(std::move(p), options);
+  };
+  BOOST_TEST(run_once().report.status == drover::run_status::succeeded);
+  run_once();
+  BOOST_TEST(runs == 1);
+  std::ofstream{dir.path / "src" / "a.cc"} << "int a = 2;";
+  run_once();
+  BOOST_TEST(runs == 2);
+  std::ofstream{dir.path / "sdk" / "include" / "sdk.h"} << "// v2";
+  run_once();
+  BOOST_TEST(runs == 3);
+  std::ofstream{dir.path / "sdk" / "include" / "new.h"} << "// new";
+  run_once();
+  BOOST_TEST(runs == 4);
+  run_once();
+  BOOST_TEST(runs == 4);
+}

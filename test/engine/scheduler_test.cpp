@@ -180,6 +180,27 @@ BOOST_AUTO_TEST_CASE(priority_orders_modules_released_together, *boost::unit_tes
   BOOST_TEST((bodies.begin_order() == std::vector<std::string>{"gate", "y", "z", "x"}));
 }
 
+BOOST_AUTO_TEST_CASE(modules_released_together_start_in_file_order,
+                     *boost::unit_test::timeout(20)) {
+  // docs/scheduling.md: after priority (and critical path), first come, first served. Modules
+  // released by one completion come in file order, with both orders (their critical paths tie).
+  for (const auto order : {drover::ready_order::fifo, drover::ready_order::critical_path}) {
+    BOOST_TEST_CONTEXT("order " << static_cast<int>(order)) {
+      probe bodies;
+      drover::pipeline p;
+      p.add("gate", wait_body(2ms, nullptr, &bodies));
+      for (const char* id : {"d1", "d2", "d3", "d4"})
+        p.add(id, wait_body(1ms, nullptr, &bodies), {"gate"});
+      drover::run_options options;
+      options.order = order;
+      auto run = run_with_workers(std::move(p), 1, options);
+      BOOST_TEST(run.report.status == drover::run_status::succeeded);
+      BOOST_TEST(
+          (bodies.begin_order() == std::vector<std::string>{"gate", "d1", "d2", "d3", "d4"}));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(bodies_read_typed_dependency_results, *boost::unit_test::timeout(20)) {
   for (std::size_t workers : worker_counts) {
     BOOST_TEST_CONTEXT("workers " << workers) {

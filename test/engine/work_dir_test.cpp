@@ -97,6 +97,21 @@ drover::module_body writer(std::vector<std::pair<std::string, std::string>> file
   };
 }
 
+/// As exec with `cwd`: says it writes in the workspace, then writes each (relative path,
+/// content) there, while a work directory exists too.
+asio::awaitable<json::value> write_in_workspace(
+    drover::module_context& ctx, std::vector<std::pair<std::string, std::string>> files) {
+  ctx.writes_in_workspace();
+  write_text(ctx.work_dir() / "scratch.tmp", "scratch");
+  for (const auto& [name, content] : files)
+    write_text(ctx.workspace() / name, content);
+  co_return nullptr;
+}
+
+drover::module_body in_place_writer(std::vector<std::pair<std::string, std::string>> files) {
+  return [files](drover::module_context& ctx) { return write_in_workspace(ctx, files); };
+}
+
 drover::module_spec& with_outputs(drover::module_spec& spec, std::vector<std::string> outputs) {
   spec.io.ensure().outputs = std::move(outputs);
   return spec;
@@ -412,6 +427,30 @@ BOOST_AUTO_TEST_CASE(a_missing_literal_output_fails_the_attempt, *utf::timeout(3
   BOOST_TEST(ws.work_dirs().empty());
 }
 
+BOOST_AUTO_TEST_CASE(outputs_of_a_module_that_writes_in_the_workspace_are_checked_there,
+                     *utf::timeout(30)) {
+  temp_workspace ws;
+  drover::pipeline p;
+  p.mode = drover::execution_mode::keep_going;
+  with_outputs(p.add("build", in_place_writer({{"sub/out.txt", "built"}, {"obj/a.o", "a"}})),
+               {"sub/out.txt", "obj", "obj/*.o", "logs/*.log"});
+  with_outputs(p.add("forgot", in_place_writer({{"other.txt", "x"}})), {"missing.txt"});
+  const auto run = run_pipeline(std::move(p), in_workspace(ws));
+
+  const auto& build = result_of(run.report, "build");
+  BOOST_TEST(build.status == module_status::succeeded, build.reason);
+  BOOST_TEST(read_text(ws / "sub/out.txt") == "built", "left where it was written");
+  BOOST_TEST(read_text(ws / "obj/a.o") == "a");
+  BOOST_TEST(!fs::exists(ws / "scratch.tmp"), "the work directory's files are not outputs");
+
+  const auto& forgot = result_of(run.report, "forgot");
+  BOOST_TEST(forgot.status == module_status::failed);
+  BOOST_TEST(forgot.reason == "declared output 'missing.txt' was not produced: no file at '" +
+                                  (ws / "missing.txt").string() + "'",
+             forgot.reason);
+  BOOST_TEST(ws.work_dirs().empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_rename_that_fails_names_both_paths, *utf::timeout(30)) {
   temp_workspace ws;
   fs::create_directories(ws / "out.txt" / "in_the_way");  // a non-empty directory
@@ -541,22 +580,50 @@ BOOST_AUTO_TEST_CASE(bad_outputs_inputs_and_env_names_are_reported) {
   drover::pipeline p;
   auto& io = p.add("m", value_body()).io.ensure();
   io.outputs = {"ok/*.txt", "/abs/path", "a/../b", "./x", "a//b", "**x"};
-  io.inputs = {"src/**", "/etc/passwd", "bad["};
+  io.inputs = {"src/**", "bad["};
   io.input_env = {"CC", "1X", "A-B", ""};
   const auto built = drover::build_graph(p);
   std::vector<std::string> fields;
   for (const auto& problem : built.problems)
     fields.push_back(problem.field);
-  BOOST_TEST(
-      fields == (std::vector<std::string>{"inputs[1]", "inputs[2]", "outputs[1]", "outputs[2]",
-                                          "outputs[3]", "outputs[4]", "outputs[5]", "input_env[1]",
-                                          "input_env[2]", "input_env[3]"}),
-      boost::test_tools::per_element());
+  BOOST_TEST(fields == (std::vector<std::string>{"inputs[1]", "outputs[1]", "outputs[2]",
+                                                 "outputs[3]", "outputs[4]", "outputs[5]",
+                                                 "input_env[1]", "input_env[2]", "input_env[3]"}),
+             boost::test_tools::per_element());
   const std::string all = drover::format_problems(built.problems);
   BOOST_TEST(mentions(all, "module 'm': output '/abs/path' is an absolute path"), all);
   BOOST_TEST(mentions(all, "module 'm': output 'a/../b' has a '.' or '..' segment"), all);
   BOOST_TEST(mentions(all, "module 'm': output glob 'a//b' has an empty segment"), all);
   BOOST_TEST(mentions(all, "input_env entry '1X' is not an environment variable name"), all);
+}
+
+BOOST_AUTO_TEST_CASE(inputs_may_name_files_outside_the_workspace_outputs_may_not) {
+  drover::pipeline p;
+  auto& io = p.add("m", value_body()).io.ensure();
+  // Read-only: an absolute glob, or leading '..' segments (an out-of-source build).
+  io.inputs = {"../fmt/src/*.cc", "../../sdk/**", "/opt/sdk/include/**", "/etc/hosts",
+               "a/../b",          "./x",          "../a/../b",           "/opt/../x",
+               "/../x",           "/opt//x"};
+  io.outputs = {"../out.txt", "/tmp/out.txt"};
+  const auto built = drover::build_graph(p);
+  std::vector<std::string> fields;
+  for (const auto& problem : built.problems)
+    fields.push_back(problem.field);
+  BOOST_TEST(
+      fields == (std::vector<std::string>{"inputs[4]", "inputs[5]", "inputs[6]", "inputs[7]",
+                                          "inputs[8]", "inputs[9]", "outputs[0]", "outputs[1]"}),
+      boost::test_tools::per_element());
+  const std::string all = drover::format_problems(built.problems);
+  BOOST_TEST(mentions(all,
+                      "input 'a/../b' has a '.' or '..' segment; only a relative input may "
+                      "start with '..' segments"),
+             all);
+  BOOST_TEST(mentions(all, "input '/opt//x' is not a valid glob"), all);
+  BOOST_TEST(mentions(all,
+                      "output '../out.txt' has a '.' or '..' segment; outputs name files "
+                      "inside the workspace"),
+             all);
+  BOOST_TEST(mentions(all, "output '/tmp/out.txt' is an absolute path"), all);
 }
 
 BOOST_AUTO_TEST_CASE(large_pipelines_stay_fast, *utf::timeout(60)) {

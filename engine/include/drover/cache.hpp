@@ -37,10 +37,15 @@ class result_cache {
   const std::filesystem::path& directory() const noexcept { return directory_; }
   const settings& config() const noexcept { return settings_; }
 
-  /// The value stored under `fingerprint`, after copying its outputs into `workspace` (each
-  /// file with one rename); nothing on a miss or a damaged entry.
+  /// The value stored under `fingerprint`, once every output file of the entry is in
+  /// `workspace` with its stored content; nothing on a miss. A file that already holds that
+  /// content (same size, permission bits and SHA-256) is left untouched, timestamp and all;
+  /// any other is written with one rename. A damaged entry, a missing blob, or a literal glob
+  /// of `outputs` (the module's declared outputs) for which the entry has no file (the file,
+  /// or one below the directory it names) is a miss that leaves the workspace alone.
   std::optional<boost::json::value> restore(const std::string& fingerprint,
-                                            const std::filesystem::path& workspace);
+                                            const std::filesystem::path& workspace,
+                                            const std::vector<std::string>& outputs = {});
 
   /// Stores a result and copies the output files (paths relative to `workspace`). Returns
   /// why it could not (the run goes on without it), or nothing.

@@ -67,6 +67,12 @@ class module_context {
   /// beside work_dir() keeps them too.
   bool keep_workdirs() const noexcept;
 
+  /// Says that this attempt writes its files in the workspace itself rather than in its work
+  /// directory (exec does so when `cwd` is set). When it succeeds, its declared outputs are
+  /// then looked for in the workspace, where they already are: each literal output must exist
+  /// there, and nothing is moved. Call it before the body returns.
+  void writes_in_workspace() noexcept;
+
   /// The worker's executor (a strand): where the body runs.
   boost::asio::any_io_executor get_executor() const noexcept;
 

@@ -56,12 +56,17 @@ struct backoff_policy {
 /// work directories use it to promote the files a module produced. See docs/caching.md.
 struct module_io {
   /// Globs of files, relative to the workspace ('*' within a path segment, '**' across
-  /// segments), whose content the module's result depends on.
+  /// segments), whose content the module's result depends on. Being only read, they may name
+  /// files outside the workspace: an absolute glob ("/opt/sdk/include/**"), or one starting
+  /// with '..' segments ("../src/*.cc").
   std::vector<std::string> inputs;
   /// Names of environment variables whose values the module's result depends on.
   std::vector<std::string> input_env;
-  /// Globs of files relative to the attempt's work directory. When the attempt succeeds they
-  /// are moved into the workspace, each with one rename; when it fails none of them appear.
+  /// Globs of files relative to the workspace: where the module's files land. A module makes
+  /// them in its work directory at the same relative paths; when the attempt succeeds they are
+  /// moved into the workspace, each with one rename, and when it fails none of them appear.
+  /// An attempt that writes in the workspace itself (module_context::writes_in_workspace)
+  /// has them checked there instead, and nothing moves.
   std::vector<std::string> outputs;
   /// false: the cache neither supplies nor stores this module's result (deployments, clocks).
   bool cacheable = true;

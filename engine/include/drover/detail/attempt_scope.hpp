@@ -60,6 +60,9 @@ struct attempt_scope {
   const run_environment* environment = nullptr;
   const dependency_results* dependencies = nullptr;
   std::filesystem::path work_dir;  ///< empty until the body asks for it
+  /// The body wrote its files in the workspace (module_context::writes_in_workspace): its
+  /// outputs are checked there instead of promoted from the work directory.
+  bool writes_in_workspace = false;
 };
 
 }  // namespace drover::detail

@@ -25,7 +25,10 @@
 //                  or the drover worker it runs on), read when the attempt starts
 //   cwd            string: working directory, relative to the run's workspace
 //                  (module_context::workspace()); default: the attempt's own work directory
-//                  (module_context::work_dir()), whose declared outputs are promoted
+//                  (module_context::work_dir()), whose declared outputs are promoted. With
+//                  cwd the command writes in the workspace (module_context::
+//                  writes_in_workspace): declared outputs, still relative to the workspace,
+//                  are checked there and not moved
 //   timeout_ms     integer > 0: exec's own time limit per attempt; on expiry the process group
 //                  is stopped and the attempt ends timed_out
 //   kill_grace_ms  integer >= 0, default 2000: how long after SIGTERM to the process group it
@@ -110,6 +113,13 @@ module_body exec_body(exec_options options);
 ///
 ///     options.secrets = drover::modules::secrets_from_environment(p);
 std::shared_ptr<const secret_masker> secrets_from_environment(const pipeline& p);
+
+/// Whether `m` is an exec module (given as kind and params) whose command runs in the
+/// workspace, because its params set `cwd`, rather than in its own work directory. Such a
+/// command can read any file there, which its fingerprint sees only if the module declares it
+/// in module_io::inputs; a pipeline file therefore does not cache such a module without inputs
+/// unless it says "cache": true (docs/caching.md).
+bool runs_in_workspace(const module_spec& m);
 
 /// The log file of module `module_id` in `log_dir`: `<log_dir>/<name>.log`, where `name` is
 /// the id when it has 1 to 200 bytes, all letters, digits, '.', '_' or '-'; otherwise its first

@@ -1,8 +1,11 @@
 #include "session.hpp"
 
+#include <drover/engine.hpp>  // os_labels
+
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <exception>
 #include <utility>
 #include <variant>
@@ -26,8 +29,32 @@ std::uint32_t to_wire_ms(milliseconds d) {
       std::clamp<milliseconds::rep>(d.count(), 1, std::numeric_limits<std::uint32_t>::max()));
 }
 
-std::string quoted(std::string_view text) {
+std::string single_quoted(std::string_view text) {
   return "'" + printable(text) + "'";
+}
+
+bool same_label(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+/// Why `capabilities` lacks an OS label, or nothing when it has one. Without it a worker would
+/// silently never get a module that requires its OS (docs/protocol.md, hello).
+std::optional<std::string> missing_os_label(const std::vector<std::string>& capabilities) {
+  std::string accepted;
+  for (std::string_view os : os_labels()) {
+    for (const auto& label : capabilities) {
+      if (same_label(label, os)) return std::nullopt;
+    }
+    accepted += (accepted.empty() ? "" : ", ") + std::string(os);
+  }
+  std::string got;
+  for (const auto& label : capabilities)
+    got += (got.empty() ? "" : ", ") + single_quoted(label);
+  return "hello: field 'capabilities': no OS label, expected one of " + accepted + ", got [" +
+         printable(got) + "]";
 }
 
 std::string version_list(std::span<const int> versions) {
@@ -287,6 +314,10 @@ void session_core::handle_hello(std::string_view line) {
     send_error(error_code::unauthorized, "missing or wrong token", true);
     return refuse("missing or wrong token");
   }
+  if (auto problem = missing_os_label(hello->capabilities)) {
+    send_error(error_code::bad_field, *problem, true);
+    return refuse(*problem);
+  }
 
   name_ = master_->claim_name(*hello);
   owns_name_ = true;
@@ -361,24 +392,25 @@ void session_core::handle_result(result_message& result) {
   if (result.run != master_->run_id()) {
     const std::string attempt = std::to_string(result.attempt);
     send_error(error_code::stale_result,
-               "result for " + quoted(result.module) + " attempt " + attempt + " names run " +
-                   quoted(result.run) + ", this is run " + quoted(master_->run_id()),
+               "result for " + single_quoted(result.module) + " attempt " + attempt +
+                   " names run " + single_quoted(result.run) + ", this is run " +
+                   single_quoted(master_->run_id()),
                false, result.module, result.attempt);
     return;
   }
   const assignment_table::entry* found = assigned_.find(result.module);
   if (found == nullptr) {
     const std::string attempt = std::to_string(result.attempt);
-    log("sent a result for " + quoted(result.module) + ", which was never assigned to it");
+    log("sent a result for " + single_quoted(result.module) + ", which was never assigned to it");
     send_error(error_code::unknown_module,
-               "result for " + quoted(result.module) + " attempt " + attempt +
+               "result for " + single_quoted(result.module) + " attempt " + attempt +
                    ": no such module was assigned on this connection",
                false, result.module, result.attempt);
     return;
   }
   if (!found->has(result.attempt)) {
     send_error(error_code::stale_result,
-               "result for " + quoted(result.module) + " attempt " +
+               "result for " + single_quoted(result.module) + " attempt " +
                    std::to_string(result.attempt) +
                    ": that attempt was not assigned on this connection (the last was " +
                    std::to_string(found->last()) + ")",
@@ -474,7 +506,7 @@ void session_core::refuse_oversized_assign(std::string module, std::uint32_t mod
   const std::string why = "the assignment is " + std::to_string(bytes) +
                           " bytes, over the line limit of " + std::to_string(max_line_bytes()) +
                           " bytes";
-  log("cannot send " + quoted(module) + " attempt " + std::to_string(attempt) + ": " + why);
+  log("cannot send " + single_quoted(module) + " attempt " + std::to_string(attempt) + ": " + why);
   remote_completion failed;
   failed.module = module_index;
   failed.epoch = epoch;
@@ -499,7 +531,7 @@ void session_core::send_rejected(std::string module, std::uint32_t attempt, std:
                                  std::string reason) {
   if (phase_ != phase::attached) return;
   error_message e;
-  e.message = "result for " + quoted(module) + " attempt " + std::to_string(attempt) +
+  e.message = "result for " + single_quoted(module) + " attempt " + std::to_string(attempt) +
               " was rejected: " + reason;
   e.code = std::move(code);
   e.fatal = false;

@@ -56,6 +56,8 @@ using clock_type = std::chrono::steady_clock;
 struct fake_options {
   std::optional<std::string> worker_id{};
   std::vector<std::string> capabilities{};
+  /// Adds "linux" to the capabilities unless they hold an OS label (a hello needs one).
+  bool os_label = true;
   std::uint32_t slots = 1;
   std::optional<std::string> token{};
   std::vector<int> versions{1};
@@ -147,6 +149,15 @@ class fake_worker : public std::enable_shared_from_this<fake_worker> {
       hello.versions = self->options_.versions;
       hello.worker_id = self->options_.worker_id;
       hello.capabilities = self->options_.capabilities;
+      const bool has_os = std::any_of(
+          hello.capabilities.begin(), hello.capabilities.end(), [](const std::string& label) {
+            std::string lower = label;
+            for (char& c : lower)
+              c = static_cast<char>(std::tolower(c));
+            return lower == "linux" || lower == "windows" || lower == "macos" || lower == "unknown";
+          });
+      if (self->options_.os_label && !has_os)
+        hello.capabilities.insert(hello.capabilities.begin(), "linux");
       hello.slots = self->options_.slots;
       hello.token = self->options_.token;
       hello.host = self->options_.host;
@@ -761,6 +772,30 @@ BOOST_AUTO_TEST_CASE(a_first_line_that_is_not_hello_is_refused, *utf::timeout(20
   BOOST_TEST(h.master->stats().handshakes_failed == 4u);
 }
 
+BOOST_AUTO_TEST_CASE(a_hello_without_an_os_label_is_refused, *utf::timeout(20)) {
+  harness h;
+  auto none = h.worker({.worker_id = "none", .os_label = false});
+  auto other =
+      h.worker({.worker_id = "other", .capabilities = {"docker", "gpu"}, .os_label = false});
+  auto shouting = h.worker({.worker_id = "shouting", .capabilities = {"docker", "MacOS"}});
+  auto odd = h.worker({.worker_id = "odd", .capabilities = {"unknown"}});
+  BOOST_REQUIRE(h.run_until([&] { return none->ended && other->ended; }, 5s));
+  h.welcomed({shouting, odd});  // labels compare case-insensitively; "unknown" is an OS label
+  for (const auto& w : {none, other}) {
+    BOOST_REQUIRE(codes(*w) == std::vector<std::string>{"bad_field"});
+    const auto& e = w->errors.front();
+    BOOST_TEST(e.fatal);
+    BOOST_TEST(e.message.find("hello: field 'capabilities': no OS label, expected one of linux, "
+                              "macos, windows, unknown") == 0u,
+               e.message);
+    BOOST_TEST(!w->welcome.has_value());
+  }
+  BOOST_TEST(other->errors.front().message.find("got ['docker', 'gpu']") != std::string::npos,
+             other->errors.front().message);
+  BOOST_TEST(h.master->stats().handshakes_failed == 2u);
+  BOOST_TEST(h.log_mentions("refused: hello: field 'capabilities': no OS label"));
+}
+
 BOOST_AUTO_TEST_CASE(no_hello_within_the_handshake_timeout_closes, *utf::timeout(20)) {
   auto o = quick_options();
   o.handshake_timeout = 300ms;
@@ -817,6 +852,7 @@ BOOST_AUTO_TEST_CASE(accept_serves_any_connected_stream, *utf::timeout(20)) {
   h.master->accept(std::move(master_end), "pair");
   coord::hello_message hello;
   hello.versions = {1};
+  hello.capabilities = {"linux"};
   hello.worker_id = "paired";
   asio::write(worker_end, asio::buffer(coord::encode(hello)));
   h.start([] {
@@ -885,6 +921,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stops_reading_is_lost_when_its_send_queue_is_
   h.master->accept(std::move(master_end), "stuck-peer");
   coord::hello_message hello;
   hello.versions = {1};
+  hello.capabilities = {"linux"};
   hello.worker_id = "stuck";
   hello.slots = 2000;
   asio::write(stuck_end, asio::buffer(coord::encode(hello)));

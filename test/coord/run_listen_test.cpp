@@ -103,6 +103,7 @@ session_log work_for(unsigned short port, coord::hello_message hello,
 coord::hello_message hello_from(std::string name, std::optional<std::string> token = {}) {
   coord::hello_message hello;
   hello.versions = {1};
+  hello.capabilities = {"linux"};
   hello.worker_id = std::move(name);
   hello.token = std::move(token);
   return hello;

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,10 @@ enum class ready_order : std::uint8_t {
 /// The capability label of the OS this process runs on: "linux", "windows", "macos" or
 /// "unknown".
 std::string_view local_os_label() noexcept;
+
+/// Every label local_os_label() may return, in the order docs list them: "linux", "macos",
+/// "windows", "unknown". A remote worker must offer one of them (docs/protocol.md, hello).
+std::span<const std::string_view> os_labels() noexcept;
 
 /// Settings for one run.
 struct run_options {

@@ -431,6 +431,8 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     master_options.token = settings.token;
     master_options.heartbeat_interval = settings.heartbeat;
     master_options.lost_worker_timeout = settings.lost_worker_timeout;
+    master_options.line_limits.max_line_bytes = settings.max_line_bytes;
+    master_options.line_limits.max_depth = settings.max_depth;
     master_options.log = [&err](std::string_view line) { err << "drover: " << line << std::endl; };
     master.emplace(io.get_executor(), hub, std::move(master_options));
     try {
@@ -617,6 +619,10 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "with --listen: a worker silent this long is lost and its modules reassigned")(
         "capability-timeout-ms", po::value<long long>()->default_value(30000)->value_name("N"),
         "with --listen: how long a module waits for a worker with the capabilities it needs")(
+        "max-line-bytes", po::value<long long>()->default_value(1 << 20)->value_name("N"),
+        "with --listen: the longest protocol line in bytes, either way (1024 to 1073741824)")(
+        "max-depth", po::value<long long>()->default_value(32)->value_name("N"),
+        "with --listen: the deepest JSON nesting accepted from a worker (32 to 1024)")(
         "journal", po::value<std::string>()->value_name("FILE"),
         "record each module's end in FILE, so that --resume can continue the run after a crash")(
         "resume", po::bool_switch(),
@@ -696,9 +702,27 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
       }
       *target = std::chrono::milliseconds{value};
     }
+    // Below 1 KiB a hello with a token may not fit; a line is held in memory whole. Below 32
+    // levels the master would refuse lines the protocol allows every worker to send.
+    struct limit_option {
+      const char* name;
+      long long least, most;
+      std::size_t* target;
+    };
+    for (const auto& [name, least, most, target] :
+         {limit_option{"max-line-bytes", 1024, 1LL << 30, &settings.max_line_bytes},
+          limit_option{"max-depth", 32, 1024, &settings.max_depth}}) {
+      const long long value = (*vm)[name].as<long long>();
+      if (value < least || value > most) {
+        err << "drover run: --" << name << " must be between " << least << " and " << most
+            << ", got " << value << '\n';
+        return exit_usage;
+      }
+      *target = static_cast<std::size_t>(value);
+    }
   } else {
-    for (const char* name :
-         {"token-file", "heartbeat-ms", "lost-worker-timeout-ms", "capability-timeout-ms"}) {
+    for (const char* name : {"token-file", "heartbeat-ms", "lost-worker-timeout-ms",
+                             "capability-timeout-ms", "max-line-bytes", "max-depth"}) {
       if (vm->count(name) && !(*vm)[name].defaulted()) {
         err << "drover run: --" << name << " needs --listen\n";
         return exit_usage;

@@ -122,16 +122,27 @@ std::string number_as_received(std::string_view line, double d) {
     while (end < line.size() && number_chars.find(line[end]) != std::string_view::npos)
       ++end;
     const std::string_view token = line.substr(i, end - i);
+    i = end - 1;
+    // Integers that fit 64 bits were read as integers, not as `d`.
+    std::int64_t as_signed = 0;
+    std::uint64_t as_unsigned = 0;
+    const char* token_end = token.data() + token.size();
+    const auto whole = [&](std::from_chars_result r) {
+      return r.ec == std::errc{} && r.ptr == token_end;
+    };
+    if (whole(std::from_chars(token.data(), token_end, as_signed)) ||
+        whole(std::from_chars(token.data(), token_end, as_unsigned))) {
+      continue;
+    }
     double parsed = 0;
-    const auto [stop, ec] = std::from_chars(token.data(), token.data() + token.size(), parsed);
-    const bool same = stop == token.data() + token.size() &&
-                      ((ec == std::errc{} && parsed == d) ||
-                       (ec == std::errc::result_out_of_range && std::isinf(d)));
+    const auto [stop, ec] = std::from_chars(token.data(), token_end, parsed);
+    const bool same =
+        stop == token_end && ((ec == std::errc{} && parsed == d) ||
+                              (ec == std::errc::result_out_of_range && std::isinf(d)));
     if (same) {
       return token.size() <= max_shown ? std::string(token)
                                        : std::string(token.substr(0, max_shown)) + "...";
     }
-    i = end - 1;
   }
   return number_text(d);
 }

@@ -358,6 +358,12 @@ void session_core::handle_message(std::string_view line) {
       reply_to(e, false);
       return;
     }
+    if (e.type == "error") {
+      // An error is never answered, and it carries no result to lose.
+      master_->count([](master_stats& s) { ++s.errors_received; });
+      log("sent a malformed error, ignored: " + what);
+      return;
+    }
     // A line we cannot read may have been a result: dropping it would leave its module
     // waiting forever on a worker that goes on heartbeating, so the worker goes and its
     // attempts are reassigned.

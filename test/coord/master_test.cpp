@@ -1146,6 +1146,8 @@ std::vector<bad_case> bad_cases() {
          return "\n\r\n" + text;
        },
        "", false},
+      {"malformed error from the worker", then_answered(fixed(line(R"({"type":"error"})"))), "",
+       false},
       {"non-fatal error from the worker",
        then_answered(fixed(coord::encode(
            coord::make_error_message(coord::error_code::internal, "disk almost full")))),

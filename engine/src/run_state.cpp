@@ -1022,7 +1022,7 @@ bool run_state::group_has_capable_worker(const placement_group& g) const {
   if (local_workers_ > 0 && group_fits(g, capabilities_)) return true;
   if (g.pin_local) return false;
   for (const auto& r : remotes_) {
-    if (r.alive && group_fits(g, r.capabilities)) return true;
+    if (r.alive && !r.draining && group_fits(g, r.capabilities)) return true;
   }
   return false;
 }
@@ -1047,7 +1047,7 @@ run_state::target run_state::find_target(index i) const {
 // Keeps free_remotes_ listing exactly the live remote workers with a free slot.
 void run_state::update_free(std::size_t r) {
   remote_entry& w = remotes_[r];
-  const bool free = w.alive && w.running.size() + w.overdue.size() < w.slots;
+  const bool free = w.alive && !w.draining && w.running.size() + w.overdue.size() < w.slots;
   if (free && w.free_position == no_position) {
     w.free_position = free_remotes_.size();
     free_remotes_.push_back(r);
@@ -1265,7 +1265,7 @@ void run_state::cancel_remote_attempts() {
         const index i = running.first;
         if (!self->stop_applies(i) || self->is_done(i)) return false;
         --self->remote_in_flight_;
-        ++self->remote_free_slots_;
+        if (!r.draining) ++self->remote_free_slots_;
         self->update_free(static_cast<std::size_t>(&r - self->remotes_.data()));
         self->release_constraints(i);
         self->finish(i, module_status::cancelled,
@@ -1306,9 +1306,11 @@ void run_state::on_remote_detach(worker_hub::worker_id id, std::string reason) {
   remote_entry& r = remotes_[found->second];
   if (!r.alive) return;
   r.alive = false;
-  --live_remotes_;
+  if (!r.draining) {
+    --live_remotes_;
+    remote_free_slots_ -= r.slots - r.running.size() - r.overdue.size();
+  }
   ++remote_stats_.workers_lost;
-  remote_free_slots_ -= r.slots - r.running.size() - r.overdue.size();
   r.overdue.clear();
   update_free(found->second);
   std::vector<std::pair<index, std::uint32_t>> running;
@@ -1317,22 +1319,71 @@ void run_state::on_remote_detach(worker_hub::worker_id id, std::string reason) {
     --remote_in_flight_;
     release_constraints(i);
     if (is_done(i) || attempt != results_[i].attempts) continue;
-    const std::string why = "worker " + worker_names_[r.number] + " was lost: " + reason;
-    if (stop_applies(i)) {
-      finish(i, module_status::cancelled, stop_reason() + "; " + why);
-    } else if (++losses_[i] >= hub_->config().max_worker_losses) {
-      finish(i, module_status::failed,
-             "poison: " + std::to_string(losses_[i]) +
-                 " workers were lost while running it (last: " + why + ")");
-    } else {
-      ++remote_stats_.reassigned;
-      emit(event_type::module_retrying, i, attempt, static_cast<std::int32_t>(r.number),
-           module_status::pending, why, std::chrono::milliseconds{0});
-      push_ready(i);
-    }
+    reassign_lost(i, attempt, "worker " + worker_names_[r.number] + " was lost: " + reason);
   }
   check_capability_timers();
   settle();
+}
+
+// An attempt whose worker went away, or gave it back, without a result: assigned again with
+// the next attempt number, outside the module's retries; poison after max_worker_losses.
+void run_state::reassign_lost(index i, std::uint32_t attempt, const std::string& why) {
+  if (stop_applies(i)) {
+    finish(i, module_status::cancelled, stop_reason() + "; " + why);
+  } else if (++losses_[i] >= hub_->config().max_worker_losses) {
+    finish(i, module_status::failed,
+           "poison: " + std::to_string(losses_[i]) +
+               " of its attempts ended with their worker lost or giving it back (last: " + why +
+               ")");
+  } else {
+    ++remote_stats_.reassigned;
+    emit(event_type::module_retrying, i, attempt, results_[i].worker, module_status::pending, why,
+         std::chrono::milliseconds{0});
+    push_ready(i);
+  }
+}
+
+// The worker gets nothing more; what it runs still counts. Its free slots leave the pool now,
+// and the ones its attempts free later never join it.
+void run_state::drain_remote(remote_entry& r, std::string_view reason) {
+  if (!r.alive || r.draining) return;
+  r.draining = true;
+  --live_remotes_;
+  remote_free_slots_ -= r.slots - r.running.size() - r.overdue.size();
+  update_free(static_cast<std::size_t>(&r - remotes_.data()));
+  r.link->drain(reason);
+  check_capability_timers();
+}
+
+void run_state::on_remote_drain(worker_hub::worker_id id, std::string reason) {
+  auto found = remote_of_.find(id);
+  if (found == remote_of_.end() || finished_) return;
+  drain_remote(remotes_[found->second], reason);
+  settle();
+}
+
+bool run_state::has_module(std::string_view id) {
+  if (module_ids_.empty()) {
+    module_ids_.reserve(pipeline_.modules.size());
+    for (std::size_t i = 0; i < pipeline_.modules.size(); ++i)
+      module_ids_.emplace(pipeline_.modules[i].id, static_cast<index>(i));
+  }
+  return module_ids_.contains(id);
+}
+
+void run_state::on_remote_rejected(worker_hub::worker_id id, rejected_result rejected) {
+  auto found = remote_of_.find(id);
+  if (found == remote_of_.end() || finished_) return;
+  ++remote_stats_.rejected_results;
+  remote_entry& r = remotes_[found->second];
+  if (!r.alive) return;
+  if (rejected.code.empty()) {
+    const bool known = has_module(rejected.module);
+    rejected.code = known ? "stale_result" : "unknown_module";
+    rejected.reason = known ? "that attempt was not assigned to this worker"
+                            : "no module of this run has that id";
+  }
+  r.link->rejected(rejected.module, rejected.attempt, rejected.code, rejected.reason);
 }
 
 void run_state::on_remote_complete(worker_hub::worker_id id, remote_completion c) {
@@ -1345,7 +1396,7 @@ void run_state::on_remote_complete(worker_hub::worker_id id, remote_completion c
   if (late != r.overdue.end() && c.epoch == hub_->config().epoch) {
     // The answer to an attempt that already ended timed_out: stale, but its slot is free again.
     r.overdue.erase(late);
-    ++remote_free_slots_;
+    if (!r.draining) ++remote_free_slots_;
     update_free(found->second);
     ++remote_stats_.rejected_results;
     r.link->rejected(pipeline_.modules[c.module].id, c.attempt, "stale_result",
@@ -1368,7 +1419,7 @@ void run_state::on_remote_complete(worker_hub::worker_id id, remote_completion c
   }
   r.running.erase(running);
   --remote_in_flight_;
-  ++remote_free_slots_;
+  if (!r.draining) ++remote_free_slots_;
   update_free(found->second);
   const index i = c.module;
   release_constraints(i);
@@ -1376,12 +1427,24 @@ void run_state::on_remote_complete(worker_hub::worker_id id, remote_completion c
     settle();
     return;
   }
+  if (c.status == module_status::cancelled && !stop_applies(i)) {
+    // Cancelled without being asked (overdue attempts were dealt with above): the worker gave
+    // the attempt back, as one that is shutting down may. It is taken to be leaving, so it gets
+    // nothing more (else the module could go straight back to it), and the attempt moves on
+    // like a lost worker's.
+    const std::string& worker = worker_names_[r.number];
+    drain_remote(r, "it gave back " + in_quotes(pipeline_.modules[i].id) + " attempt " +
+                        std::to_string(c.attempt));
+    reassign_lost(i, c.attempt,
+                  "worker " + worker + " gave the attempt back" +
+                      (c.error.empty() ? std::string() : ": " + c.error));
+    settle();
+    return;
+  }
   module_result& slot = results_[i];
   module_status status = c.status;
   if (status == module_status::succeeded) {
     slot.value = std::move(c.value);
-  } else if (status == module_status::cancelled && !stop_applies(i)) {
-    status = module_status::failed;  // cancelled on the worker's side: a failure like any other
   } else if (status != module_status::failed && status != module_status::timed_out &&
              status != module_status::cancelled) {
     status = module_status::failed;

@@ -105,6 +105,8 @@ struct run_state : std::enable_shared_from_this<run_state> {
                         std::uint32_t slots);
   void on_remote_detach(worker_hub::worker_id id, std::string reason);
   void on_remote_complete(worker_hub::worker_id id, remote_completion completion);
+  void on_remote_rejected(worker_hub::worker_id id, rejected_result rejected);
+  void on_remote_drain(worker_hub::worker_id id, std::string reason);
 
   // Immutable once the run has started.
   pipeline pipeline_;
@@ -158,6 +160,9 @@ struct run_state : std::enable_shared_from_this<run_state> {
     std::vector<std::string> capabilities;  // lower case
     std::uint32_t slots = 1;
     bool alive = true;
+    // Gets nothing more (drained, or it gave an attempt back); its free slots and itself are
+    // out of remote_free_slots_ and live_remotes_.
+    bool draining = false;
     std::vector<std::pair<index, std::uint32_t>> running;  // (module, attempt)
     // Attempts that ran past their deadline: already ended timed_out, each still holding a
     // slot until the worker answers (its answer is then ignored).
@@ -182,7 +187,10 @@ struct run_state : std::enable_shared_from_this<run_state> {
   std::size_t remote_in_flight_ = 0;
   std::size_t remote_free_slots_ = 0;      // over live remote workers
   std::vector<std::size_t> free_remotes_;  // live remote workers with a free slot
-  std::size_t live_remotes_ = 0;           // attached and not detached
+  std::size_t live_remotes_ = 0;           // attached, not detached, not draining
+  // Module ids to indices, built when a result for an id never assigned to its worker needs
+  // to know whether the run has that module.
+  std::unordered_map<std::string_view, index> module_ids_;
   std::size_t local_workers_ = 0;
   remote_stats remote_stats_;
   std::unique_ptr<boost::asio::steady_timer> remote_cancel_timer_;
@@ -249,6 +257,9 @@ struct run_state : std::enable_shared_from_this<run_state> {
   void check_capability_timers();
   void update_free(std::size_t remote);
   void cancel_remote_attempts();
+  void drain_remote(remote_entry& r, std::string_view reason);
+  void reassign_lost(index i, std::uint32_t attempt, const std::string& why);
+  bool has_module(std::string_view id);
   void watch_remote_deadline(index i, std::uint32_t attempt, std::size_t remote,
                              std::chrono::milliseconds timeout);
   void arm_overdue_timer(std::chrono::steady_clock::time_point at);

@@ -132,6 +132,13 @@ class worker_link final : public remote_worker {
     });
   }
 
+  // Posted after every assign the run made for this worker, so the drain line follows them.
+  void drain(std::string_view reason) override {
+    on_session([reason = std::string(reason)](session_core& s) mutable {
+      s.send_drain(std::move(reason));
+    });
+  }
+
  private:
   template <typename Call>
   void on_session(Call call) {
@@ -319,7 +326,7 @@ void session_core::handle_hello(std::string_view line) {
     return refuse(*problem);
   }
 
-  name_ = master_->claim_name(*hello);
+  name_ = master_->claim_name(*hello, weak_from_this());
   owns_name_ = true;
   welcome_message welcome;
   welcome.protocol = *version;
@@ -333,6 +340,15 @@ void session_core::handle_hello(std::string_view line) {
   phase_ = phase::attached;
   wake_ticker();  // from the handshake deadline to heartbeats and liveness
   master_->count([](master_stats& s) { ++s.workers_welcomed; });
+  if (master_->stopping()) {
+    // Too late for the run: told so, as a worker that was there at the end (it exits 0).
+    const bool over = master_->hub().finished();
+    log(over ? "joined after the run finished; told so" : "joined while the master stops; told so");
+    run_finished_ = true;
+    send(bye_message{over ? "run finished" : "master stopping"});
+    begin_close("");
+    return;
+  }
 
   std::string labels;
   for (const auto& label : hello->capabilities)
@@ -396,33 +412,33 @@ void session_core::handle_message(std::string_view line) {
 
 void session_core::handle_result(result_message& result) {
   if (result.run != master_->run_id()) {
-    const std::string attempt = std::to_string(result.attempt);
-    send_error(error_code::stale_result,
-               "result for " + single_quoted(result.module) + " attempt " + attempt +
-                   " names run " + single_quoted(result.run) + ", this is run " +
-                   single_quoted(master_->run_id()),
-               false, result.module, result.attempt);
-    return;
+    return reject_result(result, "stale_result",
+                         "it names run " + single_quoted(result.run) + ", this is run " +
+                             single_quoted(master_->run_id()));
   }
-  const assignment_table::entry* found = assigned_.find(result.module);
+  // The epoch of the assigns (the run's), so that a result forwarded below is one the run can
+  // only refuse for having given up on it: a repeat is then a duplicate, never a retry.
+  if (const std::uint64_t epoch = master_->hub().config().epoch; result.epoch != epoch) {
+    return reject_result(result, "stale_result",
+                         "it names epoch " + std::to_string(result.epoch) + ", this is epoch " +
+                             std::to_string(epoch));
+  }
+  assignment_table::entry* found = assigned_.find(result.module);
   if (found == nullptr) {
-    const std::string attempt = std::to_string(result.attempt);
-    log("sent a result for " + single_quoted(result.module) + ", which was never assigned to it");
-    send_error(error_code::unknown_module,
-               "result for " + single_quoted(result.module) + " attempt " + attempt +
-                   ": no such module was assigned on this connection",
-               false, result.module, result.attempt);
-    return;
+    // Is it a module of the run at all? Only the run knows its ids.
+    return reject_result(result, "", "");
   }
-  if (!found->has(result.attempt)) {
-    send_error(error_code::stale_result,
-               "result for " + single_quoted(result.module) + " attempt " +
-                   std::to_string(result.attempt) +
-                   ": that attempt was not assigned on this connection (the last was " +
-                   std::to_string(found->last()) + ")",
-               false, result.module, result.attempt);
-    return;
+  assignment_table::attempt_record* attempt = found->attempt(result.attempt);
+  if (attempt == nullptr) {
+    return reject_result(result, "stale_result",
+                         "that attempt was not assigned on this connection (the last was " +
+                             std::to_string(found->last()) + ")");
   }
+  if (attempt->reported) {
+    return reject_result(result, "duplicate_result",
+                         "a result for that attempt already arrived on this connection");
+  }
+  attempt->reported = true;
   // The run decides whether the attempt is still current (and answers through rejected()).
   // Results go to it together once the lines at hand are handled (on_read_pause).
   remote_completion& completion = results_read_.emplace_back();
@@ -432,6 +448,18 @@ void session_core::handle_result(result_message& result) {
   completion.status = result.status;
   completion.value = std::move(result.value);
   completion.error = std::move(result.error);
+}
+
+void session_core::reject_result(const result_message& result, std::string code,
+                                 std::string reason) {
+  rejected_result rejected;
+  rejected.module = result.module.size() <= max_echoed_bytes
+                        ? result.module
+                        : result.module.substr(0, max_echoed_bytes);
+  rejected.attempt = result.attempt;
+  rejected.code = std::move(code);
+  rejected.reason = std::move(reason);
+  master_->hub().reject(hub_id_, std::move(rejected));
 }
 
 void session_core::forward_results() {
@@ -541,10 +569,22 @@ void session_core::send_rejected(std::string module, std::uint32_t attempt, std:
               " was rejected: " + reason;
   e.code = std::move(code);
   e.fatal = false;
-  if (!module.empty()) e.module = std::move(module);
+  if (!module.empty() && module.size() <= max_echoed_bytes) e.module = std::move(module);
   e.attempt = attempt;
   master_->count_error_sent(e.code);
+  master_->count([](master_stats& s) { ++s.results_rejected; });
   send(e);
+}
+
+void session_core::send_drain(std::string reason) {
+  if (phase_ != phase::attached) return;
+  log("draining: " + printable(reason));
+  send(drain_message{std::move(reason)});
+}
+
+void session_core::drain(std::string reason) {
+  if (phase_ != phase::attached || !attached_) return;
+  master_->hub().drain(hub_id_, std::move(reason));
 }
 
 void session_core::send_run_finished(std::string reason) {
@@ -556,6 +596,8 @@ void session_core::send_run_finished(std::string reason) {
 
 void session_core::stop() {
   if (phase_ >= phase::closing) return;
+  // While the master lingers a hello still gets its answer: welcome, then bye.
+  if (phase_ == phase::handshake && !master_->stopped()) return;
   if (phase_ == phase::attached) {
     const bool over = master_->hub().finished();
     run_finished_ = over;
@@ -566,6 +608,12 @@ void session_core::stop() {
 
 void session_core::post_stop() {
   asio::post(strand_, [self = shared_from_this()] { self->stop(); });
+}
+
+void session_core::post_drain(std::string reason) {
+  asio::post(strand_, [self = shared_from_this(), reason = std::move(reason)]() mutable {
+    self->drain(std::move(reason));
+  });
 }
 
 // --- closing -------------------------------------------------------------------------------

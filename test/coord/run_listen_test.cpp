@@ -11,8 +11,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <optional>
 #include <regex>
@@ -158,6 +160,53 @@ BOOST_AUTO_TEST_CASE(an_attempt_a_hung_worker_never_answers_times_out, *utf::tim
   BOOST_TEST(report.find("no result from worker hung-1 within the timeout of 100 ms and 300 ms "
                          "more") != std::string::npos,
              report);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_comes_after_the_end_is_told_so, *utf::timeout(60)) {
+  // drover stays up about a second after the run; a worker that says hello then gets welcome
+  // and bye "run finished" (and `drover worker` exits 0 on that), whether it connected during
+  // the run or after it.
+  scratch_dir dir;
+  dir.write("p.json", R"({"name": "local", "modules": [
+    {"id": "pause", "kind": "sleep", "params": {"ms": 300}, "pin_local": true}]})");
+  drover_process drover{{"run", "p.json", "--listen", "127.0.0.1:0", "--workers", "1", "--progress",
+                         "never", "--events", "events.jsonl"},
+                        dir.path()};
+  const auto port = wait_for_port(dir.path());
+  BOOST_REQUIRE_MESSAGE(port, "no 'listening on' line: " << read_file(dir / ".drover-stderr"));
+  const auto port_number = static_cast<unsigned short>(std::stoi(*port));
+  asio::io_context io;
+  tcp::socket early{io};
+  early.connect({asio::ip::address_v4::loopback(), port_number});  // no hello yet
+  BOOST_REQUIRE(eventually(
+      [&] { return read_file(dir / "events.jsonl").find("run_finished") != std::string::npos; }));
+
+  asio::write(early, asio::buffer(coord::encode(hello_from("early"))));
+  std::vector<std::string> types;
+  std::optional<std::string> bye_reason;
+  std::string buffer;
+  for (;;) {
+    boost::system::error_code ec;
+    const std::size_t n = asio::read_until(early, asio::dynamic_buffer(buffer), '\n', ec);
+    if (ec) break;
+    auto decoded = coord::decode(std::string_view(buffer).substr(0, n - 1));
+    buffer.erase(0, n);
+    BOOST_REQUIRE(decoded.ok());
+    types.emplace_back(coord::type_name(decoded.value()));
+    if (auto* bye = std::get_if<coord::bye_message>(&decoded.value())) bye_reason = bye->reason;
+  }
+  BOOST_TEST(types == (std::vector<std::string>{"welcome", "bye"}));
+  BOOST_TEST((bye_reason == std::optional<std::string>{"run finished"}));
+
+  const session_log late = work_for(port_number, hello_from("late"), 5s);
+  BOOST_TEST(late.types == (std::vector<std::string>{"welcome", "bye"}));
+  BOOST_TEST(late.ended);
+
+  const drover_result result = drover.wait();
+  BOOST_TEST(result.exit_code == 0, result.err);
+  BOOST_TEST(
+      result.err.find("(early): joined after the run finished; told so") != std::string::npos,
+      result.err);
 }
 
 BOOST_AUTO_TEST_CASE(a_token_file_guards_the_run, *utf::timeout(60)) {

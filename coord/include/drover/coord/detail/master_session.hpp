@@ -43,19 +43,25 @@ class master_state;
 /// bytes) and a result's lookup finds its entry where the assign left it. Not thread-safe.
 class assignment_table {
  public:
+  struct attempt_record {
+    std::uint32_t number = 0;
+    bool reported = false;  ///< a result for it arrived on this connection
+  };
   struct entry {
     std::string id;
     std::uint32_t index = 0;  ///< the run's index of the module
-    std::uint32_t first_attempt = 0;
-    std::vector<std::uint32_t> later_attempts;  ///< nearly always empty
+    attempt_record first;
+    std::vector<attempt_record> later;  ///< nearly always empty
 
-    bool has(std::uint32_t attempt) const {
-      return attempt == first_attempt || std::find(later_attempts.begin(), later_attempts.end(),
-                                                   attempt) != later_attempts.end();
+    /// The record of attempt `number`, or null when it was not assigned here.
+    attempt_record* attempt(std::uint32_t number) {
+      if (first.number == number) return &first;
+      auto found = std::find_if(later.begin(), later.end(),
+                                [&](const attempt_record& a) { return a.number == number; });
+      return found == later.end() ? nullptr : &*found;
     }
-    std::uint32_t last() const {
-      return later_attempts.empty() ? first_attempt : later_attempts.back();
-    }
+    bool has(std::uint32_t number) const { return const_cast<entry*>(this)->attempt(number); }
+    std::uint32_t last() const { return later.empty() ? first.number : later.back().number; }
   };
 
   /// Records attempt `attempt` of module `index`, whose id is `id`.
@@ -66,19 +72,19 @@ class assignment_table {
       slot& s = slots_[pos];
       if (s.entry == empty) {
         s = slot{h, static_cast<std::uint32_t>(entries_.size())};
-        entries_.push_back({std::string(id), index, attempt, {}});
+        entries_.push_back({std::string(id), index, {attempt, false}, {}});
         return;
       }
       if (s.hash == h && entries_[s.entry].id == id) {
         entries_[s.entry].index = index;
-        entries_[s.entry].later_attempts.push_back(attempt);
+        entries_[s.entry].later.push_back({attempt, false});
         return;
       }
     }
   }
 
   /// The entry of module `id`, or null when none of its attempts was assigned here.
-  const entry* find(std::string_view id) const {
+  entry* find(std::string_view id) {
     if (slots_.empty()) return nullptr;
     const std::uint64_t h = hash(id);
     for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
@@ -86,6 +92,9 @@ class assignment_table {
       if (s.entry == empty) return nullptr;
       if (s.hash == h && entries_[s.entry].id == id) return &entries_[s.entry];
     }
+  }
+  const entry* find(std::string_view id) const {
+    return const_cast<assignment_table*>(this)->find(id);
   }
 
  private:
@@ -185,6 +194,11 @@ class session_core : public std::enable_shared_from_this<session_core> {
   void send_rejected(std::string module, std::uint32_t attempt, std::string code,
                      std::string reason);
   void send_run_finished(std::string reason);
+  /// The run assigns this worker nothing more: tell it.
+  void send_drain(std::string reason);
+  /// An operator asks to drain this worker (master::drain): the run stops placing on it and
+  /// then sends drain through send_drain().
+  void drain(std::string reason);
   /// The master stops: say bye and close.
   void stop();
   /// Closes the stream now and forgets the connection (detaching its worker if need be).
@@ -192,6 +206,8 @@ class session_core : public std::enable_shared_from_this<session_core> {
 
   /// Posts stop() to the strand.
   void post_stop();
+  /// Posts drain(reason) to the strand.
+  void post_drain(std::string reason);
 
  protected:
   /// Queues a line (ending in '\n') for the writer.
@@ -215,6 +231,9 @@ class session_core : public std::enable_shared_from_this<session_core> {
   void handle_hello(std::string_view line);
   void handle_message(std::string_view line);
   void handle_result(result_message& result);
+  /// Hands a result the session refused to the run, which counts and answers it. An empty
+  /// `code`: the run tells unknown_module from stale_result.
+  void reject_result(const result_message& result, std::string code, std::string reason);
   /// Hands the results read so far to the run, all in one call.
   void forward_results();
   void send(const message& m);

@@ -684,6 +684,8 @@ BOOST_AUTO_TEST_CASE(the_example_session_of_protocol_md_happens_as_shown, *utf::
   BOOST_TEST(w->assigns[2].attempt == 2u);
   BOOST_REQUIRE(w->bye.has_value());
   BOOST_TEST(w->bye->reason == "run finished");
+  BOOST_TEST(report.remote.rejected_results == 1u);  // refused by the run, counted by both
+  BOOST_TEST(h.master->stats().results_rejected == 1u);
   for (const auto& m : report.modules) {
     if (m.id == "build") BOOST_TEST(m.status == drover::module_status::cancelled);
     if (m.id == "flaky") BOOST_TEST(m.status == drover::module_status::failed);

@@ -530,6 +530,28 @@ BOOST_AUTO_TEST_CASE(a_drained_worker_finishes_its_attempts_and_gets_nothing_mor
   BOOST_TEST(report.remote.reassigned == 0u);  // it left with nothing unreported
 }
 
+BOOST_AUTO_TEST_CASE(a_drained_worker_that_leaves_early_has_its_attempts_reassigned) {
+  remote_run run;
+  auto drained = run.worker("drained");
+  drained->silent = true;  // never reports its attempt
+  auto other = run.worker("other");
+  drover::pipeline p;
+  add_remote_module(p, "a");
+  drained->join({}, 1);
+  run.start(std::move(p), remote_only());
+  run.after(30ms, [&] {
+    run.hub->drain(drained->id(), "maintenance");
+    other->join({}, 1);
+  });
+  run.after(100ms, [&] { drained->leave("closed before reporting"); });
+  const auto& report = run.finish();
+  BOOST_TEST(report.status == drover::run_status::succeeded);
+  const auto& a = result_of(report, "a");
+  BOOST_TEST(a.attempts == 2u);
+  BOOST_TEST(report.worker_name(a) == "other");
+  BOOST_TEST(report.remote.reassigned == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(results_the_transport_refused_are_answered_and_counted) {
   remote_run run;
   auto w = run.worker("w", 50ms);

@@ -364,9 +364,7 @@ void session_core::handle_result(result_message& result) {
 void session_core::reject_result(const result_message& result, std::string code,
                                  std::string reason) {
   rejected_result rejected;
-  rejected.module = result.module.size() <= max_echoed_bytes
-                        ? result.module
-                        : result.module.substr(0, max_echoed_bytes);
+  rejected.module = result.module;  // whole, for the run's lookup; the echo is cut
   rejected.attempt = result.attempt;
   rejected.code = std::move(code);
   rejected.reason = std::move(reason);

@@ -1394,6 +1394,13 @@ std::vector<bad_case> bad_cases() {
          return coord::encode(w.result_for(a)) + coord::encode(w.result_for(a));
        },
        "duplicate_result", false},
+      {"result for a 1000-byte module id",
+       then_answered([](fake_worker& w, const assign_message& a) {
+         auto r = w.result_for(a);
+         r.module = std::string(1000, 'm');  // echoed cut, never in full
+         return coord::encode(r);
+       }),
+       "unknown_module", false},
       {"result for a module of the run never assigned here",
        then_answered([](fake_worker& w, const assign_message& a) {
          auto r = w.result_for(a);
@@ -1451,6 +1458,8 @@ BOOST_DATA_TEST_CASE(bad_input_never_loses_a_module, utf::data::make(bad_cases()
       BOOST_REQUIRE(!bad->errors.empty());
       BOOST_TEST(bad->errors.front().code == c.expected_code, bad->errors.front().message);
       BOOST_TEST(bad->errors.front().fatal == c.fatal);
+      BOOST_TEST(bad->errors.front().message.size() < 1000u);
+      if (bad->errors.front().module) BOOST_TEST(bad->errors.front().module->size() <= 256u);
       BOOST_TEST(h.master->stats().errors_sent.at(c.expected_code) >= 1u);
     }
     if (c.fatal) {

@@ -445,6 +445,8 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     master_options.token = settings.token;
     master_options.heartbeat_interval = settings.heartbeat;
     master_options.lost_worker_timeout = settings.lost_worker_timeout;
+    master_options.line_limits.max_line_bytes = settings.max_line_bytes;
+    master_options.line_limits.max_depth = settings.max_depth;
     master_options.log = [&err](std::string_view line) { err << "drover: " << line << std::endl; };
     master.emplace(io.get_executor(), hub, std::move(master_options));
     try {
@@ -471,6 +473,8 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   options.keep_workdirs = settings.keep_workdirs;
   options.capabilities = settings.capabilities;
   options.order = settings.order;
+  options.deadline = settings.deadline;
+  if (master) options.run_id = master->run_id();  // the id workers see in welcome
   // Masked in values, reasons, events, the report and the summary (docs/module-kinds.md).
   options.secrets = modules::secrets_from_environment(prepared.plan->pipeline());
   options.on_event = [&](const event& e) {
@@ -620,6 +624,9 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "live progress: auto (on a terminal), always or never")(
         "order", po::value<std::string>()->default_value("critical_path")->value_name("ORDER"),
         "which ready module starts first among equal priorities: critical_path or fifo")(
+        "deadline", po::value<std::string>()->value_name("DURATION"),
+        "cancel the run when it has taken this long (30m, 2h, 90s): modules still waiting or "
+        "running end cancelled with the reason \"deadline exceeded\"")(
         "listen", po::value<std::string>()->value_name("HOST:PORT"),
         "also run modules on remote workers (`drover worker`) that connect here; port 0 picks "
         "one")("token-file", po::value<std::string>()->value_name("F"),
@@ -631,6 +638,10 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "with --listen: a worker silent this long is lost and its modules reassigned")(
         "capability-timeout-ms", po::value<long long>()->default_value(30000)->value_name("N"),
         "with --listen: how long a module waits for a worker with the capabilities it needs")(
+        "max-line-bytes", po::value<long long>()->default_value(1 << 20)->value_name("N"),
+        "with --listen: the longest protocol line in bytes, either way (1024 to 1073741824)")(
+        "max-depth", po::value<long long>()->default_value(32)->value_name("N"),
+        "with --listen: the deepest JSON nesting accepted from a worker (32 to 1024)")(
         "journal", po::value<std::string>()->value_name("FILE"),
         "record each module's end in FILE, so that --resume can continue the run after a crash")(
         "resume", po::bool_switch(),
@@ -711,9 +722,27 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
       }
       *target = std::chrono::milliseconds{value};
     }
+    // Below 1 KiB a hello with a token may not fit; a line is held in memory whole. Below 32
+    // levels the master would refuse lines the protocol allows every worker to send.
+    struct limit_option {
+      const char* name;
+      long long least, most;
+      std::size_t* target;
+    };
+    for (const auto& [name, least, most, target] :
+         {limit_option{"max-line-bytes", 1024, 1LL << 30, &settings.max_line_bytes},
+          limit_option{"max-depth", 32, 1024, &settings.max_depth}}) {
+      const long long value = (*vm)[name].as<long long>();
+      if (value < least || value > most) {
+        err << "drover run: --" << name << " must be between " << least << " and " << most
+            << ", got " << value << '\n';
+        return exit_usage;
+      }
+      *target = static_cast<std::size_t>(value);
+    }
   } else {
-    for (const char* name :
-         {"token-file", "heartbeat-ms", "lost-worker-timeout-ms", "capability-timeout-ms"}) {
+    for (const char* name : {"token-file", "heartbeat-ms", "lost-worker-timeout-ms",
+                             "capability-timeout-ms", "max-line-bytes", "max-depth"}) {
       if (vm->count(name) && !(*vm)[name].defaulted()) {
         err << "drover run: --" << name << " needs --listen\n";
         return exit_usage;
@@ -750,6 +779,16 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
   } else {
     err << "drover run: unknown --order '" << order << "' (expected critical_path or fifo)\n";
     return exit_usage;
+  }
+  if (vm->count("deadline")) {
+    const auto text = (*vm)["deadline"].as<std::string>();
+    std::chrono::milliseconds deadline{};
+    if (!parse_duration(text, deadline) || deadline.count() <= 0) {
+      err << "drover run: --deadline expects a positive duration such as 90s, 30m or 2h, got '"
+          << text << "'\n";
+      return exit_usage;
+    }
+    settings.deadline = deadline;
   }
   if (vm->count("journal")) settings.journal = (*vm)["journal"].as<std::string>();
   settings.resume = (*vm)["resume"].as<bool>();

@@ -44,7 +44,8 @@ struct run_settings {
   bool live_progress = false;  ///< redraw progress in place (stdout is a terminal)
   /// --capability: labels of the local workers besides their OS label (local_os_label()).
   std::vector<std::string> capabilities;
-  ready_order order = ready_order::critical_path;  ///< --order
+  ready_order order = ready_order::critical_path;     ///< --order
+  std::optional<std::chrono::milliseconds> deadline;  ///< --deadline
   /// --listen HOST:PORT: also serve remote workers there (docs/remote.md). Empty: none.
   std::string listen_host;
   std::uint16_t listen_port = 0;
@@ -52,9 +53,12 @@ struct run_settings {
   std::chrono::milliseconds heartbeat{1000};            ///< --heartbeat-ms
   std::chrono::milliseconds lost_worker_timeout{5000};  ///< --lost-worker-timeout-ms
   std::chrono::milliseconds capability_timeout{30000};  ///< --capability-timeout-ms
-  std::filesystem::path journal;                        ///< --journal FILE; empty: none
-  bool resume = false;                                  ///< --resume
-  durability journal_durability = durability::fsync;    ///< --durability
+  /// --max-line-bytes: the longest protocol line, announced to workers in welcome.
+  std::size_t max_line_bytes = std::size_t{1} << 20;
+  std::size_t max_depth = 32;     ///< --max-depth: the deepest nesting accepted from a worker
+  std::filesystem::path journal;  ///< --journal FILE; empty: none
+  bool resume = false;            ///< --resume
+  durability journal_durability = durability::fsync;  ///< --durability
   std::filesystem::path cache_dir;  ///< --cache DIR, else $DROVER_CACHE_DIR; empty: none
   bool no_cache = false;            ///< --no-cache: use no stored result, store new ones
 };

@@ -1,8 +1,8 @@
 #include "pipeline_file.hpp"
 
 #include <drover/graph.hpp>
-#include <drover/modules/interpolation.hpp>
 #include <drover/modules/exec.hpp>
+#include <drover/modules/interpolation.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/stream_parser.hpp>

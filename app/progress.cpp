@@ -50,6 +50,17 @@ std::optional<std::string> describe_event(const event& e, std::optional<millisec
       if (!e.message.empty()) line += ": " + std::string{first_line(e.message)};
       line += ')';
       return line;
+    case event_type::module_reassigned:
+      line = "reassigned " + std::string{e.module} + " (attempt " + std::to_string(e.attempt);
+      if (!e.message.empty()) line += ": " + std::string{first_line(e.message)};
+      line += ')';
+      return line;
+    case event_type::worker_joined:
+      return "worker " + std::string{e.worker} + " joined";
+    case event_type::worker_lost:
+      line = "worker " + std::string{e.worker} + " left";
+      if (!e.message.empty()) line += ": " + std::string{first_line(e.message)};
+      return line;
     case event_type::module_finished:
       line = "finished " + std::string{e.module} + ' ' + std::string{to_string(e.status)};
       if (elapsed) line += ' ' + format_duration(*elapsed);
@@ -96,6 +107,7 @@ void live_progress::on_event(const event& e) {
                           std::chrono::steady_clock::now()});
       break;
     case event_type::module_retrying:
+    case event_type::module_reassigned:
     case event_type::module_finished:
       std::erase_if(running_, [&](const running_module& m) { return m.index == e.index; });
       if (e.type == event_type::module_finished) ++done_;

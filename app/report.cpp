@@ -133,8 +133,11 @@ json::object event_to_json(const event& e) {
   out["ts"] = format_timestamp(e.ts);
   out["seq"] = e.seq;
   out["type"] = to_string(e.type);
+  if (!e.run.empty()) out["run"] = e.run;
   const bool is_run_event = e.type == event_type::run_started || e.type == event_type::run_finished;
-  if (!is_run_event) out["module"] = e.module;
+  const bool is_worker_event =
+      e.type == event_type::worker_joined || e.type == event_type::worker_lost;
+  if (!is_run_event && !is_worker_event) out["module"] = e.module;
   if (e.attempt > 0) out["attempt"] = e.attempt;
   if (!e.worker.empty()) out["worker"] = e.worker;
   if (e.type == event_type::module_finished) out["status"] = to_string(e.status);

@@ -80,7 +80,8 @@ master_stats master_state::stats() const {
   return stats_;
 }
 
-std::string master_state::claim_name(const hello_message& hello) {
+std::string master_state::claim_name(const hello_message& hello,
+                                     std::weak_ptr<session_core> session) {
   // Names appear in every log line, report and welcome: a long or unprintable one is replaced.
   auto usable = [](const std::optional<std::string>& name) {
     return name && !name->empty() && name->size() <= 128 &&
@@ -88,7 +89,9 @@ std::string master_state::claim_name(const hello_message& hello) {
                         [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
   };
   std::lock_guard lock(mutex_);
-  if (usable(hello.worker_id) && names_.insert(*hello.worker_id).second) return *hello.worker_id;
+  if (usable(hello.worker_id) && names_.emplace(*hello.worker_id, session).second) {
+    return *hello.worker_id;
+  }
   std::string base = "worker";
   if (usable(hello.worker_id)) {
     base = *hello.worker_id;
@@ -97,13 +100,19 @@ std::string master_state::claim_name(const hello_message& hello) {
   }
   for (;;) {
     std::string name = base + "-" + std::to_string(++name_counter_);
-    if (names_.insert(name).second) return name;
+    if (names_.emplace(name, session).second) return name;
   }
 }
 
 void master_state::release_name(const std::string& name) {
   std::lock_guard lock(mutex_);
   names_.erase(name);
+}
+
+std::shared_ptr<session_core> master_state::session_named(std::string_view name) const {
+  std::lock_guard lock(mutex_);
+  const auto found = names_.find(name);
+  return found == names_.end() ? nullptr : found->second.lock();
 }
 
 bool master_state::enroll(const std::shared_ptr<session_core>& session) {
@@ -126,15 +135,36 @@ std::size_t master_state::open_sessions() const {
   return open_;
 }
 
+std::vector<std::shared_ptr<session_core>> master_state::begin_stop() {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<session_core>> open;
+  if (stopping_) return open;
+  stopping_ = true;
+  for (const auto& weak : sessions_) {
+    if (auto s = weak.lock()) open.push_back(std::move(s));
+  }
+  return open;
+}
+
 std::vector<std::shared_ptr<session_core>> master_state::stop() {
   std::lock_guard lock(mutex_);
-  stopped_ = true;
+  stopping_ = stopped_ = true;
   std::vector<std::shared_ptr<session_core>> open;
   for (const auto& weak : sessions_) {
     if (auto s = weak.lock()) open.push_back(std::move(s));
   }
   sessions_.clear();
   return open;
+}
+
+bool master_state::stopping() const {
+  std::lock_guard lock(mutex_);
+  return stopping_;
+}
+
+bool master_state::stopped() const {
+  std::lock_guard lock(mutex_);
+  return stopped_;
 }
 
 }  // namespace detail
@@ -250,14 +280,34 @@ bool master::enroll(const std::shared_ptr<detail::session_core>& s) {
 }
 
 void master::stop() {
-  for (auto& s : state_->stop())
-    s->post_stop();
-  if (listener_) {
-    asio::post(listener_->strand, [l = listener_] {
+  auto finish = [](const std::shared_ptr<detail::master_state>& state,
+                   const std::shared_ptr<detail::master_listener>& l) {
+    if (l) {
       boost::system::error_code ignored;
       l->acceptor.close(ignored);
-    });
-  }
+    }
+    for (auto& s : state->stop())
+      s->post_stop();
+  };
+  const bool first = !state_->stopping();  // a second call (the destructor's) adds nothing
+  for (const auto& s : state_->begin_stop())
+    s->post_stop();
+  if (!listener_) return finish(state_, nullptr);
+  if (!first) return;
+  // The port stays open for close_timeout: a worker that connects now, or whose hello comes
+  // now, is told the run is over (welcome, bye) instead of finding nothing or no answer.
+  auto linger = std::make_shared<asio::steady_timer>(listener_->strand);
+  linger->expires_after(state_->options().close_timeout);
+  linger->async_wait([state = state_, l = listener_, linger, finish](boost::system::error_code) {
+    finish(state, l);
+  });
+}
+
+bool master::drain(std::string_view worker, std::string reason) {
+  auto s = state_->session_named(worker);
+  if (!s) return false;
+  s->post_drain(std::move(reason));
+  return true;
 }
 
 tcp::endpoint master::local_endpoint() const {

@@ -11,6 +11,7 @@
 #include <array>
 #include <charconv>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -95,9 +96,61 @@ std::string number_text(double d) {
   return std::string(buffer.data(), end);
 }
 
+/// The first number in `line`, outside strings, that reads as `d`, as the peer wrote it
+/// ("1.0", "2e0"): Boost.JSON keeps only the double, and "got 1" for a line that said 1.0
+/// would hide why an integer field refused it. Falls back to the double's shortest text.
+std::string number_as_received(std::string_view line, double d) {
+  constexpr std::size_t max_shown = 40;
+  constexpr std::string_view number_chars = "0123456789+-.eE";
+  bool in_string = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (c != '-' && (c < '0' || c > '9')) continue;
+    std::size_t end = i;
+    while (end < line.size() && number_chars.find(line[end]) != std::string_view::npos)
+      ++end;
+    const std::string_view token = line.substr(i, end - i);
+    i = end - 1;
+    // Integers that fit 64 bits were read as integers, not as `d`.
+    std::int64_t as_signed = 0;
+    std::uint64_t as_unsigned = 0;
+    const char* token_end = token.data() + token.size();
+    const auto whole = [&](std::from_chars_result r) {
+      return r.ec == std::errc{} && r.ptr == token_end;
+    };
+    if (whole(std::from_chars(token.data(), token_end, as_signed)) ||
+        whole(std::from_chars(token.data(), token_end, as_unsigned))) {
+      continue;
+    }
+    double parsed = 0;
+    const auto [stop, ec] = std::from_chars(token.data(), token_end, parsed);
+    const bool same =
+        stop == token_end && ((ec == std::errc{} && parsed == d) ||
+                              (ec == std::errc::result_out_of_range && std::isinf(d)));
+    if (same) {
+      return token.size() <= max_shown ? std::string(token)
+                                       : std::string(token.substr(0, max_shown)) + "...";
+    }
+  }
+  return number_text(d);
+}
+
 /// "got ..." text for an error message. Strings are shown only when `show_strings` (never
 /// for a token), short, and cut at a UTF-8 boundary so the error line itself stays valid.
-std::string describe(const json::value& v, bool show_strings = true) {
+/// Numbers that are not integers are shown as written in `line`, when given.
+std::string describe(const json::value& v, bool show_strings = true, std::string_view line = {}) {
   switch (v.kind()) {
     case json::kind::null:
       return "null";
@@ -108,7 +161,7 @@ std::string describe(const json::value& v, bool show_strings = true) {
     case json::kind::uint64:
       return std::to_string(v.get_uint64());
     case json::kind::double_:
-      return number_text(v.get_double());
+      return number_as_received(line, v.get_double());
     case json::kind::string: {
       if (!show_strings) return "a string";
       constexpr std::size_t max_shown = 40;
@@ -175,7 +228,8 @@ class field_name {
 /// and checks failed() once at the end.
 class field_reader {
  public:
-  explicit field_reader(const json::object& object) : object_{object} {}
+  /// `line` is the text the object was parsed from, for error messages.
+  field_reader(const json::object& object, std::string_view line) : object_{object}, line_{line} {}
 
   bool failed() const noexcept { return problem_.has_value(); }
   std::string take_problem() { return std::move(*problem_); }
@@ -277,13 +331,14 @@ class field_reader {
             bool show = true) {
     if (failed()) return;
     problem_ = "field '" + name.text() + "': expected " + std::string(expected);
-    if (got != nullptr) problem_->append(", got ").append(describe(*got, show));
+    if (got != nullptr) problem_->append(", got ").append(describe(*got, show, line_));
   }
 
   const json::value* find(std::string_view key) const { return object_.if_contains(key); }
 
  private:
   const json::object& object_;
+  std::string_view line_;
   std::optional<std::string> problem_;
 };
 
@@ -828,14 +883,14 @@ protocol_error make_error(error_code code, std::string text, bool fatal = false)
   return e;
 }
 
-decode_result decode_object(const json::object& object) {
+decode_result decode_object(const json::object& object, std::string_view line) {
   const json::value* type = object.if_contains("type");
   if (type == nullptr || type->is_null()) {
     return make_error(error_code::missing_type, "field 'type': missing, expected a string");
   }
   if (!type->is_string()) {
     return make_error(error_code::bad_field,
-                      "field 'type': expected a string, got " + describe(*type));
+                      "field 'type': expected a string, got " + describe(*type, true, line));
   }
   const std::string_view name = type->get_string();
   const auto kind = std::find_if(std::begin(message_kinds), std::end(message_kinds),
@@ -844,7 +899,7 @@ decode_result decode_object(const json::object& object) {
     return make_error(error_code::unknown_type, "unknown message type " + describe(*type));
   }
 
-  field_reader in{object};
+  field_reader in{object, line};
   message m = kind->read(in);
   if (!in.failed()) return m;
 
@@ -852,9 +907,9 @@ decode_result decode_object(const json::object& object) {
       make_error(error_code::bad_field, std::string(kind->name) + ": " + in.take_problem());
   e.type = std::string(kind->name);
   // Name the assignment the bad message was about, when it says so validly.
-  field_reader module_reader{object};
+  field_reader module_reader{object, line};
   e.module = module_reader.optional_string("module");
-  field_reader attempt_reader{object};
+  field_reader attempt_reader{object, line};
   if (auto attempt = attempt_reader.optional_uint("attempt", 1, u32_max)) {
     e.attempt = static_cast<std::uint32_t>(*attempt);
   }
@@ -1342,9 +1397,10 @@ decode_result decode_document(std::string_view line, const limits& receiver_limi
   }
   const json::value value = parser.release();
   if (!value.is_object()) {
-    return make_error(error_code::not_an_object, "expected a JSON object, got " + describe(value));
+    return make_error(error_code::not_an_object,
+                      "expected a JSON object, got " + describe(value, true, line));
   }
-  return decode_object(value.get_object());
+  return decode_object(value.get_object(), line);
 }
 
 decode_result internal_error(const std::exception& e) {

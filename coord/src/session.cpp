@@ -1,8 +1,13 @@
 #include "session.hpp"
 
+#include "worker_link.hpp"
+
+#include <drover/engine.hpp>  // os_labels
+
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <exception>
 #include <utility>
 #include <variant>
@@ -26,8 +31,32 @@ std::uint32_t to_wire_ms(milliseconds d) {
       std::clamp<milliseconds::rep>(d.count(), 1, std::numeric_limits<std::uint32_t>::max()));
 }
 
-std::string quoted(std::string_view text) {
+std::string single_quoted(std::string_view text) {
   return "'" + printable(text) + "'";
+}
+
+bool same_label(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+/// Why `capabilities` lacks an OS label, or nothing when it has one. Without it a worker would
+/// silently never get a module that requires its OS (docs/protocol.md, hello).
+std::optional<std::string> missing_os_label(const std::vector<std::string>& capabilities) {
+  std::string accepted;
+  for (std::string_view os : os_labels()) {
+    for (const auto& label : capabilities) {
+      if (same_label(label, os)) return std::nullopt;
+    }
+    accepted += (accepted.empty() ? "" : ", ") + std::string(os);
+  }
+  std::string got;
+  for (const auto& label : capabilities)
+    got += (got.empty() ? "" : ", ") + single_quoted(label);
+  return "hello: field 'capabilities': no OS label, expected one of " + accepted + ", got [" +
+         printable(got) + "]";
 }
 
 std::string version_list(std::span<const int> versions) {
@@ -36,89 +65,6 @@ std::string version_list(std::span<const int> versions) {
     text += (i > 0 ? ", " : "") + std::to_string(versions[i]);
   return text + "]";
 }
-
-/// The run's handle on one connection. The run calls it on its own strand; everything it
-/// is given is copied (an assign: encoded into the outbox) and handed to the session's strand,
-/// never touched in place.
-class worker_link final : public remote_worker {
- public:
-  worker_link(std::weak_ptr<session_core> session, asio::any_io_executor strand, std::string run_id,
-              std::shared_ptr<assign_outbox> outbox, std::size_t max_line_bytes)
-      : session_(std::move(session)),
-        strand_(std::move(strand)),
-        run_id_(std::move(run_id)),
-        outbox_(std::move(outbox)),
-        max_line_bytes_(max_line_bytes) {}
-
-  void assign(const assignment& a) override {
-    assign_view m;
-    m.run = run_id_;
-    m.epoch = a.epoch;
-    m.module = a.id;
-    m.attempt = a.attempt;
-    m.kind = a.kind;
-    m.params = a.params;
-    if (a.timeout)
-      m.timeout_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(a.timeout->count(), 1));
-    m.deps = a.deps;
-    m.results = a.new_results;
-    if (!a.matrix_target.empty()) m.matrix_target = a.matrix_target;
-    m.outputs = a.outputs;
-
-    std::unique_lock lock(outbox_->mutex);
-    const std::size_t bytes = encode_to(outbox_->lines, m);
-    if (bytes - 1 > max_line_bytes_) {
-      outbox_->lines.resize(outbox_->lines.size() - bytes);
-      lock.unlock();
-      on_session([module = std::string(a.id), index = a.module, attempt = a.attempt,
-                  epoch = a.epoch, bytes](session_core& s) mutable {
-        s.refuse_oversized_assign(std::move(module), index, attempt, epoch, bytes - 1);
-      });
-      return;
-    }
-    outbox_->entries.push_back({std::string(a.id), a.module, a.attempt});
-    if (outbox_->flush_posted) return;
-    outbox_->flush_posted = true;
-    lock.unlock();
-    on_session([](session_core& s) { s.flush_assigns(); });
-  }
-
-  void cancel(std::uint32_t, std::string_view id, std::uint32_t attempt,
-              std::string_view reason) override {
-    on_session(
-        [id = std::string(id), attempt, reason = std::string(reason)](session_core& s) mutable {
-          s.send_cancel(std::move(id), attempt, std::move(reason));
-        });
-  }
-
-  void rejected(std::string_view id, std::uint32_t attempt, std::string_view code,
-                std::string_view reason) override {
-    on_session([id = std::string(id), attempt, code = std::string(code),
-                reason = std::string(reason)](session_core& s) mutable {
-      s.send_rejected(std::move(id), attempt, std::move(code), std::move(reason));
-    });
-  }
-
-  void run_finished(std::string_view reason) override {
-    on_session([reason = std::string(reason)](session_core& s) mutable {
-      s.send_run_finished(std::move(reason));
-    });
-  }
-
- private:
-  template <typename Call>
-  void on_session(Call call) {
-    asio::post(strand_, [session = session_, call = std::move(call)]() mutable {
-      if (auto s = session.lock()) call(*s);
-    });
-  }
-
-  std::weak_ptr<session_core> session_;
-  asio::any_io_executor strand_;
-  std::string run_id_;
-  std::shared_ptr<assign_outbox> outbox_;
-  std::size_t max_line_bytes_;
-};
 
 }  // namespace
 
@@ -287,8 +233,12 @@ void session_core::handle_hello(std::string_view line) {
     send_error(error_code::unauthorized, "missing or wrong token", true);
     return refuse("missing or wrong token");
   }
+  if (auto problem = missing_os_label(hello->capabilities)) {
+    send_error(error_code::bad_field, *problem, true);
+    return refuse(*problem);
+  }
 
-  name_ = master_->claim_name(*hello);
+  name_ = master_->claim_name(*hello, weak_from_this());
   owns_name_ = true;
   welcome_message welcome;
   welcome.protocol = *version;
@@ -302,6 +252,15 @@ void session_core::handle_hello(std::string_view line) {
   phase_ = phase::attached;
   wake_ticker();  // from the handshake deadline to heartbeats and liveness
   master_->count([](master_stats& s) { ++s.workers_welcomed; });
+  if (master_->stopping()) {
+    // Too late for the run: told so, as a worker that was there at the end (it exits 0).
+    const bool over = master_->hub().finished();
+    log(over ? "joined after the run finished; told so" : "joined while the master stops; told so");
+    run_finished_ = true;
+    send(bye_message{over ? "run finished" : "master stopping"});
+    begin_close("");
+    return;
+  }
 
   std::string labels;
   for (const auto& label : hello->capabilities)
@@ -311,8 +270,7 @@ void session_core::handle_hello(std::string_view line) {
   attached_ = true;
   outbox_ = std::make_shared<assign_outbox>();
   hub_id_ = master_->hub().attach(
-      std::make_shared<worker_link>(weak_from_this(), strand_, master_->run_id(), outbox_,
-                                    max_line_bytes()),
+      make_worker_link(weak_from_this(), strand_, master_->run_id(), outbox_, max_line_bytes()),
       name_, std::move(hello->capabilities), hello->slots);
 }
 
@@ -325,6 +283,12 @@ void session_core::handle_message(std::string_view line) {
       // A newer worker's message: it can wait; nothing it carries was assigned by us.
       log("ignored a line: " + what);
       reply_to(e, false);
+      return;
+    }
+    if (e.type == "error") {
+      // An error is never answered, and it carries no result to lose.
+      master_->count([](master_stats& s) { ++s.errors_received; });
+      log("sent a malformed error, ignored: " + what);
       return;
     }
     // A line we cannot read may have been a result: dropping it would leave its module
@@ -357,43 +321,38 @@ void session_core::handle_message(std::string_view line) {
              "message type \"" + type + "\" is not accepted from a worker", false);
 }
 
+// The connection checks only that the result is for this run; whether its attempt is current,
+// a repeat or stale is the run's decision, made in one place (scheduler_core::remote_ended).
 void session_core::handle_result(result_message& result) {
   if (result.run != master_->run_id()) {
-    const std::string attempt = std::to_string(result.attempt);
-    send_error(error_code::stale_result,
-               "result for " + quoted(result.module) + " attempt " + attempt + " names run " +
-                   quoted(result.run) + ", this is run " + quoted(master_->run_id()),
-               false, result.module, result.attempt);
-    return;
+    return reject_result(result, "stale_result",
+                         "it names run " + single_quoted(result.run) + ", this is run " +
+                             single_quoted(master_->run_id()));
   }
-  const assignment_table::entry* found = assigned_.find(result.module);
-  if (found == nullptr) {
-    const std::string attempt = std::to_string(result.attempt);
-    log("sent a result for " + quoted(result.module) + ", which was never assigned to it");
-    send_error(error_code::unknown_module,
-               "result for " + quoted(result.module) + " attempt " + attempt +
-                   ": no such module was assigned on this connection",
-               false, result.module, result.attempt);
-    return;
-  }
-  if (!found->has(result.attempt)) {
-    send_error(error_code::stale_result,
-               "result for " + quoted(result.module) + " attempt " +
-                   std::to_string(result.attempt) +
-                   ": that attempt was not assigned on this connection (the last was " +
-                   std::to_string(found->last()) + ")",
-               false, result.module, result.attempt);
-    return;
-  }
-  // The run decides whether the attempt is still current (and answers through rejected()).
-  // Results go to it together once the lines at hand are handled (on_read_pause).
+  // Results go to the run together once the lines at hand are handled (on_read_pause).
   remote_completion& completion = results_read_.emplace_back();
-  completion.module = found->index;
+  if (const std::uint32_t* index = assigned_.find(result.module)) {
+    completion.module = *index;
+  } else {
+    // Never assigned here: only the run knows whether it is a module of the run at all.
+    completion.module = remote_completion::unknown_module;
+    completion.id = std::move(result.module);
+  }
   completion.epoch = result.epoch;
   completion.attempt = result.attempt;
   completion.status = result.status;
   completion.value = std::move(result.value);
   completion.error = std::move(result.error);
+}
+
+void session_core::reject_result(const result_message& result, std::string code,
+                                 std::string reason) {
+  rejected_result rejected;
+  rejected.module = result.module;  // whole, for the run's lookup; the echo is cut
+  rejected.attempt = result.attempt;
+  rejected.code = std::move(code);
+  rejected.reason = std::move(reason);
+  master_->hub().reject(hub_id_, std::move(rejected));
 }
 
 void session_core::forward_results() {
@@ -463,7 +422,7 @@ void session_core::flush_assigns() {
   // Closing: the worker was detached (or the run is over), so the run reassigns the attempts.
   if (phase_ != phase::attached || flushing_.empty()) return;
   for (const assign_outbox::entry& e : flushed_entries_)
-    assigned_.add(e.module, e.index, e.attempt);
+    assigned_.add(e.module, e.index);
   send_lines(flushing_);
 }
 
@@ -474,7 +433,7 @@ void session_core::refuse_oversized_assign(std::string module, std::uint32_t mod
   const std::string why = "the assignment is " + std::to_string(bytes) +
                           " bytes, over the line limit of " + std::to_string(max_line_bytes()) +
                           " bytes";
-  log("cannot send " + quoted(module) + " attempt " + std::to_string(attempt) + ": " + why);
+  log("cannot send " + single_quoted(module) + " attempt " + std::to_string(attempt) + ": " + why);
   remote_completion failed;
   failed.module = module_index;
   failed.epoch = epoch;
@@ -499,14 +458,26 @@ void session_core::send_rejected(std::string module, std::uint32_t attempt, std:
                                  std::string reason) {
   if (phase_ != phase::attached) return;
   error_message e;
-  e.message = "result for " + quoted(module) + " attempt " + std::to_string(attempt) +
+  e.message = "result for " + single_quoted(module) + " attempt " + std::to_string(attempt) +
               " was rejected: " + reason;
   e.code = std::move(code);
   e.fatal = false;
-  if (!module.empty()) e.module = std::move(module);
+  if (!module.empty() && module.size() <= max_echoed_bytes) e.module = std::move(module);
   e.attempt = attempt;
   master_->count_error_sent(e.code);
+  master_->count([](master_stats& s) { ++s.results_rejected; });
   send(e);
+}
+
+void session_core::send_drain(std::string reason) {
+  if (phase_ != phase::attached) return;
+  log("draining: " + printable(reason));
+  send(drain_message{std::move(reason)});
+}
+
+void session_core::drain(std::string reason) {
+  if (phase_ != phase::attached || !attached_) return;
+  master_->hub().drain(hub_id_, std::move(reason));
 }
 
 void session_core::send_run_finished(std::string reason) {
@@ -518,6 +489,8 @@ void session_core::send_run_finished(std::string reason) {
 
 void session_core::stop() {
   if (phase_ >= phase::closing) return;
+  // While the master lingers a hello still gets its answer: welcome, then bye.
+  if (phase_ == phase::handshake && !master_->stopped()) return;
   if (phase_ == phase::attached) {
     const bool over = master_->hub().finished();
     run_finished_ = over;
@@ -528,6 +501,12 @@ void session_core::stop() {
 
 void session_core::post_stop() {
   asio::post(strand_, [self = shared_from_this()] { self->stop(); });
+}
+
+void session_core::post_drain(std::string reason) {
+  asio::post(strand_, [self = shared_from_this(), reason = std::move(reason)]() mutable {
+    self->drain(std::move(reason));
+  });
 }
 
 // --- closing -------------------------------------------------------------------------------

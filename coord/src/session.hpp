@@ -6,9 +6,9 @@
 #include <drover/coord/master.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,16 +38,25 @@ class master_state {
 
   /// A name no connected worker has: the one the worker asked for when it is free, else one
   /// made from it (or from its host and pid, or "worker") and a counter.
-  std::string claim_name(const hello_message& hello);
+  std::string claim_name(const hello_message& hello, std::weak_ptr<session_core> session);
   void release_name(const std::string& name);
+  /// The connected worker's session with that name, or null.
+  std::shared_ptr<session_core> session_named(std::string_view name) const;
 
   /// Counts and registers a new connection. Returns false once stopped: the caller stops the
   /// session right after starting it.
   bool enroll(const std::shared_ptr<session_core>& session);
   void session_closed();
   std::size_t open_sessions() const;
-  /// Refuses new connections from now on and returns the open ones, to stop them.
+  /// Stopping, first step: from now on a worker that completes its handshake gets welcome and
+  /// at once bye. Returns the open sessions, to stop them; returns nothing when stopping
+  /// had already begun.
+  std::vector<std::shared_ptr<session_core>> begin_stop();
+  /// Stopping, last step: refuses new connections from now on and returns the open ones, to
+  /// stop them (those still waiting for a hello close).
   std::vector<std::shared_ptr<session_core>> stop();
+  bool stopping() const;
+  bool stopped() const;
 
  private:
   master_options options_;
@@ -56,10 +65,11 @@ class master_state {
   mutable std::mutex mutex_;
   mutable std::mutex log_mutex_;
   master_stats stats_;
-  std::set<std::string, std::less<>> names_;
+  std::map<std::string, std::weak_ptr<session_core>, std::less<>> names_;  // connected workers
   std::uint64_t name_counter_ = 0;
   std::vector<std::weak_ptr<session_core>> sessions_;
   std::size_t open_ = 0;
+  bool stopping_ = false;
   bool stopped_ = false;
 };
 

@@ -1,5 +1,6 @@
 #include <drover/coord/framing.hpp>
 #include <drover/coord/simulated_worker.hpp>
+#include <drover/engine.hpp>  // local_os_label
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -165,7 +166,10 @@ asio::awaitable<void> run_simulated_worker(memory_stream stream, simulated_worke
   hello_message hello;
   hello.versions = {protocol_version};
   hello.worker_id = s->options.name;
-  hello.capabilities = s->options.capabilities;
+  hello.capabilities.emplace_back(local_os_label());  // a master requires it
+  for (const auto& label : s->options.capabilities) {
+    if (label != local_os_label()) hello.capabilities.push_back(label);
+  }
   hello.slots = s->options.slots;
   hello.token = s->options.token;
   s->send(hello);

@@ -78,6 +78,17 @@ std::string endpoint_text(const std::string& host, std::uint16_t port) {
   return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+// `line` quoted for an error message: at most 60 bytes of it, control characters as '?'.
+std::string excerpt(std::string_view line) {
+  constexpr std::size_t max_shown = 60;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < std::min(line.size(), max_shown); ++i) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    out += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+  }
+  return out + (line.size() > max_shown ? "\"..." : "\"");
+}
+
 std::string milliseconds_text(steady::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
@@ -429,7 +440,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
       if (!c.welcomed) {
         handle_handshake_reply(c, std::move(decoded));
       } else {
-        handle_line(c, std::move(decoded));
+        handle_line(c, in.line, std::move(decoded));
       }
     }
   }
@@ -478,15 +489,28 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
                 "the master sent " + std::string{type_name(m)} + " instead of welcome");
   }
 
-  void handle_line(connection& c, decode_result decoded) {
+  void handle_line(connection& c, std::string_view line, decode_result decoded) {
     if (!decoded.ok()) {
       const protocol_error& e = decoded.error();
-      if (e.type != "error") send(c, to_error_message(e));  // an error is never answered
-      if (e.fatal) {
-        end_session(c, session_end::how::lost, "the master sent a bad line: " + e.message);
-      } else {
-        log("ignored a bad line from the master: " + e.message);
+      if (e.code == error_code::unknown_type) {
+        // A newer master's message: answered, and otherwise ignored.
+        send(c, to_error_message(e));
+        log("ignored a message from the master: " + e.message);
+        return;
       }
+      if (e.type == "error") {
+        // An error is never answered, and it assigns nothing: logged, ignored.
+        log("ignored a malformed error from the master: " + e.message);
+        return;
+      }
+      // The line may have been an assign: ignoring it would leave its module without a result
+      // until the master gave up on it. Closing makes the master reassign at once.
+      error_message reply = to_error_message(e);
+      reply.fatal = true;
+      reply.message += "; the line: " + excerpt(line);
+      send(c, reply);
+      end_session(c, session_end::how::lost,
+                  "the master sent a line that does not decode (" + e.message + ")");
       return;
     }
     message& m = decoded.value();

@@ -72,4 +72,9 @@ std::string_view local_os_label() noexcept {
 #endif
 }
 
+std::span<const std::string_view> os_labels() noexcept {
+  static constexpr std::string_view labels[] = {"linux", "macos", "windows", "unknown"};
+  return labels;
+}
+
 }  // namespace drover

@@ -46,6 +46,18 @@ void worker_hub::complete(worker_id id, std::vector<remote_completion> completio
   });
 }
 
+void worker_hub::reject(worker_id id, rejected_result rejected) {
+  deliver([id, rejected = std::move(rejected)](detail::run_driver& run) mutable {
+    run.on_remote_rejected(id, std::move(rejected));
+  });
+}
+
+void worker_hub::drain(worker_id id, std::string reason) {
+  deliver([id, reason = std::move(reason)](detail::run_driver& run) mutable {
+    run.on_remote_drain(id, std::move(reason));
+  });
+}
+
 bool worker_hub::finished() const {
   std::lock_guard lock(mutex_);
   return finished_;

@@ -11,6 +11,7 @@
 #include <boost/asio/prefer.hpp>
 
 #include <algorithm>
+#include <random>
 
 namespace drover::detail {
 
@@ -25,6 +26,17 @@ constexpr std::size_t handoff_per_worker = 16;
 
 std::uint64_t seed_from_clock() {
   return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+std::string make_run_id() {
+  std::random_device device;
+  const std::uint64_t bits =
+      (static_cast<std::uint64_t>(device()) << 32) ^ device() ^ seed_from_clock();
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string id(16, '0');
+  for (int k = 0; k < 16; ++k)
+    id[static_cast<std::size_t>(k)] = digits[(bits >> (4 * k)) & 0xf];
+  return id;
 }
 
 }  // namespace
@@ -44,6 +56,7 @@ run_driver::run_driver(asio::any_io_executor run_executor, asio::any_io_executor
       channel_(run_executor, capacity_, static_cast<bool>(worker_pool_)),
       timer_(strand_),
       handler_(std::move(handler)) {
+  if (options_.run_id.empty()) options_.run_id = make_run_id();
   environment_.workspace = absolute_workspace(options_.workspace);
   environment_.log_dir = options_.log_dir;
   environment_.secrets = options_.secrets;
@@ -182,13 +195,15 @@ void run_driver::carry_out(const action& a) {
       if (a.local) return cancel_local_attempts();
       return cancel_remote(a.module, a.attempt, a.worker);
     case action::kind::reject:
-      return reject_remote(a.module, a.attempt, a.worker, a.code);
+      return reject_remote(a.module, a.attempt, a.worker, a.code, a.epoch);
     case action::kind::check_reuse:
       return check_reuse(a.module);
     case action::kind::record:
       return record(a.module);
     case action::kind::arm_timer:
       return arm_timer(a.at);
+    case action::kind::drain_worker:
+      return drain_remote(a.worker);
     case action::kind::release_worker:
       return release_remote(a.worker);
     case action::kind::complete:
@@ -305,6 +320,7 @@ void run_driver::forward_event(const core_event& e) {
   }
   out.delay = e.delay;
   out.total = plan_->size();
+  out.run = options_.run_id;
   try {
     options_.on_event(out);
   } catch (...) {
@@ -371,11 +387,15 @@ run_report run_driver::make_report() {
   }
   report.remote = core.remote_counters();
   report.remote.dependency_results_sent = dependency_results_sent_;
+  report.remote.rejected_results += transport_rejections_;
   report.epoch = hub_ ? hub_->config().epoch : (options_.journal ? options_.journal->epoch() : 0);
   report.reused_from_journal = core.reused_from_journal();
   report.reused_from_cache = core.reused_from_cache();
   report.notes = std::move(notes_);
-  if (core.deadline_passed()) report.notes.push_back("the run's deadline passed: cancelled");
+  if (core.deadline_passed()) {
+    report.notes.push_back("deadline exceeded: the run was cancelled " +
+                           std::to_string(options_.deadline->count()) + " ms after it started");
+  }
   return report;
 }
 

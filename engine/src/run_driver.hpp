@@ -119,6 +119,8 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
                         std::uint32_t slots);
   void on_remote_detach(worker_hub::worker_id id, std::string reason);
   void on_remote_complete(worker_hub::worker_id id, remote_completion completion);
+  void on_remote_rejected(worker_hub::worker_id id, rejected_result rejected);
+  void on_remote_drain(worker_hub::worker_id id, std::string reason);
 
  private:
   // run_driver.cpp: setup, the action loop, timer, journal and cache, events, the report
@@ -159,8 +161,11 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   void bind_hub();
   void assign_remote(module_index i, std::uint32_t attempt, worker_number w);
   void cancel_remote(module_index i, std::uint32_t attempt, worker_number w);
-  void reject_remote(module_index i, std::uint32_t attempt, worker_number w, rejection code);
+  void reject_remote(module_index i, std::uint32_t attempt, worker_number w, rejection code,
+                     std::uint64_t epoch);
   void release_remote(worker_number w);
+  void drain_remote(worker_number w);
+  module_index module_named(std::string_view id);
 
   // Immutable once the run has started.
   std::optional<drover::plan> plan_;
@@ -220,6 +225,8 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   std::vector<remote_link> remotes_;  // by worker number - local_workers_
   std::unordered_map<worker_hub::worker_id, worker_number> remote_number_;
   std::uint64_t dependency_results_sent_ = 0;
+  std::uint64_t transport_rejections_ = 0;  // results the transport refused (worker_hub::reject)
+  std::unordered_map<std::string_view, module_index> module_ids_;  // made on first use
 };
 
 }  // namespace drover::detail

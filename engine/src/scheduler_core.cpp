@@ -45,9 +45,11 @@ std::string_view to_string(rejection r) noexcept {
   switch (r) {
     case rejection::unknown_module:
       return "unknown_module";
-    case rejection::duplicate_result:
+    case rejection::duplicate:
       return "duplicate_result";
-    case rejection::stale_result:
+    case rejection::other_epoch:
+    case rejection::given_up:
+    case rejection::not_running:
       return "stale_result";
   }
   return "stale_result";

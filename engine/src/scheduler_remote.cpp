@@ -4,6 +4,8 @@
 
 #include <drover/detail/scheduler_core.hpp>
 
+#include "text.hpp"
+
 #include <algorithm>
 #include <string>
 #include <unordered_map>
@@ -318,15 +320,24 @@ worker_number scheduler_core::worker_attached(std::string name, std::vector<std:
   return w;
 }
 
-void scheduler_core::worker_draining(worker_number w, time_point now) {
+void scheduler_core::worker_draining(worker_number w, std::string reason, time_point now) {
+  if (finished_) return;
+  drain(w, std::move(reason), now);
+  if (started_) settle(now);
+}
+
+// The worker gets nothing more; what it runs still counts. Its free slots leave the pool now,
+// and the ones its attempts free later never join it.
+void scheduler_core::drain(worker_number w, std::string reason, time_point now) {
   remote_entry& r = remote(w);
   if (!r.alive || r.draining) return;
   const std::size_t before = free_slots(w);
   r.draining = true;
+  r.drain_reason = std::move(reason);
+  --live_remotes_;
   update_free(w, before);
-  if (!started_ || finished_) return;
-  check_capability_clocks(now);
-  settle(now);
+  push({.what = action::kind::drain_worker, .worker = w});
+  if (started_) check_capability_clocks(now);
 }
 
 void scheduler_core::worker_lost(worker_number w, std::string_view reason, time_point now) {
@@ -334,7 +345,7 @@ void scheduler_core::worker_lost(worker_number w, std::string_view reason, time_
   if (!r.alive) return;
   const std::size_t before = free_slots(w);
   r.alive = false;
-  --live_remotes_;
+  if (!r.draining) --live_remotes_;
   ++remote_stats_.workers_lost;
   r.overdue.clear();
   std::vector<std::pair<module_index, std::uint32_t>> running;
@@ -364,10 +375,11 @@ void scheduler_core::give_back(module_index i, std::uint32_t attempt, worker_num
     return finish(i, module_status::cancelled, stop_reason() + "; " + why, now);
   }
   if (++st.losses >= settings_.max_worker_losses) {
-    return finish(i, module_status::failed,
-                  "poison: " + std::to_string(st.losses) +
-                      " workers were lost while running it (last: " + why + ")",
-                  now);
+    return finish(
+        i, module_status::failed,
+        "poison: " + std::to_string(st.losses) +
+            " of its attempts ended with their worker lost or giving it back (last: " + why + ")",
+        now);
   }
   ++remote_stats_.reassigned;
   set_reason(i, std::move(why));
@@ -375,35 +387,39 @@ void scheduler_core::give_back(module_index i, std::uint32_t attempt, worker_num
   enqueue(i);
 }
 
+// The fence: a completion is accepted only for an attempt this worker runs now, in this epoch.
+// The checks, and their order, are docs/protocol.md's table of rejections.
 void scheduler_core::remote_ended(worker_number w, module_index i, std::uint64_t epoch,
                                   std::uint32_t attempt, attempt_outcome outcome, time_point now) {
   if (finished_) return;  // the workers were told the run is over
   remote_entry& r = remote(w);
-  const auto reject = [&](rejection code) {
+  const auto reject = [&](rejection why) {
     ++remote_stats_.rejected_results;
-    if (r.alive)
+    if (r.alive) {
       push({.what = action::kind::reject,
             .module = i,
             .attempt = attempt,
             .worker = w,
-            .code = code});
+            .code = why,
+            .epoch = epoch});
+    }
   };
   if (i == no_module || i >= plan_.size()) return reject(rejection::unknown_module);
+  if (epoch != settings_.epoch) return reject(rejection::other_epoch);
   const std::pair<module_index, std::uint32_t> key{i, attempt};
   const std::size_t before = free_slots(w);
-  if (auto late = std::find(r.overdue.begin(), r.overdue.end(), key);
-      late != r.overdue.end() && epoch == settings_.epoch) {
-    // The answer to an attempt that already ended timed_out: stale, but its slot is free again.
+  if (auto late = std::find(r.overdue.begin(), r.overdue.end(), key); late != r.overdue.end()) {
+    // The answer to an attempt that already ended timed_out: its slot is free again.
     r.overdue.erase(late);
     update_free(w, before);
-    reject(rejection::stale_result);
+    reject(rejection::given_up);
     return settle(now);
   }
   auto running = std::find(r.running.begin(), r.running.end(), key);
-  if (!r.alive || running == r.running.end() || epoch != settings_.epoch) {
-    const bool repeat = r.alive && epoch == settings_.epoch && worker_[i] == w &&
-                        attempt == state_[i].attempts && state_[i].where != phase::dispatched;
-    return reject(repeat ? rejection::duplicate_result : rejection::stale_result);
+  if (!r.alive || running == r.running.end()) {
+    const bool repeat = r.alive && worker_[i] == w && attempt == state_[i].attempts &&
+                        state_[i].where != phase::dispatched;
+    return reject(repeat ? rejection::duplicate : rejection::not_running);
   }
   r.running.erase(running);
   --remote_in_flight_;
@@ -417,7 +433,11 @@ void scheduler_core::remote_ended(worker_number w, module_index i, std::uint64_t
       break;
     case module_status::cancelled:
       if (!stop_applies(i)) {
-        // Nobody asked it to stop: the worker gave the attempt back (it is leaving).
+        // Nobody asked it to stop: the worker gave the attempt back, as one that is shutting
+        // down may. It is taken to be leaving, so it gets nothing more (else the module could
+        // go straight back to it), and the attempt moves on like a lost worker's.
+        drain(w, "it gave back " + in_quotes(plan_.id(i)) + " attempt " + std::to_string(attempt),
+              now);
         give_back(i, attempt, w,
                   "worker " + worker_names_[w] + " gave the attempt back" +
                       (outcome.error.empty() ? "" : ": " + outcome.error),

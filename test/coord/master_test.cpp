@@ -8,6 +8,7 @@
 #define BOOST_TEST_MODULE master
 #include <drover/coord/framing.hpp>
 #include <drover/coord/protocol.hpp>
+#include <drover/coord/worker.hpp>
 #include <drover/engine.hpp>
 
 #include "../common/printing.hpp"
@@ -56,6 +57,8 @@ using clock_type = std::chrono::steady_clock;
 struct fake_options {
   std::optional<std::string> worker_id{};
   std::vector<std::string> capabilities{};
+  /// Adds "linux" to the capabilities unless they hold an OS label (a hello needs one).
+  bool os_label = true;
   std::uint32_t slots = 1;
   std::optional<std::string> token{};
   std::vector<int> versions{1};
@@ -115,12 +118,15 @@ class fake_worker : public std::enable_shared_from_this<fake_worker> {
   /// Stops heartbeats and answers, as a hung worker would.
   bool silent = false;
   std::function<bool(fake_worker&, const coord::assign_message&)> on_assign;
+  std::function<void(fake_worker&, const coord::cancel_message&)> on_cancel;
 
   std::optional<coord::welcome_message> welcome;
   std::vector<coord::assign_message> assigns;
   std::vector<coord::cancel_message> cancels;
   std::vector<coord::error_message> errors;
   std::optional<coord::bye_message> bye;
+  std::optional<coord::drain_message> drain;
+  std::size_t drain_after_assigns = 0;  ///< assigns received before the drain
   int heartbeats_received = 0;
   int undecodable_lines = 0;  ///< lines from the master our codec rejected: always a bug
   bool connected = false;
@@ -147,6 +153,15 @@ class fake_worker : public std::enable_shared_from_this<fake_worker> {
       hello.versions = self->options_.versions;
       hello.worker_id = self->options_.worker_id;
       hello.capabilities = self->options_.capabilities;
+      const bool has_os = std::any_of(
+          hello.capabilities.begin(), hello.capabilities.end(), [](const std::string& label) {
+            std::string lower = label;
+            for (char& c : lower)
+              c = static_cast<char>(std::tolower(c));
+            return lower == "linux" || lower == "windows" || lower == "macos" || lower == "unknown";
+          });
+      if (self->options_.os_label && !has_os)
+        hello.capabilities.insert(hello.capabilities.begin(), "linux");
       hello.slots = self->options_.slots;
       hello.token = self->options_.token;
       hello.host = self->options_.host;
@@ -190,8 +205,12 @@ class fake_worker : public std::enable_shared_from_this<fake_worker> {
       answer(*a);
     } else if (auto* c = std::get_if<coord::cancel_message>(&m)) {
       cancels.push_back(*c);
+      if (on_cancel) on_cancel(*this, *c);
     } else if (auto* e = std::get_if<coord::error_message>(&m)) {
       errors.push_back(*e);
+    } else if (auto* d = std::get_if<coord::drain_message>(&m)) {
+      drain = *d;
+      drain_after_assigns = assigns.size();
     } else if (auto* b = std::get_if<coord::bye_message>(&m)) {
       bye = *b;
     } else if (std::holds_alternative<coord::heartbeat_message>(m)) {
@@ -447,11 +466,67 @@ BOOST_AUTO_TEST_CASE(a_worker_after_the_run_is_told_it_finished, *utf::timeout(3
   BOOST_TEST(late->bye->reason == "run finished");
   BOOST_TEST(late->assigns.empty());
   BOOST_TEST(first->bye.has_value());
-  // Once stopped, the master turns newcomers away.
+  // Stopped, the master keeps its port open for close_timeout (500 ms here): a newcomer is
+  // still told the run is over...
   h.master->stop();
-  auto after_stop = h.worker();
+  auto during_stop = h.worker({.worker_id = "during"});
+  BOOST_REQUIRE(h.run_until([&] { return during_stop->ended; }, 5s));
+  BOOST_TEST(during_stop->welcome.has_value());
+  BOOST_REQUIRE(during_stop->bye.has_value());
+  BOOST_TEST(during_stop->bye->reason == "run finished");
+  BOOST_TEST(during_stop->errors.empty());
+  // ...and after that the port is closed.
   BOOST_REQUIRE(h.all_closed());
-  BOOST_TEST(!after_stop->welcome.has_value());
+  h.run_until([] { return false; }, 700ms);
+  auto after_stop = h.worker();
+  BOOST_REQUIRE(h.run_until([&] { return after_stop->ended; }, 5s));
+  BOOST_TEST(!after_stop->connected);
+  BOOST_TEST(h.log_mentions("(during): joined after the run finished; told so"));
+}
+
+BOOST_AUTO_TEST_CASE(a_hello_that_comes_after_the_end_gets_its_answer, *utf::timeout(30)) {
+  // Connected while the run ran, but its hello arrives once it is over and the master stops:
+  // welcome and bye, not a silent close.
+  harness h;
+  auto w = h.worker();
+  auto slow = h.worker({.worker_id = "slow", .send_hello = false});
+  h.welcomed({w});
+  h.start(layered());
+  require_all_succeeded(h.finish());
+  coord::hello_message hello;
+  hello.versions = {1};
+  hello.worker_id = "slow";
+  hello.capabilities = {"linux"};
+  slow->send(hello);
+  BOOST_REQUIRE(h.run_until([&] { return slow->ended; }, 5s));
+  BOOST_REQUIRE(slow->welcome.has_value());
+  BOOST_TEST(slow->welcome->worker == "slow");
+  BOOST_REQUIRE(slow->bye.has_value());
+  BOOST_TEST(slow->bye->reason == "run finished");
+  BOOST_TEST(slow->assigns.empty());
+  BOOST_TEST(slow->errors.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_client_that_comes_after_the_end_ends_run_over, *utf::timeout(30)) {
+  // What `drover worker` runs: told the run is over, it ends run_over, which exits 0.
+  harness h;
+  auto w = h.worker();
+  h.welcomed({w});
+  h.start(layered());
+  require_all_succeeded(h.finish());
+  coord::worker_options options;
+  options.host = "127.0.0.1";
+  options.port = h.endpoint.port();
+  options.worker_id = "late";
+  coord::worker_client late{h.io.get_executor(), options, [](std::string_view, const json::value&) {
+                              return drover::module_body{};
+                            }};
+  std::optional<coord::worker_outcome> outcome;
+  late.async_run([&](coord::worker_outcome o) { outcome = std::move(o); });
+  BOOST_REQUIRE(h.run_until([&] { return outcome.has_value(); }, 10s));
+  BOOST_TEST(coord::to_string(outcome->how) == "run_over");
+  BOOST_TEST(outcome->ok());
+  BOOST_TEST(late.stats().handshakes == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(capabilities_route_modules_to_the_workers_that_have_them, *utf::timeout(30)) {
@@ -548,6 +623,75 @@ BOOST_AUTO_TEST_CASE(an_attempt_a_heartbeating_worker_never_answers_times_out, *
   BOOST_TEST(h.master->stats().workers_silent == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(the_example_session_of_protocol_md_happens_as_shown, *utf::timeout(30)) {
+  // Section 9's first transcript, with shorter times: an overdue attempt, its stale answer, the
+  // retry in the slot that answer freed, then fail_fast and the end. The reasons and messages
+  // the worker gets are the ones the document shows.
+  drover::worker_hub::settings settings;
+  settings.overdue_grace = 200ms;
+  harness h{quick_options(), settings};
+  auto w = h.worker({.worker_id = "builder-1", .capabilities = {"linux", "docker"}, .slots = 2});
+  w->on_assign = [](fake_worker& self, const coord::assign_message& a) {
+    if (a.module == "flaky" && a.attempt == 2) {
+      auto r = self.result_for(a);
+      r.status = drover::module_status::failed;
+      r.value = nullptr;
+      r.error = "exit code 1";
+      self.send(r);
+    }
+    return true;  // flaky attempt 1 and build hang
+  };
+  w->on_cancel = [](fake_worker& self, const coord::cancel_message& c) {
+    coord::result_message r;
+    r.run = c.run;
+    r.epoch = c.epoch;
+    r.module = c.module;
+    r.attempt = c.attempt;
+    r.status = drover::module_status::cancelled;
+    r.error = "cancelled: " + c.reason;
+    self.send(r);
+  };
+  h.welcomed({w});
+  drover::pipeline p;
+  auto& flaky = add_remote(p, "flaky");
+  flaky.timeout = 100ms;
+  flaky.retries = 1;
+  flaky.backoff = drover::backoff_policy{1ms, 1.0, 1ms, 0.0};
+  add_remote(p, "build");
+  h.start(std::move(p));
+  const auto& report = h.finish();
+  BOOST_TEST(report.status == drover::run_status::failed);
+  BOOST_REQUIRE(h.all_closed());
+
+  BOOST_REQUIRE(w->cancels.size() == 2u);
+  BOOST_TEST(w->cancels[0].module == "flaky");
+  BOOST_TEST(w->cancels[0].reason ==
+             "no result from worker builder-1 within the timeout of 100 ms and 200 ms more; "
+             "cancelled it there");
+  BOOST_TEST(w->cancels[1].module == "build");
+  BOOST_TEST(w->cancels[1].reason == "cancelled by fail_fast after 'flaky' failed");
+  BOOST_REQUIRE(w->errors.size() == 1u);
+  const auto& stale = w->errors.front();
+  BOOST_TEST(stale.code == "stale_result");
+  BOOST_TEST(stale.message ==
+             "result for 'flaky' attempt 1 was rejected: the attempt had already "
+             "ended timed_out (no result in time)");
+  BOOST_TEST(!stale.fatal);
+  BOOST_TEST((stale.module == std::optional<std::string>{"flaky"}));
+  BOOST_TEST((stale.attempt == std::optional<std::uint32_t>{1}));
+  BOOST_REQUIRE(w->assigns.size() == 3u);
+  BOOST_TEST(w->assigns[2].module == "flaky");
+  BOOST_TEST(w->assigns[2].attempt == 2u);
+  BOOST_REQUIRE(w->bye.has_value());
+  BOOST_TEST(w->bye->reason == "run finished");
+  BOOST_TEST(report.remote.rejected_results == 1u);  // refused by the run, counted by both
+  BOOST_TEST(h.master->stats().results_rejected == 1u);
+  for (const auto& m : report.modules) {
+    if (m.id == "build") BOOST_TEST(m.status == drover::module_status::cancelled);
+    if (m.id == "flaky") BOOST_TEST(m.status == drover::module_status::failed);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_that_leaves_has_its_attempts_reassigned, *utf::timeout(30)) {
   harness h;
   auto leaving = h.worker({.worker_id = "leaving"});
@@ -563,6 +707,73 @@ BOOST_AUTO_TEST_CASE(a_worker_that_leaves_has_its_attempts_reassigned, *utf::tim
   BOOST_TEST(report.remote.reassigned >= 1u);
   BOOST_REQUIRE(h.all_closed());
   BOOST_TEST(h.log_mentions("(leaving): said bye: interrupted"));
+}
+
+BOOST_AUTO_TEST_CASE(an_operator_drains_a_worker, *utf::timeout(30)) {
+  // The drained worker gets `drain` and nothing more; the attempt it runs finishes and counts;
+  // it says bye and leaves with nothing to reassign.
+  harness h;
+  auto slow = h.worker({.worker_id = "slow", .result_delay = 300ms});
+  auto fast = h.worker({.worker_id = "fast"});
+  h.welcomed({slow, fast});
+  BOOST_TEST(!h.master->drain("nobody"));
+  h.start(layered());
+  BOOST_REQUIRE(h.run_until([&] { return !slow->assigns.empty(); }, 5s));
+  BOOST_TEST(h.master->drain("slow", "maintenance"));
+  BOOST_REQUIRE(h.run_until([&] { return slow->drain.has_value(); }, 5s));
+  BOOST_TEST(slow->drain->reason == "maintenance");
+  BOOST_TEST(slow->drain_after_assigns == slow->assigns.size());
+  // Its one attempt is answered after 300 ms; then it leaves as a drained worker does.
+  const std::string ran = slow->assigns.front().module;
+  h.run_until([] { return false; }, 400ms);
+  slow->send(coord::bye_message{"drained"});
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_TEST(slow->assigns.size() == 1u);  // nothing after the drain
+  for (const auto& m : report.modules) {
+    if (m.id == ran) {
+      BOOST_TEST(report.worker_name(m) == "slow");  // its result counted
+      BOOST_TEST(m.attempts == 1u);
+    }
+  }
+  BOOST_TEST(report.remote.reassigned == 0u);
+  BOOST_TEST(slow->errors.empty());
+  BOOST_TEST(h.log_mentions("(slow): draining: maintenance"));
+}
+
+BOOST_AUTO_TEST_CASE(an_attempt_given_back_is_reassigned_and_its_worker_drained,
+                     *utf::timeout(30)) {
+  // A worker shutting down answers `cancelled` though nobody cancelled: that must not fail the
+  // module (nor end this fail_fast run).
+  harness h;
+  auto leaving = h.worker({.worker_id = "leaving"});
+  auto staying = h.worker({.worker_id = "staying"});
+  h.welcomed({leaving, staying});
+  leaving->on_assign = [](fake_worker& self, const coord::assign_message& a) {
+    auto r = self.result_for(a);
+    r.status = drover::module_status::cancelled;
+    r.value = nullptr;
+    r.error = "worker shutting down";
+    self.send(r);
+    return true;
+  };
+  h.start(layered());
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_REQUIRE(!leaving->assigns.empty());
+  const std::string given_back = leaving->assigns.front().module;
+  BOOST_REQUIRE(leaving->drain.has_value());
+  BOOST_TEST(leaving->drain->reason == "it gave back '" + given_back + "' attempt 1");
+  BOOST_TEST(leaving->drain_after_assigns == leaving->assigns.size());
+  BOOST_TEST(report.remote.reassigned == leaving->assigns.size());
+  BOOST_TEST(report.remote.rejected_results == 0u);
+  for (const auto& m : report.modules) {
+    if (m.id == given_back) {
+      BOOST_TEST(m.attempts == 2u);
+      BOOST_TEST(report.worker_name(m) == "staying");
+    }
+  }
+  BOOST_TEST(leaving->errors.empty());
 }
 
 BOOST_AUTO_TEST_CASE(an_assignment_over_the_line_limit_fails_its_module, *utf::timeout(20)) {
@@ -761,6 +972,30 @@ BOOST_AUTO_TEST_CASE(a_first_line_that_is_not_hello_is_refused, *utf::timeout(20
   BOOST_TEST(h.master->stats().handshakes_failed == 4u);
 }
 
+BOOST_AUTO_TEST_CASE(a_hello_without_an_os_label_is_refused, *utf::timeout(20)) {
+  harness h;
+  auto none = h.worker({.worker_id = "none", .os_label = false});
+  auto other =
+      h.worker({.worker_id = "other", .capabilities = {"docker", "gpu"}, .os_label = false});
+  auto shouting = h.worker({.worker_id = "shouting", .capabilities = {"docker", "MacOS"}});
+  auto odd = h.worker({.worker_id = "odd", .capabilities = {"unknown"}});
+  BOOST_REQUIRE(h.run_until([&] { return none->ended && other->ended; }, 5s));
+  h.welcomed({shouting, odd});  // labels compare case-insensitively; "unknown" is an OS label
+  for (const auto& w : {none, other}) {
+    BOOST_REQUIRE(codes(*w) == std::vector<std::string>{"bad_field"});
+    const auto& e = w->errors.front();
+    BOOST_TEST(e.fatal);
+    BOOST_TEST(e.message.find("hello: field 'capabilities': no OS label, expected one of linux, "
+                              "macos, windows, unknown") == 0u,
+               e.message);
+    BOOST_TEST(!w->welcome.has_value());
+  }
+  BOOST_TEST(other->errors.front().message.find("got ['docker', 'gpu']") != std::string::npos,
+             other->errors.front().message);
+  BOOST_TEST(h.master->stats().handshakes_failed == 2u);
+  BOOST_TEST(h.log_mentions("refused: hello: field 'capabilities': no OS label"));
+}
+
 BOOST_AUTO_TEST_CASE(no_hello_within_the_handshake_timeout_closes, *utf::timeout(20)) {
   auto o = quick_options();
   o.handshake_timeout = 300ms;
@@ -817,6 +1052,7 @@ BOOST_AUTO_TEST_CASE(accept_serves_any_connected_stream, *utf::timeout(20)) {
   h.master->accept(std::move(master_end), "pair");
   coord::hello_message hello;
   hello.versions = {1};
+  hello.capabilities = {"linux"};
   hello.worker_id = "paired";
   asio::write(worker_end, asio::buffer(coord::encode(hello)));
   h.start([] {
@@ -885,6 +1121,7 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stops_reading_is_lost_when_its_send_queue_is_
   h.master->accept(std::move(master_end), "stuck-peer");
   coord::hello_message hello;
   hello.versions = {1};
+  hello.capabilities = {"linux"};
   hello.worker_id = "stuck";
   hello.slots = 2000;
   asio::write(stuck_end, asio::buffer(coord::encode(hello)));
@@ -930,22 +1167,72 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stops_reading_is_lost_when_its_send_queue_is_
   BOOST_REQUIRE(h.all_closed());
 }
 
-BOOST_AUTO_TEST_CASE(the_assignment_table_finds_every_attempt_as_it_grows) {
+BOOST_AUTO_TEST_CASE(every_rejected_result_is_answered_and_counted, *utf::timeout(30)) {
+  harness h;
+  auto w = h.worker({.worker_id = "sloppy"});
+  h.welcomed({w});
+  bool misbehaved = false;
+  w->on_assign = [&](fake_worker& self, const coord::assign_message& a) {
+    if (misbehaved) return false;
+    misbehaved = true;
+    auto bad = [&](auto change) {
+      auto r = self.result_for(a);
+      change(r);
+      self.send(r);
+    };
+    bad([](coord::result_message& r) { r.run = "another-run"; });        // stale, by the master
+    bad([](coord::result_message& r) { r.module = "no-such-module"; });  // unknown, by the run
+    bad([](coord::result_message& r) { r.module = "final"; });           // stale, by the run
+    bad([](coord::result_message& r) { r.attempt += 4; });               // stale, by the master
+    bad([](coord::result_message& r) { r.epoch += 1; });                 // stale, by the run
+    self.send(self.result_for(a));
+    self.send(self.result_for(a));  // duplicate, by the master
+    return true;
+  };
+  h.start(layered());
+  const auto& report = h.finish();
+  require_all_succeeded(report);
+  BOOST_TEST(report.remote.rejected_results == 6u);
+  BOOST_REQUIRE(h.all_closed());
+  std::map<std::string, int> by_code;
+  for (const auto& e : w->errors) {
+    ++by_code[e.code];
+    BOOST_TEST(!e.fatal);
+    BOOST_TEST(e.attempt.has_value());
+  }
+  BOOST_TEST(by_code["stale_result"] == 4);
+  BOOST_TEST(by_code["unknown_module"] == 1);
+  BOOST_TEST(by_code["duplicate_result"] == 1);
+  const auto stats = h.master->stats();
+  BOOST_TEST(stats.results_rejected == 6u);
+  BOOST_TEST(stats.errors(coord::error_code::stale_result) == 4u);
+  BOOST_TEST(stats.errors(coord::error_code::unknown_module) == 1u);
+  BOOST_TEST(stats.errors(coord::error_code::duplicate_result) == 1u);
+  auto message_of = [&](std::string_view code) {
+    for (const auto& e : w->errors) {
+      if (e.code == code) return e.message;
+    }
+    return std::string();
+  };
+  BOOST_TEST(message_of("unknown_module") ==
+             "result for 'no-such-module' attempt 1 was rejected: no module of this run has that "
+             "id");
+  BOOST_TEST(message_of("duplicate_result")
+                 .find("a result for that attempt already arrived on this connection") !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_assignment_table_finds_every_module_as_it_grows) {
   coord::detail::assignment_table table;
   BOOST_TEST(table.find("m0") == nullptr);
   for (std::uint32_t i = 0; i < 5000; ++i)
-    table.add("module-with-a-long-id-" + std::to_string(i), i, 1);
-  table.add("module-with-a-long-id-7", 7, 3);  // a retry assigned here again
+    table.add("module-with-a-long-id-" + std::to_string(i), i);
+  table.add("module-with-a-long-id-7", 7);  // a retry assigned here again
   for (std::uint32_t i = 0; i < 5000; ++i) {
-    const auto* entry = table.find("module-with-a-long-id-" + std::to_string(i));
-    BOOST_REQUIRE(entry != nullptr);
-    BOOST_TEST(entry->index == i);
-    BOOST_TEST(entry->has(1));
-    BOOST_TEST(!entry->has(2));
+    const std::uint32_t* index = table.find("module-with-a-long-id-" + std::to_string(i));
+    BOOST_REQUIRE(index != nullptr);
+    BOOST_TEST(*index == i);
   }
-  const auto* retried = table.find("module-with-a-long-id-7");
-  BOOST_TEST(retried->has(3));
-  BOOST_TEST(retried->last() == 3u);
   BOOST_TEST(table.find("module-with-a-long-id-5000") == nullptr);
   BOOST_TEST(table.find("") == nullptr);
 }
@@ -1102,6 +1389,20 @@ std::vector<bad_case> bad_cases() {
          return coord::encode(w.result_for(a)) + coord::encode(w.result_for(a));
        },
        "duplicate_result", false},
+      {"result for a 1000-byte module id",
+       then_answered([](fake_worker& w, const assign_message& a) {
+         auto r = w.result_for(a);
+         r.module = std::string(1000, 'm');  // echoed cut, never in full
+         return coord::encode(r);
+       }),
+       "unknown_module", false},
+      {"result for a module of the run never assigned here",
+       then_answered([](fake_worker& w, const assign_message& a) {
+         auto r = w.result_for(a);
+         r.module = "final";  // depends on everything: not assigned to anyone yet
+         return coord::encode(r);
+       }),
+       "stale_result", false},
       {"crlf and empty lines are fine",
        [](fake_worker& w, const assign_message& a) {
          std::string text = coord::encode(w.result_for(a));
@@ -1109,6 +1410,8 @@ std::vector<bad_case> bad_cases() {
          return "\n\r\n" + text;
        },
        "", false},
+      {"malformed error from the worker", then_answered(fixed(line(R"({"type":"error"})"))), "",
+       false},
       {"non-fatal error from the worker",
        then_answered(fixed(coord::encode(
            coord::make_error_message(coord::error_code::internal, "disk almost full")))),
@@ -1150,6 +1453,8 @@ BOOST_DATA_TEST_CASE(bad_input_never_loses_a_module, utf::data::make(bad_cases()
       BOOST_REQUIRE(!bad->errors.empty());
       BOOST_TEST(bad->errors.front().code == c.expected_code, bad->errors.front().message);
       BOOST_TEST(bad->errors.front().fatal == c.fatal);
+      BOOST_TEST(bad->errors.front().message.size() < 1000u);
+      if (bad->errors.front().module) BOOST_TEST(bad->errors.front().module->size() <= 256u);
       BOOST_TEST(h.master->stats().errors_sent.at(c.expected_code) >= 1u);
     }
     if (c.fatal) {

@@ -6,6 +6,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -426,9 +430,21 @@ BOOST_AUTO_TEST_CASE(bad_lines_name_what_is_wrong) {
       {R"({"type":"hello","versions":[1],"slots":0})",
        bad_field,
        {"field 'slots': expected an integer >= 1", "got 0"}},
+      // A number that is not an integer is shown as it was written.
       {R"({"type":"hello","versions":[1],"slots":2.0})",
        bad_field,
-       {"field 'slots': expected an integer >= 1", "got 2"}},
+       {"field 'slots': expected an integer >= 1", "got 2.0"}},
+      {R"({"type":"hello","versions":[1],"slots":2e0})",
+       bad_field,
+       {"field 'slots': expected an integer >= 1", "got 2e0"}},
+      {R"({"type":"hello","host":"1.0","versions":[1],"slots":-0.5E+1})",
+       bad_field,
+       {"field 'slots'", "got -0.5E+1"}},
+      {R"({"type":"hello","versions":[1.0]})", bad_field, {"field 'versions[0]'", "got 1.0"}},
+      {R"({"type":"hello","versions":[1],"slots":1.0})", bad_field, {"field 'slots'", "got 1.0"}},
+      {R"({"type":"hello","versions":[1],"pid":123456789012345678901234567890})",
+       bad_field,
+       {"field 'pid'", "got 123456789012345678901234567890"}},
       {R"({"type":"hello","versions":[1],"slots":4294967296})",
        bad_field,
        {"field 'slots'", "<= 4294967295"}},
@@ -456,6 +472,12 @@ BOOST_AUTO_TEST_CASE(bad_lines_name_what_is_wrong) {
        bad_field,
        {"field 'attempt': expected an integer >= 1", "got -1"}},
       {with(valid_assign, "attempt", "0"), bad_field, {"field 'attempt'"}},
+      {R"({"type":"assign","run":"r1","epoch":3,"module":"build","attempt":1.0,"kind":"noop"})",
+       bad_field,
+       {"field 'attempt'", "got 1.0"}},
+      {R"({"type":"assign","run":"r1","epoch":3,"module":"build","attempt":1e400,"kind":"noop"})",
+       bad_field,
+       {"field 'attempt'", "got 1e400"}},
       {with(valid_assign, "epoch", "1.5"),
        bad_field,
        {"field 'epoch': expected an integer >= 0", "got 1.5"}},
@@ -859,6 +881,49 @@ BOOST_AUTO_TEST_CASE(mutated_lines_decode_the_same_either_way) {
   }
   BOOST_TEST(checked == 4500u);
   BOOST_TEST(decoder.plain_lines() > 0u);
+}
+
+// docs/protocol.md promises that its example lines are exactly what drover's encoder writes:
+// every transcript line (section 9) and every error line (section 8) must decode and encode
+// back to itself, byte for byte, and go in a direction its type may.
+BOOST_AUTO_TEST_CASE(the_documented_lines_are_what_the_encoder_writes) {
+  std::ifstream file{DROVER_PROTOCOL_DOC};
+  BOOST_REQUIRE_MESSAGE(file, "cannot read " << DROVER_PROTOCOL_DOC);
+  static const std::regex transcript{R"(^ *[0-9]+\.[0-9]{3} (W>M|M>W) (\{.*\})$)"};
+  const std::set<std::string, std::less<>> from_worker{"hello", "result", "heartbeat", "bye",
+                                                       "error"};
+  const std::set<std::string, std::less<>> from_master{"welcome", "assign", "heartbeat", "cancel",
+                                                       "drain",   "bye",    "error"};
+  std::size_t transcript_lines = 0, error_lines = 0;
+  std::set<std::string> types_seen;
+  std::string text;
+  for (std::size_t number = 1; std::getline(file, text); ++number) {
+    std::smatch match;
+    std::string json_text, direction;
+    if (std::regex_match(text, match, transcript)) {
+      direction = match[1];
+      json_text = match[2];
+      ++transcript_lines;
+    } else if (text.starts_with(R"({"type":"error")")) {
+      json_text = text;
+      ++error_lines;
+    } else {
+      continue;
+    }
+    BOOST_TEST_CONTEXT("protocol.md:" << number << ": " << json_text) {
+      coord::decode_result decoded = coord::decode(json_text);
+      if (!decoded.ok()) BOOST_FAIL(decoded.error().message);
+      BOOST_TEST(coord::encode(decoded.value()) == json_text + "\n");
+      const std::string type{coord::type_name(decoded.value())};
+      types_seen.insert(type);
+      if (direction == "W>M") BOOST_TEST(from_worker.contains(type), type << " from a worker");
+      if (direction == "M>W") BOOST_TEST(from_master.contains(type), type << " from the master");
+    }
+  }
+  BOOST_TEST(transcript_lines >= 25u);
+  BOOST_TEST(error_lines >= 6u);
+  // The transcripts show every message type.
+  BOOST_TEST(types_seen.size() == 9u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

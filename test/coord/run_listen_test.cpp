@@ -11,8 +11,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <optional>
 #include <regex>
@@ -44,10 +46,12 @@ struct session_log {
   bool ended = false;
 };
 
-/// Connects, says hello, answers every assign with success (or, when `hang`, never answers
-/// but sends a heartbeat every 50 ms), and returns at end of file (or after `limit`).
+/// Connects, says hello, answers every assign with success and `value` (or, when `hang`,
+/// never answers but sends a heartbeat every 50 ms), and returns at end of file (or after
+/// `limit`).
 session_log work_for(unsigned short port, coord::hello_message hello,
-                     std::chrono::milliseconds limit = 10s, bool hang = false) {
+                     std::chrono::milliseconds limit = 10s, bool hang = false,
+                     boost::json::value value = boost::json::object{{"remote", true}}) {
   asio::io_context io;
   session_log log;
   // Outside the coroutine: the writer's own coroutine uses them until it has finished.
@@ -76,7 +80,7 @@ session_log work_for(unsigned short port, coord::hello_message hello,
     for (;;) {
       const coord::read_outcome in = co_await coord::read_line(socket, splitter);
       if (!in.ok()) break;
-      auto decoded = coord::decode(in.line);
+      auto decoded = coord::decode(in.line, coord::limits{64u << 20, 64});
       BOOST_REQUIRE(decoded.ok());
       log.types.emplace_back(coord::type_name(decoded.value()));
       if (auto* w = std::get_if<coord::welcome_message>(&decoded.value())) log.welcome = *w;
@@ -88,7 +92,7 @@ session_log work_for(unsigned short port, coord::hello_message hello,
         r.epoch = a->epoch;
         r.module = a->module;
         r.attempt = a->attempt;
-        r.value = boost::json::object{{"remote", true}};
+        r.value = value;
         writer.send(coord::encode(r));
       }
     }
@@ -103,6 +107,7 @@ session_log work_for(unsigned short port, coord::hello_message hello,
 coord::hello_message hello_from(std::string name, std::optional<std::string> token = {}) {
   coord::hello_message hello;
   hello.versions = {1};
+  hello.capabilities = {"linux"};
   hello.worker_id = std::move(name);
   hello.token = std::move(token);
   return hello;
@@ -157,6 +162,53 @@ BOOST_AUTO_TEST_CASE(an_attempt_a_hung_worker_never_answers_times_out, *utf::tim
              report);
 }
 
+BOOST_AUTO_TEST_CASE(a_worker_that_comes_after_the_end_is_told_so, *utf::timeout(60)) {
+  // drover stays up about a second after the run; a worker that says hello then gets welcome
+  // and bye "run finished" (and `drover worker` exits 0 on that), whether it connected during
+  // the run or after it.
+  scratch_dir dir;
+  dir.write("p.json", R"({"name": "local", "modules": [
+    {"id": "pause", "kind": "sleep", "params": {"ms": 300}, "pin_local": true}]})");
+  drover_process drover{{"run", "p.json", "--listen", "127.0.0.1:0", "--workers", "1", "--progress",
+                         "never", "--events", "events.jsonl"},
+                        dir.path()};
+  const auto port = wait_for_port(dir.path());
+  BOOST_REQUIRE_MESSAGE(port, "no 'listening on' line: " << read_file(dir / ".drover-stderr"));
+  const auto port_number = static_cast<unsigned short>(std::stoi(*port));
+  asio::io_context io;
+  tcp::socket early{io};
+  early.connect({asio::ip::address_v4::loopback(), port_number});  // no hello yet
+  BOOST_REQUIRE(eventually(
+      [&] { return read_file(dir / "events.jsonl").find("run_finished") != std::string::npos; }));
+
+  asio::write(early, asio::buffer(coord::encode(hello_from("early"))));
+  std::vector<std::string> types;
+  std::optional<std::string> bye_reason;
+  std::string buffer;
+  for (;;) {
+    boost::system::error_code ec;
+    const std::size_t n = asio::read_until(early, asio::dynamic_buffer(buffer), '\n', ec);
+    if (ec) break;
+    auto decoded = coord::decode(std::string_view(buffer).substr(0, n - 1));
+    buffer.erase(0, n);
+    BOOST_REQUIRE(decoded.ok());
+    types.emplace_back(coord::type_name(decoded.value()));
+    if (auto* bye = std::get_if<coord::bye_message>(&decoded.value())) bye_reason = bye->reason;
+  }
+  BOOST_TEST(types == (std::vector<std::string>{"welcome", "bye"}));
+  BOOST_TEST((bye_reason == std::optional<std::string>{"run finished"}));
+
+  const session_log late = work_for(port_number, hello_from("late"), 5s);
+  BOOST_TEST(late.types == (std::vector<std::string>{"welcome", "bye"}));
+  BOOST_TEST(late.ended);
+
+  const drover_result result = drover.wait();
+  BOOST_TEST(result.exit_code == 0, result.err);
+  BOOST_TEST(
+      result.err.find("(early): joined after the run finished; told so") != std::string::npos,
+      result.err);
+}
+
 BOOST_AUTO_TEST_CASE(a_token_file_guards_the_run, *utf::timeout(60)) {
   scratch_dir dir;
   dir.write("p.json", two_modules);
@@ -183,6 +235,36 @@ BOOST_AUTO_TEST_CASE(a_token_file_guards_the_run, *utf::timeout(60)) {
   BOOST_TEST(result.err.find("refused: missing or wrong token") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(the_line_and_nesting_limits_are_options, *utf::timeout(60)) {
+  scratch_dir dir;
+  dir.write("p.json", two_modules);
+  drover_process drover{{"run", "p.json", "--listen", "127.0.0.1:0", "--workers", "0", "--progress",
+                         "never", "--max-line-bytes", "2048", "--max-depth", "40"},
+                        dir.path()};
+  const auto port = wait_for_port(dir.path());
+  BOOST_REQUIRE_MESSAGE(port, "no 'listening on' line: " << read_file(dir / ".drover-stderr"));
+  const auto port_number = static_cast<unsigned short>(std::stoi(*port));
+
+  // A hello over 2048 bytes is cut off.
+  const session_log long_hello = work_for(port_number, hello_from(std::string(3000, 'x')));
+  BOOST_REQUIRE(long_hello.errors.size() == 1u);
+  BOOST_TEST(long_hello.errors.front().code == "line_too_long");
+  BOOST_TEST(long_hello.errors.front().message.find("2048 bytes") != std::string::npos,
+             long_hello.errors.front().message);
+
+  // Results nested 38 deep (deeper than the default 32) are accepted under --max-depth 40.
+  boost::json::value deep = boost::json::array{};
+  for (int level = 0; level < 36; ++level)
+    deep = boost::json::array{deep};
+  const session_log log = work_for(port_number, hello_from("deep"), 10s, false, deep);
+  BOOST_REQUIRE(log.welcome.has_value());
+  BOOST_TEST(log.welcome->max_line_bytes == 2048u);
+  BOOST_TEST(log.errors.empty());
+  BOOST_TEST(log.types.back() == "bye");
+  const drover_result result = drover.wait();
+  BOOST_TEST(result.exit_code == 0, result.err);
+}
+
 BOOST_AUTO_TEST_CASE(listen_options_are_checked_before_anything_runs, *utf::timeout(60)) {
   scratch_dir dir;
   dir.write("p.json", two_modules);
@@ -203,6 +285,19 @@ BOOST_AUTO_TEST_CASE(listen_options_are_checked_before_anything_runs, *utf::time
       {{"--workers", "0"}, "needs --listen"},
       {{"--token-file", "empty-token"}, "--token-file needs --listen"},
       {{"--lost-worker-timeout-ms", "100"}, "--lost-worker-timeout-ms needs --listen"},
+      {{"--listen", "127.0.0.1:0", "--max-line-bytes", "0"},
+       "--max-line-bytes must be between 1024 and 1073741824, got 0"},
+      {{"--listen", "127.0.0.1:0", "--max-line-bytes", "512"}, "got 512"},
+      {{"--listen", "127.0.0.1:0", "--max-line-bytes", "99999999999"}, "got 99999999999"},
+      {{"--listen", "127.0.0.1:0", "--max-line-bytes", "-5"}, "got -5"},
+      {{"--listen", "127.0.0.1:0", "--max-line-bytes", "1MiB"}, "max-line-bytes' is invalid"},
+      {{"--listen", "127.0.0.1:0", "--max-depth", "0"},
+       "--max-depth must be between 32 and 1024, got 0"},
+      {{"--listen", "127.0.0.1:0", "--max-depth", "16"}, "got 16"},
+      {{"--listen", "127.0.0.1:0", "--max-depth", "100000"}, "got 100000"},
+      {{"--listen", "127.0.0.1:0", "--max-depth", "deep"}, "max-depth' is invalid"},
+      {{"--max-line-bytes", "4096"}, "--max-line-bytes needs --listen"},
+      {{"--max-depth", "64"}, "--max-depth needs --listen"},
   };
   for (const auto& r : refusals) {
     std::vector<std::string> args{"run", "p.json", "--progress", "never"};

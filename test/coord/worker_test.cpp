@@ -939,52 +939,86 @@ BOOST_AUTO_TEST_CASE(bad_lines_get_errors_as_the_protocol_says, *boost::unit_tes
   f.run([&]() -> asio::awaitable<void> {
     master_side m = co_await f.handshake();
 
-    co_await m.send_raw("this is not json\n");
-    auto e1 = co_await m.expect<coord::error_message>();
-    BOOST_TEST(e1.code == std::string_view{"malformed_json"});
-    BOOST_TEST(!e1.fatal);
-
+    // Unknown message types are answered and otherwise ignored: the connection goes on.
     co_await m.send_raw("{\"type\":\"progress\"}\n");
-    auto e2 = co_await m.expect<coord::error_message>();
-    BOOST_TEST(e2.code == std::string_view{"unknown_type"});
-    BOOST_TEST(!e2.fatal);
-
-    co_await m.send_raw("{\"type\":\"assign\",\"run\":\"r-1\"}\n");
-    auto e3 = co_await m.expect<coord::error_message>();
-    BOOST_TEST(e3.code == std::string_view{"bad_field"});
-    BOOST_TEST(!e3.fatal);
+    auto e1 = co_await m.expect<coord::error_message>();
+    BOOST_TEST(e1.code == std::string_view{"unknown_type"});
+    BOOST_TEST(!e1.fatal);
 
     // A message a master never sends.
     coord::hello_message stray_hello;
     stray_hello.versions.push_back(1);
     co_await m.send(stray_hello);
-    auto e4 = co_await m.expect<coord::error_message>();
-    BOOST_TEST(e4.code == std::string_view{"unknown_type"});
-    BOOST_TEST(contains(e4.message, "hello"));
+    auto e2 = co_await m.expect<coord::error_message>();
+    BOOST_TEST(e2.code == std::string_view{"unknown_type"});
+    BOOST_TEST(contains(e2.message, "hello"));
+    BOOST_TEST(!e2.fatal);
 
-    // An error is never answered, not even a malformed one; the connection goes on.
+    // An error is never answered, not even a malformed one; it carries no work, so the
+    // connection goes on.
     co_await m.send(coord::make_error_message(coord::error_code::stale_result, "old"));
     co_await m.send_raw("{\"type\":\"error\"}\n");
     co_await m.send(assignment("docs", "noop"));
     auto r = co_await m.expect<coord::result_message>();
     BOOST_TEST(r.status == drover::module_status::succeeded);
     BOOST_TEST(f.client->stats().errors_received == 1u);
+    co_await m.bye("run finished");
+    co_await f.finished();
+  });
+}
 
-    // Too deep is fatal: error, close, and the worker connects again.
+BOOST_AUTO_TEST_CASE(a_line_that_does_not_decode_is_fatal, *boost::unit_test::timeout(30)) {
+  // It may have been an assign: the worker says what was wrong, quoting the line, and closes,
+  // so that the master reassigns at once instead of waiting for a result that cannot come.
+  fixture f;
+  f.start(f.options());
+  f.run([&]() -> asio::awaitable<void> {
+    master_side m = co_await f.handshake();
+    co_await m.send_raw("this is not json\n");
+    auto e1 = co_await m.expect<coord::error_message>();
+    BOOST_TEST(e1.code == std::string_view{"malformed_json"});
+    BOOST_TEST(e1.fatal);
+    BOOST_TEST(contains(e1.message, "malformed JSON at offset"), e1.message);
+    BOOST_TEST(contains(e1.message, "; the line: \"this is not json\""), e1.message);
+    const bool closed1 = co_await m.closes_within(5s);
+    BOOST_TEST(closed1);
+
+    // A garbled assign: the field at fault is named and a long line is cut.
+    master_side second = co_await f.handshake();
+    const std::string garbled =
+        R"({"type":"assign","run":"r-1","epoch":1,"module":"build","attempt":"one","pad":")" +
+        std::string(200, 'x') + "\"}";
+    co_await second.send_raw(garbled + "\n");
+    auto e2 = co_await second.expect<coord::error_message>();
+    BOOST_TEST(e2.code == std::string_view{"bad_field"});
+    BOOST_TEST(e2.fatal);
+    BOOST_TEST(contains(e2.message, "assign: field 'attempt'"), e2.message);
+    BOOST_TEST(contains(e2.message, "; the line: \"" + garbled.substr(0, 60) + "\"..."),
+               e2.message);
+    BOOST_TEST((e2.module == std::optional<std::string>{"build"}));
+    const bool closed2 = co_await second.closes_within(5s);
+    BOOST_TEST(closed2);
+
+    // Too deep is fatal too.
+    master_side third = co_await f.handshake();
     std::string deep = "{\"type\":\"heartbeat\",\"x\":";
     for (int i = 0; i < 40; ++i)
       deep += '[';
     for (int i = 0; i < 40; ++i)
       deep += ']';
-    co_await m.send_raw(deep + "}\n");
-    auto e5 = co_await m.expect<coord::error_message>();
-    BOOST_TEST(e5.code == std::string_view{"too_deep"});
-    BOOST_TEST(e5.fatal);
-    const bool closed3 = co_await m.closes_within(5s);
+    co_await third.send_raw(deep + "}\n");
+    auto e3 = co_await third.expect<coord::error_message>();
+    BOOST_TEST(e3.code == std::string_view{"too_deep"});
+    BOOST_TEST(e3.fatal);
+    const bool closed3 = co_await third.closes_within(5s);
     BOOST_TEST(closed3);
     master_side again = co_await f.handshake();
     co_await again.bye("run finished");
     co_await f.finished();
+    bool logged = false;
+    for (const auto& line : f.log)
+      logged = logged || contains(line, "the master sent a line that does not decode");
+    BOOST_TEST(logged);
   });
 }
 

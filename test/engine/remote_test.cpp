@@ -91,6 +91,13 @@ class fake_remote : public drover::remote_worker, public std::enable_shared_from
       c.attempt = attempt;
       c.status = drover::module_status::succeeded;
       c.value = json::object{{"id", id}, {"n", n}};
+      if (self->give_back.count(id)) {
+        // As a worker that is shutting down may: cancelled, though nobody asked.
+        c.status = drover::module_status::cancelled;
+        c.value = nullptr;
+        c.error = "worker shutting down";
+        self->given_back_at.push_back(self->assignments.size());
+      }
       self->hub_->complete(self->id_, c);
       if (self->duplicate_results) self->hub_->complete(self->id_, c);
     });
@@ -118,11 +125,18 @@ class fake_remote : public drover::remote_worker, public std::enable_shared_from
   }
 
   void run_finished(std::string_view) override { finished = true; }
+  void drain(std::string_view reason) override {
+    drains.emplace_back(reason);
+    assignments_when_drained.push_back(assignments.size());
+  }
 
   worker_hub::worker_id id() const { return id_; }
 
   std::vector<seen_assignment> assignments;
-  std::vector<std::string> cancelled, cancel_reasons, rejections;
+  std::vector<std::string> cancelled, cancel_reasons, rejections, drains;
+  std::vector<std::size_t> assignments_when_drained;
+  std::set<std::string> give_back;         ///< modules it answers cancelled without being asked
+  std::vector<std::size_t> given_back_at;  ///< assignments.size() at each give-back
   int most_running = 0;
   bool finished = false;
   bool silent = false;
@@ -414,6 +428,147 @@ BOOST_AUTO_TEST_CASE(stale_and_duplicate_results_are_rejected_and_counted) {
   BOOST_REQUIRE(w->rejections.size() == 2u);
   BOOST_TEST(w->rejections[0].rfind("stale_result:a#7", 0) == 0u, w->rejections[0]);
   BOOST_TEST(w->rejections[1].rfind("duplicate_result:a#1", 0) == 0u, w->rejections[1]);
+}
+
+// A worker may answer `cancelled` for an attempt nobody cancelled (it is shutting down): the
+// attempt goes elsewhere like a lost worker's, never fails the module or ends a fail_fast run,
+// and the worker, taken to be leaving, is drained.
+BOOST_AUTO_TEST_CASE(a_cancelled_result_nobody_asked_for_gives_the_attempt_back) {
+  remote_run run;
+  auto leaving = run.worker("leaving", 20ms);
+  leaving->give_back = {"a"};
+  auto staying = run.worker("staying");
+  drover::pipeline p;  // fail_fast: a failure of `a` would end the run
+  add_remote_module(p, "a");
+  add_remote_module(p, "b");
+  add_remote_module(p, "c", {"a", "b"});
+  auto options = remote_only();
+  std::vector<std::string> retrying;
+  options.on_event = [&](const drover::event& e) {
+    if (e.type == drover::event_type::module_reassigned) retrying.push_back(std::string(e.message));
+  };
+  leaving->join({}, 2);
+  run.start(std::move(p), options);
+  run.after(100ms, [&] { staying->join({}, 2); });
+  const auto& report = run.finish();
+
+  BOOST_TEST(report.status == drover::run_status::succeeded);
+  const auto& a = result_of(report, "a");
+  BOOST_TEST(a.status == drover::module_status::succeeded);
+  BOOST_TEST(a.attempts == 2u);
+  BOOST_TEST(report.worker_name(a) == "staying");
+  BOOST_TEST(report.remote.reassigned == 1u);
+  BOOST_TEST(report.remote.rejected_results == 0u);
+  BOOST_REQUIRE(retrying.size() == 1u);
+  BOOST_TEST(
+      mentions(retrying.front(), "worker leaving gave the attempt back: worker shutting down"),
+      retrying.front());
+  // Drained when it gave `a` back: b, which it ran already, still counted; nothing new came.
+  BOOST_REQUIRE(leaving->drains.size() == 1u);
+  BOOST_TEST(leaving->drains.front() == "it gave back 'a' attempt 1");
+  BOOST_REQUIRE(leaving->given_back_at.size() == 1u);
+  BOOST_TEST(leaving->assignments.size() == leaving->given_back_at.front());
+  BOOST_TEST(report.worker_name(result_of(report, "b")) == "leaving");
+  BOOST_TEST(report.worker_name(result_of(report, "c")) == "staying");
+  BOOST_TEST(staying->drains.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_module_given_back_too_often_fails_as_poison) {
+  worker_hub::settings settings;
+  settings.max_worker_losses = 2;
+  remote_run run{settings};
+  auto first = run.worker("first");
+  auto second = run.worker("second");
+  first->give_back = second->give_back = {"p"};
+  drover::pipeline p;
+  add_remote_module(p, "p");
+  first->join({}, 1);
+  second->join({}, 1);
+  run.start(std::move(p), remote_only());
+  const auto& report = run.finish();
+  const auto& r = result_of(report, "p");
+  BOOST_TEST(r.status == drover::module_status::failed);
+  BOOST_TEST(mentions(r.reason,
+                      "poison: 2 of its attempts ended with their worker lost or "
+                      "giving it back (last: worker "),
+             r.reason);
+  BOOST_TEST(mentions(r.reason, "gave the attempt back"), r.reason);
+  BOOST_TEST(first->assignments.size() == 1u);  // each got it once, then was drained
+  BOOST_TEST(second->assignments.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_drained_worker_finishes_its_attempts_and_gets_nothing_more) {
+  remote_run run;
+  auto drained = run.worker("drained", 100ms);
+  auto other = run.worker("other");
+  drover::pipeline p;
+  add_remote_module(p, "a");
+  add_remote_module(p, "b");
+  add_remote_module(p, "c");
+  drained->join({}, 1);
+  run.start(std::move(p), remote_only());
+  run.after(30ms, [&] {
+    BOOST_TEST(drained->assignments.size() == 1u);
+    run.hub->drain(drained->id(), "maintenance");
+    run.hub->drain(drained->id(), "twice");  // a second drain changes nothing
+  });
+  // No other worker yet: the drained one's free capacity must not count, so the rest wait.
+  run.after(200ms, [&] {
+    BOOST_TEST(drained->assignments.size() == 1u);
+    drained->leave("drained");
+    other->join({}, 1);
+  });
+  const auto& report = run.finish();
+  BOOST_TEST(report.status == drover::run_status::succeeded);
+  BOOST_REQUIRE(drained->drains.size() == 1u);
+  BOOST_TEST(drained->drains.front() == "maintenance");
+  BOOST_REQUIRE(drained->assignments.size() == 1u);
+  const auto& first = result_of(report, drained->assignments.front().id);
+  BOOST_TEST(report.worker_name(first) == "drained");  // its result counted
+  BOOST_TEST(first.attempts == 1u);
+  BOOST_TEST(other->assignments.size() == 2u);
+  BOOST_TEST(report.remote.reassigned == 0u);  // it left with nothing unreported
+}
+
+BOOST_AUTO_TEST_CASE(a_drained_worker_that_leaves_early_has_its_attempts_reassigned) {
+  remote_run run;
+  auto drained = run.worker("drained");
+  drained->silent = true;  // never reports its attempt
+  auto other = run.worker("other");
+  drover::pipeline p;
+  add_remote_module(p, "a");
+  drained->join({}, 1);
+  run.start(std::move(p), remote_only());
+  run.after(30ms, [&] {
+    run.hub->drain(drained->id(), "maintenance");
+    other->join({}, 1);
+  });
+  run.after(100ms, [&] { drained->leave("closed before reporting"); });
+  const auto& report = run.finish();
+  BOOST_TEST(report.status == drover::run_status::succeeded);
+  const auto& a = result_of(report, "a");
+  BOOST_TEST(a.attempts == 2u);
+  BOOST_TEST(report.worker_name(a) == "other");
+  BOOST_TEST(report.remote.reassigned == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(results_the_transport_refused_are_answered_and_counted) {
+  remote_run run;
+  auto w = run.worker("w", 50ms);
+  w->join({}, 1);
+  drover::pipeline p;
+  add_remote_module(p, "a");
+  run.start(std::move(p), remote_only());
+  run.after(0ms, [&] {
+    run.hub->reject(w->id(), {"a", 3, "", ""});     // a module of the run, not assigned here
+    run.hub->reject(w->id(), {"nope", 1, "", ""});  // no such module
+    run.hub->reject(w->id(), {"a", 1, "duplicate_result", "a repeat"});
+  });
+  const auto& report = run.finish();
+  BOOST_TEST(report.status == drover::run_status::succeeded);
+  BOOST_TEST(report.remote.rejected_results == 3u);
+  BOOST_TEST(w->rejections == (std::vector<std::string>{"stale_result:a#3", "unknown_module:nope#1",
+                                                        "duplicate_result:a#1"}));
 }
 
 BOOST_AUTO_TEST_CASE(modules_go_only_to_workers_with_their_capabilities) {

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,10 @@ enum class ready_order : std::uint8_t {
 /// The capability label of the OS this process runs on: "linux", "windows", "macos" or
 /// "unknown".
 std::string_view local_os_label() noexcept;
+
+/// Every label local_os_label() may return, in the order docs list them: "linux", "macos",
+/// "windows", "unknown". A remote worker must offer one of them (docs/protocol.md, hello).
+std::span<const std::string_view> os_labels() noexcept;
 
 /// Settings for one run.
 struct run_options {
@@ -76,6 +81,9 @@ struct run_options {
   /// running attempts are stopped (always_run ones included) and unstarted modules end
   /// cancelled, each with the reason "deadline exceeded"; the run ends failed, not cancelled.
   std::optional<std::chrono::milliseconds> deadline;
+  /// Names the run in every event (event::run), so that events of several runs can be told
+  /// apart. Empty: one is made up (16 hex digits). `drover run --listen` uses its master's.
+  std::string run_id;
 };
 
 /// Settings for an engine.

@@ -36,6 +36,7 @@ struct event {
   std::string_view message;                       ///< failure text or skip reason, if any
   std::chrono::milliseconds delay{0};             ///< for module_retrying
   std::size_t total = 0;                          ///< number of modules (run events)
+  std::string_view run;                           ///< the run's id (run_options::run_id)
 };
 
 /// Receives events on the run's strand, in order. Must not block; exceptions are swallowed.

@@ -66,17 +66,38 @@ class remote_worker {
   /// Stop this attempt; the worker still reports it (as cancelled).
   virtual void cancel(std::uint32_t module, std::string_view id, std::uint32_t attempt,
                       std::string_view reason) = 0;
-  /// A completion the run did not accept: not the current attempt, or never assigned to
-  /// this worker. `code` is "stale_result" or "unknown_module".
+  /// A completion the run did not accept, or one the transport handed to worker_hub::reject().
+  /// `code` is "unknown_module" (no module of the run has that id), "duplicate_result" (a
+  /// repeat of a result already received for that attempt) or "stale_result" (any other
+  /// mismatch: not the current attempt, never assigned to this worker, given up on).
   virtual void rejected(std::string_view id, std::uint32_t attempt, std::string_view code,
                         std::string_view reason) = 0;
   /// The run is over (or does not want this worker any more): say goodbye and close.
   virtual void run_finished(std::string_view reason) = 0;
+  /// The run assigns this worker nothing more (worker_hub::drain(), or it gave an attempt
+  /// back); the attempts it runs still count. Tell the worker to finish them and leave.
+  /// Called after the last assign() to it.
+  virtual void drain(std::string_view reason) { (void)reason; }
+};
+
+/// A result the transport refused before it reached the run (it names another run, an
+/// attempt never assigned on this connection, or repeats one): the run counts it in
+/// remote_stats::rejected_results and answers through remote_worker::rejected().
+struct rejected_result {
+  std::string module;  ///< the module id as the worker sent it
+  std::uint32_t attempt = 0;
+  /// "stale_result" or "duplicate_result"; empty: the run picks "unknown_module" when no module
+  /// of the run has that id, else "stale_result" (and the reason).
+  std::string code;
+  std::string reason;  ///< for people
 };
 
 /// What a remote worker reports for one attempt.
 struct remote_completion {
-  std::uint32_t module = 0;  ///< as in the assignment
+  /// module: not known to the transport; `id` names it.
+  static constexpr std::uint32_t unknown_module = static_cast<std::uint32_t>(-1);
+  std::uint32_t module = 0;  ///< as in the assignment, or unknown_module
+  std::string id;            ///< the module id as the worker sent it, when module is unknown
   std::uint64_t epoch = 0;
   std::uint32_t attempt = 0;
   module_status status = module_status::failed;  ///< succeeded, failed, timed_out, cancelled
@@ -88,8 +109,9 @@ struct remote_completion {
 struct remote_stats {
   std::uint64_t workers_attached = 0;
   std::uint64_t workers_lost = 0;
-  std::uint64_t reassigned = 0;        ///< attempts moved off a lost worker
-  std::uint64_t rejected_results = 0;  ///< stale, duplicate or unknown completions
+  std::uint64_t reassigned = 0;  ///< attempts moved off a lost worker, or given back by theirs
+  /// Every result refused: by the run, or by the transport (worker_hub::reject()).
+  std::uint64_t rejected_results = 0;
   std::uint64_t overdue = 0;  ///< attempts that ran past timeout + overdue_grace: timed_out
   std::uint64_t dependency_results_sent = 0;
 };
@@ -108,7 +130,8 @@ class worker_hub : public std::enable_shared_from_this<worker_hub> {
     std::uint64_t epoch = 1;  ///< stamped on every assignment; a resumed run uses a new one
     /// How long a module that only absent workers could run waits for one to join.
     std::chrono::milliseconds capability_timeout{std::chrono::seconds{30}};
-    /// A module whose attempts were on this many lost workers fails as poison.
+    /// A module whose attempts were on this many lost workers (or were given back by their
+    /// worker) fails as poison.
     std::uint32_t max_worker_losses = 3;
     /// A remote attempt of a module with a timeout that has not reported this long after its
     /// timeout passed (its worker heartbeats but never answers) is cancelled on the worker and
@@ -132,6 +155,12 @@ class worker_hub : public std::enable_shared_from_this<worker_hub> {
   void complete(worker_id id, remote_completion completion);
   /// The worker reports several attempts, in this order: one hop to the run for all of them.
   void complete(worker_id id, std::vector<remote_completion> completions);
+  /// The transport refused a result of this worker; the run counts it and answers it.
+  void reject(worker_id id, rejected_result rejected);
+  /// Assign this worker nothing more: its running attempts finish and count, and the run calls
+  /// remote_worker::drain() on it. When it then leaves, only what it did not report is
+  /// reassigned. Draining an unknown or detached worker does nothing.
+  void drain(worker_id id, std::string reason);
 
   /// Whether the run this hub serves has finished.
   bool finished() const;

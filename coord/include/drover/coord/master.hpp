@@ -92,7 +92,10 @@ struct master_stats {
   std::uint64_t workers_stalled = 0;    ///< connections lost because they stopped reading
   std::uint64_t workers_left = 0;       ///< workers detached for any reason before the run ended
   std::uint64_t results_forwarded = 0;  ///< results handed to the run (it may still reject them)
-  std::uint64_t errors_received = 0;    ///< error messages workers sent
+  /// Results refused, by the master or the run: one per stale_result, duplicate_result or
+  /// unknown_module error sent.
+  std::uint64_t results_rejected = 0;
+  std::uint64_t errors_received = 0;  ///< error messages workers sent
   /// Error messages sent, by wire code ("malformed_json", "stale_result", ...): one per
   /// rejected line, refused handshake or result the run did not accept.
   std::map<std::string, std::uint64_t, std::less<>> errors_sent;
@@ -131,8 +134,9 @@ class master {
   /// Serves a connected stream as a worker connection; `peer` names it in logs. Stream needs
   /// async_read_some, async_write_some, get_executor and close(error_code&) or close(), and
   /// is half-closed with shutdown(shutdown_send, error_code&) when it has one (a socket), so
-  /// that the last lines reach the peer before the connection closes. Once stop() was called
-  /// the connection is closed at once.
+  /// that the last lines reach the peer before the connection closes. Once stop() has closed
+  /// the port (see stop()) the connection is closed at once; before, its hello is answered
+  /// with welcome and bye.
   template <typename Stream>
   void accept(Stream stream, std::string peer) {
     auto s = std::make_shared<detail::session<Stream>>(state_, std::move(stream), std::move(peer));
@@ -144,12 +148,22 @@ class master {
   /// A TCP connection, named by its remote endpoint.
   void accept(boost::asio::ip::tcp::socket socket);
 
-  /// Stops accepting and closes every connection: workers still attached get a bye ("run
-  /// finished" once the hub's run finished, else "master stopping") and are detached. Each
-  /// connection closes once its last line is written and the peer closed its end, or after
-  /// close_timeout, so an io_context with nothing else to do returns from run() within about
-  /// close_timeout.
+  /// Ends the master: workers still attached get a bye ("run finished" once the hub's run
+  /// finished, else "master stopping") and are detached. After listen(), the port stays open
+  /// for close_timeout more: a worker whose hello arrives meanwhile (connected before or
+  /// after) gets welcome and at once that bye, so it exits as the others do; then the port
+  /// closes, and so do connections still waiting for a hello. Without listen() that happens
+  /// at once. Each connection closes once its last line is written and the peer closed its
+  /// end, or after close_timeout, so an io_context with nothing else to do returns from run()
+  /// within about twice close_timeout. Calling it again changes nothing.
   void stop();
+
+  /// Drains the connected worker named `worker` (its welcome.worker name, as logs show it):
+  /// the run assigns it nothing more, then the master sends it `drain` with `reason`. Its
+  /// running attempts finish and their results count; when it then says bye and closes, only
+  /// what it did not report is reassigned. Returns false when no connected worker has that
+  /// name. Thread-safe.
+  bool drain(std::string_view worker, std::string reason = "drained by an operator");
 
   /// The bound endpoint; only after listen().
   boost::asio::ip::tcp::endpoint local_endpoint() const;

@@ -24,6 +24,7 @@ namespace drover::coord {
 
 struct simulated_worker_options {
   std::string name;
+  /// Labels offered besides the OS label (local_os_label()), which is always sent first.
   std::vector<std::string> capabilities;
   std::uint32_t slots = 1;
   std::chrono::milliseconds min_delay{0}, max_delay{0};  ///< per attempt, uniform

@@ -42,13 +42,16 @@ enum class stop_mode : std::uint8_t {
   everything,         ///< the caller cancelled the run, or its deadline passed
 };
 
-/// Why a remote completion was not accepted; the wire codes of docs/protocol.md.
+/// Why a remote completion was not accepted, in the order the core checks.
 enum class rejection : std::uint8_t {
-  unknown_module,    ///< no module of the run has that id
-  duplicate_result,  ///< the attempt's result was accepted already
-  stale_result,      ///< any other mismatch: older attempt, other epoch, other worker, given up
+  unknown_module,  ///< no module of the run has that id
+  other_epoch,     ///< it names another epoch
+  given_up,        ///< the core gave up on the attempt (overdue) before it answered
+  duplicate,       ///< the result of the current attempt, from its worker, arrived already
+  not_running,     ///< any other: not an attempt this worker runs now
 };
 
+/// The wire code of docs/protocol.md: unknown_module, duplicate_result or stale_result.
 std::string_view to_string(rejection r) noexcept;
 
 /// What the core asks its driver to do. The driver takes actions with
@@ -69,6 +72,9 @@ struct action {
     record,
     /// Call timer_fired at `at` (or later); replaces any earlier arm_timer.
     arm_timer,
+    /// Remote `worker` is drained: it gets nothing more, its running attempts still count.
+    /// Tell it to finish them and leave (scheduler_core::drain_reason says why).
+    drain_worker,
     /// Remote `worker` will get nothing more: say goodbye ("run finished") and close.
     release_worker,
     /// The run is over: every module is terminal. The last action of a run.
@@ -78,9 +84,10 @@ struct action {
   module_index module = no_module;
   std::uint32_t attempt = 0;
   worker_number worker = no_worker;
-  bool local = false;                        ///< dispatch, cancel: to the local workers
-  rejection code = rejection::stale_result;  ///< reject
-  time_point at{};                           ///< arm_timer
+  bool local = false;                       ///< dispatch, cancel: to the local workers
+  rejection code = rejection::not_running;  ///< reject
+  std::uint64_t epoch = 0;                  ///< reject: the epoch the completion named
+  time_point at{};                          ///< arm_timer
 };
 
 /// One event, as the core reports it to its event sink; the driver adds the wall-clock time,

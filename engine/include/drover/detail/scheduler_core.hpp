@@ -99,7 +99,7 @@ class scheduler_core {
   /// A remote worker is gone: its attempts without a result are reassigned.
   void worker_lost(worker_number w, std::string_view reason, time_point now);
   /// The remote worker gets no new attempts; the ones it runs finish normally.
-  void worker_draining(worker_number w, time_point now);
+  void worker_draining(worker_number w, std::string reason, time_point now);
   /// A remote worker reports an attempt. `i` is no_module when the id names no module.
   void remote_ended(worker_number w, module_index i, std::uint64_t epoch, std::uint32_t attempt,
                     attempt_outcome outcome, time_point now);
@@ -161,8 +161,10 @@ class scheduler_core {
   std::size_t reused_from_journal() const noexcept { return from_journal_; }
   std::size_t reused_from_cache() const noexcept { return from_cache_; }
   const remote_stats& remote_counters() const noexcept { return remote_stats_; }
-  /// Remote workers that are attached and not lost.
+  /// Remote workers that are attached, not lost and not drained.
   std::size_t live_remote_workers() const noexcept { return live_remotes_; }
+  /// Why remote worker `w` was drained.
+  std::string_view drain_reason(worker_number w) const noexcept { return remote(w).drain_reason; }
 
  private:
   enum class phase : std::uint8_t {
@@ -192,6 +194,7 @@ class scheduler_core {
     std::uint32_t slots = 1;
     bool alive = true;
     bool draining = false;
+    std::string drain_reason;
     std::vector<std::pair<module_index, std::uint32_t>> running;  // (module, attempt)
     // Attempts the core gave up on (overdue): each still holds a slot until the worker answers.
     std::vector<std::pair<module_index, std::uint32_t>> overdue;
@@ -252,6 +255,7 @@ class scheduler_core {
   std::size_t free_slots(worker_number w) const;
   void give_back(module_index i, std::uint32_t attempt, worker_number w, std::string why,
                  time_point now);
+  void drain(worker_number w, std::string reason, time_point now);
   void check_capability_clocks(time_point now);
   void capability_due(std::uint32_t group, time_point now);
   void cancel_remote_attempts(time_point now);

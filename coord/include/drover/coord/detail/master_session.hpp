@@ -37,54 +37,41 @@ namespace drover::coord::detail {
 
 class master_state;
 
-/// What was assigned on one connection, by module id: every attempt of every module, for the
-/// fencing of results. An open-addressing table of (hash, entry) slots over entries kept in the
-/// order they were assigned, so that recording an assign costs no allocation (ids of up to 15
-/// bytes) and a result's lookup finds its entry where the assign left it. Not thread-safe.
+/// The run's index of every module assigned on one connection, by id: how a result line, which
+/// names its module by id, reaches the run as an index. An open-addressing table of (hash,
+/// entry) slots over entries kept in the order they were assigned, so that recording an assign
+/// costs no allocation (ids of up to 15 bytes). Not thread-safe. Fencing is not done here: the
+/// run decides whether a result is current (scheduler_core::remote_ended).
 class assignment_table {
  public:
   struct entry {
     std::string id;
     std::uint32_t index = 0;  ///< the run's index of the module
-    std::uint32_t first_attempt = 0;
-    std::vector<std::uint32_t> later_attempts;  ///< nearly always empty
-
-    bool has(std::uint32_t attempt) const {
-      return attempt == first_attempt || std::find(later_attempts.begin(), later_attempts.end(),
-                                                   attempt) != later_attempts.end();
-    }
-    std::uint32_t last() const {
-      return later_attempts.empty() ? first_attempt : later_attempts.back();
-    }
   };
 
-  /// Records attempt `attempt` of module `index`, whose id is `id`.
-  void add(std::string_view id, std::uint32_t index, std::uint32_t attempt) {
+  /// Records that module `index`, whose id is `id`, was assigned here.
+  void add(std::string_view id, std::uint32_t index) {
     if (2 * (entries_.size() + 1) > slots_.size()) grow();
     const std::uint64_t h = hash(id);
     for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
       slot& s = slots_[pos];
       if (s.entry == empty) {
         s = slot{h, static_cast<std::uint32_t>(entries_.size())};
-        entries_.push_back({std::string(id), index, attempt, {}});
+        entries_.push_back({std::string(id), index});
         return;
       }
-      if (s.hash == h && entries_[s.entry].id == id) {
-        entries_[s.entry].index = index;
-        entries_[s.entry].later_attempts.push_back(attempt);
-        return;
-      }
+      if (s.hash == h && entries_[s.entry].id == id) return;
     }
   }
 
-  /// The entry of module `id`, or null when none of its attempts was assigned here.
-  const entry* find(std::string_view id) const {
+  /// The run's index of module `id`, or null when it was never assigned here.
+  const std::uint32_t* find(std::string_view id) const {
     if (slots_.empty()) return nullptr;
     const std::uint64_t h = hash(id);
     for (std::size_t pos = h & mask_;; pos = (pos + 1) & mask_) {
       const slot& s = slots_[pos];
       if (s.entry == empty) return nullptr;
-      if (s.hash == h && entries_[s.entry].id == id) return &entries_[s.entry];
+      if (s.hash == h && entries_[s.entry].id == id) return &entries_[s.entry].index;
     }
   }
 
@@ -185,6 +172,11 @@ class session_core : public std::enable_shared_from_this<session_core> {
   void send_rejected(std::string module, std::uint32_t attempt, std::string code,
                      std::string reason);
   void send_run_finished(std::string reason);
+  /// The run assigns this worker nothing more: tell it.
+  void send_drain(std::string reason);
+  /// An operator asks to drain this worker (master::drain): the run stops placing on it and
+  /// then sends drain through send_drain().
+  void drain(std::string reason);
   /// The master stops: say bye and close.
   void stop();
   /// Closes the stream now and forgets the connection (detaching its worker if need be).
@@ -192,6 +184,8 @@ class session_core : public std::enable_shared_from_this<session_core> {
 
   /// Posts stop() to the strand.
   void post_stop();
+  /// Posts drain(reason) to the strand.
+  void post_drain(std::string reason);
 
  protected:
   /// Queues a line (ending in '\n') for the writer.
@@ -215,6 +209,9 @@ class session_core : public std::enable_shared_from_this<session_core> {
   void handle_hello(std::string_view line);
   void handle_message(std::string_view line);
   void handle_result(result_message& result);
+  /// Hands a result the session refused to the run, which counts and answers it. An empty
+  /// `code`: the run tells unknown_module from stale_result.
+  void reject_result(const result_message& result, std::string code, std::string reason);
   /// Hands the results read so far to the run, all in one call.
   void forward_results();
   void send(const message& m);

@@ -117,7 +117,7 @@ void warn_about_missing_capabilities(const pipeline& p,
   std::vector<std::string> local_labels{lowercase(local_os_label())};
   for (const auto& label : capabilities)
     local_labels.push_back(lowercase(label));
-  for (const auto& m : p.modules) {
+  for (const auto& m : p.specs()) {
     if (!m.constraints) continue;
     std::vector<std::string> missing;
     for (const auto& label : m.constraints->required_capabilities) {
@@ -193,9 +193,10 @@ void print_graph_dot(const pipeline& p, std::ostream& out) {
     return q + '"';
   };
   out << "digraph " << quoted(p.name) << " {\n  rankdir=LR;\n";
-  for (const auto& m : p.modules)
+  const std::vector<module_spec> modules = p.specs();
+  for (const auto& m : modules)
     out << "  " << quoted(m.id) << ";\n";
-  for (const auto& m : p.modules) {
+  for (const auto& m : modules) {
     for (const auto& dep : m.deps)
       out << "  " << quoted(dep) << " -> " << quoted(m.id) << ";\n";
   }
@@ -206,10 +207,10 @@ void print_graph_mermaid(const pipeline& p, std::ostream& out) {
   // Mermaid node ids must be plain words, so nodes are n0, n1, ... labelled with the ids.
   std::unordered_map<std::string_view, std::size_t> node_of;
   out << "flowchart LR\n";
-  for (std::size_t i = 0; i < p.modules.size(); ++i) {
-    node_of.emplace(p.modules[i].id, i);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    node_of.emplace(p.id(i), i);
     std::string label;
-    for (char c : p.modules[i].id) {
+    for (char c : p.id(i)) {
       if (c == '"') {
         label += "#quot;";
       } else {
@@ -218,8 +219,8 @@ void print_graph_mermaid(const pipeline& p, std::ostream& out) {
     }
     out << "  n" << i << "[\"" << label << "\"]\n";
   }
-  for (std::size_t i = 0; i < p.modules.size(); ++i) {
-    for (const auto& dep : p.modules[i].deps) {
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    for (const auto& dep : p.module(i).deps()) {
       out << "  n" << node_of.at(dep) << " --> n" << i << '\n';
     }
   }
@@ -356,7 +357,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     err << format_problems(prepared.problems);
     return exit_usage;
   }
-  const std::size_t module_count = prepared.plan->pipeline().modules.size();
+  const std::size_t module_count = prepared.plan->size();
 
   // Open every output before running, so a bad path fails before any work is done.
   std::ofstream report_out;
@@ -517,7 +518,7 @@ int validate_command(const std::string& file, const std::vector<std::string>& ca
   auto loaded = load_or_report(file, err, warnings::show);
   if (!loaded) return exit_usage;
   warn_about_missing_capabilities(*loaded, capabilities, err);
-  out << file << ": ok, " << plural(loaded->modules.size(), "module") << '\n';
+  out << file << ": ok, " << plural(loaded->size(), "module") << '\n';
   return exit_succeeded;
 }
 
@@ -540,18 +541,18 @@ int plan_command(const std::string& file, const selection& chosen,
     out << "wave " << ++number << ":";
     const char* separator = " ";
     for (auto i : wave) {
-      const auto& id = p.modules[i].id;
+      const auto id = p.id(i);
       out << separator << id;
       if (std::any_of(
               chosen.skip_modules.begin(), chosen.skip_modules.end(),
-              [&](const std::string& skipped) { return selection_names(p.modules[i], skipped); })) {
+              [&](const std::string& skipped) { return selection_names(p.module(i), skipped); })) {
         out << " (skipped)";
       }
       separator = ", ";
     }
     out << '\n';
   }
-  out << plural(p.modules.size(), "module") << " in " << plural(waves.size(), "wave") << '\n';
+  out << plural(p.size(), "module") << " in " << plural(waves.size(), "wave") << '\n';
   return exit_succeeded;
 }
 

@@ -168,10 +168,9 @@ std::string replace_all(std::string_view text, std::string_view from, std::strin
   }
 }
 
-// Which entry of `deps` a dependency problem is about: the one the message quotes
-// ("depends on unknown module 'x'"), the next one in a printed cycle ("a -> b -> a"), or the
-// module itself ("depends on itself").
-std::optional<std::size_t> blamed_dependency(std::string_view message, std::string_view id,
+// Which entry of `deps` a dependency problem is about, from what the problem names: the
+// unknown module, the module itself, or the next one in a cycle (a -> b -> a: a's entry b).
+std::optional<std::size_t> blamed_dependency(const validation_problem& problem,
                                              const std::vector<std::string>& deps) {
   auto find = [&](std::string_view name) -> std::optional<std::size_t> {
     for (std::size_t i = 0; i < deps.size(); ++i) {
@@ -183,15 +182,18 @@ std::optional<std::size_t> blamed_dependency(std::string_view message, std::stri
     }
     return std::nullopt;
   };
-  for (std::size_t i = 0; i < deps.size(); ++i) {
-    if (deps[i] != id && message.find("'" + deps[i] + "'") != std::string_view::npos) return i;
+  switch (problem.kind) {
+    case problem_kind::unknown_dependency:
+    case problem_kind::self_dependency:
+      if (!problem.ids.empty()) return find(problem.ids.front());
+      break;
+    case problem_kind::dependency_cycle:
+      if (problem.ids.size() >= 2) return find(problem.ids[1]);
+      break;
+    default:
+      break;
   }
-  const std::string arrow = std::string{id} + " -> ";
-  if (auto at = message.find(arrow); at != std::string_view::npos) {
-    auto next = message.substr(at + arrow.size());
-    return find(next.substr(0, next.find(" -> ")));
-  }
-  return find(id);
+  return std::nullopt;
 }
 
 // The JSON pointer of a path into a value: {"argv", 2} -> "/argv/2".
@@ -939,9 +941,11 @@ void pipeline_reader::check_graph(pipeline& p) {
   // The dependencies as written, by place in the file: expansion turns a dependency on a
   // matrix module into one per instance.
   std::vector<std::vector<std::string>> deps_in_file;
-  deps_in_file.reserve(p.modules.size());
-  for (const auto& m : p.modules)
-    deps_in_file.push_back(m.deps);
+  deps_in_file.reserve(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const auto deps = p.module(i).deps();
+    deps_in_file.emplace_back(deps.begin(), deps.end());
+  }
 
   // Expand first, so that the graph is checked, and the pipeline loaded, with the instances.
   // A failed expansion leaves no graph worth checking.
@@ -970,7 +974,7 @@ void pipeline_reader::check_graph(pipeline& p) {
       pointer = "/modules/" + std::to_string(*place) +
                 (pointer_in_module ? *pointer_in_module : pointer_of_engine_field(found.field));
       if (found.field == "deps") {
-        if (auto i = blamed_dependency(found.message, found.module, deps_in_file[*place])) {
+        if (auto i = blamed_dependency(found, deps_in_file[*place])) {
           pointer += '/' + std::to_string(*i);
         }
       }
@@ -1045,7 +1049,7 @@ loaded_pipeline pipeline_reader::read(const json::value& root, std::string name)
     const auto& array = modules->get_array();
     module_ids_.assign(array.size(), {});
     for (std::size_t i = 0; i < array.size(); ++i) {
-      result.pipeline.modules.push_back(read_module(array[i], i, result.pipeline.defaults));
+      result.pipeline.add(read_module(array[i], i, result.pipeline.defaults));
     }
     check_graph(result.pipeline);
   }

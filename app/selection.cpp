@@ -20,19 +20,21 @@ std::string unknown_id(std::string_view flag, const std::string& id,
 
 }  // namespace
 
-bool selection_names(const module_spec& m, std::string_view id) {
-  if (m.id == id) return true;
+bool selection_names(const module_view& m, std::string_view id) {
+  const std::string_view own = m.id();
+  if (own == id) return true;
   // An instance's id is its matrix module's id, which has no brackets, then `[target]`.
-  return m.instance && std::string_view{m.id}.substr(0, m.id.find('[')) == id;
+  return m.instance() != nullptr && own.substr(0, own.find('[')) == id;
 }
 
 std::vector<std::string> apply_selection(pipeline& p, const selection& chosen) {
   // Ids are unique in a valid pipeline, and no module has the id of a matrix module, so an id
   // names one module or all instances of one matrix module.
+  std::vector<module_spec> modules = p.specs();
   std::unordered_map<std::string_view, std::vector<std::size_t>> modules_of;
   std::vector<std::string> ids;
-  for (std::size_t i = 0; i < p.modules.size(); ++i) {
-    const auto& m = p.modules[i];
+  for (std::size_t i = 0; i < modules.size(); ++i) {
+    const auto& m = modules[i];
     modules_of[m.id].push_back(i);
     ids.push_back(m.id);
     if (!m.instance) continue;
@@ -53,8 +55,8 @@ std::vector<std::string> apply_selection(pipeline& p, const selection& chosen) {
   }
   for (const auto& tag : chosen.tags) {
     bool found = false;
-    for (std::size_t i = 0; i < p.modules.size(); ++i) {
-      const auto& tags = p.modules[i].tags;
+    for (std::size_t i = 0; i < modules.size(); ++i) {
+      const auto& tags = modules[i].tags;
       if (std::find(tags.begin(), tags.end(), tag) != tags.end()) {
         roots.push_back(i);
         found = true;
@@ -67,7 +69,7 @@ std::vector<std::string> apply_selection(pipeline& p, const selection& chosen) {
   }
   if (!errors.empty()) return errors;
 
-  std::vector<bool> selected(p.modules.size(), chosen.modules.empty() && chosen.tags.empty());
+  std::vector<bool> selected(modules.size(), chosen.modules.empty() && chosen.tags.empty());
   // Depth-first over dependencies from every root; the pipeline is valid, so deps resolve.
   std::vector<std::size_t> stack = roots;
   while (!stack.empty()) {
@@ -75,7 +77,7 @@ std::vector<std::string> apply_selection(pipeline& p, const selection& chosen) {
     stack.pop_back();
     if (selected[i]) continue;
     selected[i] = true;
-    for (const auto& dep : p.modules[i].deps) {
+    for (const auto& dep : modules[i].deps) {
       if (auto it = modules_of.find(dep); it != modules_of.end()) {
         stack.insert(stack.end(), it->second.begin(), it->second.end());
       }
@@ -84,17 +86,15 @@ std::vector<std::string> apply_selection(pipeline& p, const selection& chosen) {
 
   for (const auto& id : chosen.skip_modules) {
     for (auto i : modules_of.at(id)) {
-      p.modules[i].skip_if = [] {
-        return std::optional<std::string>{std::string{skipped_by_flag}};
-      };
+      modules[i].skip_if = [] { return std::optional<std::string>{std::string{skipped_by_flag}}; };
     }
   }
   std::vector<module_spec> kept;
-  kept.reserve(p.modules.size());
-  for (std::size_t i = 0; i < p.modules.size(); ++i) {
-    if (selected[i]) kept.push_back(std::move(p.modules[i]));
+  kept.reserve(modules.size());
+  for (std::size_t i = 0; i < modules.size(); ++i) {
+    if (selected[i]) kept.push_back(std::move(modules[i]));
   }
-  p.modules = std::move(kept);
+  p.assign(std::move(kept));
   return errors;
 }
 

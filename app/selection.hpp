@@ -23,7 +23,7 @@ inline constexpr std::string_view skipped_by_flag = "skipped by --skip-module";
 
 /// Whether `id`, given to --module or --skip-module, names `m`: its own id, or for an instance
 /// of a matrix (`build[linux]`) the id of the matrix module in the file (`build`).
-bool selection_names(const module_spec& m, std::string_view id);
+bool selection_names(const module_view& m, std::string_view id);
 
 /// Applies `chosen` to the valid pipeline `p`: removes the modules it does not select and makes
 /// the skipped ones skip with the reason `skipped by --skip-module`. Returns one message per

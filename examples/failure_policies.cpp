@@ -48,12 +48,12 @@ int main() {
   p.mode = drover::execution_mode::keep_going;
   p.defaults.backoff = {.initial = 10ms, .multiplier = 2.0, .max = 100ms, .jitter = 0.0};
 
-  p.add("flaky", flaky).retries = 2;
-  p.add("slow", slow).timeout = 50ms;
+  p.add("flaky", flaky).retries(2);
+  p.add("slow", slow).timeout(50ms);
   p.add("broken", broken);
   p.add("report", succeed, {"broken"});
   p.add("docs", succeed);
-  p.add("cleanup", cleanup, {"flaky", "broken"}).always_run = true;
+  p.add("cleanup", cleanup, {"flaky", "broken"}).always_run();
 
   drover::run_options options;
   options.workers = 4;

@@ -47,8 +47,8 @@ constexpr std::uint32_t cpu_pool_slots = 64;
 // One write claim on the module's own resource and one read claim on a resource all modules
 // share: no two claims conflict, but every start compares its claims with every claim held by
 // a module in flight. Two claims per module keep that scan at its intended size.
-void add_constraints(module_spec& spec, node i) {
-  module_constraints& c = spec.constraints.ensure();
+void add_constraints(module_ref& spec, node i) {
+  module_constraints& c = spec.constraints();
   c.pool = "cpu";
   c.pool_slots = 1;
   c.claims.reserve(2);
@@ -62,15 +62,14 @@ pipeline make_drover_pipeline(const shape& s, module_work& work, bool constraine
   pipeline p;
   if (constrained) p.pools.emplace("cpu", cpu_pool_slots);
   p.name = std::string(to_string(s.kind()));
-  p.modules.reserve(s.size());
+  p.reserve(s.size(), s.edge_count());
   for (node i = 0; i < s.size(); ++i) {
     std::vector<std::string> deps;
     deps.reserve(s.in_degree(i));
     for (node dep : s.predecessors(i))
       deps.push_back(module_id(dep));
-    module_spec& spec = p.add(
-        module_id(i), [w = &work, i](module_context&) { return counted_body(w, i); },
-        std::move(deps));
+    module_ref spec = p.add(
+        module_id(i), [w = &work, i](module_context&) { return counted_body(w, i); }, deps);
     if (constrained) add_constraints(spec, i);
   }
   return p;

@@ -54,7 +54,7 @@ boost::asio::awaitable<boost::json::value> timed_body(body_log* log, std::uint32
 pipeline make_pipeline(const ordering_scenario& s, body_log& log) {
   pipeline p;
   p.name = "ordering-" + s.name;
-  p.modules.reserve(s.side + s.chain);
+  p.reserve(s.side + s.chain, s.chain);
   const auto body = [log = &log](std::uint32_t i, microseconds d) {
     return [log, i, d](module_context& ctx) { return timed_body(log, i, d, ctx.get_executor()); };
   };
@@ -66,7 +66,7 @@ pipeline make_pipeline(const ordering_scenario& s, body_log& log) {
     const auto i = static_cast<std::uint32_t>(s.side + k);
     std::vector<std::string> deps;
     if (k > 0) deps.push_back("chain" + std::to_string(k - 1));
-    p.add("chain" + std::to_string(k), body(i, s.chain_body), std::move(deps));
+    p.add("chain" + std::to_string(k), body(i, s.chain_body), deps);
   }
   return p;
 }

@@ -192,9 +192,9 @@ asio::awaitable<json::value> refuse_local_run(module_context&) {
 pipeline make_noop_pipeline(std::size_t modules) {
   pipeline p;
   p.name = "remote-bench";
-  p.modules.reserve(modules);
+  p.reserve(modules);
   for (std::size_t i = 0; i < modules; ++i)
-    p.add("m" + std::to_string(i), refuse_local_run).kind = "noop";
+    p.add("m" + std::to_string(i), refuse_local_run).kind("noop");
   return p;
 }
 

@@ -45,7 +45,7 @@ pipeline simulation_pipeline(sim_shape shape, std::size_t modules, std::uint64_t
   p.defaults.retries = retries;
   p.defaults.backoff =
       backoff_policy{std::chrono::milliseconds{1}, 1.0, std::chrono::milliseconds{1}, 0.0};
-  p.modules.reserve(modules);
+  p.reserve(modules, 3 * modules);
   std::mt19937_64 rng{seed};
   const auto id = [](std::size_t i) { return "m" + std::to_string(i); };
   for (std::size_t i = 0; i < modules; ++i) {
@@ -71,8 +71,7 @@ pipeline simulation_pipeline(sim_shape shape, std::size_t modules, std::uint64_t
         }
         break;
     }
-    module_spec& m = p.add(id(i), refuse_local_run, std::move(deps));
-    m.kind = "noop";
+    p.add(id(i), refuse_local_run, deps).kind("noop");
   }
   return p;
 }

@@ -132,7 +132,7 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
     if (attempt_.spec.io) {
       // As a run validates it: declared outputs must stay inside the work directory.
       std::vector<validation_problem> problems;
-      check_module_io(attempt_.spec, problems);
+      check_module_io(module_view{attempt_.spec}, problems);
       if (!problems.empty()) {
         report_.status = module_status::failed;
         report_.error = "the attempt cannot run: " + format_problems(problems);
@@ -140,7 +140,7 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
       }
     }
     attempt_scope scope;
-    scope.spec = &attempt_.spec;
+    scope.module = module_view{attempt_.spec};
     scope.attempt = attempt_number_;
     scope.worker = host_->settings.worker_name;
     scope.executor = &host_->strand;

@@ -34,7 +34,7 @@ void attempt_control::start(handler_type handler) {
     });
   }
   try {
-    asio::co_spawn(*scope_.executor, scope_.spec->body(*ctx_),
+    asio::co_spawn(*scope_.executor, scope_.module.body()(*ctx_),
                    asio::bind_cancellation_slot(
                        signal_.slot(), [self = shared_from_this()](std::exception_ptr thrown,
                                                                    boost::json::value value) {

@@ -29,9 +29,9 @@ constraint_gate::constraint_gate(const pipeline& p, key_function key_of)
     pool_ids.emplace(name, static_cast<std::uint32_t>(pools_.size()));
     pools_.emplace_back().capacity = slots;
   }
-  const std::size_t n = p.modules.size();
+  const std::size_t n = p.size();
   for (std::size_t i = 0; i < n; ++i) {
-    const module_constraints* c = p.modules[i].constraints.get();
+    const module_constraints* c = p.module(i).constraints();
     if (c == nullptr) continue;
     const bool exclusive =
         !c->pool.empty() || !c->not_in_parallel.empty() || !c->claims.empty() || c->run_alone;

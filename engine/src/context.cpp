@@ -8,7 +8,7 @@
 namespace drover {
 
 std::string_view module_context::id() const noexcept {
-  return scope_->spec->id;
+  return scope_->module.id();
 }
 
 std::uint32_t module_context::attempt() const noexcept {
@@ -19,17 +19,21 @@ std::string_view module_context::worker() const noexcept {
   return scope_->worker;
 }
 
-const module_spec& module_context::spec() const noexcept {
-  return *scope_->spec;
+module_view module_context::spec() const noexcept {
+  return scope_->module;
+}
+
+const boost::json::value& module_context::params() const noexcept {
+  return scope_->module.params();
 }
 
 std::string_view module_context::matrix_target() const noexcept {
-  const auto* instance = spec().instance.get();
+  const auto* instance = scope_->module.instance();
   return instance ? std::string_view{instance->target} : std::string_view{};
 }
 
 std::string_view module_context::matrix_value(std::string_view axis) const noexcept {
-  if (const auto* instance = spec().instance.get()) {
+  if (const auto* instance = scope_->module.instance()) {
     for (const auto& [name, value] : instance->values) {
       if (name == axis) return value;
     }
@@ -65,10 +69,11 @@ namespace {
 detail::dependency_results::entry find_dependency(const detail::attempt_scope& scope,
                                                   std::string_view dep) {
   if (scope.dependencies) {
-    if (auto found = scope.dependencies->find(scope.module, dep)) return *found;
+    if (auto found = scope.dependencies->find(scope.index, dep)) return *found;
   }
-  throw std::invalid_argument("module '" + scope.spec->id + "' asked for the result of '" +
-                              std::string(dep) + "', which is not one of its dependencies");
+  throw std::invalid_argument("module '" + std::string(scope.module.id()) +
+                              "' asked for the result of '" + std::string(dep) +
+                              "', which is not one of its dependencies");
 }
 
 }  // namespace
@@ -83,7 +88,7 @@ const boost::json::value& module_context::result(std::string_view dep) const {
 
 std::vector<std::string_view> module_context::dependency_ids() const {
   if (!scope_->dependencies) return {};
-  return scope_->dependencies->ids(scope_->module);
+  return scope_->dependencies->ids(scope_->index);
 }
 
 void module_context::writes_in_workspace() noexcept {

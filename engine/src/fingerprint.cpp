@@ -97,16 +97,18 @@ std::string pipeline_fingerprint(const pipeline& p) {
   sha256 h;
   h.field("drover-pipeline-1");
   h.field(p.name);
-  for (const auto& m : p.modules) {
-    h.field(m.id);
-    h.field(m.kind.empty() ? std::string("body") : m.kind);
-    h.field(canonical_json(m.params));
-    auto deps = m.deps;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const module_view m = p.module(i);
+    h.field(m.id());
+    h.field(m.kind().empty() ? std::string_view("body") : m.kind());
+    h.field(canonical_json(m.params()));
+    auto deps = m.deps();
     std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
     h.field(std::to_string(deps.size()));
     for (const auto& d : deps)
       h.field(d);
-    h.field(m.io ? m.io->version : std::string{});
+    h.field(m.io() ? std::string_view(m.io()->version) : std::string_view{});
   }
   return h.hex_digest();
 }
@@ -155,7 +157,7 @@ std::vector<std::string> match_files(const fs::path& root, const std::vector<std
 }
 
 fingerprinter::fingerprinter(const pipeline& p, const drover::graph& g, fs::path workspace)
-    : pipeline_(p), graph_(g), workspace_(std::move(workspace)), fingerprints_(p.modules.size()) {}
+    : pipeline_(p), graph_(g), workspace_(std::move(workspace)), fingerprints_(p.size()) {}
 
 const std::string& fingerprinter::file_hash(const std::string& relative) {
   const fs::path path = workspace_ / relative;
@@ -180,25 +182,25 @@ const std::string& fingerprinter::file_hash(const std::string& relative) {
 }
 
 const std::string& fingerprinter::compute(std::uint32_t i) {
-  const module_spec& m = pipeline_.modules[i];
+  const module_view m = pipeline_.module(i);
   sha256& h = hasher_;
   h.reset();  // an input that could not be read may have left a half-fed state
   h.field("drover-module-1");
-  h.field(m.id);
-  if (m.kind.empty()) {
+  h.field(m.id());
+  if (m.kind().empty()) {
     h.field("body");
   } else {
-    h.field(m.kind);
-    h.field(canonical_json(m.params));
+    h.field(m.kind());
+    h.field(canonical_json(m.params()));
   }
-  if (m.instance) {
-    for (const auto& [axis, value] : m.instance->values) {
+  if (const matrix_instance* instance = m.instance()) {
+    for (const auto& [axis, value] : instance->values) {
       h.field(axis);
       h.field(value);
     }
   }
-  if (m.io) {
-    const module_io& io = *m.io;
+  if (const module_io* declared = m.io()) {
+    const module_io& io = *declared;
     h.field("version");
     h.field(io.version);
     h.field("inputs");
@@ -223,12 +225,11 @@ const std::string& fingerprinter::compute(std::uint32_t i) {
       h.field(glob);
   }
   std::vector<std::uint32_t> deps(graph_.predecessors(i).begin(), graph_.predecessors(i).end());
-  std::sort(deps.begin(), deps.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return pipeline_.modules[a].id < pipeline_.modules[b].id;
-  });
+  std::sort(deps.begin(), deps.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return pipeline_.id(a) < pipeline_.id(b); });
   h.field("deps");
   for (const std::uint32_t d : deps) {
-    h.field(pipeline_.modules[d].id);
+    h.field(pipeline_.id(d));
     h.field(fingerprints_[d]);
   }
   fingerprints_[i] = h.hex_digest();

@@ -76,21 +76,25 @@ std::optional<std::string> glob_problem(std::string_view field, std::string_view
   return std::nullopt;
 }
 
-void check_globs(const module_spec& m, std::string_view field,
+void check_globs(const module_view& m, std::string_view field,
                  const std::vector<std::string>& globs, std::vector<validation_problem>& problems) {
   const std::string_view noun = field == "outputs" ? "output " : "input ";
+  const std::string id(m.id());
   for (std::size_t i = 0; i < globs.size(); ++i) {
     if (auto problem = glob_problem(field, globs[i])) {
-      problems.push_back({m.id, entry_field(field, i),
-                          "module " + in_quotes(m.id) + ": " + std::string{noun} + *problem});
+      problems.push_back({id, entry_field(field, i),
+                          "module " + in_quotes(id) + ": " + std::string{noun} + *problem,
+                          problem_kind::invalid_io});
     }
   }
 }
 
-bool claims_conflict(const module_spec& a, const module_spec& b) {
-  if (!a.constraints || !b.constraints) return false;
-  for (const resource_claim& x : a.constraints->claims) {
-    for (const resource_claim& y : b.constraints->claims) {
+bool claims_conflict(const module_view& a, const module_view& b) {
+  const module_constraints* ca = a.constraints();
+  const module_constraints* cb = b.constraints();
+  if (!ca || !cb) return false;
+  for (const resource_claim& x : ca->claims) {
+    for (const resource_claim& y : cb->claims) {
       const bool either_writes = x.mode == claim_mode::write || y.mode == claim_mode::write;
       if (either_writes && resource_globs_overlap(x.resource, y.resource)) return true;
     }
@@ -109,14 +113,15 @@ struct overlap {
 
 }  // namespace
 
-void check_module_io(const module_spec& m, std::vector<validation_problem>& problems) {
-  const module_io& io = *m.io;
+void check_module_io(const module_view& m, std::vector<validation_problem>& problems) {
+  const module_io& io = *m.io();
+  const std::string id(m.id());
   check_globs(m, "inputs", io.inputs, problems);
   check_globs(m, "outputs", io.outputs, problems);
   for (std::size_t i = 0; i < io.input_env.size(); ++i) {
     if (!is_env_name(io.input_env[i])) {
-      problems.push_back({m.id, entry_field("input_env", i),
-                          "module " + in_quotes(m.id) + ": input_env entry " +
+      problems.push_back({id, entry_field("input_env", i),
+                          "module " + in_quotes(id) + ": input_env entry " +
                               in_quotes(io.input_env[i]) +
                               " is not an environment variable name (letters, digits and '_', "
                               "not starting with a digit)"});
@@ -134,8 +139,8 @@ void report_output_conflicts(const pipeline& p, const graph& g,
   std::unordered_map<std::string_view, std::vector<output_ref>> literals;
   std::vector<output_ref> wildcards;
   std::size_t writers = 0;
-  for (std::uint32_t i = 0; i < p.modules.size(); ++i) {
-    const module_io* io = p.modules[i].io.get();
+  for (std::uint32_t i = 0; i < p.size(); ++i) {
+    const module_io* io = p.module(i).io();
     if (io == nullptr || io->outputs.empty()) continue;
     ++writers;
     for (std::uint32_t k = 0; k < io->outputs.size(); ++k) {
@@ -165,7 +170,7 @@ void report_output_conflicts(const pipeline& p, const graph& g,
     }
   }
   const auto glob_of = [&](output_ref r) -> const std::string& {
-    return p.modules[r.module].io->outputs[r.glob];
+    return p.module(r.module).io()->outputs[r.glob];
   };
   for (std::size_t w = 0; w < wildcards.size(); ++w) {
     const std::string& glob = glob_of(wildcards[w]);
@@ -179,7 +184,7 @@ void report_output_conflicts(const pipeline& p, const graph& g,
     }
   }
   std::erase_if(overlaps,
-                [&](const overlap& o) { return claims_conflict(p.modules[o.a], p.modules[o.b]); });
+                [&](const overlap& o) { return claims_conflict(p.module(o.a), p.module(o.b)); });
   if (overlaps.empty()) return;
 
   // Whether the earlier of each pair in topological order reaches the later: one walk per
@@ -230,14 +235,19 @@ void report_output_conflicts(const pipeline& p, const graph& g,
   });
   for (std::size_t k = 0; k < unordered.size() && k < max_reported_conflicts; ++k) {
     const overlap& o = overlaps[unordered[k]];
-    const module_spec& a = p.modules[o.a];
-    const module_spec& b = p.modules[o.b];
+    const module_view a = p.module(o.a);
+    const module_view b = p.module(o.b);
+    const std::string a_id(a.id()), b_id(b.id());
     problems.push_back(
-        {a.id, entry_field("outputs", o.a_glob),
-         "modules " + in_quotes(a.id) + " and " + in_quotes(b.id) + " can write the same output (" +
-             in_quotes(a.io->outputs[o.a_glob]) + " and " + in_quotes(b.io->outputs[o.b_glob]) +
+        {a_id,
+         entry_field("outputs", o.a_glob),
+         "modules " + in_quotes(a_id) + " and " + in_quotes(b_id) + " can write the same output (" +
+             in_quotes(a.io()->outputs[o.a_glob]) + " and " + in_quotes(b.io()->outputs[o.b_glob]) +
              "), but neither depends on the other and their claims do not conflict: add a "
-             "dependency between them, or claims on a shared resource with at least one write"});
+             "dependency between them, or claims on a shared resource with at least one write",
+         problem_kind::output_conflict,
+         o.a,
+         {b_id}});
   }
 }
 

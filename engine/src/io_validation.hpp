@@ -17,7 +17,7 @@ namespace drover::detail {
 /// inputs are only read), and every input_env entry is an environment variable name (letters,
 /// digits and '_', not starting with a digit). Problems name the entry as the field: `outputs[2]`,
 /// `input_env[0]`.
-void check_module_io(const module_spec& m, std::vector<validation_problem>& problems);
+void check_module_io(const module_view& m, std::vector<validation_problem>& problems);
 
 /// Reports every pair of modules whose outputs can name the same file while nothing orders
 /// them: neither reaches the other through dependencies and they hold no conflicting claims

@@ -185,7 +185,7 @@ std::optional<std::string> run_journal::begin_run(const pipeline& p,
   pipeline_changed_ = resuming_ && recorded_fingerprint_ != fingerprint;
   boost::json::object record{{"type", "run"},        {"format", journal_format},
                              {"pipeline", p.name},   {"fingerprint", fingerprint},
-                             {"epoch", epoch_},      {"modules", p.modules.size()},
+                             {"epoch", epoch_},      {"modules", p.size()},
                              {"resumed", resuming_}, {"started_at_ms", now_ms()}};
   append_line(boost::json::serialize(record));
   return std::nullopt;

@@ -156,8 +156,8 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
       report(w, std::move(began));
     }
     attempt_scope scope;
-    scope.spec = &plan_->spec(i);
-    scope.module = i;
+    scope.module = plan_->module(i);
+    scope.index = i;
     scope.attempt = attempt;
     scope.worker = w.name;
     scope.executor = &w.executor;
@@ -199,7 +199,7 @@ asio::awaitable<attempt_outcome> run_driver::run_inline(local_worker& w, attempt
   attempt_outcome outcome;
   boost::json::value value;
   try {
-    value = co_await scope.spec->body(ctx);
+    value = co_await plan_->body(scope.index)(ctx);
     outcome.status = module_status::succeeded;
   } catch (...) {
     classify_failure(std::current_exception(), outcome.status, outcome.error);

@@ -419,15 +419,15 @@ struct id_entry {
   std::uint32_t instance;  ///< which instance of the module, npos for the module's own id
 };
 
-void report_collision(const pipeline& p, const id_entry& first, const id_entry& second,
-                      std::vector<validation_problem>& problems) {
-  const module_spec& owner = p.modules[second.module];
+void report_collision(const std::vector<module_spec>& modules, const id_entry& first,
+                      const id_entry& second, std::vector<validation_problem>& problems) {
+  const module_spec& owner = modules[second.module];
   const std::string who = "module " + in_quotes(owner.id);
   if (second.instance == npos) {
     // Two modules share an id; build_graph reports that unless one of them has a matrix,
     // which would make the id vanish before build_graph sees it.
     for (const id_entry* e : {&first, &second}) {
-      const module_spec& m = p.modules[e->module];
+      const module_spec& m = modules[e->module];
       if (!m.matrix) continue;
       problems.push_back({m.id, "id",
                           "module " + in_quotes(m.id) +
@@ -456,17 +456,17 @@ void report_collision(const pipeline& p, const id_entry& first, const id_entry& 
 class dependency_rewriter {
   // The id of the matrix module of expansion `e`, for the index of matrix modules.
   auto base_id() const {
-    return [this](std::uint32_t e) -> std::string_view {
-      return pipeline_.modules[expansions_[e].module].id;
-    };
+    return
+        [this](std::uint32_t e) -> std::string_view { return modules_[expansions_[e].module].id; };
   }
 
  public:
   // Indexes only the matrix modules: deps are looked up in a table that stays in cache.
-  dependency_rewriter(const pipeline& p, const std::vector<expansion>& expansions)
-      : pipeline_(p), expansions_(expansions), matrix_modules_(expansions.size()) {
+  dependency_rewriter(const std::vector<module_spec>& modules,
+                      const std::vector<expansion>& expansions)
+      : modules_(modules), expansions_(expansions), matrix_modules_(expansions.size()) {
     for (std::uint32_t e = 0; e < expansions.size(); ++e) {
-      const std::string& id = p.modules[expansions[e].module].id;
+      const std::string& id = modules[expansions[e].module].id;
       matrix_modules_.insert(detail::id_index::hash(id), id, e, base_id());
     }
   }
@@ -508,7 +508,7 @@ class dependency_rewriter {
     return matrix_modules_.find(detail::id_index::hash(dep), dep, base_id());
   }
 
-  const pipeline& pipeline_;
+  const std::vector<module_spec>& modules_;
   const std::vector<expansion>& expansions_;
   detail::id_index matrix_modules_;
   std::vector<const std::string*> picked_;
@@ -530,13 +530,11 @@ void add_required_capabilities(module_spec& m, const std::vector<std::string>& a
 
 }  // namespace
 
-std::vector<validation_problem> expand_matrix(pipeline& p) {
+namespace {
+
+// Expansion works on whole descriptions: only pipelines with a matrix pay for them.
+std::vector<validation_problem> expand_specs(std::vector<module_spec>& modules) {
   std::vector<validation_problem> problems;
-  auto& modules = p.modules;
-  if (std::none_of(modules.begin(), modules.end(),
-                   [](const module_spec& m) { return m.matrix.has_value(); })) {
-    return problems;
-  }
   if (modules.size() >= npos) {
     problems.push_back({"", "modules", "too many modules: " + std::to_string(modules.size())});
     return problems;
@@ -584,13 +582,13 @@ std::vector<validation_problem> expand_matrix(pipeline& p) {
       const std::string& id = *entries[i].id;
       if (id.empty()) continue;  // build_graph reports it; a matrix module's was reported above
       const std::uint32_t first = index.insert(hash, id, i, id_of);
-      if (first != npos) report_collision(p, entries[first], entries[i], problems);
+      if (first != npos) report_collision(modules, entries[first], entries[i], problems);
     }
   }
   if (!problems.empty()) return problems;
 
   // Dependencies are rewritten while the instance ids are still in their expansions.
-  dependency_rewriter rewriter{p, expansions};
+  dependency_rewriter rewriter{modules, expansions};
   for (expansion& e : expansions)
     e.deps = rewriter.rewrite(modules[e.module].deps);
   for (module_spec& m : modules) {
@@ -619,6 +617,24 @@ std::vector<validation_problem> expand_matrix(pipeline& p) {
     }
   }
   modules = std::move(expanded);
+  return problems;
+}
+
+}  // namespace
+
+std::vector<validation_problem> expand_matrix(pipeline& p) {
+  bool any = false;
+  for (std::size_t i = 0; i < p.size() && !any; ++i)
+    any = p.module(i).matrix() != nullptr;
+  if (!any) return {};
+  std::vector<module_spec> modules = p.specs();
+  auto problems = expand_specs(modules);
+  for (auto& problem : problems) {
+    if (problem.kind == problem_kind::other && problem.field.rfind("matrix", 0) == 0) {
+      problem.kind = problem_kind::invalid_matrix;
+    }
+  }
+  if (problems.empty()) p.assign(std::move(modules));
   return problems;
 }
 

@@ -1,62 +1,56 @@
 #include <drover/engine.hpp>
 #include <drover/plan.hpp>
 
+#include <algorithm>
 #include <limits>
 
 namespace drover {
 
-namespace {
+std::optional<graph> build_graph_in_place(pipeline& p, std::vector<std::uint32_t>& module_of,
+                                          std::vector<validation_problem>& problems);
 
-// The record of module i: its policies resolved against the pipeline's defaults, so the
-// scheduler reads one small struct instead of the module's description.
-detail::module_record make_record(const pipeline& p, const graph& g, graph::index i) {
+plan::plan(drover::pipeline p, drover::graph g, std::vector<index> module_of)
+    : pipeline_(std::move(p)), graph_(std::move(g)), module_of_(std::move(module_of)) {
+  // Resolve what the scheduler reads against the defaults, once, into the records.
   namespace flag = detail::module_flag;
-  const module_spec& m = p.modules[i];
-  detail::module_record r;
-  r.priority = m.priority;
-  r.critical_path = g.critical_path(i);
-  const int retries = m.retries.value_or(p.defaults.retries);
-  r.retries = static_cast<std::uint16_t>(
-      std::clamp(retries, 0, static_cast<int>(std::numeric_limits<std::uint16_t>::max())));
-  if (m.always_run) r.flags |= flag::always_run;
-  if (m.ignore_failure) r.flags |= flag::ignore_failure;
-  if (m.skip_if) r.flags |= flag::has_skip_if;
-  if (m.timeout || p.defaults.timeout) r.flags |= flag::has_timeout;
-  if (const module_constraints* c = m.constraints.get()) {
-    if (c->pin_local) r.flags |= flag::pin_local;
-    if (!c->required_capabilities.empty()) r.flags |= flag::requires_labels;
+  const int default_retries = std::clamp(
+      pipeline_.defaults.retries, 0, static_cast<int>(std::numeric_limits<std::uint16_t>::max()));
+  for (index i = 0; i < size(); ++i) {
+    detail::module_record& r = pipeline_.records_[i];
+    if (!r.has(flag::own_retries)) r.retries = static_cast<std::uint16_t>(default_retries);
+    if (pipeline_.defaults.timeout) r.flags |= flag::has_timeout;
+    const detail::module_extras* e = pipeline_.extras(i);
+    bool fingerprintable = false;
+    bool opted_out = false;
+    if (e != nullptr) {
+      if (const module_constraints* c = e->constraints.get()) {
+        if (c->pin_local) r.flags |= flag::pin_local;
+        if (!c->required_capabilities.empty()) r.flags |= flag::requires_labels;
+      }
+      opted_out = e->io && !e->io->cacheable;
+      fingerprintable = !e->kind.empty() || (e->io && !e->io->version.empty());
+    }
+    if (!opted_out && fingerprintable) r.flags |= flag::cacheable;
   }
-  const bool opted_out = m.io && !m.io->cacheable;
-  const bool fingerprintable = !m.kind.empty() || (m.io && !m.io->version.empty());
-  if (!opted_out && fingerprintable) r.flags |= flag::cacheable;
-  return r;
-}
-
-}  // namespace
-
-plan::plan(drover::pipeline p, drover::graph g) : pipeline_(std::move(p)), graph_(std::move(g)) {
-  records_.reserve(graph_.size());
-  for (graph::index i = 0; i < graph_.size(); ++i)
-    records_.push_back(make_record(pipeline_, graph_, i));
 }
 
 std::optional<plan::index> plan::find(std::string_view id) const noexcept {
-  for (index i = 0; i < size(); ++i) {
-    if (pipeline_.modules[i].id == id) return i;
-  }
-  return std::nullopt;
+  if (module_of_.empty()) return std::nullopt;
+  const auto symbol = pipeline_.symbol_of_text(id);
+  if (!symbol || *symbol >= module_of_.size()) return std::nullopt;
+  const index i = module_of_[*symbol];
+  if (i == static_cast<index>(-1)) return std::nullopt;
+  return i;
 }
 
 prepare_result prepare(pipeline p) {
   prepare_result out;
   out.problems = expand_matrix(p);
   if (!out.problems.empty()) return out;
-  graph_result built = build_graph(p);
-  if (!built.ok()) {
-    out.problems = std::move(built.problems);
-    return out;
-  }
-  out.plan = drover::plan{std::move(p), std::move(*built.graph)};
+  std::vector<std::uint32_t> module_of;
+  std::optional<graph> g = build_graph_in_place(p, module_of, out.problems);
+  if (!g) return out;
+  out.plan = drover::plan{std::move(p), std::move(*g), std::move(module_of)};
   return out;
 }
 

@@ -98,14 +98,14 @@ module_index run_driver::module_named(std::string_view id) {
 
 void run_driver::assign_remote(module_index i, std::uint32_t attempt, worker_number w) {
   remote_link& r = remotes_[w - local_workers_];
-  const module_spec& spec = plan_->spec(i);
+  const module_view spec = plan_->module(i);
   assignment a;
   a.epoch = hub_->config().epoch;
   a.module = i;
-  a.id = spec.id;
+  a.id = spec.id();
   a.attempt = attempt;
-  a.kind = spec.kind;
-  a.params = &spec.params;
+  a.kind = spec.kind();
+  a.params = &spec.params();
   a.timeout = plan_->timeout(i);
   for (module_index d : plan_->predecessors(i)) {
     a.deps.push_back(plan_->id(d));
@@ -117,8 +117,8 @@ void run_driver::assign_remote(module_index i, std::uint32_t attempt, worker_num
       ++dependency_results_sent_;
     }
   }
-  if (spec.instance) a.matrix_target = spec.instance->target;
-  if (spec.io) a.outputs = spec.io->outputs;
+  if (const auto* instance = spec.instance()) a.matrix_target = instance->target;
+  if (const auto* io = spec.io()) a.outputs = io->outputs;
   r.link->assign(a);
 }
 

@@ -149,7 +149,7 @@ core_settings run_driver::make_settings() {
   const plan& p = *plan_;
   auto key = [&](plan::index i) {
     return ready_queue::make_key(p.record(i).priority,
-                                 s.order_by_critical_path ? p.record(i).critical_path : 0);
+                                 s.order_by_critical_path ? p.critical_path(i) : 0);
   };
   for (plan::index i = 1; i < p.size(); ++i) {
     if (key(i) != key(0)) {
@@ -239,8 +239,8 @@ void run_driver::check_reuse(module_index i) {
   }
   if (options_.cache && plan_->record(i).has(module_flag::cacheable)) {
     static const std::vector<std::string> no_outputs;
-    const module_spec& spec = plan_->spec(i);
-    const auto& outputs = spec.io ? spec.io->outputs : no_outputs;
+    const module_io* io = plan_->module(i).io();
+    const auto& outputs = io ? io->outputs : no_outputs;
     if (auto value = options_.cache->restore(fingerprint, environment_.workspace, outputs)) {
       return core_->reuse_checked(i, std::move(*value), reuse_source::cache, {}, now);
     }
@@ -253,16 +253,16 @@ void run_driver::check_reuse(module_index i) {
 // must never find a dependent's success without the success it built on.
 void run_driver::record(module_index i) {
   const module_status status = core_->status(i);
-  const module_spec& spec = plan_->spec(i);
+  const module_io* io = plan_->module(i).io();
   const std::string id(plan_->id(i));
   if (status == module_status::succeeded && options_.cache &&
       plan_->record(i).has(module_flag::cacheable)) {
-    const bool has_outputs = spec.io && !spec.io->outputs.empty();
+    const bool has_outputs = io && !io->outputs.empty();
     if (has_outputs && core_->is_remote(core_->worker_of(i))) {
       // Its outputs are on the worker's machine: storing the value alone would restore none.
     } else {
       std::vector<std::string> outputs;
-      if (has_outputs) outputs = match_files(environment_.workspace, spec.io->outputs);
+      if (has_outputs) outputs = match_files(environment_.workspace, io->outputs);
       if (auto problem = options_.cache->store(fingerprints_->of(i), id, core_->value(i),
                                                environment_.workspace, outputs)) {
         notes_.push_back(std::move(*problem));

@@ -143,7 +143,7 @@ void scheduler_core::became_ready(module_index i, time_point now) {
   if (rec.has(module_flag::has_skip_if)) {
     std::optional<std::string> reason;
     try {
-      reason = plan_.spec(i).skip_if();
+      reason = (*plan_.module(i).skip_if())();
     } catch (const std::exception& e) {
       return finish(i, module_status::failed, std::string("skip condition threw: ") + e.what(),
                     now);
@@ -212,7 +212,7 @@ void scheduler_core::enqueue(module_index i) {
 ready_queue::key_type scheduler_core::ready_key(module_index i) const noexcept {
   const module_record& rec = plan_.record(i);
   return ready_queue::make_key(rec.priority,
-                               settings_.order_by_critical_path ? rec.critical_path : 0);
+                               settings_.order_by_critical_path ? plan_.critical_path(i) : 0);
 }
 
 // Hands ready modules to the local workers while they have room; the rest wait in priority

@@ -342,12 +342,12 @@ void remove_work_dir(const fs::path& work_dir) noexcept {
 
 void attempt_files::settle_files(attempt_scope& attempt, module_status& status,
                                  std::string& error) {
-  const module_spec& spec = *attempt.spec;
-  if (status == module_status::succeeded && spec.io && !spec.io->outputs.empty()) {
+  const module_io* io = attempt.module.io();
+  if (status == module_status::succeeded && io && !io->outputs.empty()) {
     std::string problem =
         attempt.writes_in_workspace
-            ? check_outputs_in_place(attempt.environment->workspace, spec.io->outputs)
-            : promote_outputs(attempt.work_dir, attempt.environment->workspace, spec.io->outputs);
+            ? check_outputs_in_place(attempt.environment->workspace, io->outputs)
+            : promote_outputs(attempt.work_dir, attempt.environment->workspace, io->outputs);
     if (!problem.empty()) {
       status = module_status::failed;
       error = std::move(problem);

@@ -669,10 +669,11 @@ module_body exec_body(exec_options options) {
 
 std::shared_ptr<const secret_masker> secrets_from_environment(const pipeline& p) {
   auto secrets = std::make_shared<secret_masker>();
-  for (const auto& m : p.modules) {
-    if (m.kind != "exec" || !m.params.is_object()) continue;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const module_view m = p.module(i);
+    if (m.kind() != "exec" || !m.params().is_object()) continue;
     // Most modules have no secret: only env objects with an object value are parsed.
-    const auto* env = m.params.get_object().if_contains("env");
+    const auto* env = m.params().get_object().if_contains("env");
     const auto* vars = env ? env->if_object() : nullptr;
     if (!vars || std::none_of(vars->begin(), vars->end(),
                               [](const auto& var) { return var.value().is_object(); })) {
@@ -680,7 +681,7 @@ std::shared_ptr<const secret_masker> secrets_from_environment(const pipeline& p)
     }
     exec_options options;
     try {
-      options = parse_exec_params(m.params);
+      options = parse_exec_params(m.params());
     } catch (const params_error&) {
       continue;  // the module itself reports it
     }

@@ -184,7 +184,7 @@ expression_scope scope_of(const module_context& ctx) {
     const auto& value = ctx.result(id);
     scope.deps.push_back({id, ctx.status_of(id), value.is_null() ? nullptr : &value});
   }
-  scope.matrix = ctx.spec().instance.get();
+  scope.matrix = ctx.spec().instance();
   return scope;
 }
 
@@ -373,11 +373,12 @@ expression_names names_of(const module_spec& spec) {
 
 std::vector<expression_problem> check_expressions(const pipeline& p) {
   std::vector<expression_problem> problems;
+  const std::vector<module_spec> modules = p.specs();
   std::unordered_set<std::string_view> matrix_modules;
-  for (const auto& m : p.modules) {
+  for (const auto& m : modules) {
     if (m.matrix) matrix_modules.insert(m.id);
   }
-  for (const auto& m : p.modules) {
+  for (const auto& m : modules) {
     if (m.kind.empty() || !params_template::has_templates(m.params)) continue;
     const params_template t{m.params};
     expression_names names = names_of(m);

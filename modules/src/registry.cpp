@@ -107,20 +107,26 @@ module_body registry::make(std::string_view kind, const boost::json::value& para
 std::vector<validation_problem> registry::resolve(pipeline& p) const {
   std::vector<validation_problem> problems;
   std::unordered_set<std::string> with_expressions;  // resolved here, with well-formed ones
-  for (auto& spec : p.modules) {
-    if (spec.body || spec.kind.empty()) continue;
-    if (!contains(spec.kind)) {
-      problems.push_back({spec.id, "kind", unknown_kind_message(spec.kind, kinds())});
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const module_view spec = p.module(i);
+    if (spec.body() || spec.kind().empty()) continue;
+    const std::string id(spec.id());
+    if (!contains(spec.kind())) {
+      problems.push_back({id, "kind", unknown_kind_message(spec.kind(), kinds()),
+                          problem_kind::unresolved_kind, static_cast<std::uint32_t>(i)});
       continue;
     }
     try {
-      spec.body = make(spec.kind, spec.params);
-      if (params_template::has_templates(spec.params)) with_expressions.insert(spec.id);
+      module_body body = make(spec.kind(), spec.params());
+      if (params_template::has_templates(spec.params())) with_expressions.insert(id);
+      p.edit(i).body(std::move(body));
     } catch (const params_error& e) {
-      problems.push_back({spec.id, e.field(), e.what()});
+      problems.push_back(
+          {id, e.field(), e.what(), problem_kind::other, static_cast<std::uint32_t>(i)});
     } catch (const std::exception& e) {
       // A user's factory may throw anything; the module is still the one to blame.
-      problems.push_back({spec.id, "params", e.what()});
+      problems.push_back(
+          {id, "params", e.what(), problem_kind::other, static_cast<std::uint32_t>(i)});
     }
   }
   if (with_expressions.empty()) return problems;

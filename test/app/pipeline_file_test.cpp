@@ -48,8 +48,8 @@ std::string problems_of_loaded(const loaded_pipeline& loaded) {
   return out;
 }
 
-const drover::module_spec& module_named(const loaded_pipeline& loaded, std::string_view id) {
-  for (const auto& m : loaded.pipeline.modules) {
+drover::module_spec module_named(const loaded_pipeline& loaded, std::string_view id) {
+  for (auto& m : loaded.pipeline.specs()) {
     if (m.id == id) return m;
   }
   BOOST_FAIL("no module " << id);
@@ -84,9 +84,9 @@ BOOST_AUTO_TEST_CASE(reads_every_field) {
   BOOST_TEST(p.defaults.backoff.multiplier == 3.0);
   BOOST_TEST(p.defaults.backoff.max == milliseconds{60'000});
   BOOST_TEST(p.defaults.backoff.jitter == 0.5);
-  BOOST_TEST_REQUIRE(p.modules.size() == 2u);
+  BOOST_TEST_REQUIRE(p.size() == 2u);
 
-  const auto& fetch = p.modules[0];
+  const auto fetch = p.spec(0);
   BOOST_TEST(fetch.id == "fetch");
   BOOST_TEST(fetch.kind == "noop");
   BOOST_TEST(static_cast<bool>(fetch.body));
@@ -98,7 +98,7 @@ BOOST_AUTO_TEST_CASE(reads_every_field) {
   BOOST_TEST(!fetch.skip_if);
   BOOST_TEST(fetch.priority == 0);
 
-  const auto& build = p.modules[1];
+  const auto build = p.spec(1);
   BOOST_TEST(build.kind == "exec");
   BOOST_TEST(boost::json::serialize(build.params) == R"({"argv":["make","-j2"]})");
   BOOST_TEST(static_cast<bool>(build.body));
@@ -126,7 +126,7 @@ BOOST_AUTO_TEST_CASE(defaults_when_fields_are_left_out) {
   BOOST_TEST((loaded.pipeline.mode == drover::execution_mode::fail_fast));
   BOOST_TEST(loaded.pipeline.defaults.retries == 0);
   BOOST_TEST(!loaded.pipeline.defaults.timeout.has_value());
-  BOOST_TEST(loaded.pipeline.modules[0].params.is_object());
+  BOOST_TEST(loaded.pipeline.spec(0).params.is_object());
 }
 
 BOOST_AUTO_TEST_CASE(accepts_comments_and_trailing_commas) {
@@ -139,8 +139,8 @@ BOOST_AUTO_TEST_CASE(accepts_comments_and_trailing_commas) {
       ],
     })");
   BOOST_TEST_REQUIRE(loaded.ok());
-  BOOST_TEST(loaded.pipeline.modules.size() == 2u);
-  BOOST_TEST(loaded.pipeline.modules[1].deps == std::vector<std::string>{"a"});
+  BOOST_TEST(loaded.pipeline.size() == 2u);
+  BOOST_TEST(loaded.pipeline.spec(1).deps == std::vector<std::string>{"a"});
 }
 
 BOOST_AUTO_TEST_CASE(durations) {
@@ -156,7 +156,7 @@ BOOST_AUTO_TEST_CASE(durations) {
   }
   const auto loaded = parse(R"({"modules": [{"id": "a", "kind": "noop", "timeout": 250}]})");
   BOOST_TEST_REQUIRE(loaded.ok());
-  BOOST_TEST(loaded.pipeline.modules[0].timeout.value() == milliseconds{250});
+  BOOST_TEST(loaded.pipeline.spec(0).timeout.value() == milliseconds{250});
 }
 
 BOOST_AUTO_TEST_CASE(skip_if_conditions_and_their_reasons) {
@@ -500,7 +500,7 @@ BOOST_AUTO_TEST_CASE(settings_that_constrain_nothing_make_no_box) {
     {"id": "b", "kind": "noop", "not_in_parallel": []}]})");
   BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
   BOOST_TEST(loaded.pipeline.pools.empty());
-  for (const auto& m : loaded.pipeline.modules) {
+  for (const auto& m : loaded.pipeline.specs()) {
     BOOST_TEST(!m.constraints.has_value(), m.id);
   }
 }
@@ -653,7 +653,7 @@ BOOST_AUTO_TEST_CASE(matrix_modules_become_their_instances) {
   ]})");
   BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
   std::vector<std::string> ids;
-  for (const auto& m : loaded.pipeline.modules)
+  for (const auto& m : loaded.pipeline.specs())
     ids.push_back(m.id);
   const std::vector<std::string> expected_ids{"fetch",
                                               "build[linux]",
@@ -688,7 +688,7 @@ BOOST_AUTO_TEST_CASE(matrix_requires_chooses_the_required_axes) {
     {"id": "b", "kind": "noop", "matrix": {"os": ["linux"], "gpu": ["cuda"]}}
   ]})");
   BOOST_TEST_REQUIRE(loaded.ok(), problems_of_loaded(loaded));
-  for (const auto& m : loaded.pipeline.modules) {
+  for (const auto& m : loaded.pipeline.specs()) {
     const bool requires_nothing = !m.constraints || m.constraints->required_capabilities.empty();
     BOOST_TEST(requires_nothing, m.id);
   }

@@ -22,25 +22,24 @@ drover::pipeline sample() {
   };
   p.add("fetch", body);
   p.add("build", body, {"fetch"});
-  p.add("test", body, {"build"}).tags = {"check"};
+  p.add("test", body, {"build"}).tags({"check"});
   p.add("package", body, {"test"});
-  p.add("lint", body).tags = {"check", "fast"};
-  p.add("docs", body, {"fetch"}).tags = {"docs"};
+  p.add("lint", body).tags({"check", "fast"});
+  p.add("docs", body, {"fetch"}).tags({"docs"});
   return p;
 }
 
 std::vector<std::string> ids(const drover::pipeline& p) {
   std::vector<std::string> out;
-  for (const auto& m : p.modules)
+  for (const auto& m : p.specs())
     out.push_back(m.id);
   return out;
 }
 
-const drover::module_spec& module_named(const drover::pipeline& p, std::string_view id) {
-  auto it =
-      std::find_if(p.modules.begin(), p.modules.end(), [&](const auto& m) { return m.id == id; });
-  BOOST_TEST_REQUIRE((it != p.modules.end()), "no module " << id);
-  return *it;
+drover::module_spec module_named(const drover::pipeline& p, std::string_view id) {
+  const auto found = p.find(id);
+  BOOST_TEST_REQUIRE(found.has_value(), "no module " << id);
+  return p.spec(*found);
 }
 
 }  // namespace
@@ -77,7 +76,7 @@ BOOST_AUTO_TEST_CASE(modules_and_tags_together_select_the_union) {
 BOOST_AUTO_TEST_CASE(skip_module_keeps_the_module_but_skips_it) {
   auto p = sample();
   BOOST_TEST(apply_selection(p, {.skip_modules = {"build"}}).empty());
-  BOOST_TEST(p.modules.size() == 6u);
+  BOOST_TEST(p.size() == 6u);
   const auto& build = module_named(p, "build");
   BOOST_TEST_REQUIRE(static_cast<bool>(build.skip_if));
   BOOST_TEST(build.skip_if().value() == "skipped by --skip-module");

@@ -235,11 +235,10 @@ drover::module_body never_local() {
   };
 }
 
-drover::module_spec& add_remote(drover::pipeline& p, std::string id,
-                                std::vector<std::string> deps = {}) {
-  auto& m = p.add(std::move(id), never_local(), std::move(deps));
-  m.kind = "noop";
-  m.params = json::object{{"note", "params travel"}};
+drover::module_ref add_remote(drover::pipeline& p, std::string id,
+                              std::vector<std::string> deps = {}) {
+  auto m = p.add(std::move(id), never_local(), std::move(deps));
+  m.kind("noop", json::object{{"note", "params travel"}});
   return m;
 }
 
@@ -536,11 +535,10 @@ BOOST_AUTO_TEST_CASE(capabilities_route_modules_to_the_workers_that_have_them, *
   h.welcomed({lin, win});
   drover::pipeline p;
   for (int i = 0; i < 3; ++i) {
-    add_remote(p, "lin" + std::to_string(i)).constraints.ensure().required_capabilities = {"linux"};
-    add_remote(p, "win" + std::to_string(i)).constraints.ensure().required_capabilities = {
-        "windows"};
+    add_remote(p, "lin" + std::to_string(i)).constraints().required_capabilities = {"linux"};
+    add_remote(p, "win" + std::to_string(i)).constraints().required_capabilities = {"windows"};
   }
-  add_remote(p, "docker").constraints.ensure().required_capabilities = {"DOCKER", "linux"};
+  add_remote(p, "docker").constraints().required_capabilities = {"DOCKER", "linux"};
   add_remote(p, "anywhere", {"lin0", "win0"});
   h.start(std::move(p));
   require_all_succeeded(h.finish());
@@ -603,7 +601,7 @@ BOOST_AUTO_TEST_CASE(an_attempt_a_heartbeating_worker_never_answers_times_out, *
   hanging->on_assign = [](fake_worker&, const coord::assign_message&) { return true; };
   h.welcomed({hanging});
   drover::pipeline p;
-  add_remote(p, "stuck").timeout = 100ms;
+  add_remote(p, "stuck").timeout(100ms);
   const auto started = clock_type::now();
   h.start(std::move(p));
   const auto& report = h.finish();
@@ -653,10 +651,10 @@ BOOST_AUTO_TEST_CASE(the_example_session_of_protocol_md_happens_as_shown, *utf::
   };
   h.welcomed({w});
   drover::pipeline p;
-  auto& flaky = add_remote(p, "flaky");
-  flaky.timeout = 100ms;
-  flaky.retries = 1;
-  flaky.backoff = drover::backoff_policy{1ms, 1.0, 1ms, 0.0};
+  auto flaky = add_remote(p, "flaky");
+  flaky.timeout(100ms);
+  flaky.retries(1);
+  flaky.backoff(drover::backoff_policy{1ms, 1.0, 1ms, 0.0});
   add_remote(p, "build");
   h.start(std::move(p));
   const auto& report = h.finish();
@@ -783,7 +781,7 @@ BOOST_AUTO_TEST_CASE(an_assignment_over_the_line_limit_fails_its_module, *utf::t
   auto w = h.worker();
   drover::pipeline p;
   add_remote(p, "small");
-  add_remote(p, "huge").params = json::object{{"blob", std::string(4096, 'x')}};
+  add_remote(p, "huge").kind("noop", json::object{{"blob", std::string(4096, 'x')}});
   h.start(std::move(p));
   const auto& report = h.finish();
   BOOST_TEST(report.status == drover::run_status::failed);
@@ -1130,7 +1128,8 @@ BOOST_AUTO_TEST_CASE(a_worker_that_stops_reading_is_lost_when_its_send_queue_is_
   drover::pipeline p;
   p.name = "padded";
   for (int i = 0; i < 1000; ++i) {
-    add_remote(p, "m" + std::to_string(i)).params = json::object{{"pad", std::string(1000, 'p')}};
+    add_remote(p, "m" + std::to_string(i))
+        .kind("noop", json::object{{"pad", std::string(1000, 'p')}});
   }
   h.start(std::move(p));
   // A megabyte of assigns: more than the socket pair's buffers take, so that writing them

@@ -92,7 +92,7 @@ class constraint_monitor {
   void learn(const drover::pipeline& p) {
     std::lock_guard lock{mutex_};
     capacity_ = p.pools;
-    for (const auto& m : p.modules) {
+    for (const auto& m : p.specs()) {
       rules r;
       if (const auto* c = m.constraints.get()) {
         r.pool = c->pool;
@@ -369,8 +369,8 @@ drover::run_options options_for(const run_setting& s) {
   return options;
 }
 
-drover::module_constraints& constraints_of(drover::module_spec& m) {
-  return m.constraints.ensure();
+drover::module_constraints& constraints_of(drover::module_ref m) {
+  return m.constraints();
 }
 
 void expect_no_violations(const constraint_monitor& monitor) {
@@ -547,7 +547,7 @@ BOOST_AUTO_TEST_CASE(modules_sharing_a_key_never_overlap_and_different_keys_do,
       constraint_monitor monitor;
       drover::pipeline p;
       for (int i = 0; i < 12; ++i) {
-        auto& m = p.add("m" + std::to_string(i), monitored(monitor, 15ms));
+        auto m = p.add("m" + std::to_string(i), monitored(monitor, 15ms));
         constraints_of(m).not_in_parallel = {"k" + std::to_string(i % 4)};
       }
       monitor.learn(p);
@@ -766,15 +766,15 @@ BOOST_AUTO_TEST_CASE(claim_waiters_start_by_priority_not_by_arrival,
       constraint_monitor monitor;
       event_log events;
       drover::pipeline p;
-      auto& holder =
+      auto holder =
           p.add("holder", monitored(monitor, body_plan{1ms, ready_emitted(&events, {"high"}), 0}));
-      holder.priority = 10;
+      holder.priority(10);
       constraints_of(holder).claims = {{"db/users", claim_mode::write}};
       constraints_of(p.add("low", monitored(monitor, 2ms))).claims = {
           {"db/users", claim_mode::read}};
       p.add("pre", monitored(monitor, 2ms));
-      auto& high = p.add("high", monitored(monitor, 2ms), {"pre"});
-      high.priority = 5;
+      auto high = p.add("high", monitored(monitor, 2ms), {"pre"});
+      high.priority(5);
       constraints_of(high).claims = {{"db/*", claim_mode::write}};
       monitor.learn(p);
       auto options = options_for(setting);
@@ -876,8 +876,8 @@ BOOST_AUTO_TEST_CASE(higher_priority_starts_first_among_modules_waiting_on_a_poo
       p.pools = {{"one", 1}};
       const int priorities[] = {1, 5, 3, 0, 4, 2};
       for (int i = 0; i < 6; ++i) {
-        auto& m = p.add("p" + std::to_string(priorities[i]), monitored(monitor, 3ms));
-        m.priority = priorities[i];
+        auto m = p.add("p" + std::to_string(priorities[i]), monitored(monitor, 3ms));
+        m.priority(priorities[i]);
         constraints_of(m).pool = "one";
       }
       monitor.learn(p);
@@ -901,14 +901,14 @@ BOOST_AUTO_TEST_CASE(pool_waiters_start_by_priority_not_by_arrival,
       event_log events;
       drover::pipeline p;
       p.pools = {{"one", 1}};
-      auto& first =
+      auto first =
           p.add("first", monitored(monitor, body_plan{1ms, ready_emitted(&events, {"high"}), 0}));
-      first.priority = 10;
+      first.priority(10);
       constraints_of(first).pool = "one";
       constraints_of(p.add("low", monitored(monitor, 2ms))).pool = "one";
       p.add("pre", monitored(monitor, 2ms));
-      auto& high = p.add("high", monitored(monitor, 2ms), {"pre"});
-      high.priority = 5;
+      auto high = p.add("high", monitored(monitor, 2ms), {"pre"});
+      high.priority(5);
       constraints_of(high).pool = "one";
       monitor.learn(p);
       auto options = options_for(setting);
@@ -936,9 +936,9 @@ BOOST_AUTO_TEST_CASE(critical_path_orders_equal_priorities_and_fifo_keeps_file_o
           constraint_monitor monitor;
           drover::pipeline p;
           p.pools = {{"one", 1}};
-          auto& lone = p.add("lone", monitored(monitor, 3ms));
+          auto lone = p.add("lone", monitored(monitor, 3ms));
           if (in_pool) constraints_of(lone).pool = "one";
-          auto& head = p.add("head", monitored(monitor, 3ms));
+          auto head = p.add("head", monitored(monitor, 3ms));
           if (in_pool) constraints_of(head).pool = "one";
           p.add("middle", monitored(monitor, 1ms), {"head"});
           p.add("tail", monitored(monitor, 1ms), {"middle"});
@@ -970,10 +970,10 @@ BOOST_AUTO_TEST_CASE(retry_releases_the_pool_and_takes_it_again, *boost::unit_te
       constraint_monitor monitor;
       drover::pipeline p;
       p.pools = {{"one", 1}};
-      auto& flaky = p.add("flaky", monitored(monitor, body_plan{5ms, {}, 2}));
-      flaky.priority = 1;
-      flaky.retries = 3;
-      flaky.backoff = exact_backoff(2ms);
+      auto flaky = p.add("flaky", monitored(monitor, body_plan{5ms, {}, 2}));
+      flaky.priority(1);
+      flaky.retries(3);
+      flaky.backoff(exact_backoff(2ms));
       constraints_of(flaky).pool = "one";
       constraints_of(flaky).not_in_parallel = {"k"};
       constraints_of(flaky).claims = {{"db/users", claim_mode::write}};
@@ -1043,8 +1043,8 @@ BOOST_AUTO_TEST_CASE(fail_fast_ends_modules_waiting_on_constraints,
       constraint_monitor monitor;
       drover::pipeline p;
       p.pools = {{"one", 1}};
-      auto& bad = p.add("bad", monitored(monitor, body_plan{20ms, {}, 1}));
-      bad.priority = 5;
+      auto bad = p.add("bad", monitored(monitor, body_plan{20ms, {}, 1}));
+      bad.priority(5);
       constraints_of(bad).pool = "one";
       constraints_of(bad).not_in_parallel = {"k"};
       for (int i = 0; i < 5; ++i) {
@@ -1054,8 +1054,8 @@ BOOST_AUTO_TEST_CASE(fail_fast_ends_modules_waiting_on_constraints,
             .not_in_parallel = {"k"};
       }
       constraints_of(p.add("alone", monitored(monitor, 30s))).run_alone = true;
-      auto& survivor = p.add("cleanup", monitored(monitor, 1ms));
-      survivor.always_run = true;
+      auto survivor = p.add("cleanup", monitored(monitor, 1ms));
+      survivor.always_run(true);
       constraints_of(survivor).pool = "one";
       monitor.learn(p);
       auto run = run_guarded(std::move(p), options_for(setting), setting.threads);
@@ -1171,9 +1171,9 @@ drover::pipeline random_constrained_pipeline(std::uint32_t seed, constraint_moni
       for (int d : chosen)
         deps.push_back("m" + std::to_string(d));
     }
-    auto& m = p.add("m" + std::to_string(i), monitored(monitor, milliseconds{pick(0, 2)}),
-                    std::move(deps));
-    m.priority = pick(-1, 2);
+    auto m = p.add("m" + std::to_string(i), monitored(monitor, milliseconds{pick(0, 2)}),
+                   std::move(deps));
+    m.priority(pick(-1, 2));
     if (!pools.empty() && chance(0.4)) {
       auto& c = constraints_of(m);
       c.pool = pools[pick(0, static_cast<int>(pools.size()) - 1)];
@@ -1220,7 +1220,7 @@ BOOST_AUTO_TEST_CASE(random_constrained_pipelines_never_break_a_constraint,
     constraint_monitor monitor;
     auto p = random_constrained_pipeline(seed, monitor);
     monitor.learn(p);
-    const std::size_t size = p.modules.size();
+    const std::size_t size = p.size();
     std::map<std::string, std::uint32_t> pools = p.pools;
     auto options = options_for(setting);
     options.order = seed % 3 == 0 ? drover::ready_order::fifo : drover::ready_order::critical_path;
@@ -1282,14 +1282,11 @@ class scratch_dir {
 };
 
 /// An exec module running `script` with LOCK_DIR set to `dir`.
-drover::module_spec& add_shell(drover::pipeline& p, std::string id, const std::string& script,
-                               const std::filesystem::path& dir) {
-  auto& m = p.modules.emplace_back();
-  m.id = std::move(id);
-  m.kind = "exec";
-  m.params = json::object{
-      {"shell", script}, {"env", json::object{{"LOCK_DIR", dir.string()}}}, {"timeout_ms", 20000}};
-  return m;
+drover::module_ref add_shell(drover::pipeline& p, std::string id, const std::string& script,
+                             const std::filesystem::path& dir) {
+  return p.add(id, {}).kind("exec", json::object{{"shell", script},
+                                                 {"env", json::object{{"LOCK_DIR", dir.string()}}},
+                                                 {"timeout_ms", 20000}});
 }
 
 // Takes the lock by creating a directory (which fails if it exists), holds it a moment, and

@@ -26,12 +26,12 @@ drover::pipeline every_path() {
   p.mode = drover::execution_mode::keep_going;
   p.add("a", wait_body(2ms, 1));
   p.add("b", wait_body(2ms, 2), {"a"});
-  auto& r = p.add("r", fail_once);
-  r.retries = 1;
-  r.backoff = exact_backoff(5ms);
+  auto r = p.add("r", fail_once);
+  r.retries(1);
+  r.backoff(exact_backoff(5ms));
   p.add("f", fail_body("broken pipe", 2ms));
   p.add("g", value_body(), {"f"});
-  p.add("s", value_body()).skip_if = [] { return std::optional<std::string>{"not today"}; };
+  p.add("s", value_body()).skip_if([] { return std::optional<std::string>{"not today"}; });
   p.add("t", value_body(), {"s"});
   return p;
 }
@@ -96,8 +96,8 @@ BOOST_AUTO_TEST_CASE(sequence_covers_every_module_in_order, *boost::unit_test::t
       event_log log;
       auto p = every_path();
       std::map<std::string, std::uint32_t> index_of;
-      for (std::uint32_t i = 0; i < p.modules.size(); ++i)
-        index_of[p.modules[i].id] = i;
+      for (std::uint32_t i = 0; i < p.size(); ++i)
+        index_of[std::string(p.id(i))] = i;
       drover::run_options options;
       options.workers = workers;
       options.on_event = log.sink();

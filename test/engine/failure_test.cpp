@@ -91,11 +91,11 @@ BOOST_AUTO_TEST_CASE(skip_condition_skips_the_module_and_its_dependents,
     BOOST_TEST_CONTEXT("workers " << workers) {
       probe bodies;
       drover::pipeline p;
-      p.add("deploy", value_body(1, &bodies)).skip_if = [] {
+      p.add("deploy", value_body(1, &bodies)).skip_if([] {
         return std::optional<std::string>{"not on fridays"};
-      };
+      });
       p.add("announce", value_body(2, &bodies), {"deploy"});
-      p.add("test", value_body(3, &bodies)).skip_if = [] { return std::optional<std::string>{}; };
+      p.add("test", value_body(3, &bodies)).skip_if([] { return std::optional<std::string>{}; });
       auto run = run_with_workers(std::move(p), workers);
       const auto& r = run.report;
 
@@ -121,9 +121,9 @@ BOOST_AUTO_TEST_CASE(skip_condition_that_throws_fails_the_module, *boost::unit_t
       probe bodies;
       drover::pipeline p;
       p.mode = drover::execution_mode::keep_going;
-      p.add("probe", value_body(1, &bodies)).skip_if = []() -> std::optional<std::string> {
+      p.add("probe", value_body(1, &bodies)).skip_if([]() -> std::optional<std::string> {
         throw std::runtime_error("cannot read /etc/ci-flags");
-      };
+      });
       p.add("after", value_body(2, &bodies), {"probe"});
       p.add("other", value_body(3, &bodies));
       auto run = run_with_workers(std::move(p), workers);
@@ -153,10 +153,10 @@ BOOST_AUTO_TEST_CASE(skip_condition_is_evaluated_once_dependencies_are_done,
           flag->store(true);
           co_return true;
         }));
-  p.add("cleanup", value_body(), {"probe_disk"}).skip_if = [flag]() -> std::optional<std::string> {
+  p.add("cleanup", value_body(), {"probe_disk"}).skip_if([flag]() -> std::optional<std::string> {
     if (flag->load()) return "disk already clean";
     return std::nullopt;
-  };
+  });
   auto run = run_with_workers(std::move(p), 2);
   const auto& cleanup = result_of(run.report, "cleanup");
   BOOST_TEST(cleanup.status == module_status::skipped);
@@ -172,7 +172,7 @@ BOOST_AUTO_TEST_CASE(always_run_module_runs_after_a_failed_dependency,
         drover::pipeline p;
         p.mode = mode;
         p.add("build", fail_body("link error", 5ms));
-        p.add("cleanup", observe("build"), {"build"}).always_run = true;
+        p.add("cleanup", observe("build"), {"build"}).always_run(true);
         p.add("package", value_body(), {"build"});
         auto run = run_with_workers(std::move(p), workers);
         const auto& r = run.report;
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(ignored_failure_lets_dependents_run, *boost::unit_test::tim
   for (std::size_t workers : worker_counts) {
     BOOST_TEST_CONTEXT("workers " << workers) {
       drover::pipeline p;
-      p.add("lint", fail_body("style nits", 5ms)).ignore_failure = true;
+      p.add("lint", fail_body("style nits", 5ms)).ignore_failure(true);
       p.add("report", observe("lint"), {"lint"});
       // Runs alongside the ignored failure: fail_fast must not cancel it.
       p.add("slow", wait_body(60ms, "done"));
@@ -218,11 +218,11 @@ BOOST_AUTO_TEST_CASE(fail_fast_cancels_the_rest, *boost::unit_test::timeout(40))
     BOOST_TEST_CONTEXT("workers " << workers) {
       probe bodies;
       drover::pipeline p;
-      p.add("broken", fail_body("segfault", 100ms, &bodies)).priority = 10;
-      p.add("long", wait_body(5s, nullptr, &bodies)).priority = 5;
+      p.add("broken", fail_body("segfault", 100ms, &bodies)).priority(10);
+      p.add("long", wait_body(5s, nullptr, &bodies)).priority(5);
       p.add("after_long", value_body(nullptr, &bodies), {"long"});
       p.add("after_broken", value_body(nullptr, &bodies), {"broken"});
-      p.add("teardown", observe("long"), {"long"}).always_run = true;
+      p.add("teardown", observe("long"), {"long"}).always_run(true);
       auto run = run_with_workers(std::move(p), workers);
       const auto& r = run.report;
 
@@ -260,7 +260,7 @@ BOOST_AUTO_TEST_CASE(keep_going_finishes_independent_branches, *boost::unit_test
     BOOST_TEST_CONTEXT("workers " << workers) {
       drover::pipeline p;
       p.mode = drover::execution_mode::keep_going;
-      p.add("broken", fail_body("out of memory", 10ms)).priority = 10;
+      p.add("broken", fail_body("out of memory", 10ms)).priority(10);
       p.add("b1", wait_body(30ms, 1));
       p.add("b2", wait_body(30ms, 2), {"b1"});
       p.add("b3", wait_body(1ms, 3), {"b2"});

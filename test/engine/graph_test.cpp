@@ -93,7 +93,7 @@ using dependency_map = std::map<std::string, std::set<std::string>>;
 
 dependency_map dependencies_of(const drover::pipeline& p) {
   dependency_map deps;
-  for (const auto& m : p.modules)
+  for (const auto& m : p.specs())
     deps[m.id].insert(m.deps.begin(), m.deps.end());
   return deps;
 }
@@ -190,11 +190,11 @@ BOOST_AUTO_TEST_CASE(indices_follow_pipeline_order_not_dependency_order) {
 
 BOOST_AUTO_TEST_CASE(accepts_boundary_values) {
   drover::pipeline p;
-  auto& m = p.add("edge", value_body());
-  m.retries = 0;
-  m.timeout = 1ms;
-  m.backoff = drover::backoff_policy{0ms, 1.0, 0ms, 0.0};
-  p.add("other", value_body()).backoff = drover::backoff_policy{10ms, 3.0, 1s, 1.0};
+  auto m = p.add("edge", value_body());
+  m.retries(0);
+  m.timeout(1ms);
+  m.backoff(drover::backoff_policy{0ms, 1.0, 0ms, 0.0});
+  p.add("other", value_body()).backoff(drover::backoff_policy{10ms, 3.0, 1s, 1.0});
   auto result = drover::build_graph(p);
   BOOST_TEST(result.ok(), describe(result.problems));
 }
@@ -210,7 +210,7 @@ BOOST_AUTO_TEST_CASE(builds_a_long_chain) {
   // Deep enough to overflow the stack of a recursive cycle check.
   constexpr int length = 100'000;
   drover::pipeline p;
-  p.modules.reserve(length);
+  p.reserve(length);
   const drover::module_body body = value_body();
   for (int i = 0; i < length; ++i) {
     if (i == 0) {
@@ -264,7 +264,7 @@ BOOST_AUTO_TEST_CASE(rejects_a_module_with_neither_body_nor_kind) {
   drover::pipeline p;
   drover::module_spec spec;
   spec.id = "hollow";
-  p.modules.push_back(spec);
+  p.add(spec);
   auto problems = problems_of(p);
   BOOST_TEST((has_problem(problems, "hollow", "kind") || has_problem(problems, "hollow", "body")),
              describe(problems));
@@ -272,15 +272,15 @@ BOOST_AUTO_TEST_CASE(rejects_a_module_with_neither_body_nor_kind) {
 
 BOOST_AUTO_TEST_CASE(rejects_negative_retries) {
   drover::pipeline p;
-  p.add("r", value_body()).retries = -1;
+  p.add("r", value_body()).retries(-1);
   auto problems = problems_of(p);
   BOOST_TEST(has_problem(problems, "r", "retries"), describe(problems));
 }
 
 BOOST_AUTO_TEST_CASE(rejects_a_non_positive_timeout) {
   drover::pipeline p;
-  p.add("zero", value_body()).timeout = 0ms;
-  p.add("negative", value_body()).timeout = -5ms;
+  p.add("zero", value_body()).timeout(0ms);
+  p.add("negative", value_body()).timeout(-5ms);
   auto problems = problems_of(p);
   BOOST_TEST(has_problem(problems, "zero", "timeout"), describe(problems));
   BOOST_TEST(has_problem(problems, "negative", "timeout"), describe(problems));
@@ -288,15 +288,15 @@ BOOST_AUTO_TEST_CASE(rejects_a_non_positive_timeout) {
 
 BOOST_AUTO_TEST_CASE(rejects_a_backoff_multiplier_below_one) {
   drover::pipeline p;
-  p.add("shrinking", value_body()).backoff = drover::backoff_policy{10ms, 0.5, 1s, 0.0};
+  p.add("shrinking", value_body()).backoff(drover::backoff_policy{10ms, 0.5, 1s, 0.0});
   auto problems = problems_of(p);
   BOOST_TEST(has_problem(problems, "shrinking", "multiplier"), describe(problems));
 }
 
 BOOST_AUTO_TEST_CASE(rejects_jitter_outside_zero_to_one) {
   drover::pipeline p;
-  p.add("below", value_body()).backoff = drover::backoff_policy{10ms, 2.0, 1s, -0.1};
-  p.add("above", value_body()).backoff = drover::backoff_policy{10ms, 2.0, 1s, 1.5};
+  p.add("below", value_body()).backoff(drover::backoff_policy{10ms, 2.0, 1s, -0.1});
+  p.add("above", value_body()).backoff(drover::backoff_policy{10ms, 2.0, 1s, 1.5});
   auto problems = problems_of(p);
   BOOST_TEST(has_problem(problems, "below", "jitter"), describe(problems));
   BOOST_TEST(has_problem(problems, "above", "jitter"), describe(problems));
@@ -381,11 +381,11 @@ BOOST_AUTO_TEST_CASE(reports_every_problem_at_once) {
   p.add("selfish", value_body(), {"selfish"});
   drover::module_spec hollow;
   hollow.id = "hollow";
-  p.modules.push_back(hollow);
-  p.add("neg", value_body()).retries = -3;
-  p.add("instant", value_body()).timeout = 0ms;
-  p.add("shrink", value_body()).backoff = drover::backoff_policy{10ms, 0.9, 1s, 0.0};
-  p.add("wobbly", value_body()).backoff = drover::backoff_policy{10ms, 2.0, 1s, 2.0};
+  p.add(hollow);
+  p.add("neg", value_body()).retries(-3);
+  p.add("instant", value_body()).timeout(0ms);
+  p.add("shrink", value_body()).backoff(drover::backoff_policy{10ms, 0.9, 1s, 0.0});
+  p.add("wobbly", value_body()).backoff(drover::backoff_policy{10ms, 2.0, 1s, 2.0});
   p.add("c1", value_body(), {"c2"});
   p.add("c2", value_body(), {"c1"});
 
@@ -407,7 +407,7 @@ BOOST_AUTO_TEST_CASE(reports_every_problem_at_once) {
 BOOST_AUTO_TEST_CASE(formats_one_problem_per_line) {
   drover::pipeline p;
   p.add("build", value_body(), {"ghost"});
-  p.add("test", value_body()).retries = -1;
+  p.add("test", value_body()).retries(-1);
   auto problems = problems_of(p);
   BOOST_REQUIRE(problems.size() == 2u);
   auto text = drover::format_problems(problems);

@@ -137,7 +137,7 @@ BOOST_AUTO_TEST_CASE(a_changed_version_reruns_the_module_and_its_dependents) {
     drover::pipeline p;
     p.name = "versions";
     p.add("a", counting_body(a_runs, 1));
-    p.add("b", counting_body(b_runs, 2), {"a"}).io.ensure().version = std::move(b_version);
+    p.add("b", counting_body(b_runs, 2), {"a"}).io().version = std::move(b_version);
     p.add("c", counting_body(c_runs, 3), {"b"});
     return p;
   };
@@ -249,8 +249,8 @@ BOOST_AUTO_TEST_CASE(the_cache_takes_kinds_and_versioned_bodies_only) {
     drover::pipeline p;
     p.name = "cache";
     p.add("plain", counting_body(plain_runs, 1));
-    p.add("versioned", counting_body(versioned_runs, 2)).io.ensure().version = "v1";
-    auto& opted_out = p.add("opted_out", counting_body(opted_out_runs, 3)).io.ensure();
+    p.add("versioned", counting_body(versioned_runs, 2)).io().version = "v1";
+    auto& opted_out = p.add("opted_out", counting_body(opted_out_runs, 3)).io();
     opted_out.version = "v1";
     opted_out.cacheable = false;
     return p;
@@ -281,7 +281,7 @@ BOOST_AUTO_TEST_CASE(an_input_file_change_misses_the_cache) {
   const auto run_once = [&] {
     drover::pipeline p;
     p.name = "inputs";
-    auto& io = p.add("compile", counting_body(runs, 1)).io.ensure();
+    auto& io = p.add("compile", counting_body(runs, 1)).io();
     io.version = "1";
     io.inputs = {"src/**/*.c"};
     drover::run_options options;
@@ -316,7 +316,7 @@ BOOST_AUTO_TEST_CASE(inputs_outside_the_workspace_are_fingerprinted) {
   const auto run_once = [&] {
     drover::pipeline p;
     p.name = "out-of-source";
-    auto& io = p.add("compile", counting_body(runs, 1)).io.ensure();
+    auto& io = p.add("compile", counting_body(runs, 1)).io();
     io.version = "1";
     io.inputs = {"../src/*.cc", (dir.path / "sdk").string() + "/include/**"};
     drover::run_options options;

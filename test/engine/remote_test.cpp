@@ -158,10 +158,10 @@ class fake_remote : public drover::remote_worker, public std::enable_shared_from
 
 /// A module whose kind only a remote worker resolves: in-process it has no body, so the
 /// tests give it one that fails loudly if a local worker ever runs it.
-drover::module_spec& add_remote_module(drover::pipeline& p, std::string id,
-                                       std::vector<std::string> deps = {}) {
-  auto& m = p.add(std::move(id), fail_body("ran on a local worker"), std::move(deps));
-  m.kind = "noop";
+drover::module_ref add_remote_module(drover::pipeline& p, std::string id,
+                                     std::vector<std::string> deps = {}) {
+  auto m = p.add(std::move(id), fail_body("ran on a local worker"), std::move(deps));
+  m.kind("noop");
   return m;
 }
 
@@ -345,10 +345,10 @@ BOOST_AUTO_TEST_CASE(an_overdue_remote_attempt_is_cancelled_and_times_out) {
   hung->ignore_cancels = true;  // its slot stays taken for good
   auto good = run.worker("good");
   drover::pipeline p;
-  auto& slow = add_remote_module(p, "slow");
-  slow.timeout = 50ms;
-  slow.retries = 1;
-  slow.backoff = drover::backoff_policy{1ms, 1.0, 1ms, 0.0};
+  auto slow = add_remote_module(p, "slow");
+  slow.timeout(50ms);
+  slow.retries(1);
+  slow.backoff(drover::backoff_policy{1ms, 1.0, 1ms, 0.0});
   hung->join({}, 1);
   run.start(std::move(p), remote_only());
   run.after(60ms, [&] { good->join({}, 1); });
@@ -378,8 +378,8 @@ BOOST_AUTO_TEST_CASE(an_overdue_attempt_without_retries_ends_timed_out_and_frees
   hung->hang_on = {"first"};  // answers its cancel only, with a cancelled result
   drover::pipeline p;
   p.mode = drover::execution_mode::keep_going;
-  add_remote_module(p, "first").timeout = 30ms;
-  add_remote_module(p, "second").priority = -1;  // waits for the one slot
+  add_remote_module(p, "first").timeout(30ms);
+  add_remote_module(p, "second").priority(-1);  // waits for the one slot
   hung->join({}, 1);
   run.start(std::move(p), remote_only());
   const auto& report = run.finish();
@@ -579,8 +579,7 @@ BOOST_AUTO_TEST_CASE(modules_go_only_to_workers_with_their_capabilities) {
   plain->join({"linux"}, 2);
   drover::pipeline p;
   for (int i = 0; i < 6; ++i) {
-    add_remote_module(p, "train" + std::to_string(i)).constraints.ensure().required_capabilities = {
-        "gpu"};
+    add_remote_module(p, "train" + std::to_string(i)).constraints().required_capabilities = {"gpu"};
     add_remote_module(p, "lint" + std::to_string(i));
   }
   run.start(std::move(p), remote_only());
@@ -601,7 +600,7 @@ BOOST_AUTO_TEST_CASE(a_module_no_connected_worker_can_run_fails_after_capability
   auto w = run.worker("linux-only");
   w->join({"linux"});
   drover::pipeline p;
-  add_remote_module(p, "win").constraints.ensure().required_capabilities = {"windows"};
+  add_remote_module(p, "win").constraints().required_capabilities = {"windows"};
   add_remote_module(p, "after", {"win"});
   add_remote_module(p, "other");
   drover::run_options options = remote_only();
@@ -634,7 +633,7 @@ BOOST_AUTO_TEST_CASE(a_capable_worker_joining_in_time_stops_the_capability_clock
   remote_run run{settings};
   auto win = run.worker("win-box");
   drover::pipeline p;
-  add_remote_module(p, "win").constraints.ensure().required_capabilities = {"windows"};
+  add_remote_module(p, "win").constraints().required_capabilities = {"windows"};
   run.start(std::move(p), remote_only());
   run.after(100ms, [&] { win->join({"Windows"}); });
   const auto& report = run.finish();
@@ -648,9 +647,9 @@ BOOST_AUTO_TEST_CASE(pin_local_modules_never_go_to_remote_workers) {
   w->join({}, 4);
   drover::pipeline p;
   for (int i = 0; i < 8; ++i) {
-    auto& local = p.add("local" + std::to_string(i), value_body(i));
-    local.constraints.ensure().pin_local = true;
-    p.add("any" + std::to_string(i), value_body(i)).kind = "noop";
+    auto local = p.add("local" + std::to_string(i), value_body(i));
+    local.constraints().pin_local = true;
+    p.add("any" + std::to_string(i), value_body(i)).kind("noop");
   }
   drover::run_options options;
   options.workers = 1;
@@ -666,7 +665,7 @@ BOOST_AUTO_TEST_CASE(pin_local_without_local_workers_fails_at_once) {
   auto w = run.worker("remote");
   w->join();
   drover::pipeline p;
-  p.add("needs-master", value_body(1)).constraints.ensure().pin_local = true;
+  p.add("needs-master", value_body(1)).constraints().pin_local = true;
   run.start(std::move(p), remote_only());
   const auto& report = run.finish();
   const auto& r = result_of(report, "needs-master");
@@ -713,7 +712,7 @@ BOOST_AUTO_TEST_CASE(pools_and_keys_hold_across_local_and_remote_workers) {
   p.pools["deploy"] = 1;
   for (int i = 0; i < 12; ++i) {
     const std::string id = "deploy" + std::to_string(i);
-    add_remote_module(p, id).constraints.ensure().pool = "deploy";
+    add_remote_module(p, id).constraints().pool = "deploy";
     overlaps.counted.insert(id);
     add_remote_module(p, "free" + std::to_string(i));
   }

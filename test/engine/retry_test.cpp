@@ -64,9 +64,9 @@ BOOST_AUTO_TEST_CASE(always_failing_module_makes_retries_plus_one_attempts,
     BOOST_TEST_CONTEXT("workers " << workers) {
       probe bodies;
       drover::pipeline p;
-      auto& m = p.add("flaky", flaky(&bodies));
-      m.retries = 3;
-      m.backoff = exact_backoff(1ms);
+      auto m = p.add("flaky", flaky(&bodies));
+      m.retries(3);
+      m.backoff(exact_backoff(1ms));
       auto run = run_with_workers(std::move(p), workers);
       const auto& r = result_of(run.report, "flaky");
       BOOST_TEST(r.status == module_status::failed);
@@ -83,9 +83,9 @@ BOOST_AUTO_TEST_CASE(success_on_a_later_attempt_ends_succeeded, *boost::unit_tes
     BOOST_TEST_CONTEXT("workers " << workers) {
       probe bodies;
       drover::pipeline p;
-      auto& m = p.add("flaky", flaky(&bodies, 3));
-      m.retries = 5;
-      m.backoff = exact_backoff(1ms);
+      auto m = p.add("flaky", flaky(&bodies, 3));
+      m.retries(5);
+      m.backoff(exact_backoff(1ms));
       p.add("after", value_body("ran"), {"flaky"});
       auto run = run_with_workers(std::move(p), workers);
       const auto& r = result_of(run.report, "flaky");
@@ -117,8 +117,8 @@ BOOST_AUTO_TEST_CASE(pipeline_default_retries_apply_unless_overridden,
   p.defaults.retries = 2;
   p.defaults.backoff = exact_backoff(1ms);
   p.add("inherits", flaky(&bodies));
-  p.add("none", flaky(&bodies)).retries = 0;
-  p.add("more", flaky(&bodies)).retries = 4;
+  p.add("none", flaky(&bodies)).retries(0);
+  p.add("more", flaky(&bodies)).retries(4);
   auto run = run_with_workers(std::move(p), 2);
   BOOST_TEST(result_of(run.report, "inherits").attempts == 3u);
   BOOST_TEST(result_of(run.report, "none").attempts == 1u);
@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(pipeline_default_timeout_applies_unless_overridden,
   p.mode = drover::execution_mode::keep_going;
   p.defaults.timeout = 50ms;
   p.add("inherits", wait_body(5s));
-  p.add("longer", wait_body(100ms, "made it")).timeout = 3s;
+  p.add("longer", wait_body(100ms, "made it")).timeout(3s);
   auto run = run_with_workers(std::move(p), 2);
   BOOST_TEST(result_of(run.report, "inherits").status == module_status::timed_out);
   BOOST_TEST(result_of(run.report, "longer").status == module_status::succeeded);
@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(pipeline_default_backoff_applies_unless_overridden,
   p.defaults.retries = 1;
   p.defaults.backoff = exact_backoff(30ms);
   p.add("inherits", flaky(&bodies));
-  p.add("overrides", flaky(&bodies)).backoff = exact_backoff(5ms);
+  p.add("overrides", flaky(&bodies)).backoff(exact_backoff(5ms));
   drover::run_options options;
   options.workers = 2;
   options.on_event = events.sink();
@@ -165,9 +165,9 @@ BOOST_AUTO_TEST_CASE(backoff_grows_exponentially_between_attempts, *boost::unit_
       probe bodies;
       event_log events;
       drover::pipeline p;
-      auto& m = p.add("flaky", flaky(&bodies));
-      m.retries = 2;
-      m.backoff = exact_backoff(20ms, 2.0);
+      auto m = p.add("flaky", flaky(&bodies));
+      m.retries(2);
+      m.backoff(exact_backoff(20ms, 2.0));
       drover::run_options options;
       options.workers = workers;
       options.on_event = events.sink();
@@ -187,9 +187,9 @@ BOOST_AUTO_TEST_CASE(backoff_grows_exponentially_between_attempts, *boost::unit_
 BOOST_AUTO_TEST_CASE(backoff_is_capped_at_max, *boost::unit_test::timeout(20)) {
   event_log events;
   drover::pipeline p;
-  auto& m = p.add("flaky", flaky(nullptr));
-  m.retries = 3;
-  m.backoff = exact_backoff(20ms, 10.0, 30ms);
+  auto m = p.add("flaky", flaky(nullptr));
+  m.retries(3);
+  m.backoff(exact_backoff(20ms, 10.0, 30ms));
   drover::run_options options;
   options.on_event = events.sink();
   run_pipeline(std::move(p), options);
@@ -200,9 +200,9 @@ BOOST_AUTO_TEST_CASE(jitter_keeps_delays_within_bounds, *boost::unit_test::timeo
   probe bodies;
   event_log events;
   drover::pipeline p;
-  auto& m = p.add("flaky", flaky(&bodies));
-  m.retries = 6;
-  m.backoff = drover::backoff_policy{20ms, 1.0, 10s, 0.5};
+  auto m = p.add("flaky", flaky(&bodies));
+  m.retries(6);
+  m.backoff(drover::backoff_policy{20ms, 1.0, 10s, 0.5});
   drover::run_options options;
   options.on_event = events.sink();
   options.seed = 42;
@@ -224,9 +224,9 @@ BOOST_AUTO_TEST_CASE(same_seed_gives_same_jittered_delays, *boost::unit_test::ti
   auto delays_with_seed = [](std::uint64_t seed) {
     event_log events;
     drover::pipeline p;
-    auto& m = p.add("flaky", flaky(nullptr));
-    m.retries = 4;
-    m.backoff = drover::backoff_policy{10ms, 1.0, 10s, 1.0};
+    auto m = p.add("flaky", flaky(nullptr));
+    m.retries(4);
+    m.backoff(drover::backoff_policy{10ms, 1.0, 10s, 1.0});
     drover::run_options options;
     options.on_event = events.sink();
     options.seed = seed;
@@ -244,14 +244,14 @@ BOOST_AUTO_TEST_CASE(timed_out_attempt_is_retried, *boost::unit_test::timeout(20
       probe bodies;
       drover::pipeline p;
       p.mode = drover::execution_mode::keep_going;
-      auto& recovers = p.add("recovers", slow_then_fast(&bodies, 5s, 2));
-      recovers.timeout = 50ms;
-      recovers.retries = 2;
-      recovers.backoff = exact_backoff(1ms);
-      auto& hopeless = p.add("hopeless", slow_then_fast(&bodies, 5s, 0));
-      hopeless.timeout = 50ms;
-      hopeless.retries = 2;
-      hopeless.backoff = exact_backoff(1ms);
+      auto recovers = p.add("recovers", slow_then_fast(&bodies, 5s, 2));
+      recovers.timeout(50ms);
+      recovers.retries(2);
+      recovers.backoff(exact_backoff(1ms));
+      auto hopeless = p.add("hopeless", slow_then_fast(&bodies, 5s, 0));
+      hopeless.timeout(50ms);
+      hopeless.retries(2);
+      hopeless.backoff(exact_backoff(1ms));
       auto run = run_with_workers(std::move(p), workers);
 
       const auto& r = result_of(run.report, "recovers");
@@ -269,15 +269,15 @@ BOOST_AUTO_TEST_CASE(timed_out_attempt_is_retried, *boost::unit_test::timeout(20
 BOOST_AUTO_TEST_CASE(timeout_applies_to_each_attempt, *boost::unit_test::timeout(20)) {
   // Two attempts of 60 ms each outlast a 100 ms timeout together, but neither does alone.
   drover::pipeline p;
-  auto& m = p.add("steady",
-                  coroutine_body([](drover::module_context& ctx) -> asio::awaitable<json::value> {
-                    co_await wait_for(60ms);
-                    if (ctx.attempt() == 1) throw std::runtime_error("first attempt fails");
-                    co_return "second attempt";
-                  }));
-  m.timeout = 100ms;
-  m.retries = 1;
-  m.backoff = exact_backoff(1ms);
+  auto m = p.add("steady",
+                 coroutine_body([](drover::module_context& ctx) -> asio::awaitable<json::value> {
+                   co_await wait_for(60ms);
+                   if (ctx.attempt() == 1) throw std::runtime_error("first attempt fails");
+                   co_return "second attempt";
+                 }));
+  m.timeout(100ms);
+  m.retries(1);
+  m.backoff(exact_backoff(1ms));
   auto run = run_with_workers(std::move(p), 1);
   const auto& r = result_of(run.report, "steady");
   BOOST_TEST(r.status == module_status::succeeded, r.reason);
@@ -288,10 +288,10 @@ BOOST_AUTO_TEST_CASE(timeout_applies_to_each_attempt, *boost::unit_test::timeout
 BOOST_AUTO_TEST_CASE(ignored_failure_is_retried_first, *boost::unit_test::timeout(20)) {
   probe bodies;
   drover::pipeline p;
-  auto& m = p.add("optional", flaky(&bodies));
-  m.retries = 2;
-  m.backoff = exact_backoff(1ms);
-  m.ignore_failure = true;
+  auto m = p.add("optional", flaky(&bodies));
+  m.retries(2);
+  m.backoff(exact_backoff(1ms));
+  m.ignore_failure(true);
   p.add("after", value_body("ran"), {"optional"});
   auto run = run_with_workers(std::move(p), 1);
   const auto& r = result_of(run.report, "optional");
@@ -311,9 +311,9 @@ BOOST_AUTO_TEST_CASE(thrown_timeout_error_ends_timed_out, *boost::unit_test::tim
     throw drover::timeout_error("gave up after 3 polls");
   };
   p.add("once", own_clock);
-  auto& twice = p.add("twice", own_clock);
-  twice.retries = 1;
-  twice.backoff = exact_backoff(1ms);
+  auto twice = p.add("twice", own_clock);
+  twice.retries(1);
+  twice.backoff(exact_backoff(1ms));
   drover::run_options options;
   options.workers = 2;
   options.on_event = events.sink();
@@ -332,9 +332,9 @@ BOOST_AUTO_TEST_CASE(thrown_timeout_error_ends_timed_out, *boost::unit_test::tim
 BOOST_AUTO_TEST_CASE(retrying_events_carry_attempt_and_delay, *boost::unit_test::timeout(20)) {
   event_log events;
   drover::pipeline p;
-  auto& m = p.add("flaky", flaky(nullptr, 3));
-  m.retries = 3;
-  m.backoff = exact_backoff(10ms, 2.0);
+  auto m = p.add("flaky", flaky(nullptr, 3));
+  m.retries(3);
+  m.backoff(exact_backoff(10ms, 2.0));
   drover::run_options options;
   options.on_event = events.sink();
   run_pipeline(std::move(p), options);

@@ -50,7 +50,7 @@ void expect_dependency_order(const drover::pipeline& p, const probe& bodies) {
     BOOST_TEST(slot.count(log[i].module) == 0u, "module " << log[i].module << " ran twice");
     slot[log[i].module] = i;
   }
-  for (const auto& m : p.modules) {
+  for (const auto& m : p.specs()) {
     BOOST_TEST_CONTEXT("module " << m.id) {
       BOOST_REQUIRE(began.count(m.id) == 1u);
       BOOST_REQUIRE(ended.count(m.id) == 1u);
@@ -82,7 +82,8 @@ asio::awaitable<json::value> describe_context(drover::module_context& ctx) {
   out["attempt"] = ctx.attempt();
   out["worker"] = std::string{ctx.worker()};
   out["params"] = ctx.params();
-  out["tags"] = json::value_from(ctx.spec().tags);
+  const auto tags = ctx.spec().tags();
+  out["tags"] = json::value_from(std::vector<std::string>(tags.begin(), tags.end()));
   out["log_dir"] = ctx.log_dir().string();
   out["has_executor"] = static_cast<bool>(ctx.get_executor());
   co_return out;
@@ -157,11 +158,11 @@ BOOST_AUTO_TEST_CASE(higher_priority_runs_first_among_ready_modules,
                      *boost::unit_test::timeout(20)) {
   probe bodies;
   drover::pipeline p;
-  p.add("low", wait_body(2ms, nullptr, &bodies)).priority = 1;
-  p.add("high", wait_body(2ms, nullptr, &bodies)).priority = 5;
-  p.add("middle", wait_body(2ms, nullptr, &bodies)).priority = 3;
+  p.add("low", wait_body(2ms, nullptr, &bodies)).priority(1);
+  p.add("high", wait_body(2ms, nullptr, &bodies)).priority(5);
+  p.add("middle", wait_body(2ms, nullptr, &bodies)).priority(3);
   p.add("plain", wait_body(2ms, nullptr, &bodies));
-  p.add("negative", wait_body(2ms, nullptr, &bodies)).priority = -2;
+  p.add("negative", wait_body(2ms, nullptr, &bodies)).priority(-2);
   auto run = run_with_workers(std::move(p), 1);
   BOOST_TEST(run.report.status == drover::run_status::succeeded);
   BOOST_TEST((bodies.begin_order() ==
@@ -172,9 +173,9 @@ BOOST_AUTO_TEST_CASE(priority_orders_modules_released_together, *boost::unit_tes
   probe bodies;
   drover::pipeline p;
   p.add("gate", wait_body(5ms, nullptr, &bodies));
-  p.add("x", wait_body(2ms, nullptr, &bodies), {"gate"}).priority = 1;
-  p.add("y", wait_body(2ms, nullptr, &bodies), {"gate"}).priority = 7;
-  p.add("z", wait_body(2ms, nullptr, &bodies), {"gate"}).priority = 4;
+  p.add("x", wait_body(2ms, nullptr, &bodies), {"gate"}).priority(1);
+  p.add("y", wait_body(2ms, nullptr, &bodies), {"gate"}).priority(7);
+  p.add("z", wait_body(2ms, nullptr, &bodies), {"gate"}).priority(4);
   auto run = run_with_workers(std::move(p), 1);
   BOOST_TEST(run.report.status == drover::run_status::succeeded);
   BOOST_TEST((bodies.begin_order() == std::vector<std::string>{"gate", "y", "z", "x"}));
@@ -309,9 +310,9 @@ BOOST_AUTO_TEST_CASE(report_carries_every_field, *boost::unit_test::timeout(20))
 
 BOOST_AUTO_TEST_CASE(context_describes_the_attempt, *boost::unit_test::timeout(20)) {
   drover::pipeline p;
-  auto& m = p.add("inspect", describe_context);
-  m.params = json::object{{"level", 3}};
-  m.tags = {"fast", "unit"};
+  auto m = p.add("inspect", describe_context);
+  m.kind("", json::object{{"level", 3}});
+  m.tags({"fast", "unit"});
   drover::run_options options;
   options.workers = 1;
   options.log_dir = "/tmp/drover-engine-test-logs";

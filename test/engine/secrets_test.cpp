@@ -141,12 +141,12 @@ BOOST_AUTO_TEST_CASE(a_run_masks_reasons_values_and_events, *boost::unit_test::t
                                         {"list", json::array{"a " + secret + " b", 1}},
                                         {secret, "as a key"}}));
   p.add("reader", echo_dependency("value"), {"value"});
-  auto& failing = p.add("failing", fail_body("login with " + secret + " refused"));
-  failing.retries = 1;
-  failing.backoff = exact_backoff(1ms);
-  p.add("skipping", value_body()).skip_if = [secret] {
+  auto failing = p.add("failing", fail_body("login with " + secret + " refused"));
+  failing.retries(1);
+  failing.backoff(exact_backoff(1ms));
+  p.add("skipping", value_body()).skip_if([secret] {
     return std::optional<std::string>{"skipped because " + secret + " is set"};
-  };
+  });
 
   event_log events;
   drover::run_options options;

@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_CASE(long_wait_times_out_promptly, *boost::unit_test::timeout(30
     BOOST_TEST_CONTEXT("workers " << workers) {
       drover::pipeline p;
       p.mode = drover::execution_mode::keep_going;
-      p.add("sleepy", wait_body(10s)).timeout = 50ms;
+      p.add("sleepy", wait_body(10s)).timeout(50ms);
       p.add("unlimited", wait_body(150ms, "done"));
       auto run = run_with_workers(std::move(p), workers);
 
@@ -103,7 +103,7 @@ BOOST_AUTO_TEST_CASE(long_wait_times_out_promptly, *boost::unit_test::timeout(30
 
 BOOST_AUTO_TEST_CASE(timeout_under_fail_fast_cancels_the_rest, *boost::unit_test::timeout(30)) {
   drover::pipeline p;
-  p.add("sleepy", wait_body(10s)).timeout = 50ms;
+  p.add("sleepy", wait_body(10s)).timeout(50ms);
   p.add("other", wait_body(10s));
   auto run = run_with_workers(std::move(p), 2);
   BOOST_TEST(result_of(run.report, "sleepy").status == module_status::timed_out);
@@ -119,9 +119,9 @@ BOOST_AUTO_TEST_CASE(body_ignoring_cancellation_is_abandoned, *boost::unit_test:
       probe bodies;
       drover::pipeline p;
       p.mode = drover::execution_mode::keep_going;
-      auto& obstinate = p.add("obstinate", obstinate_body(&g.gate, &bodies));
-      obstinate.timeout = 50ms;
-      obstinate.priority = 10;
+      auto obstinate = p.add("obstinate", obstinate_body(&g.gate, &bodies));
+      obstinate.timeout(50ms);
+      obstinate.priority(10);
       // With one worker this can only run once the obstinate body has been abandoned.
       p.add("after", wait_body(10ms, "ok", &bodies));
       drover::run_options options;
@@ -146,10 +146,10 @@ BOOST_AUTO_TEST_CASE(obstinate_body_is_retried_after_each_timeout, *boost::unit_
   gated_run g;
   probe bodies;
   drover::pipeline p;
-  auto& obstinate = p.add("obstinate", obstinate_body(&g.gate, &bodies));
-  obstinate.timeout = 50ms;
-  obstinate.retries = 2;
-  obstinate.backoff = exact_backoff(1ms);
+  auto obstinate = p.add("obstinate", obstinate_body(&g.gate, &bodies));
+  obstinate.timeout(50ms);
+  obstinate.retries(2);
+  obstinate.backoff(exact_backoff(1ms));
   drover::run_options options;
   options.workers = 1;
   options.cancel_grace = 100ms;
@@ -168,8 +168,8 @@ BOOST_AUTO_TEST_CASE(cancelling_the_run_ends_it_promptly, *boost::unit_test::tim
       gated_run g;
       probe bodies;
       drover::pipeline p;
-      p.add("first", wait_body(10s, nullptr, &bodies)).priority = 6;
-      p.add("second", wait_body(10s, nullptr, &bodies)).priority = 5;
+      p.add("first", wait_body(10s, nullptr, &bodies)).priority(6);
+      p.add("second", wait_body(10s, nullptr, &bodies)).priority(5);
       p.add("after_first", value_body(nullptr, &bodies), {"first"});
       p.add("last", wait_body(10s, nullptr, &bodies));
       drover::run_options options;

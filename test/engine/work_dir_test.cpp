@@ -112,8 +112,8 @@ drover::module_body in_place_writer(std::vector<std::pair<std::string, std::stri
   return [files](drover::module_context& ctx) { return write_in_workspace(ctx, files); };
 }
 
-drover::module_spec& with_outputs(drover::module_spec& spec, std::vector<std::string> outputs) {
-  spec.io.ensure().outputs = std::move(outputs);
+drover::module_ref with_outputs(drover::module_ref spec, std::vector<std::string> outputs) {
+  spec.io().outputs = std::move(outputs);
   return spec;
 }
 
@@ -143,8 +143,8 @@ BOOST_AUTO_TEST_CASE(each_attempt_gets_a_fresh_directory_inside_the_workspace, *
     }
     co_return json::value(first.string());
   });
-  p.add("build[os=linux]", body).retries = 1;
-  p.modules.back().backoff = exact_backoff(0ms);
+  p.add("build[os=linux]", body).retries(1);
+  p.edit(p.size() - 1).backoff(exact_backoff(0ms));
   const auto run = run_pipeline(std::move(p), in_workspace(ws));
   const auto& r = result_of(run.report, "build[os=linux]");
   BOOST_REQUIRE(r.status == module_status::succeeded);
@@ -234,7 +234,7 @@ BOOST_AUTO_TEST_CASE(a_dead_owners_directories_are_swept_a_live_or_kept_ones_are
 
   drover::pipeline p;
   p.add("make", writer({{"out.txt", "x"}}));
-  with_outputs(p.modules.back(), {"out.txt"});
+  with_outputs(p.edit(p.size() - 1), {"out.txt"});
   const auto run = run_pipeline(std::move(p), in_workspace(ws));
   BOOST_TEST(result_of(run.report, "make").status == module_status::succeeded);
   ::close(live_lock);
@@ -334,9 +334,9 @@ BOOST_AUTO_TEST_CASE(a_failing_module_leaves_no_outputs, *utf::timeout(30)) {
   p.mode = drover::execution_mode::keep_going;
   with_outputs(p.add("broken", writer({{"out/a.txt", "partial"}}, 0ms, "compiler crashed")),
                {"out/*.txt"});
-  with_outputs(p.add("retried", writer({{"r.txt", "x"}}, 0ms, "always fails")), {"r.txt"}).retries =
-      2;
-  p.modules.back().backoff = exact_backoff(0ms);
+  with_outputs(p.add("retried", writer({{"r.txt", "x"}}, 0ms, "always fails")), {"r.txt"})
+      .retries(2);
+  p.edit(p.size() - 1).backoff(exact_backoff(0ms));
   const auto run = run_pipeline(std::move(p), in_workspace(ws));
   BOOST_TEST(result_of(run.report, "broken").status == module_status::failed);
   BOOST_TEST(result_of(run.report, "broken").reason == "compiler crashed");
@@ -349,8 +349,8 @@ BOOST_AUTO_TEST_CASE(a_failing_module_leaves_no_outputs, *utf::timeout(30)) {
 BOOST_AUTO_TEST_CASE(a_timed_out_attempt_promotes_nothing, *utf::timeout(30)) {
   temp_workspace ws;
   drover::pipeline p;
-  auto& spec = with_outputs(p.add("slow", writer({{"out.txt", "too late"}}, 10s)), {"out.txt"});
-  spec.timeout = 50ms;
+  auto spec = with_outputs(p.add("slow", writer({{"out.txt", "too late"}}, 10s)), {"out.txt"});
+  spec.timeout(50ms);
   const auto run = run_pipeline(std::move(p), in_workspace(ws));
   BOOST_TEST(result_of(run.report, "slow").status == module_status::timed_out);
   BOOST_TEST(!fs::exists(ws / "out.txt"));
@@ -376,14 +376,14 @@ BOOST_AUTO_TEST_CASE(an_abandoned_body_gets_no_outputs_promoted, *utf::timeout(3
     asio::io_context io;
     asio::steady_timer gate{io, 1s};
     drover::pipeline p;
-    auto& spec = with_outputs(p.add("obstinate",
-                                    [&gate](drover::module_context& ctx) {
-                                      return write_then_ignore_cancellation(ctx, &gate);
-                                    }),
-                              {"out.txt"});
+    auto spec = with_outputs(p.add("obstinate",
+                                   [&gate](drover::module_context& ctx) {
+                                     return write_then_ignore_cancellation(ctx, &gate);
+                                   }),
+                             {"out.txt"});
     // Without a timeout of its own, the body is stopped by a failing module's fail_fast.
     if (timed) {
-      spec.timeout = 30ms;
+      spec.timeout(30ms);
     } else {
       p.add("fails", fail_body("boom", 30ms));
     }
@@ -478,7 +478,7 @@ BOOST_AUTO_TEST_CASE(symbolic_links_are_not_followed_or_moved, *utf::timeout(30)
   };
   with_outputs(p.add("globbed", coroutine_body(link_body)), {"**/*.txt"});
   with_outputs(p.add("literal", coroutine_body(link_body)), {"linked"});
-  p.modules.back().deps = {"globbed"};
+  p.edit(p.size() - 1).deps({"globbed"});
   const auto run = run_pipeline(std::move(p), in_workspace(ws));
   BOOST_TEST(result_of(run.report, "globbed").status == module_status::succeeded);
   BOOST_TEST(read_text(ws / "real/file.txt") == "moved");
@@ -533,11 +533,11 @@ BOOST_AUTO_TEST_CASE(a_dependency_path_orders_them) {
     auto p = two_writers("out/*", "out/x");
     // Through a module in between, in either direction.
     if (reversed) {
-      p.modules[0].deps = {"between"};
-      p.modules[1].deps = {"b"};
+      p.edit(0).deps({"between"});
+      p.edit(1).deps({"b"});
     } else {
-      p.modules[1].deps = {"a"};
-      p.modules[2].deps = {"between"};
+      p.edit(1).deps({"a"});
+      p.edit(2).deps({"between"});
     }
     BOOST_TEST(problems_of(p) == "", (reversed ? "b first" : "a first"));
   }
@@ -545,14 +545,14 @@ BOOST_AUTO_TEST_CASE(a_dependency_path_orders_them) {
 
 BOOST_AUTO_TEST_CASE(conflicting_claims_keep_them_apart) {
   auto p = two_writers("out/*", "out/x");
-  p.modules[0].constraints.ensure().claims = {{"out/*", drover::claim_mode::read}};
-  p.modules[2].constraints.ensure().claims = {{"out/x", drover::claim_mode::write}};
+  p.edit(0).constraints().claims = {{"out/*", drover::claim_mode::read}};
+  p.edit(2).constraints().claims = {{"out/x", drover::claim_mode::write}};
   BOOST_TEST(problems_of(p) == "");
 
-  p.modules[2].constraints->claims = {{"out/x", drover::claim_mode::read}};
+  p.edit(2).constraints().claims = {{"out/x", drover::claim_mode::read}};
   BOOST_TEST(problems_of(p) != "", "two readers share: they may run at once");
 
-  p.modules[2].constraints->claims = {{"elsewhere", drover::claim_mode::write}};
+  p.edit(2).constraints().claims = {{"elsewhere", drover::claim_mode::write}};
   BOOST_TEST(problems_of(p) != "", "claims on resources that do not overlap");
 }
 
@@ -566,7 +566,7 @@ BOOST_AUTO_TEST_CASE(every_unordered_pair_is_named) {
   drover::pipeline p;
   for (const char* id : {"w1", "w2", "w3"})
     with_outputs(p.add(id, value_body()), {"shared.txt"});
-  p.modules[2].deps = {"w1"};
+  p.edit(2).deps({"w1"});
   const auto built = drover::build_graph(p);
   std::set<std::string> pairs;
   for (const auto& problem : built.problems) {
@@ -578,7 +578,7 @@ BOOST_AUTO_TEST_CASE(every_unordered_pair_is_named) {
 
 BOOST_AUTO_TEST_CASE(bad_outputs_inputs_and_env_names_are_reported) {
   drover::pipeline p;
-  auto& io = p.add("m", value_body()).io.ensure();
+  auto& io = p.add("m", value_body()).io();
   io.outputs = {"ok/*.txt", "/abs/path", "a/../b", "./x", "a//b", "**x"};
   io.inputs = {"src/**", "bad["};
   io.input_env = {"CC", "1X", "A-B", ""};
@@ -599,7 +599,7 @@ BOOST_AUTO_TEST_CASE(bad_outputs_inputs_and_env_names_are_reported) {
 
 BOOST_AUTO_TEST_CASE(inputs_may_name_files_outside_the_workspace_outputs_may_not) {
   drover::pipeline p;
-  auto& io = p.add("m", value_body()).io.ensure();
+  auto& io = p.add("m", value_body()).io();
   // Read-only: an absolute glob, or leading '..' segments (an out-of-source build).
   io.inputs = {"../fmt/src/*.cc", "../../sdk/**", "/opt/sdk/include/**", "/etc/hosts",
                "a/../b",          "./x",          "../a/../b",           "/opt/../x",
@@ -630,13 +630,13 @@ BOOST_AUTO_TEST_CASE(large_pipelines_stay_fast, *utf::timeout(60)) {
   // A chain of 200,000 modules with writers at both ends and one unordered writer beside it.
   constexpr int n = 200'000;
   drover::pipeline p;
-  p.modules.reserve(n + 1);
+  p.reserve(n + 1);
   for (int i = 0; i < n; ++i) {
-    auto& spec = p.add("m" + std::to_string(i), value_body());
-    if (i > 0) spec.deps = {"m" + std::to_string(i - 1)};
+    auto spec = p.add("m" + std::to_string(i), value_body());
+    if (i > 0) spec.deps({"m" + std::to_string(i - 1)});
   }
-  with_outputs(p.modules.front(), {"dist/**"});
-  with_outputs(p.modules.back(), {"dist/app"});
+  with_outputs(p.edit(0), {"dist/**"});
+  with_outputs(p.edit(p.size() - 1), {"dist/app"});
   const auto started = steady::now();
   BOOST_TEST(problems_of(p) == "");
   with_outputs(p.add("side", value_body()), {"dist/*"});

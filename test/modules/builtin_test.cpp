@@ -102,7 +102,7 @@ BOOST_AUTO_TEST_CASE(sleep_stops_at_an_engine_timeout, *boost::unit_test::timeou
   for (std::size_t workers : worker_counts) {
     BOOST_TEST_CONTEXT("workers " << workers) {
       drover::pipeline p;
-      add_kind(p, "long", "sleep", R"({"ms": 30000})").timeout = 100ms;
+      add_kind(p, "long", "sleep", R"({"ms": 30000})").timeout(100ms);
       const auto out = run(std::move(p), with_workers(workers));
       BOOST_TEST(out["long"].status == drover::module_status::timed_out);
       BOOST_TEST(!contains(out["long"].reason, "abandoned"));

@@ -410,10 +410,10 @@ BOOST_AUTO_TEST_CASE(what_a_command_writes_becomes_an_output_only_on_success,
   drover::pipeline p;
   p.mode = drover::execution_mode::keep_going;
   add_kind(p, "good", "exec", shell_params("mkdir -p dist && echo ok > dist/good.txt"))
-      .io.ensure()
+      .io()
       .outputs = {"dist/good.txt"};
   add_kind(p, "bad", "exec", shell_params("mkdir -p dist && echo half > dist/bad.txt; exit 1"))
-      .io.ensure()
+      .io()
       .outputs = {"dist/bad.txt"};
   const auto out = run(std::move(p), in_workspace(dir));
   BOOST_TEST(out["good"].status == module_status::succeeded);
@@ -461,10 +461,10 @@ BOOST_AUTO_TEST_CASE(output_goes_to_the_log_file_with_a_header_per_attempt,
   temp_dir dir;
   const auto log_dir = dir / "logs" / "nested";  // created on demand
   drover::pipeline p;
-  auto& flaky =
+  auto flaky =
       add_kind(p, "pkg/flaky[x]", "exec", shell_params("echo out-line; echo err-line >&2; exit 1"));
-  flaky.retries = 1;
-  flaky.backoff.emplace().initial = 1ms;
+  flaky.retries(1);
+  flaky.backoff({.initial = 1ms});
   add_kind(p, "fine", "exec", shell_params("echo fine-line"));
   drover::run_options options;
   options.log_dir = log_dir;
@@ -549,7 +549,7 @@ BOOST_AUTO_TEST_CASE(an_engine_timeout_kills_a_group_that_ignores_sigterm,
         add_kind(p, id, "exec",
                  shell_params("trap '' TERM; sleep 30 & echo $$ $! > \"$PIDFILE\"; wait",
                               R"("kill_grace_ms": 300, )" + pidfile_env(dir / id)))
-            .timeout = 500ms;
+            .timeout(500ms);
       }
       add_kind(p, "quick", "noop");
       drover::run_options options;
@@ -558,7 +558,7 @@ BOOST_AUTO_TEST_CASE(an_engine_timeout_kills_a_group_that_ignores_sigterm,
       const auto out = run(std::move(p), options);
       for (std::string id : {"ignores_term1", "ignores_term2"}) {
         BOOST_TEST_CONTEXT(id) {
-          BOOST_TEST(out[id].status == module_status::timed_out);
+          BOOST_TEST(out[id].status == module_status::timed_out, out[id].reason);
           BOOST_TEST(!contains(out[id].reason, "abandoned"));
           BOOST_TEST(read_pids(dir / id).size() == 2u);
           BOOST_TEST(all_gone(dir / id));
@@ -673,7 +673,7 @@ BOOST_AUTO_TEST_CASE(runs_on_an_engine_thread_pool, *boost::unit_test::timeout(4
   add_kind(p, "slow", "exec",
            shell_params("echo $$ > \"$PIDFILE\"; sleep 30",
                         R"("kill_grace_ms": 200, )" + pidfile_env(dir / "slow")))
-      .timeout = 300ms;
+      .timeout(300ms);
   drover::run_options options;
   options.workers = 4;
   options.log_dir = dir / "logs";

@@ -34,7 +34,7 @@ drover::run_options in_workspace(const temp_dir& dir, bool keep_workdirs = false
 }
 
 /// A module with a C++ body that returns `value`.
-drover::module_spec& add_value(drover::pipeline& p, std::string id, json::value value) {
+drover::module_ref add_value(drover::pipeline& p, std::string id, json::value value) {
   return p.add(std::move(id), [value](drover::module_context&) -> asio::awaitable<json::value> {
     co_return value;
   });
@@ -74,7 +74,7 @@ BOOST_AUTO_TEST_CASE(an_always_run_module_sees_a_failed_dependency_without_a_val
   drover::pipeline p;
   p.mode = drover::execution_mode::keep_going;
   add_kind(p, "broken", "exec", shell_params("exit 1"));
-  add_kind(p, "report", "exec", print_deps, {"broken"}).always_run = true;
+  add_kind(p, "report", "exec", print_deps, {"broken"}).always_run(true);
   const auto out = run(std::move(p), in_workspace(dir));
   BOOST_TEST_REQUIRE(out["report"].status == module_status::succeeded, out["report"].reason);
   BOOST_TEST(out["report"].value.at("output") ==
@@ -93,7 +93,7 @@ BOOST_AUTO_TEST_CASE(drover_deps_lies_beside_the_work_directory_and_goes_with_it
                shell_params(R"(printf '["%s", "%s"]\n' "$DROVER_DEPS" "$DROVER_WORK_DIR")",
                             R"("json_output": true)"),
                {"a"})
-          .io.ensure()
+          .io()
           .outputs = {"**"};
       const auto out = run(std::move(p), in_workspace(dir, keep));
       BOOST_TEST_REQUIRE(out["where"].status == module_status::succeeded, out["where"].reason);
@@ -122,7 +122,7 @@ BOOST_AUTO_TEST_CASE(each_attempt_gets_a_fresh_drover_deps_file, *boost::unit_te
                         R"(exit 1; fi)",
                         R"("json_output": true)"),
            {"a"})
-      .retries = 1;
+      .retries(1);
   auto options = in_workspace(dir);
   const auto out = run(std::move(p), options);
   BOOST_TEST_REQUIRE(out["retried"].status == module_status::succeeded, out["retried"].reason);
@@ -139,11 +139,11 @@ BOOST_AUTO_TEST_CASE(drover_matrix_target_is_set_for_matrix_instances_only,
       R"(if [ -n "${DROVER_MATRIX_TARGET+set}" ]; then printf '"%s"\n' "$DROVER_MATRIX_TARGET"; )"
       R"(else echo null; fi)",
       R"("json_output": true)");
-  auto& list = add_kind(p, "list", "exec", print_target);
-  list.matrix.ensure().axes = {{"", {"linux", "mac"}}};
-  list.matrix->requires_axes = std::vector<std::string>{};  // no worker capabilities needed
-  auto& named = add_kind(p, "named", "exec", print_target);
-  named.matrix.ensure().axes = {{"os", {"linux"}}, {"cc", {"gcc"}}};
+  auto list = add_kind(p, "list", "exec", print_target);
+  list.matrix().axes = {{"", {"linux", "mac"}}};
+  list.matrix().requires_axes = std::vector<std::string>{};  // no worker capabilities needed
+  auto named = add_kind(p, "named", "exec", print_target);
+  named.matrix().axes = {{"os", {"linux"}}, {"cc", {"gcc"}}};
   add_kind(p, "plain", "exec", print_target);
   add_kind(p, "deps", "exec", print_deps, {"list"});
   const auto out = run(std::move(p), in_workspace(dir));
@@ -168,15 +168,15 @@ BOOST_AUTO_TEST_CASE(expressions_reach_argv_env_and_cwd, *boost::unit_test::time
   add_kind(p, "meta", "exec",
            shell_params(R"(echo '{"name": "x y", "dir": "src/app", "tags": ["a", "b"]}')",
                         R"("json_output": true)"));
-  auto& show = add_kind(p, "show", "exec", R"({
+  auto show = add_kind(p, "show", "exec", R"({
       "argv": ["sh", "-c", "printf '[\"%s\", \"%s\", \"%s\", \"%s\", \"%s\"]\\n' \"$1\" \"$2\" \"$V\" \"$(pwd -P)\" \"$3\"",
                "sh", "${{ deps.meta.value.output.name }}", "${{ deps.meta.value.output.tags[1] }}",
                "$${{ literal }}"],
       "env": {"V": "v=${{ deps.meta.value.exit_code }} ${{ deps.meta.status }} ${{ matrix.os }}"},
       "cwd": "${{ deps.meta.value.output.dir }}",
       "json_output": true})",
-                        {"meta"});
-  show.matrix.ensure().axes = {{"os", {"linux"}}};
+                       {"meta"});
+  show.matrix().axes = {{"os", {"linux"}}};
   const auto out = run(std::move(p), in_workspace(dir));
   const auto& result = out["show[os=linux]"];
   BOOST_TEST_REQUIRE(result.status == module_status::succeeded, result.reason);
@@ -194,7 +194,7 @@ BOOST_AUTO_TEST_CASE(a_missing_value_fails_the_attempt_before_the_command_starts
   add_kind(p, "use", "exec",
            R"({"argv": ["touch", "ran", "${{ deps.meta.value.output.version }}"], "cwd": "."})",
            {"meta"})
-      .retries = 1;
+      .retries(1);
   auto options = in_workspace(dir);
   const auto out = run(std::move(p), options);
   BOOST_TEST(out["use"].status == module_status::failed);

@@ -332,7 +332,7 @@ BOOST_AUTO_TEST_CASE(check_reports_references_the_module_cannot_make) {
 
 BOOST_AUTO_TEST_CASE(check_expressions_covers_a_pipeline_before_and_after_expansion) {
   drover::pipeline p;
-  auto& build = p.modules.emplace_back();
+  drover::module_spec build;
   build.id = "build";
   build.kind = "exec";
   drover::matrix_spec matrix;
@@ -341,15 +341,18 @@ BOOST_AUTO_TEST_CASE(check_expressions_covers_a_pipeline_before_and_after_expans
   build.matrix = matrix;
   build.params =
       json::parse(R"({"argv": ["${{ matrix.os }}", "${{ matrix.cc }}", "${{ matrix.cpu }}"]})");
-  auto& test = p.modules.emplace_back();
+  p.add(build);
+  drover::module_spec test;
   test.id = "test";
   test.kind = "exec";
   test.deps = {"build"};
   test.params = json::parse(
       R"({"argv": ["${{ deps['build[os=linux]'].value }}", "${{ deps.build.value }}", "${{ deps.x.value }}", "${{ bad"]})");
-  auto& plain = p.modules.emplace_back();
+  p.add(test);
+  drover::module_spec plain;
   plain.id = "body";  // a C++ body: its params are not templates
   plain.params = json::parse(R"({"x": "${{ deps.x.value }}"})");
+  p.add(plain);
 
   const auto problems = drover::modules::check_expressions(p);
   std::vector<std::string> seen;

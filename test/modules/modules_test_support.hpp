@@ -53,14 +53,9 @@ inline run_options with_workers(std::size_t workers) {
 }
 
 /// Appends a module of `kind` whose params are the JSON text `params`.
-inline module_spec& add_kind(pipeline& p, std::string id, std::string kind,
-                             std::string_view params = "null", std::vector<std::string> deps = {}) {
-  module_spec& spec = p.modules.emplace_back();
-  spec.id = std::move(id);
-  spec.kind = std::move(kind);
-  spec.params = json::parse(params);
-  spec.deps = std::move(deps);
-  return spec;
+inline module_ref add_kind(pipeline& p, std::string id, std::string kind,
+                           std::string_view params = "null", std::vector<std::string> deps = {}) {
+  return p.add(std::move(id), {}, deps).kind(std::move(kind), json::parse(params));
 }
 
 /// A report plus how long the run took, measured around io_context::run.

@@ -112,9 +112,9 @@ BOOST_AUTO_TEST_CASE(resolve_reports_one_problem_per_bad_module) {
   add_kind(p, "negative", "sleep", R"({"ms": -1})");
   add_kind(p, "unknown_param", "exec", R"({"argv": ["true"], "argvv": ["x"]})");
   add_kind(p, "no_argv", "exec", R"({"cwd": "/tmp"})");
-  p.modules.emplace_back().id = "nothing";  // neither body nor kind: the engine's to report
-  auto& own = add_kind(p, "own_body", "no_such_kind");
-  own.body = [](drover::module_context&) { return return_value("own"); };
+  p.add("nothing", {});  // neither body nor kind: the engine's to report
+  auto own = add_kind(p, "own_body", "no_such_kind");
+  own.body([](drover::module_context&) { return return_value("own"); });
 
   const auto problems = drover::modules::builtin_registry().resolve(p);
   BOOST_TEST_INFO(drover::format_problems(problems));
@@ -140,18 +140,18 @@ BOOST_AUTO_TEST_CASE(resolve_reports_one_problem_per_bad_module) {
   BOOST_REQUIRE(no_argv);
   BOOST_TEST(no_argv->field == "params.argv");
 
-  BOOST_TEST(static_cast<bool>(p.modules[1].body));  // fine
-  BOOST_TEST(!p.modules[0].body);                    // typo keeps an empty body
-  BOOST_TEST(!p.modules[2].body);
-  BOOST_TEST(!p.modules[5].body);  // nothing: left alone
-  BOOST_TEST(static_cast<bool>(p.modules[6].body));
+  BOOST_TEST(static_cast<bool>(p.module(1).body()));  // fine
+  BOOST_TEST(!p.module(0).body());                    // typo keeps an empty body
+  BOOST_TEST(!p.module(2).body());
+  BOOST_TEST(!p.module(5).body());  // nothing: left alone
+  BOOST_TEST(static_cast<bool>(p.module(6).body()));
 }
 
 BOOST_AUTO_TEST_CASE(module_with_neither_body_nor_kind_is_left_to_the_engine,
                      *boost::unit_test::timeout(20)) {
   drover::pipeline p;
   add_kind(p, "fine", "noop");
-  p.modules.emplace_back().id = "nothing";
+  p.add("nothing", {});
   const auto problems = drover::modules::builtin_registry().resolve(p);
   BOOST_TEST(problems.empty());
 
@@ -274,8 +274,8 @@ BOOST_AUTO_TEST_CASE(resolve_reports_references_a_module_cannot_make) {
   add_kind(p, "base", "constant", R"({"value": 1})");
   add_kind(p, "stranger", "echo", R"({"text": "${{ deps.base.value }}"})");
   add_kind(p, "no_matrix", "echo", R"({"text": "${{ matrix.target }}"})");
-  auto& grid = add_kind(p, "grid", "echo", R"({"text": "${{ matrix.os }} ${{ matrix.cpu }}"})");
-  grid.matrix.ensure().axes = {{"os", {"linux"}}};
+  auto grid = add_kind(p, "grid", "echo", R"({"text": "${{ matrix.os }} ${{ matrix.cpu }}"})");
+  grid.matrix().axes = {{"os", {"linux"}}};
   add_kind(p, "fine", "echo",
            R"({"text": "${{ deps['grid[os=linux]'].status }} ${{ deps.base.value }}"})",
            {"grid", "base"});
@@ -298,10 +298,10 @@ BOOST_AUTO_TEST_CASE(a_value_missing_at_run_time_fails_the_attempt_and_is_retrie
   drover::pipeline p;
   p.mode = drover::execution_mode::keep_going;
   add_kind(p, "base", "constant", R"({"value": {"name": "app"}})");
-  auto& use = add_kind(p, "use", "echo", R"({"text": "${{ deps.base.value.version }}"})", {"base"});
-  use.retries = 2;
-  use.backoff =
-      drover::backoff_policy{std::chrono::milliseconds(1), 1.0, std::chrono::milliseconds(1), 0.0};
+  auto use = add_kind(p, "use", "echo", R"({"text": "${{ deps.base.value.version }}"})", {"base"});
+  use.retries(2);
+  use.backoff(
+      drover::backoff_policy{std::chrono::milliseconds(1), 1.0, std::chrono::milliseconds(1), 0.0});
   add_kind(p, "empty", "constant", R"({"value": ""})");
   add_kind(p, "blank", "echo", R"({"text": "${{ deps.empty.value }}"})", {"empty"});
   const auto out = run(std::move(p), {}, user_registry());

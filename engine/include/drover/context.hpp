@@ -2,6 +2,7 @@
 // What a module body sees of its run: its identity, its params and its dependencies' results.
 
 #include <drover/module.hpp>
+#include <drover/pipeline.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/json/value.hpp>
@@ -30,8 +31,9 @@ class module_context {
   std::string_view id() const noexcept;
   std::uint32_t attempt() const noexcept;    ///< 1 for the first attempt
   std::string_view worker() const noexcept;  ///< e.g. "local-0"
-  const module_spec& spec() const noexcept;
-  const boost::json::value& params() const noexcept { return spec().params; }
+  /// The module's description (its id, kind, params, io, matrix instance, ...).
+  module_view spec() const noexcept;
+  const boost::json::value& params() const noexcept;
 
   /// For an instance of a matrix module: its target, what is between the brackets of its id
   /// ("linux" for `build[linux]`, "os=linux,compiler=gcc" for named axes). Empty otherwise.

@@ -13,27 +13,67 @@
 
 namespace drover {
 
-/// One thing wrong with a pipeline. `module` is empty for pipeline-level problems.
-struct validation_problem {
-  std::string module;
-  std::string field;
-  std::string message;  ///< complete sentence, e.g. "dependency cycle: a -> b -> a"
+/// What kind of thing is wrong: lets a tool place a problem (a file position, a dependency
+/// entry) without reading its message.
+enum class problem_kind : std::uint8_t {
+  other,
+  empty_id,            ///< `index` names the module (its id is empty)
+  invalid_id,          ///< whitespace or control characters in the id
+  duplicate_id,        ///< ids: {the id}; `index` is the later module
+  unknown_dependency,  ///< ids: {the dependency named}
+  self_dependency,     ///< ids: {the module's id}
+  dependency_cycle,    ///< ids: the cycle, a -> b -> ... -> a, `module` first (a needs b)
+  missing_body,        ///< neither a body nor a kind
+  unresolved_kind,     ///< a kind no registry turned into a body
+  invalid_value,       ///< a policy's value (retries, timeout, backoff, pools) is out of range
+  invalid_constraint,  ///< a capability, key, claim or pool setting
+  invalid_matrix,      ///< a matrix that cannot be expanded, or was not
+  invalid_io,          ///< an input, output or input_env entry
+  output_conflict,     ///< ids: {the other module}: two unordered modules may write one output
+  too_many_modules,
 };
 
-/// The dependency structure of a valid pipeline: module i is pipeline.modules[i]; edges are
-/// stored in compressed sparse rows in both directions. Immutable once built.
+/// One thing wrong with a pipeline, as data: what (`kind`), where (`module`, `index`, `field`)
+/// and whom it involves (`ids`). `message` says it all in a sentence for logs; a tool that
+/// shows problems in a file places them by the fields, not by the message.
+struct validation_problem {
+  std::string module;   ///< the module's id; empty for pipeline-level problems
+  std::string field;    ///< "deps", "retries", "backoff.jitter", "outputs[2]", ...
+  std::string message;  ///< complete sentence, e.g. "dependency cycle: a -> b -> a"
+  problem_kind kind = problem_kind::other;
+  /// The module's position in the pipeline that was checked (after matrix expansion: the
+  /// instance's), or npos for pipeline-level problems.
+  std::uint32_t index = npos;
+  /// The ids involved, as the kind says.
+  std::vector<std::string> ids{};
+
+  static constexpr std::uint32_t npos = static_cast<std::uint32_t>(-1);
+};
+
+/// The dependency structure of a valid pipeline: module i is the pipeline's module i; edges
+/// are stored in compressed sparse rows in both directions. Immutable once built. A plan's
+/// graph reads its predecessors from the plan's pipeline, where prepare() resolved them, so
+/// that no edge is stored three times.
 class graph {
  public:
   using index = std::uint32_t;
 
-  std::size_t size() const noexcept { return in_degree_.size(); }
+  graph() = default;
+  graph(graph&&) noexcept = default;
+  graph& operator=(graph&&) noexcept = default;
+  graph(const graph& other);
+  graph& operator=(const graph& other);
+
+  std::size_t size() const noexcept { return critical_path_.size(); }
   std::span<const index> successors(index i) const noexcept {
     return {succ_targets_.data() + succ_offsets_[i], succ_targets_.data() + succ_offsets_[i + 1]};
   }
   std::span<const index> predecessors(index i) const noexcept {
     return {pred_targets_.data() + pred_offsets_[i], pred_targets_.data() + pred_offsets_[i + 1]};
   }
-  std::uint32_t in_degree(index i) const noexcept { return in_degree_[i]; }
+  std::uint32_t in_degree(index i) const noexcept {
+    return pred_offsets_[i + 1] - pred_offsets_[i];
+  }
   /// How many modules the longest chain from i to a module nothing depends on has, i
   /// included: the work that cannot start before i finishes. Among ready modules of equal
   /// priority, the run starts the one with the longest chain first.
@@ -45,9 +85,12 @@ class graph {
 
  private:
   friend struct graph_builder;
-  std::vector<std::uint32_t> succ_offsets_, pred_offsets_;
-  std::vector<index> succ_targets_, pred_targets_;
-  std::vector<std::uint32_t> in_degree_;
+  // The predecessors: spans over own_pred_* for a graph of its own (build_graph), over the
+  // pipeline's resolved dependencies for a plan's.
+  std::vector<std::uint32_t> own_pred_offsets_, own_pred_targets_;
+  std::span<const std::uint32_t> pred_offsets_, pred_targets_;
+  std::vector<std::uint32_t> succ_offsets_;
+  std::vector<index> succ_targets_;
   std::vector<std::uint32_t> critical_path_;
 };
 

@@ -4,6 +4,7 @@
 // module_context.
 
 #include <drover/module.hpp>
+#include <drover/pipeline.hpp>
 #include <drover/status.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -51,8 +52,8 @@ class dependency_results {
 /// One attempt. Lives on the stack of the worker that runs it, or with the attempt's state
 /// when the body runs as a coroutine of its own, until the body returned.
 struct attempt_scope {
-  const module_spec* spec = nullptr;
-  std::uint32_t module = 0;  ///< the run's index of the module (what `dependencies` wants)
+  module_view module;       ///< what the attempt runs: a run's module, or a lone module_spec
+  std::uint32_t index = 0;  ///< the run's index of the module (what `dependencies` wants)
   std::uint32_t attempt = 1;
   std::string_view worker;
   /// Where the body runs (a strand); outlives the attempt.

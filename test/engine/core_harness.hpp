@@ -47,6 +47,10 @@ inline std::ostream& operator<<(std::ostream& os, action::kind k) {
 inline std::ostream& operator<<(std::ostream& os, rejection r) {
   return os << to_string(r);
 }
+inline std::ostream& operator<<(std::ostream& os, stop_mode m) {
+  static constexpr const char* names[] = {"none", "unless_always_run", "everything"};
+  return os << names[static_cast<std::size_t>(m)];
+}
 
 }  // namespace drover::detail
 

@@ -245,6 +245,11 @@ class core_harness {
     return out;
   }
   std::optional<time_point> armed() const { return armed_; }
+  /// How long until the armed timer is due; milliseconds::max() when none is armed.
+  milliseconds timer_in() const {
+    if (!armed_) return milliseconds::max();
+    return std::chrono::duration_cast<milliseconds>(*armed_ - now_);
+  }
   /// Actions taken after a complete action (a run must have none).
   std::size_t actions_after_complete() const { return after_complete_; }
 

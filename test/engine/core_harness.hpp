@@ -114,6 +114,7 @@ class core_harness {
   }
 
   detail::scheduler_core& core() { return *core_; }
+  const detail::scheduler_core& core() const { return *core_; }
   const plan& modules() const { return plan_; }
   time_point now() const { return now_; }
   /// Virtual time since the harness was made.

@@ -188,7 +188,7 @@ BOOST_AUTO_TEST_CASE(an_attempt_in_backoff_holds_nothing) {
   BOOST_TEST(h.dispatched() == ids{"flaky"});
 }
 
-BOOST_AUTO_TEST_CASE(a_cancel_ends_parked_modules_and_releases_nothing_twice) {
+BOOST_AUTO_TEST_CASE(a_cancel_ends_the_modules_parked_in_the_gate) {
   drover::pipeline p;
   p.pools["one"] = 1;
   for (const char* id : {"first", "second", "third"})

@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(the_run_status_says_whether_a_module_failed) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(a_module_with_all_modules_skipped_by_condition_succeeds_the_run) {
+BOOST_AUTO_TEST_CASE(a_run_whose_modules_are_skipped_by_condition_succeeds) {
   drover::pipeline p;
   p.add("a", no_body()).skip_if = [] { return std::optional<std::string>("not today"); };
   p.add("b", no_body(), {"a"});

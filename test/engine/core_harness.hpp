@@ -73,14 +73,6 @@ inline module_body no_body() {
   return [](module_context&) { return boost::asio::awaitable<json::value>{}; };
 }
 
-/// A module in its pipeline by id, to set what add() does not take.
-inline module_spec& spec_of(pipeline& p, std::string_view id) {
-  for (auto& m : p.modules) {
-    if (m.id == id) return m;
-  }
-  throw std::invalid_argument("no module " + std::string(id));
-}
-
 class core_harness {
  public:
   /// One attempt handed out and not yet answered by the test.
@@ -128,8 +120,14 @@ class core_harness {
 
   // --- inputs --------------------------------------------------------------------------------
 
-  void start() { core_->start(now_), take(); }
-  void cancel() { core_->cancel(now_), take(); }
+  void start() {
+    core_->start(now_);
+    take();
+  }
+  void cancel() {
+    core_->cancel(now_);
+    take();
+  }
 
   /// Ends the latest running attempt of `id`, local or remote, as its worker would report it.
   void end(std::string_view id, module_status status, std::string error = {},
@@ -193,7 +191,10 @@ class core_harness {
     core_->reuse_checked(index(id), std::move(value), source, std::move(error), now_);
     take();
   }
-  void recorded(std::string_view id) { core_->recorded(index(id), now_), take(); }
+  void recorded(std::string_view id) {
+    core_->recorded(index(id), now_);
+    take();
+  }
 
   /// Moves the clock on by `d`, firing the core's timer at each time it armed on the way.
   void advance(milliseconds d) {

@@ -405,6 +405,9 @@ void scheduler_core::reuse_checked(module_index i, std::optional<boost::json::va
       ++from_cache_;
       finish(i, module_status::cached, "reused from the cache", now);
     }
+  } else if (stop_applies(i)) {
+    // A stop came while it was looked up: it ends like the ready modules the stop found.
+    finish(i, module_status::cancelled, stop_reason(), now);
   } else {
     enqueue(i);
     emit(event_type::module_ready, i, 0, no_worker, module_status::pending, {}, now);

@@ -184,6 +184,7 @@ void scheduler_core::dispatch_remote(module_index i, worker_number w, time_point
   const std::size_t before = free_slots(w);
   st.where = phase::dispatched;
   ++st.attempts;
+  st.answered = false;
   if (st.attempts == 1) times_[2 * i] = ms_since_start(now);
   worker_[i] = w;
   r.running.emplace_back(i, st.attempts);
@@ -260,6 +261,7 @@ void scheduler_core::cancel_grace_due(time_point now) {
       if (!stop_applies(i) || state_[i].where != phase::dispatched) return false;
       --remote_in_flight_;
       release_constraints(i);
+      r.overdue.push_back(running);  // the worker may still run it: its slot stays taken
       finish(i, module_status::cancelled,
              stop_reason() + "; " + worker_names_[w] + " did not confirm the cancellation within " +
                  std::to_string(settings_.cancel_grace.count()) + " ms",
@@ -409,7 +411,7 @@ void scheduler_core::remote_ended(worker_number w, module_index i, std::uint64_t
   const std::pair<module_index, std::uint32_t> key{i, attempt};
   const std::size_t before = free_slots(w);
   if (auto late = std::find(r.overdue.begin(), r.overdue.end(), key); late != r.overdue.end()) {
-    // The answer to an attempt that already ended timed_out: its slot is free again.
+    // The answer to an attempt the core gave up on: its slot is free again.
     r.overdue.erase(late);
     update_free(w, before);
     reject(rejection::given_up);
@@ -417,8 +419,8 @@ void scheduler_core::remote_ended(worker_number w, module_index i, std::uint64_t
   }
   auto running = std::find(r.running.begin(), r.running.end(), key);
   if (!r.alive || running == r.running.end()) {
-    const bool repeat = r.alive && worker_[i] == w && attempt == state_[i].attempts &&
-                        state_[i].where != phase::dispatched;
+    const bool repeat =
+        r.alive && worker_[i] == w && attempt == state_[i].attempts && state_[i].answered;
     return reject(repeat ? rejection::duplicate : rejection::not_running);
   }
   r.running.erase(running);
@@ -426,6 +428,7 @@ void scheduler_core::remote_ended(worker_number w, module_index i, std::uint64_t
   update_free(w, before);
   release_constraints(i);
   if (state_[i].where != phase::dispatched || attempt != state_[i].attempts) return settle(now);
+  state_[i].answered = true;
   switch (outcome.status) {
     case module_status::succeeded:
     case module_status::failed:

@@ -21,6 +21,18 @@ void scheduler_core::stop(stop_mode mode, time_point now) {
   std::vector<module_index> waiting = ready_.take_all();
   std::vector<module_index> parked = gate_.take_parked();
   waiting.insert(waiting.end(), parked.begin(), parked.end());
+  // Modules that passed the gate and wait for a worker hold what they need: they give it back
+  // and end here, or a worker freed later would still be handed them.
+  std::deque<module_index> startable;
+  startable.swap(startable_);
+  for (module_index i : startable) {
+    if (!stop_applies(i)) {
+      startable_.push_back(i);
+      continue;
+    }
+    release_constraints(i);
+    finish(i, module_status::cancelled, stop_reason(), now);
+  }
   for (auto& group : groups_) {
     waiting.insert(waiting.end(), group.waiting.begin(), group.waiting.end());
     group.waiting.clear();

@@ -184,6 +184,7 @@ class scheduler_core {
     std::uint16_t attempts = 0;
     bool blocked = false;     // a dependency ended without letting dependents run
     std::uint8_t losses = 0;  // attempts that ended with their worker, not on their own
+    bool answered = false;    // the current remote attempt's result passed the fence
   };
   struct outcome_slot {
     boost::json::value value;
@@ -196,7 +197,8 @@ class scheduler_core {
     bool draining = false;
     std::string drain_reason;
     std::vector<std::pair<module_index, std::uint32_t>> running;  // (module, attempt)
-    // Attempts the core gave up on (overdue): each still holds a slot until the worker answers.
+    // Attempts the core gave up on (overdue, or a cancellation not confirmed in time): each
+    // still holds a slot until the worker answers.
     std::vector<std::pair<module_index, std::uint32_t>> overdue;
     std::size_t free_position = no_position;
   };

@@ -146,6 +146,11 @@ void run_driver::reject_remote(module_index i, std::uint32_t attempt, worker_num
     case rejection::given_up:
       why = "the attempt had already ended timed_out (no result in time)";
       break;
+    case rejection::unconfirmed:
+      why =
+          "the attempt had already ended cancelled (its cancellation was not confirmed in "
+          "time)";
+      break;
     case rejection::duplicate:
       why = "a result for that attempt already arrived on this connection";
       break;

@@ -49,6 +49,7 @@ std::string_view to_string(rejection r) noexcept {
       return "duplicate_result";
     case rejection::other_epoch:
     case rejection::given_up:
+    case rejection::unconfirmed:
     case rejection::not_running:
       return "stale_result";
   }
@@ -315,8 +316,11 @@ bool scheduler_core::triggers_fail_fast(const plan& p, module_index i,
 
 void scheduler_core::schedule_retry(module_index i, std::uint32_t attempt, time_point now) {
   const backoff_policy& b = plan_.backoff(i);
+  // Retry k waits initial * multiplier^(k-1): attempts that ended with their worker are not
+  // retries and do not lengthen the wait.
+  const std::uint32_t retry = attempt - state_[i].losses;
   double delay_ms = static_cast<double>(b.initial.count()) *
-                    std::pow(b.multiplier, static_cast<double>(attempt - 1));
+                    std::pow(b.multiplier, static_cast<double>(retry - 1));
   delay_ms = std::min(delay_ms, static_cast<double>(b.max.count()));
   if (b.jitter > 0) {
     std::uniform_real_distribution<double> factor(1.0 - b.jitter, 1.0 + b.jitter);

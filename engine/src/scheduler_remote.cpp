@@ -104,8 +104,8 @@ std::size_t free_slots_of(bool alive, bool draining, std::uint32_t slots, std::s
 // remote_free_slots_ their sum. `before` is the worker's free slots before the change.
 void scheduler_core::update_free(worker_number w, std::size_t before) {
   remote_entry& r = remote(w);
-  const std::size_t now_free =
-      free_slots_of(r.alive, r.draining, r.slots, r.running.size() + r.overdue.size());
+  const std::size_t now_free = free_slots_of(
+      r.alive, r.draining, r.slots, r.running.size() + r.overdue.size() + r.unconfirmed.size());
   remote_free_slots_ = remote_free_slots_ + now_free - before;
   const bool free = now_free > 0;
   if (free && r.free_position == no_position) {
@@ -122,7 +122,8 @@ void scheduler_core::update_free(worker_number w, std::size_t before) {
 
 std::size_t scheduler_core::free_slots(worker_number w) const {
   const remote_entry& r = remote(w);
-  return free_slots_of(r.alive, r.draining, r.slots, r.running.size() + r.overdue.size());
+  return free_slots_of(r.alive, r.draining, r.slots,
+                       r.running.size() + r.overdue.size() + r.unconfirmed.size());
 }
 
 void scheduler_core::send(module_index i, const target& t, time_point now) {
@@ -261,7 +262,7 @@ void scheduler_core::cancel_grace_due(time_point now) {
       if (!stop_applies(i) || state_[i].where != phase::dispatched) return false;
       --remote_in_flight_;
       release_constraints(i);
-      r.overdue.push_back(running);  // the worker may still run it: its slot stays taken
+      r.unconfirmed.push_back(running);  // the worker may still run it: its slot stays taken
       finish(i, module_status::cancelled,
              stop_reason() + "; " + worker_names_[w] + " did not confirm the cancellation within " +
                  std::to_string(settings_.cancel_grace.count()) + " ms",
@@ -350,6 +351,7 @@ void scheduler_core::worker_lost(worker_number w, std::string_view reason, time_
   if (!r.draining) --live_remotes_;
   ++remote_stats_.workers_lost;
   r.overdue.clear();
+  r.unconfirmed.clear();
   std::vector<std::pair<module_index, std::uint32_t>> running;
   running.swap(r.running);
   update_free(w, before);
@@ -415,6 +417,13 @@ void scheduler_core::remote_ended(worker_number w, module_index i, std::uint64_t
     r.overdue.erase(late);
     update_free(w, before);
     reject(rejection::given_up);
+    return settle(now);
+  }
+  if (auto late = std::find(r.unconfirmed.begin(), r.unconfirmed.end(), key);
+      late != r.unconfirmed.end()) {
+    r.unconfirmed.erase(late);
+    update_free(w, before);
+    reject(rejection::unconfirmed);
     return settle(now);
   }
   auto running = std::find(r.running.begin(), r.running.end(), key);

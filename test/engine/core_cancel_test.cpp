@@ -16,9 +16,9 @@ using kind = action::kind;
 /// dependent of the running one; room for one attempt.
 drover::pipeline four_modules() {
   drover::pipeline p;
-  p.add("running", no_body()).priority = 1;
+  p.add("running", no_body()).priority(1);
   p.add("waiting", no_body());
-  p.add("cleanup", no_body()).always_run = true;
+  p.add("cleanup", no_body()).always_run(true);
   p.add("child", no_body(), {"running"});
   return p;
 }
@@ -143,8 +143,8 @@ BOOST_AUTO_TEST_CASE(a_deadline_after_the_end_changes_nothing) {
 
 BOOST_AUTO_TEST_CASE(the_deadline_follows_fail_fast_and_covers_always_run) {
   drover::pipeline p;
-  p.add("bad", no_body()).priority = 2;
-  p.add("cleanup", no_body()).always_run = true;
+  p.add("bad", no_body()).priority(2);
+  p.add("cleanup", no_body()).always_run(true);
   p.add("other", no_body());
   core_harness h{std::move(p), with_deadline(1000ms)};
   h.start();

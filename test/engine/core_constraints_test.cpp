@@ -23,8 +23,8 @@ core_settings capacity(std::size_t n) {
   return s;
 }
 
-drover::module_constraints& constraints(drover::module_spec& m) {
-  return m.constraints.ensure();
+drover::module_constraints& constraints(drover::module_ref m) {
+  return m.constraints();
 }
 
 /// Ends running attempts, oldest first, until the run is over, and checks after every step
@@ -89,10 +89,10 @@ BOOST_AUTO_TEST_CASE(the_best_ordered_parked_module_starts_first) {
   drover::pipeline p;
   p.pools["one"] = 1;
   constraints(p.add("holder", no_body())).pool = "one";
-  p.modules.back().priority = 10;
+  p.edit(p.size() - 1).priority(10);
   constraints(p.add("low", no_body())).pool = "one";
-  auto& high = p.add("high", no_body());
-  high.priority = 5;
+  auto high = p.add("high", no_body());
+  high.priority(5);
   constraints(high).pool = "one";
   core_harness h{std::move(p), capacity(4)};
   h.start();
@@ -124,10 +124,10 @@ BOOST_AUTO_TEST_CASE(modules_sharing_a_key_run_one_at_a_time) {
 
 BOOST_AUTO_TEST_CASE(readers_share_a_claim_and_a_writer_has_it_alone) {
   drover::pipeline p;
-  auto read = [](drover::module_spec& m, const char* resource) {
+  auto read = [](drover::module_ref m, const char* resource) {
     constraints(m).claims.push_back({resource, drover::claim_mode::read});
   };
-  auto write = [](drover::module_spec& m, const char* resource) {
+  auto write = [](drover::module_ref m, const char* resource) {
     constraints(m).claims.push_back({resource, drover::claim_mode::write});
   };
   read(p.add("reader1", no_body()), "db/users");
@@ -171,8 +171,8 @@ BOOST_AUTO_TEST_CASE(run_alone_runs_with_nothing_beside_it) {
 BOOST_AUTO_TEST_CASE(an_attempt_in_backoff_holds_nothing) {
   drover::pipeline p;
   p.pools["one"] = 1;
-  auto& flaky = p.add("flaky", no_body());
-  flaky.retries = 1;
+  auto flaky = p.add("flaky", no_body());
+  flaky.retries(1);
   constraints(flaky).pool = "one";
   constraints(p.add("other", no_body())).pool = "one";
   core_settings s = capacity(4);

@@ -58,9 +58,9 @@ BOOST_AUTO_TEST_CASE(modules_released_together_go_out_in_file_order) {
 BOOST_AUTO_TEST_CASE(ready_modules_go_out_by_priority) {
   drover::pipeline p;
   p.add("low", no_body());
-  p.add("high", no_body()).priority = 5;
-  p.add("middle", no_body()).priority = 1;
-  p.add("negative", no_body()).priority = -3;
+  p.add("high", no_body()).priority(5);
+  p.add("middle", no_body()).priority(1);
+  p.add("negative", no_body()).priority(-3);
   core_harness h{std::move(p), capacity(1)};
   h.start();
   ids order;
@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(priority_comes_before_critical_path) {
   drover::pipeline p;
   p.add("long", no_body());
   p.add("long2", no_body(), {"long"});
-  p.add("urgent", no_body()).priority = 1;
+  p.add("urgent", no_body()).priority(1);
   core_harness h{std::move(p), capacity(1)};
   h.start();
   BOOST_TEST(h.dispatched() == ids{"urgent"});
@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(a_module_released_later_overtakes_waiting_ones_of_lower_pri
   drover::pipeline p;
   p.add("first", no_body());
   p.add("waiting", no_body());
-  p.add("urgent", no_body(), {"first"}).priority = 9;
+  p.add("urgent", no_body(), {"first"}).priority(9);
   core_settings s = capacity(1);
   s.order_by_critical_path = false;
   core_harness h{std::move(p), s};
@@ -188,7 +188,7 @@ BOOST_AUTO_TEST_CASE(the_run_status_says_whether_a_module_failed) {
     BOOST_TEST_CONTEXT("ends " << r.end << (r.ignore ? ", ignore_failure" : "")) {
       drover::pipeline p;
       p.mode = drover::execution_mode::keep_going;
-      p.add("a", no_body()).ignore_failure = r.ignore;
+      p.add("a", no_body()).ignore_failure(r.ignore);
       p.add("b", no_body());
       core_harness h{std::move(p), capacity(2)};
       h.start();
@@ -204,7 +204,7 @@ BOOST_AUTO_TEST_CASE(the_run_status_says_whether_a_module_failed) {
 
 BOOST_AUTO_TEST_CASE(a_run_whose_modules_are_skipped_by_condition_succeeds) {
   drover::pipeline p;
-  p.add("a", no_body()).skip_if = [] { return std::optional<std::string>("not today"); };
+  p.add("a", no_body()).skip_if([] { return std::optional<std::string>("not today"); });
   p.add("b", no_body(), {"a"});
   core_harness h{std::move(p)};
   h.start();

@@ -79,7 +79,7 @@ BOOST_AUTO_TEST_CASE(always_run_runs_after_failed_and_skipped_dependencies) {
   drover::pipeline p = keep_going();
   p.add("broken", no_body());
   p.add("child", no_body(), {"broken"});
-  p.add("cleanup", no_body(), {"child"}).always_run = true;
+  p.add("cleanup", no_body(), {"child"}).always_run(true);
   p.add("after_cleanup", no_body(), {"cleanup"});
   core_harness h{std::move(p)};
   h.start();
@@ -97,7 +97,7 @@ BOOST_AUTO_TEST_CASE(ignore_failure_ends_ignored_and_lets_dependents_run) {
   for (const module_status end : {module_status::failed, module_status::timed_out}) {
     BOOST_TEST_CONTEXT("ends " << end) {
       drover::pipeline p;  // fail_fast: an ignored failure does not stop the run either
-      p.add("lint", no_body()).ignore_failure = true;
+      p.add("lint", no_body()).ignore_failure(true);
       p.add("other", no_body());
       p.add("package", no_body(), {"lint"});
       core_harness h{std::move(p), capacity(2)};
@@ -118,15 +118,15 @@ BOOST_AUTO_TEST_CASE(skip_if_is_asked_once_its_dependencies_end) {
   int asked = 0;
   drover::pipeline p;
   p.add("build", no_body());
-  p.add("deploy", no_body(), {"build"}).skip_if = [&asked]() -> std::optional<std::string> {
+  p.add("deploy", no_body(), {"build"}).skip_if([&asked]() -> std::optional<std::string> {
     ++asked;
     return "not on a branch";
-  };
+  });
   p.add("notify", no_body(), {"deploy"});
-  p.add("run_me", no_body(), {"build"}).skip_if = [&asked]() -> std::optional<std::string> {
+  p.add("run_me", no_body(), {"build"}).skip_if([&asked]() -> std::optional<std::string> {
     ++asked;
     return std::nullopt;
-  };
+  });
   core_harness h{std::move(p), capacity(2)};
   h.start();
   BOOST_TEST(asked == 0);
@@ -143,9 +143,9 @@ BOOST_AUTO_TEST_CASE(skip_if_is_asked_once_its_dependencies_end) {
 
 BOOST_AUTO_TEST_CASE(a_skip_condition_that_throws_fails_the_module) {
   drover::pipeline p = keep_going();
-  p.add("check", no_body()).skip_if = []() -> std::optional<std::string> {
+  p.add("check", no_body()).skip_if([]() -> std::optional<std::string> {
     throw std::runtime_error("no such variable");
-  };
+  });
   p.add("after", no_body(), {"check"});
   core_harness h{std::move(p)};
   h.start();
@@ -158,11 +158,11 @@ BOOST_AUTO_TEST_CASE(a_skip_condition_that_throws_fails_the_module) {
 
 BOOST_AUTO_TEST_CASE(fail_fast_cancels_the_rest_but_always_run) {
   drover::pipeline p;  // fail_fast is the default
-  p.add("bad", no_body()).priority = 1;
-  p.add("running", no_body()).priority = 1;
+  p.add("bad", no_body()).priority(1);
+  p.add("running", no_body()).priority(1);
   p.add("waiting", no_body());
   p.add("waiting_child", no_body(), {"waiting"});
-  p.add("cleanup", no_body()).always_run = true;
+  p.add("cleanup", no_body()).always_run(true);
   core_harness h{std::move(p), capacity(2)};
   h.start();
   BOOST_TEST(h.dispatched() == (ids{"bad", "running"}));
@@ -208,7 +208,7 @@ BOOST_AUTO_TEST_CASE(fail_fast_keeps_work_that_finished_and_a_failure_under_the_
 
 BOOST_AUTO_TEST_CASE(fail_fast_waits_for_the_last_retry) {
   drover::pipeline p;
-  p.add("flaky", no_body()).retries = 1;
+  p.add("flaky", no_body()).retries(1);
   p.add("other", no_body());
   core_harness h{std::move(p), capacity(2)};
   h.start();

@@ -137,33 +137,33 @@ inline pipeline to_pipeline(const random_case& c) {
     std::vector<std::string> deps;
     for (std::size_t d : m.deps)
       deps.push_back(module_id(d));
-    module_spec& s = p.add(module_id(i), no_body(), std::move(deps));
-    s.retries = m.retries;
+    module_ref s = p.add(module_id(i), no_body(), std::move(deps));
+    s.retries(m.retries);
     backoff_policy b;
     b.initial = milliseconds(std::uniform_int_distribution<int>(1, 20)(rng));
     b.jitter = std::uniform_real_distribution<double>(0, 0.5)(rng);
-    s.backoff = b;
-    s.always_run = m.always_run;
-    s.ignore_failure = m.ignore_failure;
-    s.priority = m.priority;
+    s.backoff(b);
+    s.always_run(m.always_run);
+    s.ignore_failure(m.ignore_failure);
+    s.priority(m.priority);
     switch (m.skip) {
       case skip_answer::none:
         break;
       case skip_answer::run:
-        s.skip_if = [] { return std::optional<std::string>(); };
+        s.skip_if([] { return std::optional<std::string>(); });
         break;
       case skip_answer::skip:
-        s.skip_if = [] { return std::optional<std::string>("condition"); };
+        s.skip_if([] { return std::optional<std::string>("condition"); });
         break;
       case skip_answer::throws:
-        s.skip_if = []() -> std::optional<std::string> { throw std::runtime_error("bad"); };
+        s.skip_if([]() -> std::optional<std::string> { throw std::runtime_error("bad"); });
         break;
     }
     if (m.pool >= 0) {
-      s.constraints.ensure().pool = "pool" + std::to_string(m.pool);
-      s.constraints->pool_slots = m.pool_slots;
+      s.constraints().pool = "pool" + std::to_string(m.pool);
+      s.constraints().pool_slots = m.pool_slots;
     }
-    if (m.key >= 0) s.constraints.ensure().not_in_parallel = {"key" + std::to_string(m.key)};
+    if (m.key >= 0) s.constraints().not_in_parallel = {"key" + std::to_string(m.key)};
   }
   return p;
 }

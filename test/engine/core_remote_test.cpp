@@ -29,8 +29,8 @@ core_settings remote_only() {
   return s;
 }
 
-drover::module_spec& requires_labels(drover::module_spec& m, std::vector<std::string> labels) {
-  m.constraints.ensure().required_capabilities = std::move(labels);
+drover::module_ref requires_labels(drover::module_ref m, std::vector<std::string> labels) {
+  m.constraints().required_capabilities = std::move(labels);
   return m;
 }
 
@@ -56,7 +56,7 @@ BOOST_AUTO_TEST_SUITE(core_remote)
 
 BOOST_AUTO_TEST_CASE(a_module_goes_only_to_a_worker_with_its_labels) {
   drover::pipeline p;
-  requires_labels(p.add("win", no_body()), {"Windows"}).priority = 5;
+  requires_labels(p.add("win", no_body()), {"Windows"}).priority(5);
   p.add("a", no_body());
   p.add("b", no_body());
   core_harness h{std::move(p), remote_only()};
@@ -148,7 +148,7 @@ BOOST_AUTO_TEST_CASE(a_worker_never_gets_more_attempts_than_slots) {
 
 BOOST_AUTO_TEST_CASE(a_local_worker_comes_first_and_pin_local_stays_local) {
   drover::pipeline p;
-  p.add("pinned", no_body()).constraints.ensure().pin_local = true;
+  p.add("pinned", no_body()).constraints().pin_local = true;
   p.add("a", no_body());
   requires_labels(p.add("docker", no_body()), {"docker"});
   core_settings s = remote_only();
@@ -165,7 +165,7 @@ BOOST_AUTO_TEST_CASE(a_local_worker_comes_first_and_pin_local_stays_local) {
   BOOST_TEST(h.running_attempt("docker").worker == w);
   // Without local workers, a pinned module cannot run at all.
   drover::pipeline q;
-  q.add("pinned", no_body()).constraints.ensure().pin_local = true;
+  q.add("pinned", no_body()).constraints().pin_local = true;
   core_harness none{std::move(q), remote_only()};
   none.attach_worker("w1", {}, 1);
   none.start();
@@ -175,9 +175,9 @@ BOOST_AUTO_TEST_CASE(a_local_worker_comes_first_and_pin_local_stays_local) {
 
 BOOST_AUTO_TEST_CASE(a_retry_avoids_the_worker_that_failed_when_another_is_free) {
   drover::pipeline p;
-  auto& m = p.add("flaky", no_body());
-  m.retries = 2;
-  m.backoff = no_wait();
+  auto m = p.add("flaky", no_body());
+  m.retries(2);
+  m.backoff(no_wait());
   core_harness h{std::move(p), remote_only()};
   h.attach_worker("w1", {}, 1);
   h.attach_worker("w2", {}, 1);
@@ -195,9 +195,9 @@ BOOST_AUTO_TEST_CASE(a_retry_avoids_the_worker_that_failed_when_another_is_free)
 
 BOOST_AUTO_TEST_CASE(a_retry_uses_the_same_worker_when_it_is_the_only_one) {
   drover::pipeline p;
-  auto& m = requires_labels(p.add("flaky", no_body()), {"gpu"});
-  m.retries = 1;
-  m.backoff = no_wait();
+  auto m = requires_labels(p.add("flaky", no_body()), {"gpu"});
+  m.retries(1);
+  m.backoff(no_wait());
   core_harness h{std::move(p), remote_only()};
   const worker_number gpu = h.attach_worker("gpu", {"gpu"}, 1);
   h.attach_worker("cpu", {}, 1);  // free, but not capable
@@ -210,10 +210,10 @@ BOOST_AUTO_TEST_CASE(a_retry_uses_the_same_worker_when_it_is_the_only_one) {
 
 BOOST_AUTO_TEST_CASE(a_retry_does_not_wait_for_a_busy_worker_to_avoid_the_failed_one) {
   drover::pipeline p;
-  auto& m = p.add("flaky", no_body());
-  m.retries = 1;
-  m.backoff = no_wait();
-  m.priority = 1;
+  auto m = p.add("flaky", no_body());
+  m.retries(1);
+  m.backoff(no_wait());
+  m.priority(1);
   p.add("busy", no_body());
   core_harness h{std::move(p), remote_only()};
   h.attach_worker("w1", {}, 1);
@@ -229,9 +229,9 @@ BOOST_AUTO_TEST_CASE(a_retry_does_not_wait_for_a_busy_worker_to_avoid_the_failed
 
 BOOST_AUTO_TEST_CASE(a_lost_worker_attempt_is_reassigned_without_counting_as_a_retry) {
   drover::pipeline p;
-  auto& m = p.add("m", no_body());
-  m.retries = 1;
-  m.backoff = no_wait();
+  auto m = p.add("m", no_body());
+  m.retries(1);
+  m.backoff(no_wait());
   core_harness h{std::move(p), remote_only()};
   const worker_number w1 = h.attach_worker("w1", {}, 1);
   h.start();
@@ -283,9 +283,9 @@ BOOST_AUTO_TEST_CASE(a_module_that_loses_max_worker_losses_workers_is_poison) {
 BOOST_AUTO_TEST_CASE(an_overdue_attempt_times_out_and_its_late_answer_frees_the_slot) {
   drover::pipeline p;
   p.mode = drover::execution_mode::keep_going;
-  auto& slow = p.add("slow", no_body());
-  slow.timeout = 1000ms;
-  slow.priority = 1;
+  auto slow = p.add("slow", no_body());
+  slow.timeout(1000ms);
+  slow.priority(1);
   p.add("next", no_body());
   core_harness h{std::move(p), remote_only()};
   const worker_number w = h.attach_worker("w1", {}, 1);
@@ -318,10 +318,10 @@ BOOST_AUTO_TEST_CASE(an_overdue_attempt_times_out_and_its_late_answer_frees_the_
 
 BOOST_AUTO_TEST_CASE(an_overdue_attempt_with_retries_left_runs_again) {
   drover::pipeline p;
-  auto& slow = p.add("slow", no_body());
-  slow.timeout = 1000ms;
-  slow.retries = 1;
-  slow.backoff = no_wait();
+  auto slow = p.add("slow", no_body());
+  slow.timeout(1000ms);
+  slow.retries(1);
+  slow.backoff(no_wait());
   core_harness h{std::move(p), remote_only()};
   h.attach_worker("w1", {}, 1);
   h.attach_worker("w2", {}, 1);
@@ -336,9 +336,9 @@ BOOST_AUTO_TEST_CASE(an_overdue_attempt_with_retries_left_runs_again) {
 
 BOOST_AUTO_TEST_CASE(the_fence_rejects_what_is_not_the_current_attempt_of_that_worker) {
   drover::pipeline p;
-  auto& a = p.add("a", no_body());
-  a.retries = 1;
-  a.backoff.emplace().initial = 1h;
+  auto a = p.add("a", no_body());
+  a.retries(1);
+  a.backoff({.initial = 1h});
   p.add("b", no_body());
   core_harness h{std::move(p), remote_only()};
   const worker_number stranger = h.attach_worker("stranger", {}, 1);
@@ -387,9 +387,9 @@ BOOST_AUTO_TEST_CASE(a_repeat_of_a_refused_result_is_stale_not_a_duplicate) {
   // a repeat of a refused one, or the answer to an attempt the master gave up on, is stale.
   drover::pipeline p;
   p.mode = drover::execution_mode::keep_going;
-  auto& slow = p.add("slow", no_body());
-  slow.timeout = 1000ms;
-  slow.priority = 1;
+  auto slow = p.add("slow", no_body());
+  slow.timeout(1000ms);
+  slow.priority(1);
   p.add("long", no_body());
   core_harness h{std::move(p), remote_only()};
   const worker_number w = h.attach_worker("w1", {}, 2);
@@ -408,7 +408,7 @@ BOOST_AUTO_TEST_CASE(a_repeat_of_a_refused_result_is_stale_not_a_duplicate) {
 BOOST_AUTO_TEST_CASE(the_answer_to_a_cancel_given_up_on_is_stale_and_so_is_its_repeat) {
   drover::pipeline p;
   requires_labels(p.add("remote", no_body()), {"remote-only"});
-  p.add("local", no_body()).constraints.ensure().pin_local = true;
+  p.add("local", no_body()).constraints().pin_local = true;
   core_settings s = remote_only();
   s.local_workers = 1;
   s.local_capacity = 1;
@@ -426,7 +426,7 @@ BOOST_AUTO_TEST_CASE(the_answer_to_a_cancel_given_up_on_is_stale_and_so_is_its_r
   h.remote_end(w, h.index("remote"), 1, module_status::cancelled);
   const auto got = rejections(h);
   BOOST_TEST_REQUIRE(got.size() == 2u);
-  BOOST_TEST(got[0].second == rejection::given_up);
+  BOOST_TEST(got[0].second == rejection::unconfirmed);
   BOOST_TEST(got[1].second == rejection::not_running);
 }
 
@@ -445,7 +445,7 @@ BOOST_AUTO_TEST_CASE(a_lost_worker_late_result_is_counted_but_not_answered) {
 
 BOOST_AUTO_TEST_CASE(a_cancelled_result_nobody_asked_for_gives_the_attempt_back) {
   drover::pipeline p;
-  p.add("m", no_body()).priority = 1;
+  p.add("m", no_body()).priority(1);
   p.add("later", no_body());
   core_harness h{std::move(p), remote_only()};
   const worker_number w1 = h.attach_worker("w1", {}, 1);
@@ -530,9 +530,9 @@ BOOST_AUTO_TEST_CASE(an_attempt_whose_cancel_was_given_up_on_holds_its_slot_unti
   // docs/protocol.md: an attempt counts against its worker's slots until its result arrives,
   // even one the master gave up on. Under fail_fast an always_run module still needs workers.
   drover::pipeline p;
-  p.add("bad", no_body()).priority = 2;
-  p.add("busy", no_body()).priority = 1;
-  requires_labels(p.add("cleanup", no_body()), {"gpu"}).always_run = true;
+  p.add("bad", no_body()).priority(2);
+  p.add("busy", no_body()).priority(1);
+  requires_labels(p.add("cleanup", no_body()), {"gpu"}).always_run(true);
   core_harness h{std::move(p), remote_only()};
   const worker_number gpu = h.attach_worker("gpu", {"gpu"}, 1);
   h.attach_worker("cpu", {}, 1);
@@ -552,11 +552,11 @@ BOOST_AUTO_TEST_CASE(an_attempt_whose_cancel_was_given_up_on_holds_its_slot_unti
 BOOST_AUTO_TEST_CASE(a_gated_module_waiting_for_a_remote_worker_is_not_sent_after_a_stop) {
   drover::pipeline p;
   p.pools["two"] = 2;
-  auto& wide = p.add("wide", no_body()).constraints.ensure();
+  auto& wide = p.add("wide", no_body()).constraints();
   wide.pool = "two";
   wide.pool_slots = 2;
-  p.add("narrow1", no_body()).constraints.ensure().pool = "two";
-  p.add("narrow2", no_body()).constraints.ensure().pool = "two";
+  p.add("narrow1", no_body()).constraints().pool = "two";
+  p.add("narrow2", no_body()).constraints().pool = "two";
   p.add("other", no_body());
   core_settings s = remote_only();
   s.order_by_critical_path = false;

@@ -24,9 +24,9 @@ drover::backoff_policy exact(milliseconds initial, double multiplier, millisecon
 /// The delays a module with `retries` that fails every attempt waits, for the given seed.
 std::vector<milliseconds> delays(std::uint64_t seed, drover::backoff_policy b, int retries) {
   drover::pipeline p;
-  auto& m = p.add("flaky", no_body());
-  m.retries = retries;
-  m.backoff = b;
+  auto m = p.add("flaky", no_body());
+  m.retries(retries);
+  m.backoff(b);
   core_settings s;
   s.seed = seed;
   core_harness h{std::move(p), s};
@@ -47,7 +47,7 @@ BOOST_AUTO_TEST_SUITE(core_retry)
 
 BOOST_AUTO_TEST_CASE(a_failed_attempt_is_retried_until_one_succeeds) {
   drover::pipeline p;
-  p.add("flaky", no_body()).retries = 3;
+  p.add("flaky", no_body()).retries(3);
   p.add("after", no_body(), {"flaky"});
   core_harness h{std::move(p)};
   h.start();
@@ -100,9 +100,9 @@ BOOST_AUTO_TEST_CASE(backoff_grows_exponentially_to_its_maximum) {
 
 BOOST_AUTO_TEST_CASE(the_retry_goes_out_when_its_delay_is_over_not_before) {
   drover::pipeline p;
-  auto& m = p.add("flaky", no_body());
-  m.retries = 1;
-  m.backoff = exact(250ms, 2.0, 30s);
+  auto m = p.add("flaky", no_body());
+  m.retries(1);
+  m.backoff(exact(250ms, 2.0, 30s));
   core_harness h{std::move(p)};
   h.start();
   h.advance(40ms);
@@ -144,7 +144,7 @@ BOOST_AUTO_TEST_CASE(jitter_is_seeded_and_stays_in_its_band) {
 
 BOOST_AUTO_TEST_CASE(a_timed_out_attempt_is_retried) {
   drover::pipeline p;
-  p.add("slow", no_body()).retries = 1;
+  p.add("slow", no_body()).retries(1);
   core_harness h{std::move(p)};
   h.start();
   h.end("slow", module_status::timed_out, "exceeded its timeout of 10 ms");
@@ -158,7 +158,7 @@ BOOST_AUTO_TEST_CASE(a_timed_out_attempt_is_retried) {
 
 BOOST_AUTO_TEST_CASE(a_cancelled_attempt_is_not_retried) {
   drover::pipeline p;
-  p.add("stopped", no_body()).retries = 3;
+  p.add("stopped", no_body()).retries(3);
   core_harness h{std::move(p)};
   h.start();
   h.end("stopped", module_status::cancelled, "interrupted");
@@ -172,9 +172,9 @@ BOOST_AUTO_TEST_CASE(a_stop_during_the_backoff_ends_the_module_at_once) {
   for (const bool by_fail_fast : {false, true}) {
     BOOST_TEST_CONTEXT((by_fail_fast ? "fail_fast" : "cancel")) {
       drover::pipeline p;
-      auto& m = p.add("flaky", no_body());
-      m.retries = 5;
-      m.backoff = exact(10s, 2.0, 30s);
+      auto m = p.add("flaky", no_body());
+      m.retries(5);
+      m.backoff(exact(10s, 2.0, 30s));
       p.add("bad", no_body());
       core_settings s;
       s.local_workers = 2;
@@ -203,10 +203,10 @@ BOOST_AUTO_TEST_CASE(a_stop_during_the_backoff_ends_the_module_at_once) {
 
 BOOST_AUTO_TEST_CASE(an_always_run_module_keeps_retrying_under_fail_fast) {
   drover::pipeline p;
-  auto& m = p.add("cleanup", no_body());
-  m.retries = 1;
-  m.always_run = true;
-  m.backoff = exact(1s, 2.0, 30s);
+  auto m = p.add("cleanup", no_body());
+  m.retries(1);
+  m.always_run(true);
+  m.backoff(exact(1s, 2.0, 30s));
   p.add("bad", no_body());
   core_settings s;
   s.local_workers = 2;

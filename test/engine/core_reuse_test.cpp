@@ -128,10 +128,8 @@ BOOST_AUTO_TEST_CASE(every_terminal_state_is_recorded_once) {
   p.add("ok", no_body());
   p.add("bad", no_body());
   p.add("slow", no_body());
-  p.add("ignored", no_body()).ignore_failure = true;
-  p.add("skipped_by_condition", no_body()).skip_if = [] {
-    return std::optional<std::string>("no");
-  };
+  p.add("ignored", no_body()).ignore_failure(true);
+  p.add("skipped_by_condition", no_body()).skip_if([] { return std::optional<std::string>("no"); });
   p.add("skipped", no_body(), {"bad"});
   p.add("reused", no_body());
   p.add("stopped", no_body());

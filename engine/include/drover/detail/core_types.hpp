@@ -47,6 +47,7 @@ enum class rejection : std::uint8_t {
   unknown_module,  ///< no module of the run has that id
   other_epoch,     ///< it names another epoch
   given_up,        ///< the core gave up on the attempt (overdue) before it answered
+  unconfirmed,     ///< the core gave up waiting for the attempt to confirm its cancellation
   duplicate,       ///< the result of the current attempt, from its worker, arrived already
   not_running,     ///< any other: not an attempt this worker runs now
 };

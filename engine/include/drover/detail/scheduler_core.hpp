@@ -200,6 +200,8 @@ class scheduler_core {
     // Attempts the core gave up on (overdue, or a cancellation not confirmed in time): each
     // still holds a slot until the worker answers.
     std::vector<std::pair<module_index, std::uint32_t>> overdue;
+    // Attempts whose cancellation it did not confirm in time: likewise, each holds a slot.
+    std::vector<std::pair<module_index, std::uint32_t>> unconfirmed;
     std::size_t free_position = no_position;
   };
   struct placement_group {

@@ -136,25 +136,13 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
     }
     const auto i = static_cast<module_index>(t & 0xffffffffu);
     const auto attempt = static_cast<std::uint32_t>(t >> 32);
-    // Reports are named variables: GCC 12 miscompiles a braced temporary holding a
-    // std::string when it is made in a coroutine.
-    worker_report note;
-    note.worker = w.number;
-    note.module = i;
-    note.attempt = attempt;
     if (!may_start(i)) {
-      note.what = worker_report::kind::not_started;
-      report(w, std::move(note));
+      not_started(w, i, attempt);
       continue;
     }
     // A module taken inline starts when the previous one ended: no clock read for it.
     const time_point started = taken_inline ? last_end : core_clock::now();
-    if (options_.on_event) {
-      worker_report began = note;
-      began.what = worker_report::kind::started;
-      began.at = started;
-      report(w, std::move(began));
-    }
+    if (options_.on_event) began(w, i, attempt, started);
     attempt_scope scope;
     scope.module = plan_->module(i);
     scope.index = i;
@@ -169,9 +157,37 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
     w.cancel_sent = false;
     attempt_outcome outcome;
     if (plan_->record(i).has(module_flag::has_timeout)) {
-      outcome = co_await run_supervised(w, scope, *plan_->timeout(i));
+      w.current_is_supervised = true;
+      outcome = co_await run_supervised(scope, *plan_->timeout(i));
     } else {
-      outcome = co_await run_inline(w, scope);
+      // Without a timeout the body runs on this worker's own stack: no co_spawn per module. A
+      // stop reaches it through the worker's cancellation signal; a body that ignores it for
+      // the grace period is abandoned and this worker retires (cancel_on_worker).
+      w.current_is_supervised = false;
+      module_context ctx(scope);
+      try {
+        boost::json::value value = co_await plan_->body(i)(ctx);
+        outcome.status = module_status::succeeded;
+        if (!value.is_null()) outcome.value = std::move(value);
+      } catch (...) {
+        classify_failure(std::current_exception(), outcome.status, outcome.error);
+      }
+      if (w.cancel_sent) {
+        // The run cancelled this attempt: "Operation canceled" from the aborted wait says
+        // nothing the core's own reason does not.
+        if (outcome.status == module_status::cancelled) outcome.error.clear();
+        co_await asio::this_coro::reset_cancellation_state();
+      } else if (outcome.status == module_status::cancelled) {
+        outcome.status = module_status::failed;  // an abort the body met on its own is a failure
+      }
+      if (w.retired) {
+        attempt_files::discard(scope);  // abandoned: whatever it produced is not promoted
+      } else {
+        attempt_files::settle(scope, outcome.status, outcome.error);
+        if (outcome.status != module_status::succeeded && !outcome.value.is_null()) {
+          outcome.value = nullptr;  // settling its files failed it
+        }
+      }
     }
     w.current = no_module;
     if (w.retired) co_return;  // the run gave up on this attempt and may be over
@@ -182,50 +198,14 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
       // reads this report and stops the run: they see this flag instead.
       fail_fast_pending_.store(true, std::memory_order_release);
     }
-    note.what = worker_report::kind::ended;
-    note.started = started;
-    note.at = last_end;
-    note.outcome = std::move(outcome);
-    report(w, std::move(note));
+    ended(w, i, attempt, started, outcome, last_end);
   }
-}
-
-// A module without a timeout runs on the worker's own stack: no co_spawn per module. A stop
-// reaches the body through the worker's cancellation signal; a body that ignores it for the
-// grace period is abandoned and this worker retires (cancel_on_worker).
-asio::awaitable<attempt_outcome> run_driver::run_inline(local_worker& w, attempt_scope& scope) {
-  w.current_is_supervised = false;
-  module_context ctx(scope);
-  attempt_outcome outcome;
-  boost::json::value value;
-  try {
-    value = co_await plan_->body(scope.index)(ctx);
-    outcome.status = module_status::succeeded;
-  } catch (...) {
-    classify_failure(std::current_exception(), outcome.status, outcome.error);
-  }
-  if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
-    // The run cancelled this attempt: "Operation canceled" from the aborted wait says nothing
-    // the core's own reason does not.
-    if (outcome.status == module_status::cancelled) outcome.error.clear();
-    co_await asio::this_coro::reset_cancellation_state();
-  } else if (outcome.status == module_status::cancelled) {
-    outcome.status = module_status::failed;  // an abort the body met on its own is a failure
-  }
-  if (w.retired) {
-    attempt_files::discard(scope);  // abandoned: whatever it produced is not promoted
-  } else {
-    attempt_files::settle(scope, outcome.status, outcome.error);
-    if (outcome.status == module_status::succeeded) outcome.value = std::move(value);
-  }
-  co_return outcome;
 }
 
 // A module with a timeout runs under an attempt_control: its body is a coroutine of its own,
 // so the worker can walk away from a body that ignores its timeout or a stop.
-asio::awaitable<attempt_outcome> run_driver::run_supervised(local_worker& w, attempt_scope& scope,
+asio::awaitable<attempt_outcome> run_driver::run_supervised(attempt_scope& scope,
                                                             std::chrono::milliseconds timeout) {
-  w.current_is_supervised = true;
   auto control =
       std::make_shared<attempt_control>(scope, timeout, options_.cancel_grace, shared_from_this());
   supervised_result result =
@@ -244,16 +224,62 @@ asio::awaitable<attempt_outcome> run_driver::run_supervised(local_worker& w, att
   co_return std::move(result.outcome);
 }
 
-// Reports to the run strand: inline when the worker runs there, through the outbox otherwise.
-void run_driver::report(local_worker& w, worker_report r) {
+// How a worker reports to the run strand: inline when it runs there (the common case, with no
+// copy of the outcome), through the outbox when it runs on a pool.
+void run_driver::began(local_worker& w, module_index i, std::uint32_t attempt, time_point at) {
   if (!worker_pool_) {
-    const bool takes_next =
-        r.what == worker_report::kind::ended || r.what == worker_report::kind::not_started;
-    taking_for_ = takes_next ? &w : nullptr;
-    handle(r);
+    if (!finished_) core_->attempt_started(i, attempt, w.number, at);
+    return process();
+  }
+  worker_report r;
+  r.what = worker_report::kind::started;
+  r.worker = w.number;
+  r.module = i;
+  r.attempt = attempt;
+  r.at = at;
+  post_report(std::move(r));
+}
+
+void run_driver::not_started(local_worker& w, module_index i, std::uint32_t attempt) {
+  if (!worker_pool_) {
+    if (finished_) return;
+    taking_for_ = &w;
+    core_->attempt_not_started(i, attempt, core_clock::now());
+    process();
     taking_for_ = nullptr;
     return;
   }
+  worker_report r;
+  r.what = worker_report::kind::not_started;
+  r.worker = w.number;
+  r.module = i;
+  r.attempt = attempt;
+  post_report(std::move(r));
+}
+
+// The worker that reports inline takes the first attempt its end releases (hand_out).
+void run_driver::ended(local_worker& w, module_index i, std::uint32_t attempt, time_point started,
+                       attempt_outcome& outcome, time_point at) {
+  if (!worker_pool_) {
+    if (finished_) return;
+    taking_for_ = &w;
+    core_->attempt_ended(i, attempt, w.number, started, std::move(outcome), at);
+    process();
+    taking_for_ = nullptr;
+    return;
+  }
+  worker_report r;
+  r.what = worker_report::kind::ended;
+  r.worker = w.number;
+  r.module = i;
+  r.attempt = attempt;
+  r.started = started;
+  r.at = at;
+  r.outcome = std::move(outcome);
+  post_report(std::move(r));
+}
+
+void run_driver::post_report(worker_report r) {
   bool post_drain = false;
   {
     std::lock_guard lock(outbox_mutex_);

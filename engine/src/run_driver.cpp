@@ -69,7 +69,7 @@ run_driver::run_driver(asio::any_io_executor run_executor, asio::any_io_executor
                        plan p, run_options options, handler_type handler)
     : run_driver(std::move(run_executor), std::move(worker_pool), pipeline{}, std::move(options),
                  std::move(handler)) {
-  plan_.emplace(std::move(p));
+  plan_ = &tables_->plan.emplace(std::move(p));
 }
 
 void run_driver::start() {
@@ -95,7 +95,7 @@ void run_driver::begin() {
     prepare_result prepared = prepare(std::move(unprepared_));
     unprepared_.name = std::move(name);
     if (!prepared.ok()) return complete_invalid(std::move(prepared.problems));
-    plan_.emplace(std::move(*prepared.plan));
+    plan_ = &tables_->plan.emplace(std::move(*prepared.plan));
   }
   const pipeline& p = plan_->pipeline();
   if (options_.journal || options_.cache) {
@@ -124,7 +124,8 @@ void run_driver::begin() {
           "fingerprint is unchanged were reused");
     }
   }
-  core_.emplace(*plan_, make_settings());
+  core_ = &tables_->core.emplace(*plan_, make_settings());
+  tables_->wall_start = wall_start_;
   for (std::size_t w = 0; w < local_workers_; ++w)
     spawn_worker();
   if (options_.remote) bind_hub();
@@ -352,6 +353,7 @@ void run_driver::complete() {
   timer_.cancel();
   channel_.close();
   if (hub_) hub_->unbind();
+  core_->release_scheduling_state();
   run_report report = make_report();
   if (options_.journal) {
     options_.journal->end_run(report.status);  // waits for the last records to be durable
@@ -363,6 +365,20 @@ void run_driver::complete() {
   pending_report_ = std::move(report);  // delivered by the last worker's exit
 }
 
+module_result run_tables::get(std::size_t index) const {
+  const auto i = static_cast<module_index>(index);
+  module_result m;
+  m.id = plan->id(i);
+  m.status = core->status(i);
+  m.value = core->value(i);
+  m.attempts = static_cast<std::uint16_t>(core->attempts(i));
+  m.worker = core->worker_of(i) == no_worker ? -1 : static_cast<std::int32_t>(core->worker_of(i));
+  m.started_at = wall_start + core->started_at(i);
+  m.finished_at = wall_start + core->finished_at(i);
+  m.reason = core->reason(i);
+  return m;
+}
+
 run_report run_driver::make_report() {
   const scheduler_core& core = *core_;
   run_report report;
@@ -371,20 +387,10 @@ run_report run_driver::make_report() {
   report.started_at = wall_start_;
   report.finished_at = wall_clock::now();
   report.workers = core.worker_names();
-  report.modules.resize(plan_->size());
-  for (module_index i = 0; i < plan_->size(); ++i) {
-    module_result& m = report.modules[i];
-    m.id = plan_->id(i);
-    m.status = core.status(i);
-    // Abandoned bodies may still read results through their context: copy, do not move.
-    m.value = core.value(i);
-    m.attempts = static_cast<std::uint16_t>(core.attempts(i));
-    m.worker = core.worker_of(i) == no_worker ? -1 : static_cast<std::int32_t>(core.worker_of(i));
-    m.started_at = wall_start_ + core.started_at(i);
-    m.finished_at = wall_start_ + core.finished_at(i);
-    m.reason = core.reason(i);
-    ++report.counts[static_cast<std::size_t>(m.status)];
-  }
+  // The report reads the run's tables (shared, never copied whole): nothing per module here.
+  report.modules = module_results{tables_};
+  for (module_index i = 0; i < plan_->size(); ++i)
+    ++report.counts[static_cast<std::size_t>(core.status(i))];
   report.remote = core.remote_counters();
   report.remote.dependency_results_sent = dependency_results_sent_;
   report.remote.rejected_results += transport_rejections_;

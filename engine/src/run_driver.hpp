@@ -99,6 +99,17 @@ struct worker_report {
   attempt_outcome outcome;
 };
 
+/// What a run's report reads once the run is over: the plan (ids) and the core (statuses,
+/// values, reasons, times), kept as they were, compact. Shared by the driver and the report.
+struct run_tables final : result_source {
+  std::optional<drover::plan> plan;
+  std::optional<scheduler_core> core;
+  wall_clock::time_point wall_start{};
+
+  std::size_t size() const noexcept override { return plan ? plan->size() : 0; }
+  module_result get(std::size_t i) const override;
+};
+
 class run_driver final : public std::enable_shared_from_this<run_driver>,
                          private dependency_results {
  public:
@@ -144,11 +155,14 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   // local_workers.cpp: worker loops and how they report
   void spawn_worker();
   boost::asio::awaitable<void> worker_loop(local_worker& w);
-  boost::asio::awaitable<attempt_outcome> run_inline(local_worker& w, attempt_scope& scope);
-  boost::asio::awaitable<attempt_outcome> run_supervised(local_worker& w, attempt_scope& scope,
+  boost::asio::awaitable<attempt_outcome> run_supervised(attempt_scope& scope,
                                                          std::chrono::milliseconds timeout);
   bool may_start(module_index i) const;
-  void report(local_worker& w, worker_report r);
+  void began(local_worker& w, module_index i, std::uint32_t attempt, time_point at);
+  void not_started(local_worker& w, module_index i, std::uint32_t attempt);
+  void ended(local_worker& w, module_index i, std::uint32_t attempt, time_point started,
+             attempt_outcome& outcome, time_point at);
+  void post_report(worker_report r);
   void handle(worker_report& r);
   void drain_outbox();
   void hand_out(ticket t);
@@ -167,8 +181,10 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   void drain_remote(worker_number w);
   module_index module_named(std::string_view id);
 
-  // Immutable once the run has started.
-  std::optional<drover::plan> plan_;
+  // Immutable once the run has started. plan_ and core_ live in tables_, which the report
+  // shares.
+  std::shared_ptr<run_tables> tables_ = std::make_shared<run_tables>();
+  drover::plan* plan_ = nullptr;
   pipeline unprepared_;  // until begin() prepares it, when not given a plan
   run_options options_;
   run_environment environment_;
@@ -180,7 +196,7 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   time_point steady_start_{};
 
   // [run strand]
-  std::optional<scheduler_core> core_;
+  scheduler_core* core_ = nullptr;
   ready_channel channel_;
   std::deque<local_worker> workers_;
   local_worker* taking_for_ = nullptr;  // the worker reporting inline: it takes the next dispatch

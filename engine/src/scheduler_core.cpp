@@ -266,19 +266,19 @@ void scheduler_core::attempt_not_started(module_index i, std::uint32_t attempt, 
 }
 
 void scheduler_core::attempt_ended(module_index i, std::uint32_t attempt, worker_number w,
-                                   time_point started, attempt_outcome outcome, time_point now) {
+                                   time_point started, attempt_outcome&& outcome, time_point now) {
   --local_in_flight_;
   release_constraints(i);
   if (state_[i].where == phase::dispatched && attempt == state_[i].attempts) {
     worker_[i] = w;
     if (attempt == 1) times_[2 * i] = ms_since_start(started);
-    attempt_done(i, attempt, std::move(outcome), now);
+    attempt_done(i, attempt, outcome, now);
   }
   settle(now);
 }
 
 // An attempt ended with the core still waiting for it: succeed, retry, or end the module.
-void scheduler_core::attempt_done(module_index i, std::uint32_t attempt, attempt_outcome outcome,
+void scheduler_core::attempt_done(module_index i, std::uint32_t attempt, attempt_outcome& outcome,
                                   time_point now) {
   module_state& st = state_[i];
   if (outcome.status == module_status::succeeded) {

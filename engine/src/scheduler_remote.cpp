@@ -297,8 +297,8 @@ void scheduler_core::overdue_due(module_index i, std::uint32_t attempt, worker_n
                     " ms more; cancelled it there";
   push({.what = action::kind::cancel, .module = i, .attempt = attempt, .worker = w});
   release_constraints(i);
-  attempt_done(i, attempt,
-               {.status = module_status::timed_out, .value = {}, .error = std::move(why)}, now);
+  attempt_outcome outcome{.status = module_status::timed_out, .value = {}, .error = std::move(why)};
+  attempt_done(i, attempt, outcome, now);
 }
 
 worker_number scheduler_core::worker_attached(std::string name, std::vector<std::string> labels,
@@ -394,7 +394,8 @@ void scheduler_core::give_back(module_index i, std::uint32_t attempt, worker_num
 // The fence: a completion is accepted only for an attempt this worker runs now, in this epoch.
 // The checks, and their order, are docs/protocol.md's table of rejections.
 void scheduler_core::remote_ended(worker_number w, module_index i, std::uint64_t epoch,
-                                  std::uint32_t attempt, attempt_outcome outcome, time_point now) {
+                                  std::uint32_t attempt, attempt_outcome&& outcome,
+                                  time_point now) {
   if (finished_) return;  // the workers were told the run is over
   remote_entry& r = remote(w);
   const auto reject = [&](rejection why) {
@@ -463,7 +464,7 @@ void scheduler_core::remote_ended(worker_number w, module_index i, std::uint64_t
       outcome.status = module_status::failed;
       break;
   }
-  attempt_done(i, attempt, std::move(outcome), now);
+  attempt_done(i, attempt, outcome, now);
   settle(now);
 }
 

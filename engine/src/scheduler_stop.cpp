@@ -56,6 +56,17 @@ void scheduler_core::stop(stop_mode mode, time_point now) {
   }
 }
 
+void scheduler_core::release_scheduling_state() {
+  if (!finished_) return;
+  std::vector<std::uint32_t>().swap(pending_);
+  ready_ = ready_queue{};
+  gate_ = constraint_gate{};
+  std::deque<module_index>().swap(startable_);
+  std::vector<module_index>().swap(worklist_);
+  std::vector<module_index>().swap(gate_started_);
+  timers_ = timer_queue{};
+}
+
 void scheduler_core::timer_fired(time_point now) {
   armed_at_ = time_point::max();
   if (finished_) return;

@@ -299,10 +299,10 @@ inline finished_run run_with_workers(pipeline p, std::size_t workers, run_option
 }
 
 /// The result of module `id`; fails the test if the report has none.
-inline const module_result& result_of(const run_report& report, std::string_view id) {
-  const module_result* r = report.find(id);
-  BOOST_REQUIRE_MESSAGE(r != nullptr, "no result for module " << id);
-  return *r;
+inline module_result result_of(const run_report& report, std::string_view id) {
+  auto r = report.find(id);
+  BOOST_REQUIRE_MESSAGE(r.has_value(), "no result for module " << id);
+  return std::move(*r);
 }
 
 /// Backoff with exact delays: `initial`, then times `multiplier`, capped at `max`.

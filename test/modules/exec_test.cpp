@@ -369,7 +369,7 @@ BOOST_AUTO_TEST_CASE(by_default_the_child_runs_in_the_attempts_work_dir,
                         R"("json_output": true)"));
   const auto out = run(std::move(p), in_workspace(dir));
   BOOST_REQUIRE(out["where"].status == module_status::succeeded);
-  const auto& seen = out["where"].value.at("output").as_array();
+  const json::array seen = out["where"].value.at("output").as_array();
   const std::filesystem::path cwd{std::string{seen.at(0).as_string()}};
   BOOST_TEST(cwd.parent_path().parent_path() == workspace / ".drover" / "work");
   BOOST_TEST(cwd.filename().string().starts_with("where.1."), cwd);

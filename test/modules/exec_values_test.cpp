@@ -97,7 +97,7 @@ BOOST_AUTO_TEST_CASE(drover_deps_lies_beside_the_work_directory_and_goes_with_it
           .outputs = {"**"};
       const auto out = run(std::move(p), in_workspace(dir, keep));
       BOOST_TEST_REQUIRE(out["where"].status == module_status::succeeded, out["where"].reason);
-      const auto& seen = out["where"].value.at("output").as_array();
+      const json::array seen = out["where"].value.at("output").as_array();
       const std::filesystem::path deps{std::string(seen.at(0).as_string())};
       const std::filesystem::path work{std::string(seen.at(1).as_string())};
       BOOST_TEST(deps.string() == work.string() + ".deps.json");
@@ -155,7 +155,7 @@ BOOST_AUTO_TEST_CASE(drover_matrix_target_is_set_for_matrix_instances_only,
   BOOST_TEST(out["plain"].value.at("output") == json::value(nullptr));
   // A dependency on a matrix module is one on each instance, listed by instance id.
   BOOST_TEST_REQUIRE(out["deps"].status == module_status::succeeded, out["deps"].reason);
-  const auto& deps = out["deps"].value.at("output").as_object();
+  const json::object deps = out["deps"].value.at("output").as_object();
   BOOST_TEST(deps.size() == 2u);
   BOOST_TEST(deps.contains("list[linux]"));
   BOOST_TEST(deps.contains("list[mac]"));

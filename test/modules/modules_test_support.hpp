@@ -63,10 +63,10 @@ struct timed_report {
   run_report report;
   milliseconds elapsed{0};
 
-  const module_result& operator[](std::string_view id) const {
-    const module_result* r = report.find(id);
+  module_result operator[](std::string_view id) const {
+    auto r = report.find(id);
     if (!r) throw std::out_of_range("no module '" + std::string(id) + "' in the report");
-    return *r;
+    return std::move(*r);
   }
 };
 

@@ -9,6 +9,11 @@
 
 #include <array>
 #include <chrono>
+#include <compare>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,11 +39,109 @@ struct module_result {
   }
 };
 
+namespace detail {
+/// Where a run's report reads its modules from: the run's own tables, kept compact (a report
+/// of a million modules costs no module_result each).
+class result_source {
+ public:
+  virtual ~result_source() = default;
+  virtual std::size_t size() const noexcept = 0;
+  virtual module_result get(std::size_t i) const = 0;
+};
+}  // namespace detail
+
+/// The modules of a report, in pipeline order. Each access makes the module_result (a copy of
+/// its id, value and reason) from the run's tables, so hold a result rather than index twice:
+///
+///     for (const drover::module_result& m : report.modules) print(m.id, m.status);
+///     const drover::module_result build = report.modules[2];
+///
+/// A report made by hand (tests, tools) stores its results: push_back() and resize() do that.
+class module_results {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = module_result;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = module_result;
+
+    iterator() = default;
+    iterator(const module_results* owner, std::size_t at) : owner_(owner), at_(at) {}
+    module_result operator*() const { return (*owner_)[at_]; }
+    module_result operator[](difference_type k) const {
+      return (*owner_)[at_ + static_cast<std::size_t>(k)];
+    }
+    iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    iterator operator++(int) {
+      iterator old = *this;
+      ++at_;
+      return old;
+    }
+    iterator& operator--() {
+      --at_;
+      return *this;
+    }
+    iterator operator--(int) {
+      iterator old = *this;
+      --at_;
+      return old;
+    }
+    iterator& operator+=(difference_type k) {
+      at_ = static_cast<std::size_t>(static_cast<difference_type>(at_) + k);
+      return *this;
+    }
+    iterator& operator-=(difference_type k) { return *this += -k; }
+    friend iterator operator+(iterator it, difference_type k) { return it += k; }
+    friend iterator operator+(difference_type k, iterator it) { return it += k; }
+    friend iterator operator-(iterator it, difference_type k) { return it -= k; }
+    friend difference_type operator-(const iterator& a, const iterator& b) {
+      return static_cast<difference_type>(a.at_) - static_cast<difference_type>(b.at_);
+    }
+    friend bool operator==(const iterator& a, const iterator& b) { return a.at_ == b.at_; }
+    friend auto operator<=>(const iterator& a, const iterator& b) { return a.at_ <=> b.at_; }
+
+   private:
+    const module_results* owner_ = nullptr;
+    std::size_t at_ = 0;
+  };
+
+  module_results() = default;
+  /// Results stored by hand (tests, tools).
+  module_results(std::initializer_list<module_result> results) : stored_(results) {}
+  explicit module_results(std::vector<module_result> results) : stored_(std::move(results)) {}
+  explicit module_results(std::shared_ptr<const detail::result_source> source)
+      : source_(std::move(source)) {}
+
+  std::size_t size() const noexcept { return source_ ? source_->size() : stored_.size(); }
+  bool empty() const noexcept { return size() == 0; }
+  module_result operator[](std::size_t i) const { return source_ ? source_->get(i) : stored_[i]; }
+  module_result at(std::size_t i) const;
+  module_result front() const { return (*this)[0]; }
+  module_result back() const { return (*this)[size() - 1]; }
+  iterator begin() const { return {this, 0}; }
+  iterator end() const { return {this, size()}; }
+
+  /// For a report made by hand: stores `r` after the others.
+  void push_back(module_result r);
+  void resize(std::size_t n);
+  void reserve(std::size_t n) { stored_.reserve(n); }
+
+ private:
+  void store();  // turns results read from a source into stored ones
+  std::vector<module_result> stored_;
+  std::shared_ptr<const detail::result_source> source_;
+};
+
 struct run_report {
   std::string pipeline;
   run_status status = run_status::invalid;
   wall_clock::time_point started_at{}, finished_at{};
-  std::vector<module_result> modules;        ///< same order as pipeline::modules
+  module_results modules;                    ///< in pipeline order
   std::vector<std::string> workers;          ///< worker names, indexed by module_result::worker
   std::vector<validation_problem> problems;  ///< why the pipeline was invalid
   std::array<std::size_t, module_status_count> counts{};  ///< modules per module_status
@@ -52,8 +155,8 @@ struct run_report {
   std::vector<std::string> notes;
 
   std::size_t count(module_status s) const noexcept { return counts[static_cast<std::size_t>(s)]; }
-  /// The module with this id, or nullptr. Linear search: for reports, not hot loops.
-  const module_result* find(std::string_view id) const noexcept;
+  /// The module with this id, or nothing. Linear search: for reports, not hot loops.
+  std::optional<module_result> find(std::string_view id) const;
   std::string_view worker_name(const module_result& r) const noexcept {
     return r.worker < 0 ? std::string_view{} : std::string_view{workers[r.worker]};
   }

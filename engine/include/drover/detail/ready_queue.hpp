@@ -32,15 +32,22 @@ class ready_queue {
 
   bool empty() const noexcept { return size_ == 0; }
   /// How many different keys the queued modules have.
-  std::size_t distinct_keys() const noexcept { return buckets_.size(); }
+  std::size_t distinct_keys() const noexcept {
+    return static_cast<std::size_t>(std::count_if(buckets_.begin(), buckets_.end(),
+                                                  [](const bucket& b) { return b.head != none; }));
+  }
   std::size_t size() const noexcept { return size_; }
 
   /// Precondition: `module` is not queued already.
   void push(key_type key, index module) {
     // Buckets are sorted by ascending key, so the best is at the back and popping it is cheap.
-    auto it = std::lower_bound(buckets_.begin(), buckets_.end(), key,
-                               [](const bucket& b, key_type k) { return b.key < k; });
-    if (it == buckets_.end() || it->key != key) it = buckets_.insert(it, bucket{key, none, none});
+    // Most pipelines have one key: its bucket stays, empty or not, and is found first.
+    auto it = buckets_.end() - (buckets_.empty() ? 0 : 1);
+    if (buckets_.empty() || it->key != key) {
+      it = std::lower_bound(buckets_.begin(), buckets_.end(), key,
+                            [](const bucket& b, key_type k) { return b.key < k; });
+      if (it == buckets_.end() || it->key != key) it = buckets_.insert(it, bucket{key, none, none});
+    }
     next_[module] = none;
     if (it->tail == none) {
       it->head = module;
@@ -53,10 +60,15 @@ class ready_queue {
 
   /// Precondition: !empty().
   index pop() {
+    while (buckets_.back().head == none)
+      buckets_.pop_back();  // emptied earlier and kept while it was the only one
     bucket& best = buckets_.back();
     const index module = best.head;
     best.head = next_[module];
-    if (best.head == none) buckets_.pop_back();
+    if (best.head == none) {
+      best.tail = none;
+      if (buckets_.size() > 1) buckets_.pop_back();
+    }
     --size_;
     return module;
   }

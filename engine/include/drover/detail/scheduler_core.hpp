@@ -91,7 +91,7 @@ class scheduler_core {
   void attempt_not_started(module_index i, std::uint32_t attempt, time_point now);
   /// A local attempt ended. `started` is when the worker began it.
   void attempt_ended(module_index i, std::uint32_t attempt, worker_number w, time_point started,
-                     attempt_outcome outcome, time_point now);
+                     attempt_outcome&& outcome, time_point now);
 
   /// A remote worker joined; returns its number. Labels are compared case-insensitively.
   worker_number worker_attached(std::string name, std::vector<std::string> labels,
@@ -102,7 +102,7 @@ class scheduler_core {
   void worker_draining(worker_number w, std::string reason, time_point now);
   /// A remote worker reports an attempt. `i` is no_module when the id names no module.
   void remote_ended(worker_number w, module_index i, std::uint64_t epoch, std::uint32_t attempt,
-                    attempt_outcome outcome, time_point now);
+                    attempt_outcome&& outcome, time_point now);
 
   /// The answer to check_reuse: a value to reuse (from `source`), nothing (run it), or an
   /// error that fails the module (its fingerprint could not be computed).
@@ -128,6 +128,10 @@ class scheduler_core {
   }
 
   // --- state, for drivers and the report ------------------------------------------------------
+
+  /// Once finished(): frees what only scheduling needed (dependency counts, queues, the
+  /// constraint gate), keeping what a report reads. Later inputs are ignored as before.
+  void release_scheduling_state();
 
   bool started() const noexcept { return started_; }
   bool finished() const noexcept { return finished_; }
@@ -221,7 +225,8 @@ class scheduler_core {
   ready_queue::key_type ready_key(module_index i) const noexcept;
   void pump(time_point now);
   void dispatch_local(module_index i, time_point now);
-  void attempt_done(module_index i, std::uint32_t attempt, attempt_outcome outcome, time_point now);
+  void attempt_done(module_index i, std::uint32_t attempt, attempt_outcome& outcome,
+                    time_point now);
   void finish(module_index i, module_status status, std::string reason, time_point now);
   void release_dependents(module_index i);
   void release_constraints(module_index i);

@@ -25,11 +25,7 @@ int main() {
   p.add("answer", [](drover::module_context&) -> boost::asio::awaitable<boost::json::value> {
     co_return 42;
   });
-  auto& done = p.modules.emplace_back();
-  done.id = "done";
-  done.deps = {"answer"};
-  done.kind = "noop";
-  done.params = boost::json::object{};
+  p.add("done", drover::module_body{}, {"answer"}).kind("noop", boost::json::object{});
 
   auto problems = drover::modules::builtin_registry().resolve(p);
   if (!problems.empty()) return fail(drover::format_problems(problems).c_str());
@@ -42,9 +38,9 @@ int main() {
 
   if (!report) return fail("the run never completed");
   if (report->status != drover::run_status::succeeded) return fail("the run did not succeed");
-  const auto* answer = report->find("answer");
+  const auto answer = report->find("answer");
   if (!answer || answer->value != boost::json::value(42)) return fail("answer is not 42");
-  const auto* noop = report->find("done");
+  const auto noop = report->find("done");
   if (!noop || noop->status != drover::module_status::succeeded) return fail("done did not run");
 
   std::printf("drover %s: answer = 42, done = succeeded\n", drover::version_string);

@@ -81,6 +81,7 @@ std::string format_duration(milliseconds d) {
 json::object report_to_json(const run_report& report) {
   json::object out;
   out["pipeline"] = report.pipeline;
+  if (!report.run_id.empty()) out["run"] = report.run_id;
   out["status"] = to_string(report.status);
   out["started_at"] = timestamp_or_null(report.started_at);
   out["finished_at"] = timestamp_or_null(report.finished_at);

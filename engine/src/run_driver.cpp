@@ -383,6 +383,7 @@ run_report run_driver::make_report() {
   const scheduler_core& core = *core_;
   run_report report;
   report.pipeline = plan_->pipeline().name;
+  report.run_id = options_.run_id;
   report.status = core.result();
   report.started_at = wall_start_;
   report.finished_at = wall_clock::now();
@@ -427,6 +428,7 @@ void run_driver::complete_invalid(std::vector<validation_problem> problems) {
   }
   run_report report;
   report.pipeline = plan_ ? plan_->pipeline().name : unprepared_.name;
+  report.run_id = options_.run_id;
   report.status = run_status::invalid;
   report.started_at = wall_start_;
   report.finished_at = wall_clock::now();

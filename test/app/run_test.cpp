@@ -374,6 +374,51 @@ BOOST_AUTO_TEST_CASE(interrupt_cancels_the_run_kills_children_and_writes_the_rep
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_deadline_ends_the_run_failed_and_names_its_reason,
+                     *boost::unit_test::timeout(60)) {
+  dir.write("p.json", R"({"modules": [
+      {"id": "quick", "kind": "exec", "params": {"shell": "true"}},
+      {"id": "slow", "kind": "exec", "deps": ["quick"],
+       "params": {"shell": "echo $$ > slow.pid; exec sleep 60", "cwd": "."}},
+      {"id": "after", "kind": "noop", "deps": ["slow"]}]})");
+  const auto started = std::chrono::steady_clock::now();
+  const auto r =
+      drover({"p.json", "--deadline", "1s", "--report", "report.json", "--events", "events.jsonl"});
+  // A deadline is a failure of the run, not an interruption: exit 1, status failed.
+  BOOST_TEST(r.exit_code == 1, r.out << r.err);
+  const bool ended_early = std::chrono::steady_clock::now() - started < 40s;
+  BOOST_TEST(ended_early, "the deadline ended the run");
+  const auto report = read_report(dir / "report.json");
+  BOOST_TEST(report.at("status").as_string() == "failed");
+  BOOST_TEST(status_of(report, "quick") == "succeeded");
+  BOOST_TEST(status_of(report, "slow") == "cancelled");
+  // The reason leads with the cause; what was done to the child follows in parentheses.
+  const std::string slow_reason{module_in(report, "slow").at("reason").as_string()};
+  BOOST_TEST(slow_reason.starts_with("deadline exceeded"), slow_reason);
+  BOOST_TEST(status_of(report, "after") == "cancelled");
+  BOOST_TEST(eventually([&] { return process_gone(read_pid(dir / "slow.pid")); }),
+             "the slow module's process is gone");
+
+  // The report and every event name the same run.
+  const std::string run{report.at("run").as_string()};
+  BOOST_TEST(run.size() == 16u, run);
+  std::istringstream lines{read_file(dir / "events.jsonl")};
+  std::size_t events = 0;
+  for (std::string line; std::getline(lines, line); ++events) {
+    BOOST_TEST(json::parse(line).as_object().at("run").as_string() == run, line);
+  }
+  BOOST_TEST(events > 0u);
+
+  for (const char* bad : {"0s", "-5s", "soon", "10"}) {
+    // "--deadline=-5s": as a separate word, "-5s" would read as options.
+    const std::string option = std::string("--deadline=") + bad;
+    const auto usage = drover({"p.json", option});
+    BOOST_TEST(usage.exit_code == 2, bad);
+    BOOST_TEST(usage.err.find("--deadline expects a positive duration") != std::string::npos,
+               usage.err);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_second_interrupt_exits_at_once, *boost::unit_test::timeout(30)) {
   // The child ignores SIGTERM, so the first interrupt alone would take the engine's grace
   // period to end the run and would then write the report.

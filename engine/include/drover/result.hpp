@@ -139,6 +139,8 @@ class module_results {
 
 struct run_report {
   std::string pipeline;
+  /// The run's id, as in every event of the run (run_options::run_id, or one drover made up).
+  std::string run_id;
   run_status status = run_status::invalid;
   wall_clock::time_point started_at{}, finished_at{};
   module_results modules;                    ///< in pipeline order

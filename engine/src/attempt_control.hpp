@@ -3,7 +3,7 @@
 // from outside with a grace period, abandoning a body that ignores both, and settling the
 // attempt's files. A run uses it for modules with a timeout; attempt_runner (what a remote
 // worker runs assignments with) for every attempt. A run's modules without a timeout skip it
-// and await their body on the worker's own stack: no co_spawn per module (local_driver.cpp).
+// and await their body on the worker's own stack: no co_spawn per module (local_workers.cpp).
 
 #include <drover/context.hpp>
 #include <drover/detail/attempt_scope.hpp>

@@ -21,7 +21,7 @@
 
 namespace drover {
 
-struct pipeline;
+class pipeline;
 
 /// When a journal record counts as written.
 enum class durability : std::uint8_t {

@@ -80,14 +80,14 @@ class remote_worker {
   virtual void drain(std::string_view reason) { (void)reason; }
 };
 
-/// A result the transport refused before it reached the run (it names another run, an
-/// attempt never assigned on this connection, or repeats one): the run counts it in
-/// remote_stats::rejected_results and answers through remote_worker::rejected().
+/// A result the transport refused before it reached the run (today: it names another run; a
+/// repeat, a stale attempt or an unknown module is the run's own decision): the run counts it
+/// in remote_stats::rejected_results and answers through remote_worker::rejected().
 struct rejected_result {
   std::string module;  ///< the module id as the worker sent it
   std::uint32_t attempt = 0;
-  /// "stale_result" or "duplicate_result"; empty: the run picks "unknown_module" when no module
-  /// of the run has that id, else "stale_result" (and the reason).
+  /// "stale_result" as the transport chose it; empty: the run picks "unknown_module" when no
+  /// module of the run has that id, else "stale_result" (and the reason).
   std::string code;
   std::string reason;  ///< for people
 };

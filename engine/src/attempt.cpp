@@ -118,7 +118,7 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
         if (auto self = weak.lock()) {
           asio::post(self->host_->strand, [self] {
             self->stop_requested_ = true;  // before run(): run() stops it at once
-            if (self->control_) self->control_->stop(module_status::cancelled);
+            if (auto control = self->control_.lock()) control->stop(module_status::cancelled);
           });
         }
       });
@@ -146,15 +146,16 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
     scope.executor = &host_->strand;
     scope.environment = &host_->environment;
     scope.dependencies = &attempt_;
-    control_ = std::make_shared<attempt_control>(std::move(scope), attempt_.spec.timeout,
-                                                 host_->settings.cancel_grace, shared_from_this());
-    control_->start([self = shared_from_this()](supervised_result result) {
+    auto control = std::make_shared<attempt_control>(
+        std::move(scope), attempt_.spec.timeout, host_->settings.cancel_grace, shared_from_this());
+    control_ = control;
+    control->start([self = shared_from_this()](supervised_result result) {
       self->report_.status = result.outcome.status;
       self->report_.value = std::move(result.outcome.value);
       self->report_.error = std::move(result.outcome.error);
       self->finish();
     });
-    if (stop_requested_) control_->stop(module_status::cancelled);
+    if (stop_requested_) control->stop(module_status::cancelled);
   }
 
   void finish() {
@@ -176,7 +177,9 @@ class attempt_state : public std::enable_shared_from_this<attempt_state> {
   handler_type handler_;
   lone_attempt attempt_;
   std::uint32_t attempt_number_ = 1;
-  std::shared_ptr<attempt_control> control_;
+  // Weak: the control keeps this state alive until the body has returned (its keepalive), so
+  // a strong reference back would be a cycle that leaks every attempt a worker runs.
+  std::weak_ptr<attempt_control> control_;
   bool stop_requested_ = false;
   attempt_report report_;
 };

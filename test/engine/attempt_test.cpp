@@ -155,6 +155,25 @@ BOOST_AUTO_TEST_CASE(a_failure_and_a_timeout_error_end_as_in_a_run) {
   BOOST_TEST(no_body.status == module_status::failed);
 }
 
+// A worker runs attempts for as long as it lives: one that has reported must hold nothing,
+// or every attempt leaks its state (the body, the request, the context).
+BOOST_AUTO_TEST_CASE(a_reported_attempt_keeps_nothing_alive) {
+  for (const bool times_out : {false, true}) {
+    auto sentinel = std::make_shared<int>(0);
+    const std::weak_ptr<int> watched = sentinel;
+    attempt_request request = request_for(
+        "kept", [sentinel = std::move(sentinel), times_out](drover::module_context& ctx) {
+          const milliseconds wait = times_out ? milliseconds{5s} : milliseconds{0};
+          return wait_then_return(ctx, wait, json::value(1), nullptr);
+        });
+    if (times_out) request.spec.timeout = 20ms;
+    const attempt_report r = run_one(std::move(request));
+    BOOST_TEST((r.status == (times_out ? module_status::timed_out : module_status::succeeded)));
+    BOOST_TEST(watched.expired(), (times_out ? "timed out" : "succeeded")
+                                      << ": the attempt's body is still held after its report");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(the_timeout_cancels_the_body) {
   attempt_request request = request_for("slow", wait_body(5s));
   request.spec.timeout = 50ms;

@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <optional>
 #include <regex>
@@ -42,6 +43,7 @@ struct session_log {
   std::vector<std::string> types;
   std::vector<coord::error_message> errors;
   std::vector<coord::cancel_message> cancels;
+  std::vector<coord::assign_message> assigns;
   std::optional<coord::welcome_message> welcome;
   bool ended = false;
 };
@@ -86,6 +88,7 @@ session_log work_for(unsigned short port, coord::hello_message hello,
       if (auto* w = std::get_if<coord::welcome_message>(&decoded.value())) log.welcome = *w;
       if (auto* e = std::get_if<coord::error_message>(&decoded.value())) log.errors.push_back(*e);
       if (auto* c = std::get_if<coord::cancel_message>(&decoded.value())) log.cancels.push_back(*c);
+      if (auto* a = std::get_if<coord::assign_message>(&decoded.value())) log.assigns.push_back(*a);
       if (auto* a = std::get_if<coord::assign_message>(&decoded.value()); a && !hang) {
         coord::result_message r;
         r.run = a->run;
@@ -131,6 +134,12 @@ BOOST_AUTO_TEST_CASE(a_remote_worker_runs_the_pipeline, *utf::timeout(60)) {
   BOOST_TEST(result.exit_code == 0, result.err);
   BOOST_TEST(log.ended);
   BOOST_TEST(log.types == (std::vector<std::string>{"welcome", "assign", "assign", "bye"}));
+  // A module written without params gets an empty object on the wire, as protocol.md's
+  // example transcript shows for its noop module (never null).
+  for (const auto& a : log.assigns) {
+    BOOST_TEST(a.kind == "noop");
+    BOOST_TEST(boost::json::serialize(a.params) == "{}", a.module);
+  }
   BOOST_TEST(result.out.find("remote-1") != std::string::npos, result.out);
   BOOST_TEST(result.err.find("(remote-1): joined with 1 slot") != std::string::npos, result.err);
   BOOST_TEST(read_file(dir / "report.json").find(R"("remote":true)") != std::string::npos);

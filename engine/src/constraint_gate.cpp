@@ -47,16 +47,21 @@ constraint_gate::constraint_gate(const pipeline& p, key_function key_of)
         m.slots = c->pool_slots;
       }
     }
+    m.keys_begin = static_cast<std::uint32_t>(keys_used_.size());
     for (const auto& key : c->not_in_parallel) {
       auto [it, added] = key_ids.emplace(key, static_cast<std::uint32_t>(keys_.size()));
       if (added) keys_.emplace_back();
-      if (std::find(m.keys.begin(), m.keys.end(), it->second) == m.keys.end())
-        m.keys.push_back(it->second);
+      const auto mine = keys_used_.begin() + m.keys_begin;
+      if (std::find(mine, keys_used_.end(), it->second) == keys_used_.end())
+        keys_used_.push_back(it->second);
     }
+    m.keys_end = static_cast<std::uint32_t>(keys_used_.size());
+    m.claims_begin = static_cast<std::uint32_t>(claims_used_.size());
     for (const auto& claim : c->claims) {
-      m.claims.push_back({&claim.resource, claim.mode == claim_mode::write,
-                          resource_glob_is_literal(claim.resource)});
+      claims_used_.push_back({&claim.resource, claim.mode == claim_mode::write,
+                              resource_glob_is_literal(claim.resource)});
     }
+    m.claims_end = static_cast<std::uint32_t>(claims_used_.size());
     m.alone = c->run_alone;
     every_start_ = every_start_ || m.alone;
   }
@@ -90,8 +95,8 @@ constraint_gate::index constraint_gate::holder_in_conflict(const claim_ref& c) c
 }
 
 bool constraint_gate::conflicts(const needs& a, const needs& b) const {
-  for (const auto& x : a.claims) {
-    for (const auto& y : b.claims) {
+  for (const auto& x : claims(a)) {
+    for (const auto& y : claims(b)) {
       if (claims_conflict(x, y)) return true;
     }
   }
@@ -137,14 +142,14 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
         return park(pool.waiting);
       }
     }
-    for (std::uint32_t k : m->keys) {
+    for (std::uint32_t k : keys(*m)) {
       key_state& key = keys_[k];
       if (key.holder != nobody || (!key.waiting.empty() && better(key.waiting.top(), me()))) {
         return park(key.waiting);
       }
     }
-    if (!m->claims.empty()) {
-      for (const auto& mine : m->claims) {
+    if (m->claims_begin != m->claims_end) {
+      for (const auto& mine : claims(*m)) {
         if (const index holder = holder_in_conflict(mine); holder != nobody) {
           waiters_on_[holder].push_back(i);
           reserved_.push_back(i);
@@ -163,9 +168,9 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
     }
     // Everything is free: take it all at once.
     if (m->pool != no_needs) pools_[m->pool].used += m->slots;
-    for (std::uint32_t k : m->keys)
+    for (std::uint32_t k : keys(*m))
       keys_[k].holder = i;
-    for (const auto& claim : m->claims) {
+    for (const auto& claim : claims(*m)) {
       if (!claim.literal) {
         held_glob_.push_back({i, claim});
       } else if (claim.write) {
@@ -192,11 +197,11 @@ void constraint_gate::release(index i, std::vector<index>& started) {
       pools_[m->pool].used -= m->slots;
       mark_dirty(pools_[m->pool], dirty_pools_, m->pool);
     }
-    for (std::uint32_t k : m->keys) {
+    for (std::uint32_t k : keys(*m)) {
       if (keys_[k].holder == i) keys_[k].holder = nobody;
       mark_dirty(keys_[k], dirty_keys_, k);
     }
-    for (const auto& claim : m->claims) {
+    for (const auto& claim : claims(*m)) {
       if (!claim.literal) continue;
       auto it = held_literal_.find(*claim.resource);
       if (it == held_literal_.end()) continue;

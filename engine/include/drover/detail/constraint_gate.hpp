@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -66,13 +67,21 @@ class constraint_gate {
     bool write;
     bool literal;  // no wildcard: compared by equality
   };
+  // One per constrained module; its keys and claims are ranges of keys_used_ and claims_used_,
+  // so building the gate allocates nothing per module.
   struct needs {
     std::uint32_t pool = no_needs;
     std::uint32_t slots = 0;
-    std::vector<std::uint32_t> keys;
-    std::vector<claim_ref> claims;
+    std::uint32_t keys_begin = 0, keys_end = 0;
+    std::uint32_t claims_begin = 0, claims_end = 0;
     bool alone = false;
   };
+  std::span<const std::uint32_t> keys(const needs& m) const noexcept {
+    return {keys_used_.data() + m.keys_begin, keys_used_.data() + m.keys_end};
+  }
+  std::span<const claim_ref> claims(const needs& m) const noexcept {
+    return {claims_used_.data() + m.claims_begin, claims_used_.data() + m.claims_end};
+  }
   struct waiting {
     key_type key;
     std::uint64_t ticket;
@@ -118,8 +127,10 @@ class constraint_gate {
   bool every_start_ = false;  // some module runs alone
   key_function key_of_;
   std::vector<needs> needs_;
-  std::vector<std::uint32_t> needs_of_;  // per module: index into needs_ or no_needs
-  std::vector<std::uint64_t> tickets_;   // per module: order of its first try_start
+  std::vector<std::uint32_t> keys_used_;  // the not_in_parallel keys of every needs, in order
+  std::vector<claim_ref> claims_used_;    // the claims of every needs, in order
+  std::vector<std::uint32_t> needs_of_;   // per module: index into needs_ or no_needs
+  std::vector<std::uint64_t> tickets_;    // per module: order of its first try_start
   std::uint64_t next_ticket_ = 1;
   std::vector<pool_state> pools_;
   std::vector<key_state> keys_;

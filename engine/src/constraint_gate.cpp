@@ -148,7 +148,7 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
         return park(key.waiting);
       }
     }
-    if (m->claims_begin != m->claims_end) {
+    if (!claims(*m).empty()) {
       for (const auto& mine : claims(*m)) {
         if (const index holder = holder_in_conflict(mine); holder != nobody) {
           waiters_on_[holder].push_back(i);

@@ -166,22 +166,8 @@ void scheduler_core::became_ready(module_index i, time_point now) {
     state_[i].where = phase::checking;
     return push({.what = action::kind::check_reuse, .module = i});
   }
-  if (may_skip_the_queue(i)) {
-    // What pump() would do at once: the queue is empty, nothing else became ready with it and a
-    // local worker has room, so pushing it and popping it again would change nothing.
-    emit(event_type::module_ready, i, 0, no_worker, module_status::pending, {}, now);
-    return dispatch_local(i, now);
-  }
   enqueue(i);
   emit(event_type::module_ready, i, 0, no_worker, module_status::pending, {}, now);
-}
-
-// A chain hands each module to the worker that released it: most modules of a pipeline become
-// ready alone, and the priority queue earns its keep only when several wait.
-bool scheduler_core::may_skip_the_queue(module_index i) const noexcept {
-  return !settings_.remote && worklist_head_ == worklist_.size() && ready_.empty() &&
-         startable_.empty() && local_in_flight_ < settings_.local_capacity &&
-         fail_fast_cause_ == no_module && stop_ == stop_mode::none && !gate_.governs(i);
 }
 
 // The dependency to blame: a failed, timed-out or skipped one before a cancelled one, each in
@@ -203,8 +189,8 @@ std::string scheduler_core::blocked_reason(module_index i, module_status& status
   return "dependency " + std::string(plan_.id(cancelled)) + " was cancelled";
 }
 
+// For a module with required capabilities (module_flag::requires_labels).
 std::optional<std::string> scheduler_core::missing_local_labels(module_index i) const {
-  if (!plan_.record(i).has(module_flag::requires_labels)) return std::nullopt;
   std::string missing;
   for (const auto& label : plan_.constraints(i)->required_capabilities) {
     const std::string wanted = lower_case(label);

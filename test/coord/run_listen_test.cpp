@@ -88,15 +88,17 @@ session_log work_for(unsigned short port, coord::hello_message hello,
       if (auto* w = std::get_if<coord::welcome_message>(&decoded.value())) log.welcome = *w;
       if (auto* e = std::get_if<coord::error_message>(&decoded.value())) log.errors.push_back(*e);
       if (auto* c = std::get_if<coord::cancel_message>(&decoded.value())) log.cancels.push_back(*c);
-      if (auto* a = std::get_if<coord::assign_message>(&decoded.value())) log.assigns.push_back(*a);
-      if (auto* a = std::get_if<coord::assign_message>(&decoded.value()); a && !hang) {
-        coord::result_message r;
-        r.run = a->run;
-        r.epoch = a->epoch;
-        r.module = a->module;
-        r.attempt = a->attempt;
-        r.value = value;
-        writer.send(coord::encode(r));
+      if (auto* a = std::get_if<coord::assign_message>(&decoded.value())) {
+        log.assigns.push_back(*a);
+        if (!hang) {
+          coord::result_message r;
+          r.run = a->run;
+          r.epoch = a->epoch;
+          r.module = a->module;
+          r.attempt = a->attempt;
+          r.value = value;
+          writer.send(coord::encode(r));
+        }
       }
     }
     log.ended = true;

@@ -43,7 +43,14 @@ class ready_queue {
     // Buckets are sorted by ascending key, so the best is at the back and popping it is cheap.
     // Most pipelines have one key: its bucket stays, empty or not, and is found first.
     auto it = buckets_.end() - (buckets_.empty() ? 0 : 1);
-    if (buckets_.empty() || it->key != key) {
+    if (size_ == 0 && !buckets_.empty()) {
+      // Every bucket left is empty (pop() keeps the last one): one of them takes the new key,
+      // so a queue that empties between pushes (a chain, whose every module has its own
+      // critical-path key) never inserts or erases a bucket.
+      buckets_.erase(buckets_.begin() + 1, buckets_.end());
+      it = buckets_.begin();
+      *it = bucket{key, none, none};
+    } else if (buckets_.empty() || it->key != key) {
       it = std::lower_bound(buckets_.begin(), buckets_.end(), key,
                             [](const bucket& b, key_type k) { return b.key < k; });
       if (it == buckets_.end() || it->key != key) it = buckets_.insert(it, bucket{key, none, none});

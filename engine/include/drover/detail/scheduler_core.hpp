@@ -222,7 +222,6 @@ class scheduler_core {
   void settle(time_point now);
   void became_ready(module_index i, time_point now);
   void enqueue(module_index i);
-  bool may_skip_the_queue(module_index i) const noexcept;
   ready_queue::key_type ready_key(module_index i) const noexcept;
   void pump(time_point now);
   void dispatch_local(module_index i, time_point now);

@@ -7,10 +7,10 @@
 namespace drover::coord {
 namespace {
 
-// The first allocation, and the free space below which the buffer grows (while under its
-// limit) rather than issue a small read. Lines of a few hundred bytes never grow it.
-constexpr std::size_t initial_capacity = 4096;
-constexpr std::size_t min_free_bytes = 1024;
+// The free space, as a share of the first allocation, below which the buffer grows (while
+// under its limit) rather than issue a small read. Lines of a few hundred bytes never grow a
+// 4 KB buffer.
+constexpr std::size_t min_free_share = 4;
 
 std::size_t buffer_limit(std::size_t max_line_bytes) noexcept {
   return max_line_bytes == std::numeric_limits<std::size_t>::max() ? max_line_bytes
@@ -19,7 +19,9 @@ std::size_t buffer_limit(std::size_t max_line_bytes) noexcept {
 
 }  // namespace
 
-line_splitter::line_splitter(std::size_t max_line_bytes) : max_line_bytes_{max_line_bytes} {}
+line_splitter::line_splitter(std::size_t max_line_bytes, std::size_t first_read_bytes)
+    : max_line_bytes_{max_line_bytes},
+      first_read_bytes_{std::max<std::size_t>(first_read_bytes, 64)} {}
 
 line_splitter::next_result line_splitter::next() {
   while (!too_long_) {
@@ -52,10 +54,11 @@ void line_splitter::make_room() {
     begin_ = 0;
   }
   const std::size_t limit = buffer_limit(max_line_bytes_);
+  const std::size_t min_free_bytes = first_read_bytes_ / min_free_share;
   if (capacity_ - end_ >= min_free_bytes || capacity_ >= limit) return;
   // Grow geometrically up to the limit, so that a connection of short lines keeps a small
   // buffer and only a long line costs max_line_bytes + 1.
-  const std::size_t wanted = std::max({capacity_ * 2, end_ + min_free_bytes, initial_capacity});
+  const std::size_t wanted = std::max({capacity_ * 2, end_ + min_free_bytes, first_read_bytes_});
   const std::size_t new_capacity = std::min(wanted, limit);
   auto bigger = std::make_unique_for_overwrite<char[]>(new_capacity);
   if (end_ > 0) std::memcpy(bigger.get(), storage_.get(), end_);

@@ -120,7 +120,12 @@ bool master_state::enroll(const std::shared_ptr<session_core>& session) {
   ++stats_.connections;
   ++open_;
   if (stopped_) return false;
-  std::erase_if(sessions_, [](const std::weak_ptr<session_core>& s) { return s.expired(); });
+  // Forget closed sessions now and then, not on every connection: with thousands of workers
+  // a sweep per connection is quadratic.
+  if (sessions_.size() >= prune_at_) {
+    std::erase_if(sessions_, [](const std::weak_ptr<session_core>& s) { return s.expired(); });
+    prune_at_ = std::max<std::size_t>(64, 2 * sessions_.size());
+  }
   sessions_.push_back(session);
   return true;
 }

@@ -1331,9 +1331,15 @@ struct line_decoder::state {
   limits receiver_limits;
   std::uint64_t plain_lines = 0;
   json::parser parser;
-  std::unique_ptr<unsigned char[]> scratch =
-      std::make_unique_for_overwrite<unsigned char[]>(decoder_scratch_bytes);
 };
+
+// The first bytes of every decoded document's memory. One per thread, not per connection:
+// decode() never suspends or nests, and a master with 10,000 workers saves 80 MB.
+unsigned char* decoder_scratch() {
+  thread_local const std::unique_ptr<unsigned char[]> scratch =
+      std::make_unique_for_overwrite<unsigned char[]>(decoder_scratch_bytes);
+  return scratch.get();
+}
 
 line_decoder::line_decoder(const limits& receiver_limits)
     : state_{std::make_unique<state>(receiver_limits)} {}
@@ -1422,7 +1428,7 @@ decode_result line_decoder::decode(std::string_view line) {
       ++state_->plain_lines;
       return std::move(*plain);
     }
-    json::monotonic_resource document_memory{state_->scratch.get(), decoder_scratch_bytes};
+    json::monotonic_resource document_memory{decoder_scratch(), decoder_scratch_bytes};
     return decode_document(line, receiver_limits, state_->parser,
                            json::storage_ptr{&document_memory});
   } catch (const std::exception& e) {

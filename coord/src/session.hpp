@@ -68,6 +68,7 @@ class master_state {
   std::map<std::string, std::weak_ptr<session_core>, std::less<>> names_;  // connected workers
   std::uint64_t name_counter_ = 0;
   std::vector<std::weak_ptr<session_core>> sessions_;
+  std::size_t prune_at_ = 64;  // sessions_'s size at which closed ones are dropped
   std::size_t open_ = 0;
   bool stopping_ = false;
   bool stopped_ = false;

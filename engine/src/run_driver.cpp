@@ -88,7 +88,7 @@ void run_driver::start() {
 }
 
 void run_driver::begin() {
-  wall_start_ = wall_clock::now();
+  wall_start_ = run_clock::wall_now();
   steady_start_ = core_clock::now();
   if (!plan_) {
     std::string name = unprepared_.name;
@@ -386,7 +386,7 @@ run_report run_driver::make_report() {
   report.run_id = options_.run_id;
   report.status = core.result();
   report.started_at = wall_start_;
-  report.finished_at = wall_clock::now();
+  report.finished_at = run_clock::wall_now();
   report.workers = core.worker_names();
   // The report reads the run's tables (shared, never copied whole): nothing per module here.
   report.modules = module_results{tables_};
@@ -431,7 +431,7 @@ void run_driver::complete_invalid(std::vector<validation_problem> problems) {
   report.run_id = options_.run_id;
   report.status = run_status::invalid;
   report.started_at = wall_start_;
-  report.finished_at = wall_clock::now();
+  report.finished_at = run_clock::wall_now();
   report.problems = std::move(problems);
   deliver(std::move(report));
 }

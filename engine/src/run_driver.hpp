@@ -200,7 +200,7 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   ready_channel channel_;
   std::deque<local_worker> workers_;
   local_worker* taking_for_ = nullptr;  // the worker reporting inline: it takes the next dispatch
-  boost::asio::steady_timer timer_;
+  run_timer timer_;                     // virtual in a simulation (drover/clock.hpp)
   bool processing_ = false;
   bool finished_ = false;
   std::size_t live_workers_ = 0;  // worker loops the run waits for before delivering

@@ -12,6 +12,7 @@
 //
 // Nothing here knows about messages; protocol.hpp decodes the lines.
 
+#include <drover/clock.hpp>
 #include <drover/coord/protocol.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -20,7 +21,6 @@
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -62,7 +62,10 @@ class line_splitter {
     std::string_view line;
   };
 
-  explicit line_splitter(std::size_t max_line_bytes = default_max_line_bytes);
+  /// `first_read_bytes`: the buffer's first size; it grows when free space falls below a
+  /// quarter of that. A socket reads 4 KB to take several lines per system call.
+  explicit line_splitter(std::size_t max_line_bytes = default_max_line_bytes,
+                         std::size_t first_read_bytes = 4096);
 
   line_splitter(line_splitter&&) noexcept = default;
   line_splitter& operator=(line_splitter&&) noexcept = default;
@@ -95,6 +98,7 @@ class line_splitter {
   std::size_t room() const noexcept;
 
   std::size_t max_line_bytes_;
+  std::size_t first_read_bytes_;
   std::unique_ptr<char[]> storage_;
   std::size_t capacity_ = 0;
   std::size_t begin_ = 0;  ///< start of the first unreturned byte
@@ -108,6 +112,12 @@ enum class read_status : std::uint8_t {
   line_too_long,  ///< the peer sent a line over the limit; answer line_too_long and close
   stream_error,   ///< the read failed: read_outcome::error says why (eof: the peer closed)
 };
+
+/// The first buffer size of a connection's line_splitter, by stream type: a socket reads
+/// 4 KB at a time; an in-memory pipe specialises it smaller (memory_stream.hpp), because a
+/// read costs it no system call and a simulation holds thousands of them.
+template <typename Stream>
+inline constexpr std::size_t first_read_bytes = 4096;
 
 /// What read_line produced.
 struct read_outcome {
@@ -219,7 +229,7 @@ class line_writer {
         continue;
       }
       if (closed_) break;
-      wake_.expires_at(asio::steady_timer::time_point::max());
+      wake_.expires_at(run_timer::time_point::max());
       co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
       // send() and close() wake us by cancelling the timer; only a cancellation of run()
       // itself shows in the coroutine's cancellation state.
@@ -244,7 +254,7 @@ class line_writer {
 
  private:
   AsyncWriteStream& stream_;
-  boost::asio::steady_timer wake_;
+  run_timer wake_;         // a wake-up only: it never expires
   std::string queued_;     ///< lines sent since the current write started
   std::string in_flight_;  ///< the lines of the current write
   std::uint64_t writes_ = 0;

@@ -10,6 +10,8 @@
 // other end to close (then boost::asio::error::eof once the buffer is drained). Thread-safe:
 // each end may be used from its own strand.
 
+#include <drover/coord/framing.hpp>
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -163,6 +165,10 @@ class memory_stream {
 };
 
 /// Two connected ends: what one writes, the other reads.
+/// A pipe's read costs no system call: small buffers keep 10,000 simulated workers small.
+template <>
+inline constexpr std::size_t first_read_bytes<memory_stream> = 512;
+
 inline std::pair<memory_stream, memory_stream> make_memory_pipe(
     const boost::asio::any_io_executor& executor) {
   auto a_to_b = std::make_shared<detail::memory_channel>();

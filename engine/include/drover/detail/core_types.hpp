@@ -2,6 +2,7 @@
 // The vocabulary of the sans-I/O scheduler (scheduler_core.hpp): time, attempt outcomes, the
 // actions the core asks its driver to carry out, and the events it reports.
 
+#include <drover/clock.hpp>
 #include <drover/event.hpp>
 #include <drover/status.hpp>
 
@@ -25,7 +26,7 @@ inline constexpr worker_number no_worker = std::numeric_limits<worker_number>::m
 
 /// The core's clock. Drivers pass the current time with every input; the core never reads a
 /// clock. A simulation passes virtual time.
-using core_clock = std::chrono::steady_clock;
+using core_clock = run_clock;
 using time_point = core_clock::time_point;
 
 /// How one attempt ended, as the worker that ran it reports it.

@@ -3,6 +3,7 @@
 // coord/src/session.cpp) speaks the protocol; session<Stream> moves bytes for it over any
 // connected Asio stream. Included by master.hpp; nothing here is for direct use.
 
+#include <drover/clock.hpp>
 #include <drover/coord/framing.hpp>
 #include <drover/coord/protocol.hpp>
 #include <drover/remote.hpp>
@@ -126,7 +127,7 @@ struct assign_outbox {
 /// strand, except the post_* ones, which may be called from any thread.
 class session_core : public std::enable_shared_from_this<session_core> {
  public:
-  using clock = std::chrono::steady_clock;
+  using clock = run_clock;  // virtual in a simulation
 
   session_core(std::shared_ptr<master_state> master, boost::asio::any_io_executor strand,
                std::string peer);
@@ -280,7 +281,7 @@ class session final : public session_core {
                      std::move(peer)),
         stream_(std::move(stream)),
         writer_(stream_),
-        splitter_(max_line_bytes()),
+        splitter_(max_line_bytes(), first_read_bytes<Stream>),
         ticker_(strand()) {}
 
   void start() {
@@ -326,10 +327,12 @@ class session final : public session_core {
       }
       // Closing: read and drop what the peer still sends until it closes too, because closing
       // a socket with unread input resets the connection and can destroy our last lines.
-      std::array<char, 4096> scratch;
+      // On the heap: in the coroutine's frame it would cost every connection 4 KB.
+      constexpr std::size_t scratch_bytes = 4096;
+      const auto scratch = std::make_unique_for_overwrite<char[]>(scratch_bytes);
       while (!failed && !closed()) {
-        auto [error, bytes] = co_await stream_.async_read_some(asio::buffer(scratch),
-                                                               asio::as_tuple(asio::use_awaitable));
+        auto [error, bytes] = co_await stream_.async_read_some(
+            asio::buffer(scratch.get(), scratch_bytes), asio::as_tuple(asio::use_awaitable));
         (void)bytes;
         failed = static_cast<bool>(error);
       }
@@ -372,7 +375,7 @@ class session final : public session_core {
   Stream stream_;  // before writer_, which refers to it
   line_writer<Stream> writer_;
   line_splitter splitter_;
-  boost::asio::steady_timer ticker_;
+  run_timer ticker_;
 };
 
 }  // namespace drover::coord::detail

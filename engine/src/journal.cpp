@@ -1,5 +1,6 @@
 #include <drover/journal.hpp>
 
+#include <drover/clock.hpp>
 #include <drover/pipeline.hpp>
 
 #include "atomic_file.hpp"
@@ -41,7 +42,7 @@ std::string os_error(int error) {
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+             run_clock::wall_now().time_since_epoch())
       .count();
 }
 
@@ -78,6 +79,17 @@ run_journal::run_journal(fs::path path, journal_options options)
   writer_ = std::thread([this] { writer_loop(); });
 }
 
+std::shared_ptr<run_journal> run_journal::open_in_memory(std::shared_ptr<std::string> storage,
+                                                         journal_options options) {
+  std::shared_ptr<run_journal> j(new run_journal(std::move(storage), options));
+  return j;
+}
+
+run_journal::run_journal(std::shared_ptr<std::string> storage, journal_options options)
+    : path_("<memory>"), options_(options), memory_(std::move(storage)) {
+  read_existing();
+}
+
 run_journal::~run_journal() {
   {
     std::lock_guard lock(mutex_);
@@ -94,7 +106,7 @@ run_journal::~run_journal() {
 void run_journal::read_existing() {
   std::string content;
   try {
-    content = detail::read_file(path_);
+    content = memory_ ? *memory_ : detail::read_file(path_);
   } catch (const std::system_error& e) {
     throw journal_error(e.what());  // names the file
   }
@@ -170,7 +182,9 @@ void run_journal::read_existing() {
   resuming_ = options_.resume && in_run;
   // Cut a torn tail (resume) or everything (a fresh start).
   const std::size_t keep = options_.resume ? valid_length : 0;
-  if (keep != content.size() && ::ftruncate(fd_, static_cast<off_t>(keep)) != 0) {
+  if (memory_) {
+    memory_->resize(keep);
+  } else if (keep != content.size() && ::ftruncate(fd_, static_cast<off_t>(keep)) != 0) {
     throw journal_error("cannot truncate journal '" + path_.string() + "': " + os_error(errno));
   }
 }
@@ -229,6 +243,12 @@ std::uint64_t run_journal::append_module(const std::string& id, const std::strin
 std::uint64_t run_journal::append_line(std::string line) {
   bool wake = false;
   std::uint64_t seq = 0;
+  if (memory_) {  // written, and as durable as memory gets, at once
+    std::lock_guard lock(mutex_);
+    *memory_ += line;
+    *memory_ += '\n';
+    return durable_ = ++appended_;
+  }
   {
     std::lock_guard lock(mutex_);
     pending_ += line;

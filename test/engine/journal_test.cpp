@@ -129,6 +129,42 @@ BOOST_AUTO_TEST_CASE(resume_feeds_recorded_values_to_dependents_and_reruns_the_r
   BOOST_TEST(run.report.epoch == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(an_in_memory_journal_resumes_like_a_file) {
+  std::atomic<int> a_runs{0};
+  std::atomic<bool> b_fails{true};
+  const auto make = [&] {
+    drover::pipeline p;
+    p.name = "memory";
+    p.add("a", counting_body(a_runs, 41));
+    p.add("b",
+          [&](drover::module_context& ctx) -> asio::awaitable<json::value> {
+            if (b_fails) throw std::runtime_error("b is not ready yet");
+            co_return ctx.result<int>("a") + 1;
+          },
+          {"a"});
+    return p;
+  };
+  auto storage = std::make_shared<std::string>();
+  {
+    auto journal = drover::run_journal::open_in_memory(storage, {});
+    BOOST_TEST(journal->path() == "<memory>");
+    BOOST_TEST(run_pipeline(make(), with_journal(journal)).report.status ==
+               drover::run_status::failed);
+  }
+  BOOST_TEST(storage->find("\"id\":\"a\"") != std::string::npos);  // the records are there
+  *storage += "{\"type\":\"mod";  // a torn last line, as a dying master leaves it
+  b_fails = false;
+  auto journal = drover::run_journal::open_in_memory(storage, {.resume = true});
+  BOOST_TEST(journal->resuming());
+  BOOST_TEST(journal->dropped_torn_line());
+  BOOST_TEST(journal->epoch() == 2u);
+  const auto run = run_pipeline(make(), with_journal(journal));
+  BOOST_TEST(run.report.status == drover::run_status::succeeded);
+  BOOST_TEST(a_runs == 1);
+  BOOST_TEST(result_of(run.report, "a").status == drover::module_status::cached);
+  BOOST_TEST(result_of(run.report, "b").value == json::value(42));
+}
+
 BOOST_AUTO_TEST_CASE(a_changed_version_reruns_the_module_and_its_dependents) {
   temp_dir dir;
   const auto file = dir.path / "j";

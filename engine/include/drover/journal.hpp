@@ -72,6 +72,12 @@ class run_journal {
   /// dropped and cut off the file. Throws journal_error.
   static std::shared_ptr<run_journal> open(std::filesystem::path path, journal_options options);
 
+  /// A journal kept in `storage` instead of a file, for simulations: a record is durable as
+  /// soon as it is appended, and a master that "dies" leaves `storage` behind for the next one
+  /// to open with resume. Not thread-safe with respect to `storage`.
+  static std::shared_ptr<run_journal> open_in_memory(std::shared_ptr<std::string> storage,
+                                                     journal_options options);
+
   ~run_journal();
   run_journal(const run_journal&) = delete;
   run_journal& operator=(const run_journal&) = delete;
@@ -112,6 +118,7 @@ class run_journal {
 
  private:
   run_journal(std::filesystem::path path, journal_options options);
+  run_journal(std::shared_ptr<std::string> storage, journal_options options);
   void read_existing();
   std::uint64_t append_line(std::string line);  // returns the record's sequence number
   void writer_loop();
@@ -119,6 +126,7 @@ class run_journal {
   std::filesystem::path path_;
   journal_options options_;
   int fd_ = -1;
+  std::shared_ptr<std::string> memory_;  // instead of the file
   std::uint64_t epoch_ = 1;
   bool resuming_ = false;
   bool dropped_torn_line_ = false;

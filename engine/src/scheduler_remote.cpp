@@ -14,6 +14,13 @@ namespace drover::detail {
 
 namespace {
 
+// How many fitting free workers find_target compares at most.
+constexpr std::size_t best_fit_candidates = 32;
+
+}  // namespace
+
+namespace {
+
 std::string lower_case(std::string_view text) {
   std::string out(text);
   for (char& c : out) {
@@ -82,13 +89,25 @@ scheduler_core::target scheduler_core::find_target(module_index i) const {
   if (g.pin_local) return {};
   const worker_number avoid =
       state_[i].attempts > 0 && is_remote(worker_[i]) ? worker_[i] : no_worker;
-  worker_number fallback = no_worker;
+  // Best fit: of the free workers that fit, the one with the fewest labels beyond those the
+  // module needs, so that a worker with rare labels (a gpu) stays free for the modules that
+  // need them. A worker with nothing extra (its OS label only) ends the search; otherwise at
+  // most best_fit_candidates fitting workers are compared, so that placement stays cheap with
+  // thousands of workers.
+  const std::size_t perfect = g.labels.size() + 1;
+  worker_number best = no_worker, fallback = no_worker;
+  std::size_t compared = 0;
   for (auto it = free_remotes_.rbegin(); it != free_remotes_.rend(); ++it) {
-    if (!g.labels.empty() && !group_fits(g, remote(*it).labels)) continue;
-    if (*it != avoid) return {.remote = *it};
-    fallback = *it;
+    const auto& labels = remote(*it).labels;
+    if (!g.labels.empty() && !group_fits(g, labels)) continue;
+    if (*it == avoid) {
+      fallback = *it;
+      continue;
+    }
+    if (best == no_worker || labels.size() < remote(best).labels.size()) best = *it;
+    if (labels.size() <= perfect || ++compared >= best_fit_candidates) break;
   }
-  return {.remote = fallback};
+  return {.remote = best != no_worker ? best : fallback};
 }
 
 namespace {
@@ -359,7 +378,11 @@ void scheduler_core::worker_lost(worker_number w, std::string_view reason, time_
   if (finished_) return;
   for (auto [i, attempt] : running) {
     --remote_in_flight_;
+#ifndef DROVER_PLANTED_BUG_LOST_WORKER_KEEPS_ITS_SLOTS
     release_constraints(i);
+#endif
+    // (simulation_planted_bug_test compiles this file with that macro: a scheduler that keeps
+    // a lost worker's pool slots, which the simulation's seed sweep must catch.)
     if (state_[i].where != phase::dispatched || attempt != state_[i].attempts) continue;
     give_back(i, attempt, w, "worker " + worker_names_[w] + " was lost: " + std::string(reason),
               now);

@@ -77,6 +77,30 @@ BOOST_AUTO_TEST_CASE(a_module_goes_only_to_a_worker_with_its_labels) {
   BOOST_TEST(h.core().worker_names() == (ids{"w1", "w2"}));
 }
 
+BOOST_AUTO_TEST_CASE(a_module_without_labels_leaves_a_worker_with_rare_labels_free) {
+  drover::pipeline p;
+  p.add("plain", no_body());
+  requires_labels(p.add("gpu", no_body(), {"plain"}), {"gpu"});
+  p.add("other", no_body(), {"plain"});
+  core_harness h{std::move(p), remote_only()};
+  // The gpu worker attaches last, so that it would be the first pick without best fit.
+  h.attach_worker("plain", {"linux"}, 1);
+  h.attach_worker("plain-2", {"linux"}, 1);
+  const worker_number gpu_worker = h.attach_worker("gpu", {"linux", "gpu"}, 1);
+  h.start();
+  BOOST_TEST(h.dispatched() == ids{"plain"});
+  BOOST_TEST(h.running_attempt("plain").worker != gpu_worker);
+  h.succeed("plain");
+  // Both become ready at once: "other" takes a plain worker although the gpu one is free
+  // too, and "gpu" gets the gpu worker instead of waiting for it.
+  BOOST_TEST(h.dispatched() == (ids{"gpu", "other"}));
+  BOOST_TEST(h.running_attempt("gpu").worker == gpu_worker);
+  BOOST_TEST(h.running_attempt("other").worker != gpu_worker);
+  h.succeed("gpu");
+  h.succeed("other");
+  BOOST_TEST(h.result() == run_status::succeeded);
+}
+
 BOOST_AUTO_TEST_CASE(no_capable_worker_within_the_timeout_fails_the_module) {
   drover::pipeline p;
   p.mode = drover::execution_mode::keep_going;

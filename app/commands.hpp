@@ -23,7 +23,8 @@ enum exit_code : int {
   exit_succeeded = 0,  ///< every selected module succeeded, was skipped or had its failure ignored
   exit_failed = 1,     ///< a module failed, timed out or was cancelled
   exit_usage = 2,      ///< bad arguments or an invalid pipeline file; nothing ran
-  exit_interrupted = 130  ///< SIGINT or SIGTERM cancelled the run
+  exit_invariant_broken = 3,  ///< drover simulate: a run broke an invariant (a drover bug)
+  exit_interrupted = 130      ///< SIGINT or SIGTERM cancelled the run
 };
 
 /// When `drover run` draws live progress instead of plain event lines.

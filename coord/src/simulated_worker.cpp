@@ -1,13 +1,14 @@
+#include <drover/clock.hpp>
 #include <drover/coord/framing.hpp>
 #include <drover/coord/simulated_worker.hpp>
 #include <drover/engine.hpp>  // local_os_label
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -15,11 +16,19 @@
 namespace drover::coord {
 
 namespace asio = boost::asio;
+using std::chrono::milliseconds;
 
 namespace {
 
-// Everything one simulated worker's coroutines share. They all run on one strand.
-struct simulated_state {
+// A line on its way to the master, and when it arrives (message delay, partition).
+struct outgoing {
+  run_clock::time_point due;
+  std::string line;
+};
+
+// Everything one simulated worker's coroutines share. They all run on the stream's executor,
+// one thread.
+struct simulated_state : std::enable_shared_from_this<simulated_state> {
   simulated_state(memory_stream s, simulated_worker_options o, simulation_counters& c)
       : stream(std::move(s)),
         writer(stream),
@@ -27,33 +36,82 @@ struct simulated_state {
         counters(c),
         rng(options.seed),
         heartbeat(stream.get_executor()),
-        death(stream.get_executor()) {}
+        fault(stream.get_executor()),
+        flush(stream.get_executor()),
+        heal(stream.get_executor()) {}
 
   memory_stream stream;
   line_writer<memory_stream> writer;
   simulated_worker_options options;
   simulation_counters& counters;
   std::mt19937_64 rng;
-  asio::steady_timer heartbeat;
-  asio::steady_timer death;
+  run_timer heartbeat, fault, flush, heal;
   std::string run;
   std::uint64_t epoch = 0;
-  std::chrono::milliseconds heartbeat_every{1000};
+  milliseconds heartbeat_every{1000};
   // Attempts in progress: (module, attempt) -> their timer, so a cancel can stop them.
-  std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<asio::steady_timer>> running;
+  std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<run_timer>> running;
+  std::deque<outgoing> outbox;
+  run_clock::time_point partitioned_until{};
+  bool flushing = false;
+  bool silent = false;
   bool over = false;
 
-  void send(const message& m) { writer.send(encode(m)); }
+  bool delays_messages() const {
+    return options.max_message_delay > milliseconds{0} || run_clock::now() < partitioned_until;
+  }
+
+  milliseconds uniform(milliseconds low, milliseconds high) {
+    if (high <= low) return low;
+    return milliseconds{
+        std::uniform_int_distribution<std::int64_t>{low.count(), high.count()}(rng)};
+  }
+
+  bool chance(double p) { return p > 0.0 && std::bernoulli_distribution{p}(rng); }
+
+  void send(const message& m);
 
   void stop() {
     over = true;
     heartbeat.cancel();
-    death.cancel();
+    fault.cancel();
+    flush.cancel();
+    heal.cancel();
     for (auto& [key, timer] : running)
       timer->cancel();
     writer.close();
   }
 };
+
+// Sends the outbox's lines as they fall due, in order.
+asio::awaitable<void> flush_outbox(std::shared_ptr<simulated_state> s) {
+  s->flushing = true;
+  while (!s->over && !s->outbox.empty()) {
+    s->flush.expires_at(s->outbox.front().due);
+    co_await s->flush.async_wait(asio::as_tuple(asio::use_awaitable));
+    while (!s->over && !s->outbox.empty() && s->outbox.front().due <= run_clock::now()) {
+      s->writer.send(s->outbox.front().line);
+      s->outbox.pop_front();
+    }
+  }
+  s->flushing = false;
+}
+
+void simulated_state::send(const message& m) {
+  if (silent || over) return;
+  std::string line = encode(m);
+  if (!delays_messages() && outbox.empty()) {
+    writer.send(line);
+    return;
+  }
+  // In order, like a connection: never before the line ahead of it, nor during a partition.
+  auto due = run_clock::now() + uniform(options.min_message_delay, options.max_message_delay);
+  if (!outbox.empty()) due = std::max(due, outbox.back().due);
+  due = std::max(due, partitioned_until);
+  outbox.push_back({due, std::move(line)});
+  if (!flushing)
+    asio::co_spawn(stream.get_executor(), flush_outbox(shared_from_this()), asio::detached);
+}
 
 asio::awaitable<void> send_heartbeats(std::shared_ptr<simulated_state> s) {
   while (!s->over) {
@@ -67,27 +125,58 @@ asio::awaitable<void> send_heartbeats(std::shared_ptr<simulated_state> s) {
   }
 }
 
-asio::awaitable<void> die_later(std::shared_ptr<simulated_state> s,
-                                std::chrono::milliseconds after) {
-  s->death.expires_after(after);
-  auto [ec] = co_await s->death.async_wait(asio::as_tuple(asio::use_awaitable));
-  if (ec || s->over) co_return;
-  ++s->counters.died;
-  s->stop();
-  s->stream.close();  // no bye: the master must notice on its own
+// The worker's own faults, at the moments drawn for it: it dies, goes silent or is cut off.
+asio::awaitable<void> misbehave(std::shared_ptr<simulated_state> s) {
+  struct planned {
+    milliseconds at;
+    int what;  // 0 dies, 1 goes silent, 2 partitioned
+  };
+  std::vector<planned> plan;
+  if (s->options.die_after) plan.push_back({*s->options.die_after, 0});
+  if (s->options.silent_after) plan.push_back({*s->options.silent_after, 1});
+  if (s->options.partition_after) plan.push_back({*s->options.partition_after, 2});
+  std::stable_sort(plan.begin(), plan.end(),
+                   [](const planned& a, const planned& b) { return a.at < b.at; });
+  const auto start = run_clock::now();
+  for (const planned& p : plan) {
+    s->fault.expires_at(start + p.at);
+    auto [ec] = co_await s->fault.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || s->over) co_return;
+    if (p.what == 0) {
+      ++s->counters.died;
+      s->stop();
+      s->stream.close();  // no bye: the master must notice on its own
+      co_return;
+    }
+    if (p.what == 1) {
+      ++s->counters.went_silent;
+      s->silent = true;
+    } else {
+      ++s->counters.partitioned;
+      s->partitioned_until = run_clock::now() + s->options.partition_for;
+    }
+  }
 }
 
 asio::awaitable<void> run_attempt(std::shared_ptr<simulated_state> s, assign_message a) {
   const auto key = std::make_pair(a.module, a.attempt);
-  auto timer = std::make_shared<asio::steady_timer>(s->stream.get_executor());
+  auto timer = std::make_shared<run_timer>(s->stream.get_executor());
   s->running[key] = timer;
-  const auto span = (s->options.max_delay - s->options.min_delay).count();
-  const auto delay =
-      s->options.min_delay +
-      std::chrono::milliseconds(
-          span > 0 ? std::uniform_int_distribution<std::int64_t>{0, span}(s->rng) : 0);
-  const bool fails = std::bernoulli_distribution{s->options.fail_rate}(s->rng);
-  timer->expires_after(delay);
+  milliseconds delay = s->uniform(s->options.min_delay, s->options.max_delay);
+  if (s->options.durations) {
+    if (auto it = s->options.durations->find(a.module); it != s->options.durations->end())
+      delay = it->second;
+  }
+  delay = milliseconds{
+      static_cast<std::int64_t>(static_cast<double>(delay.count()) * s->options.slowness)};
+  const bool fails = s->chance(s->options.fail_rate);
+  const bool hangs = s->chance(s->options.hang_rate);
+  if (hangs) {
+    ++s->counters.hung;
+    timer->expires_at(run_clock::time_point::max());  // until a cancel
+  } else {
+    timer->expires_after(delay);
+  }
   co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));  // a cancel shows below
   if (s->over) co_return;
   if (s->running.erase(key) == 0) co_return;  // a cancel already answered it
@@ -106,13 +195,48 @@ asio::awaitable<void> run_attempt(std::shared_ptr<simulated_state> s, assign_mes
     ++s->counters.succeeded;
   }
   s->send(r);
+  if (s->chance(s->options.duplicate_rate)) {
+    ++s->counters.duplicates_sent;
+    s->send(r);
+  }
+  if (s->chance(s->options.stale_rate)) {
+    // The same result again, later: by then the master has settled the attempt.
+    timer->expires_after(s->uniform(milliseconds{1}, milliseconds{50}));
+    auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || s->over) co_return;
+    ++s->counters.stale_sent;
+    s->send(r);
+  }
+}
+
+void answer_cancel(simulated_state& s, const cancel_message& c) {
+  auto it = s.running.find({c.module, c.attempt});
+  if (it == s.running.end()) return;
+  it->second->cancel();
+  s.running.erase(it);
+  result_message r;
+  r.run = s.run;
+  r.epoch = c.epoch;
+  r.module = c.module;
+  r.attempt = c.attempt;
+  r.status = module_status::cancelled;
+  r.error = "cancelled: " + c.reason;
+  ++s.counters.cancelled;
+  s.send(r);
 }
 
 asio::awaitable<void> read_loop(std::shared_ptr<simulated_state> s) {
-  line_splitter splitter;
+  line_splitter splitter{default_max_line_bytes, first_read_bytes<memory_stream>};
   for (;;) {
     read_outcome in = co_await read_line(s->stream, splitter);
     if (!in.ok() || s->over) break;
+    if (run_clock::now() < s->partitioned_until) {
+      // Cut off: this line (and all behind it) arrives when the partition heals.
+      s->heal.expires_at(s->partitioned_until);
+      co_await s->heal.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (s->over) break;
+    }
+    if (s->silent) continue;  // reads, but never answers
     decode_result decoded = decode(in.line);
     if (!decoded) {
       s->send(to_error_message(decoded.error()));
@@ -122,31 +246,17 @@ asio::awaitable<void> read_loop(std::shared_ptr<simulated_state> s) {
     if (auto* w = std::get_if<welcome_message>(&m)) {
       s->run = w->run;
       s->epoch = w->epoch;
-      s->heartbeat_every = std::chrono::milliseconds{w->heartbeat_ms};
+      s->heartbeat_every = milliseconds{w->heartbeat_ms};
       splitter.set_max_line_bytes(w->max_line_bytes);
       ++s->counters.connected;
       asio::co_spawn(s->stream.get_executor(), send_heartbeats(s), asio::detached);
-      if (s->options.die_after) {
-        asio::co_spawn(s->stream.get_executor(), die_later(s, *s->options.die_after),
-                       asio::detached);
-      }
+      if (s->options.die_after || s->options.silent_after || s->options.partition_after)
+        asio::co_spawn(s->stream.get_executor(), misbehave(s), asio::detached);
     } else if (auto* a = std::get_if<assign_message>(&m)) {
       ++s->counters.assignments;
       asio::co_spawn(s->stream.get_executor(), run_attempt(s, std::move(*a)), asio::detached);
     } else if (auto* c = std::get_if<cancel_message>(&m)) {
-      auto it = s->running.find({c->module, c->attempt});
-      if (it == s->running.end()) continue;
-      it->second->cancel();
-      s->running.erase(it);
-      result_message r;
-      r.run = s->run;
-      r.epoch = c->epoch;
-      r.module = c->module;
-      r.attempt = c->attempt;
-      r.status = module_status::cancelled;
-      r.error = "cancelled: " + c->reason;
-      ++s->counters.cancelled;
-      s->send(r);
+      answer_cancel(*s, *c);
     } else if (std::holds_alternative<bye_message>(m)) {
       ++s->counters.run_over;
       break;

@@ -1,150 +1,416 @@
+// The simulation harness: one thread, one virtual clock, a master and its simulated workers
+// on an io_context, run step by step: everything ready runs, then virtual time jumps to the
+// next timer. A master that dies is frozen with its io_context and its workers (they notice
+// the connection close and reconnect); the next master resumes from the in-memory journal.
+
+#include <drover/clock.hpp>
 #include <drover/coord/master.hpp>
 #include <drover/coord/memory_stream.hpp>
 #include <drover/coord/simulation.hpp>
 #include <drover/engine.hpp>
+#include <drover/journal.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <map>
 #include <numeric>
 #include <random>
-#include <set>
-#include <stdexcept>
 
 namespace drover::coord {
 
 namespace asio = boost::asio;
-
-std::optional<sim_shape> parse_sim_shape(std::string_view name) noexcept {
-  if (name == "random") return sim_shape::random;
-  if (name == "chain") return sim_shape::chain;
-  if (name == "independent") return sim_shape::independent;
-  if (name == "tree") return sim_shape::tree;
-  return std::nullopt;
-}
+using std::chrono::milliseconds;
 
 namespace {
 
-asio::awaitable<boost::json::value> refuse_local_run(module_context&) {
-  throw std::logic_error("simulated modules run only on simulated workers");
-  co_return nullptr;
+// What one worker does wrong, drawn from the seed before anything runs.
+struct worker_plan {
+  std::optional<milliseconds> dies, goes_silent, partitioned;
+  milliseconds partition_for{0};
+  double slowness = 1.0;
+};
+
+std::vector<worker_plan> draw_worker_faults(const simulation_options& o, milliseconds within,
+                                            std::mt19937_64& rng) {
+  const auto& f = o.faults;
+  std::vector<worker_plan> plans(o.workers);
+  std::vector<std::size_t> order(o.workers);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::shuffle(order.begin(), order.end(), rng);
+  const auto moment = [&] {
+    return milliseconds{std::uniform_int_distribution<std::int64_t>{0, within.count()}(rng)};
+  };
+  std::size_t next = 0;
+  const auto take = [&](std::size_t count, auto&& apply) {
+    for (std::size_t k = 0; k < count && next < order.size(); ++k)
+      apply(plans[order[next++]]);
+  };
+  take(f.crash_workers, [&](worker_plan& w) { w.dies = moment(); });
+  take(f.silent_workers, [&](worker_plan& w) { w.goes_silent = moment(); });
+  take(f.slow_workers, [&](worker_plan& w) { w.slowness = f.slowness; });
+  take(f.partitioned_workers, [&](worker_plan& w) {
+    w.partitioned = moment();
+    w.partition_for = milliseconds{std::uniform_int_distribution<std::int64_t>{
+        f.min_partition.count(), std::max(f.min_partition, f.max_partition).count()}(rng)};
+  });
+  return plans;
+}
+
+// Records the trace, its hash, the workers' busy time and the time of the last progress.
+struct recorder {
+  recorder(virtual_time& t, invariant_checker& c, bool keep)
+      : time(t), check(c), keep_trace(keep) {}
+
+  virtual_time& time;
+  invariant_checker& check;
+  bool keep_trace;
+  std::string trace;
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a 64
+  std::uint64_t events = 0;
+  run_clock::time_point last_progress;
+  std::map<std::string, worker_usage, std::less<>> usage;
+  struct attempt_on {
+    std::string worker;
+    run_clock::time_point since;
+    bool active = false;
+  };
+  std::vector<attempt_on> running;
+
+  void line(std::string_view text) {
+    for (unsigned char c : text)
+      hash = (hash ^ c) * 1099511628211ull;
+    if (keep_trace) trace += text;
+  }
+
+  void on_event(const event& e) {
+    ++events;
+    last_progress = time.now();
+    check.on_event(e);
+    if (e.index < running.size() && !e.module.empty()) account(e);
+    // "<virtual µs> <seq> <type> <module> <attempt> <worker> <status> <message>"
+    char number[24];
+    std::string text;
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(time.elapsed());
+    text.append(number, std::to_chars(number, number + sizeof number, micros.count()).ptr);
+    text += ' ';
+    text.append(number, std::to_chars(number, number + sizeof number, e.seq).ptr);
+    text += ' ';
+    text += to_string(e.type);
+    text += ' ';
+    text += e.module.empty() ? std::string_view("-") : e.module;
+    text += ' ';
+    text.append(number, std::to_chars(number, number + sizeof number, e.attempt).ptr);
+    text += ' ';
+    text += e.worker.empty() ? std::string_view("-") : e.worker;
+    text += ' ';
+    text += to_string(e.status);
+    if (!e.message.empty()) {
+      text += ' ';
+      text += e.message;
+    }
+    text += '\n';
+    line(text);
+  }
+
+  void account(const event& e) {
+    attempt_on& a = running[e.index];
+    if (e.type == event_type::module_started) {
+      a = {std::string(e.worker), time.now(), true};
+      return;
+    }
+    const bool ends = e.type == event_type::module_retrying ||
+                      e.type == event_type::module_reassigned ||
+                      e.type == event_type::module_finished;
+    if (!ends || !a.active) return;
+    a.active = false;
+    auto it = usage.find(a.worker);
+    if (it == usage.end()) it = usage.emplace(a.worker, worker_usage{a.worker}).first;
+    it->second.busy += time.now() - a.since;
+    ++it->second.attempts;
+  }
+};
+
+// One master with its workers on an io_context of their own. When the master dies the whole
+// incarnation is frozen: nothing of it runs again.
+struct incarnation {
+  asio::io_context io{1};
+  std::shared_ptr<worker_hub> hub;
+  std::unique_ptr<master> coordinator;
+  std::unique_ptr<engine> runner;
+  asio::cancellation_signal cancel;
+  std::unique_ptr<run_timer> death;
+  bool done = false;
+  bool dead = false;
+  bool cancelled = false;
+
+  ~incarnation() {
+    death.reset();
+    runner.reset();
+    coordinator.reset();
+  }
+};
+
+milliseconds longest_attempt(const simulation_options& o) {
+  milliseconds longest = o.max_delay;
+  if (o.durations) {
+    for (const auto& [id, d] : *o.durations)
+      longest = std::max(longest, d);
+  }
+  return longest;
+}
+
+std::unordered_set<std::string> journaled_successes(const std::string& storage, const plan& p) {
+  auto copy = std::make_shared<std::string>(storage);
+  auto journal = run_journal::open_in_memory(copy, {.mode = durability::relaxed, .resume = true});
+  std::unordered_set<std::string> succeeded;
+  for (plan::index i = 0; i < p.size(); ++i) {
+    const auto* m = journal->previous(std::string(p.id(i)));
+    if (m && (m->status == module_status::succeeded || m->status == module_status::cached))
+      succeeded.emplace(p.id(i));
+  }
+  return succeeded;
 }
 
 }  // namespace
 
-pipeline simulation_pipeline(sim_shape shape, std::size_t modules, std::uint64_t seed,
-                             int retries) {
-  pipeline p;
-  p.name = "simulation";
-  p.mode = execution_mode::keep_going;
-  p.defaults.retries = retries;
-  p.defaults.backoff =
-      backoff_policy{std::chrono::milliseconds{1}, 1.0, std::chrono::milliseconds{1}, 0.0};
-  p.reserve(modules, 3 * modules);
-  std::mt19937_64 rng{seed};
-  const auto id = [](std::size_t i) { return "m" + std::to_string(i); };
-  for (std::size_t i = 0; i < modules; ++i) {
-    std::vector<std::string> deps;
-    switch (shape) {
-      case sim_shape::chain:
-        if (i > 0) deps.push_back(id(i - 1));
-        break;
-      case sim_shape::independent:
-        break;
-      case sim_shape::tree:
-        if (i > 0) deps.push_back(id((i - 1) / 2));
-        break;
-      case sim_shape::random:
-        if (i > 0) {
-          const std::size_t window = std::min<std::size_t>(i, 1000);
-          const int count = std::uniform_int_distribution<int>{1, 3}(rng);
-          std::set<std::size_t> chosen;
-          for (int k = 0; k < count; ++k)
-            chosen.insert(i - 1 - std::uniform_int_distribution<std::size_t>{0, window - 1}(rng));
-          for (std::size_t d : chosen)
-            deps.push_back(id(d));
-        }
-        break;
-    }
-    p.add(id(i), refuse_local_run, deps).kind("noop");
+simulation_outcome simulate(pipeline p, const simulation_options& o) {
+  const auto wall_started = std::chrono::steady_clock::now();
+  simulation_outcome out;
+  virtual_time time{o.seed};
+  virtual_time::scope on_this_thread{time};
+  std::mt19937_64 rng{o.seed * 0x9E3779B97F4A7C15ull + 1};
+  const simulation_faults& f = o.faults;
+
+  if (f.hang_rate > 0 && !p.defaults.timeout) {
+    p.defaults.timeout = o.hang_timeout > milliseconds{0}
+                             ? o.hang_timeout
+                             : 4 * longest_attempt(o) + milliseconds{1000};
   }
-  return p;
-}
-
-double simulation_outcome::throughput() const {
-  const double seconds = static_cast<double>(elapsed.count()) / 1000.0;
-  return seconds > 0 ? static_cast<double>(report.modules.size()) / seconds : 0.0;
-}
-
-simulation_outcome simulate(pipeline p, const simulation_options& options) {
-  asio::io_context io{1};
-  worker_hub::settings hub_settings;
-  hub_settings.overdue_grace = options.lost_worker_timeout;
-  auto hub = std::make_shared<worker_hub>(hub_settings);
-  master_options master_settings;
-  master_settings.run_id = "simulation";
-  master_settings.lost_worker_timeout = options.lost_worker_timeout;
-  master master{io.get_executor(), hub, master_settings};
-
-  // Which workers die, and when: drawn from the seed before anything runs.
-  std::mt19937_64 rng{options.seed};
-  std::vector<std::size_t> order(options.workers);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::shuffle(order.begin(), order.end(), rng);
-  std::vector<std::optional<std::chrono::milliseconds>> death(options.workers);
-  for (std::size_t k = 0; k < std::min(options.kill_workers, options.workers); ++k) {
-    death[order[k]] = std::chrono::milliseconds{std::uniform_int_distribution<std::int64_t>{
-        0, std::max<std::int64_t>(options.kill_within.count(), 0)}(rng)};
+  std::optional<pipeline> again;  // the definition a restarted master prepares anew
+  if (f.master_restarts > 0) again = p;
+  auto prepared = prepare(std::move(p));
+  if (!prepared.ok()) {
+    out.report.status = run_status::invalid;
+    out.report.problems = std::move(prepared.problems);
+    return out;
   }
+  std::optional<plan> next_plan = std::move(prepared.plan);
+  invariant_checker check{*next_plan};
+  std::vector<std::vector<plan::index>> predecessors(next_plan->size());
+  for (plan::index i = 0; i < next_plan->size(); ++i)
+    predecessors[i].assign(next_plan->predecessors(i).begin(), next_plan->predecessors(i).end());
 
+  const std::size_t capacity = std::max<std::size_t>(o.workers * o.slots, 1);
+  const milliseconds mean = (o.min_delay + std::max(o.min_delay, o.max_delay)) / 2;
+  const milliseconds within = f.within.value_or(std::max(
+      milliseconds{50}, mean * static_cast<std::int64_t>(predecessors.size() / capacity + 1)));
+  const std::vector<worker_plan> worker_faults = draw_worker_faults(o, within, rng);
+  std::vector<milliseconds> master_deaths;
+  for (std::size_t k = 0; k < f.master_restarts; ++k) {
+    master_deaths.push_back(
+        milliseconds{std::uniform_int_distribution<std::int64_t>{1, within.count()}(rng)});
+  }
+  std::sort(master_deaths.begin(), master_deaths.end());
+  const milliseconds stall_after =
+      std::max(o.stall_after, 2 * (longest_attempt(o) + f.max_partition) + o.lost_worker_timeout);
+
+  recorder rec{time, check, o.keep_trace};
+  for (std::size_t w = 0; w < o.workers; ++w) {  // idle ones count for utilisation too
+    std::string name = "sim-" + std::to_string(w);
+    rec.usage.emplace(name, worker_usage{name});
+  }
+  rec.running.resize(predecessors.size());
+  rec.last_progress = time.now();
+  const run_clock::time_point start = time.now();
+  const auto journal_storage =
+      f.master_restarts > 0 ? std::make_shared<std::string>() : std::shared_ptr<std::string>();
   simulation_counters counters;
-  for (std::size_t w = 0; w < options.workers; ++w) {
-    auto [master_end, worker_end] = make_memory_pipe(io.get_executor());
-    simulated_worker_options sw;
-    sw.name = "sim-" + std::to_string(w);
-    sw.slots = options.slots;
-    sw.min_delay = options.min_delay;
-    sw.max_delay = std::max(options.min_delay, options.max_delay);
-    sw.fail_rate = options.fail_rate;
-    sw.die_after = death[w];
-    sw.seed = options.seed * 1'000'003 + w;
-    master.accept(std::move(master_end), sw.name);
-    asio::co_spawn(io, run_simulated_worker(std::move(worker_end), std::move(sw), counters),
-                   asio::detached);
+  std::vector<std::unique_ptr<incarnation>> incarnations;
+  bool completed = false;
+  std::chrono::nanoseconds ended_at{0};
+
+  for (std::size_t k = 0; !completed; ++k) {
+    auto inc = std::make_unique<incarnation>();
+    incarnation* current = inc.get();
+    incarnations.push_back(std::move(inc));
+    std::shared_ptr<run_journal> journal;
+    if (journal_storage) {
+      journal = run_journal::open_in_memory(journal_storage, {.resume = k > 0});
+      if (k > 0) {
+        next_plan = std::move(prepare(*again).plan);
+        check.resume(journaled_successes(*journal_storage, *next_plan));
+        rec.line("- master restarted\n");
+        for (auto& a : rec.running)
+          a.active = false;
+      }
+    }
+    worker_hub::settings hub_settings;
+    hub_settings.overdue_grace = o.lost_worker_timeout;
+    if (journal) hub_settings.epoch = journal->epoch();
+    current->hub = std::make_shared<worker_hub>(hub_settings);
+    master_options master_settings;
+    master_settings.run_id = "simulation";
+    master_settings.heartbeat_interval = o.heartbeat_interval;
+    master_settings.lost_worker_timeout = o.lost_worker_timeout;
+    current->coordinator =
+        std::make_unique<master>(current->io.get_executor(), current->hub, master_settings);
+
+    std::size_t mix_group = 0, mix_used = 0;
+    for (std::size_t w = 0; w < o.workers; ++w) {
+      simulated_worker_options sw;
+      sw.name = "sim-" + std::to_string(w);  // as in rec.usage
+      while (mix_group < o.capability_mix.size() &&
+             mix_used >= o.capability_mix[mix_group].second) {
+        ++mix_group;
+        mix_used = 0;
+      }
+      if (mix_group < o.capability_mix.size()) {
+        sw.capabilities = o.capability_mix[mix_group].first;
+        ++mix_used;
+      }
+      sw.slots = o.slots;
+      sw.min_delay = o.min_delay;
+      sw.max_delay = std::max(o.min_delay, o.max_delay);
+      sw.durations = o.durations;
+      sw.fail_rate = f.fail_rate;
+      sw.hang_rate = f.hang_rate;
+      sw.duplicate_rate = f.duplicate_rate;
+      sw.stale_rate = f.stale_rate;
+      sw.max_message_delay = f.max_message_delay;
+      sw.slowness = worker_faults[w].slowness;
+      // Fault times count from the start of the simulation: a worker that reconnects to a new
+      // master does what is still ahead of it. One that crashed or went silent is gone.
+      const worker_plan& plan = worker_faults[w];
+      const auto ahead = [&](const std::optional<milliseconds>& at) -> std::optional<milliseconds> {
+        if (!at || start + *at < time.now()) return std::nullopt;
+        return std::chrono::duration_cast<milliseconds>(start + *at - time.now());
+      };
+      if ((plan.dies && !ahead(plan.dies)) || (plan.goes_silent && !ahead(plan.goes_silent)))
+        continue;
+      sw.die_after = ahead(plan.dies);
+      sw.silent_after = ahead(plan.goes_silent);
+      sw.partition_after = ahead(plan.partitioned);
+      sw.partition_for = plan.partition_for;
+      sw.seed = o.seed * 1'000'003 + w + k * 7'919;
+      auto [master_end, worker_end] = make_memory_pipe(current->io.get_executor());
+      current->coordinator->accept(std::move(master_end), sw.name);
+      asio::co_spawn(current->io,
+                     run_simulated_worker(std::move(worker_end), std::move(sw), counters),
+                     asio::detached);
+    }
+
+    run_options run;
+    run.workers = 0;
+    run.remote = current->hub;
+    run.seed = o.seed;
+    run.run_id = "simulation";
+    run.journal = journal;
+    run.on_event = [&rec](const event& e) { rec.on_event(e); };
+    current->runner = std::make_unique<engine>(current->io.get_executor());
+    current->runner->async_run(
+        std::move(*next_plan), std::move(run),
+        asio::bind_cancellation_slot(current->cancel.slot(), [&, current](run_report report) {
+          out.report = std::move(report);
+          ended_at = time.now() - start;
+          current->done = true;
+          current->coordinator->stop();
+        }));
+    next_plan.reset();
+    if (k < master_deaths.size()) {
+      current->death = std::make_unique<run_timer>(current->io.get_executor());
+      current->death->expires_at(start + master_deaths[k]);
+      current->death->async_wait([current](boost::system::error_code ec) {
+        if (!ec && !current->done) current->dead = true;
+      });
+    }
+
+    const auto give_up = [&](std::string why) {
+      if (!current->cancelled) {
+        check.add({"the run finishes", rec.events, "", std::move(why)});
+        out.hit_limit = true;
+        current->cancelled = true;
+        rec.last_progress = time.now();
+        current->cancel.emit(asio::cancellation_type::terminal);
+        return false;
+      }
+      check.add({"the run finishes", rec.events, "", "still running after it was cancelled"});
+      return true;
+    };
+    for (;;) {
+      current->io.restart();
+      current->io.poll();
+      if (current->done) {
+        completed = true;
+        break;
+      }
+      if (current->dead) {
+        ++out.master_restarts;
+        break;
+      }
+      const auto quiet = time.now() - rec.last_progress;
+      if (quiet > stall_after) {
+        if (give_up("nothing happened to any module for " +
+                    std::to_string(std::chrono::duration_cast<milliseconds>(quiet).count()) +
+                    " ms of virtual time")) {
+          break;
+        }
+      } else if (time.now() - start > o.limit) {
+        if (give_up("past the limit of " + std::to_string(o.limit.count()) + " ms")) break;
+      }
+      if (!time.advance() && give_up("nothing left to happen and the run not over")) break;
+    }
+    if (!completed && !current->dead) break;  // gave up
   }
 
-  run_options run;
-  run.workers = 0;
-  run.remote = hub;
-  run.seed = options.seed;
-  engine engine{io.get_executor()};
-  simulation_outcome outcome;
-  asio::cancellation_signal cancel;
-  asio::steady_timer limit{io, options.limit};
-  limit.async_wait([&](boost::system::error_code ec) {
-    if (ec) return;
-    outcome.hit_limit = true;
-    cancel.emit(asio::cancellation_type::terminal);
-  });
-  const auto started = std::chrono::steady_clock::now();
-  engine.async_run(std::move(p), std::move(run),
-                   asio::bind_cancellation_slot(cancel.slot(), [&](run_report report) {
-                     outcome.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - started);
-                     outcome.report = std::move(report);
-                     limit.cancel();
-                     master.stop();
-                   }));
-  io.run();
-  outcome.assignments = counters.assignments.load();
-  outcome.failed_attempts = counters.failed.load();
-  outcome.workers_died = counters.died.load();
-  return outcome;
+  if (completed) check.finish(out.report);
+  out.virtual_elapsed = completed ? ended_at : time.now() - start;
+  out.violations = check.violations();
+  out.trace = std::move(rec.trace);
+  out.trace_hash = rec.hash;
+  out.events = rec.events;
+  out.timers_fired = time.fired();
+  for (auto& [name, usage] : rec.usage)
+    out.workers.push_back(std::move(usage));
+
+  // The critical path: from the module that finished last, back through the dependency
+  // each one waited for longest.
+  if (out.report.modules.size() == predecessors.size()) {
+    std::vector<std::optional<wall_clock::time_point>> finished(predecessors.size());
+    std::optional<plan::index> at;
+    for (plan::index i = 0; i < predecessors.size(); ++i) {
+      const module_result m = out.report.modules[i];
+      if (m.attempts == 0) continue;  // never ran here: reused, skipped or cancelled
+      finished[i] = m.finished_at;
+      if (!at || m.finished_at > *finished[*at]) at = i;
+    }
+    while (at) {
+      out.critical_path.emplace_back(out.report.modules[*at].id);
+      std::optional<plan::index> before;
+      for (plan::index d : predecessors[*at]) {
+        if (finished[d] && (!before || *finished[d] > *finished[*before])) before = d;
+      }
+      at = before;
+    }
+  }
+
+  out.assignments = counters.assignments.load();
+  out.failed_attempts = counters.failed.load();
+  out.workers_died = counters.died.load();
+  out.workers_silent = counters.went_silent.load();
+  out.workers_partitioned = counters.partitioned.load();
+  out.hung_attempts = counters.hung.load();
+  out.duplicates_sent = counters.duplicates_sent.load();
+  out.stale_sent = counters.stale_sent.load();
+  incarnations.clear();
+  out.elapsed =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - wall_started);
+  return out;
 }
 
 }  // namespace drover::coord

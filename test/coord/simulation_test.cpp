@@ -1,5 +1,5 @@
 // Simulated distributed runs: a master, the engine and many simulated workers in one
-// process over in-memory pipes, with seeded faults.
+// process over in-memory pipes, on virtual time, with seeded faults and invariants checked.
 
 #include <drover/coord/simulation.hpp>
 #include <drover/pipeline.hpp>
@@ -10,6 +10,7 @@
 #include "../common/printing.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <string_view>
 #include <vector>
 
@@ -31,13 +32,19 @@ std::size_t longest_path(const drover::pipeline& p) {
   return longest;
 }
 
+void require_no_violation(const simulation_outcome& outcome) {
+  for (const auto& v : outcome.violations)
+    BOOST_TEST_MESSAGE(v.describe());
+  BOOST_TEST(outcome.violations.empty());
+}
+
 BOOST_AUTO_TEST_CASE(many_workers_run_a_random_dag_to_completion) {
   simulation_options options;
   options.workers = 300;
   options.slots = 2;
   options.seed = 7;
-  options.limit = 60s;
   auto outcome = simulate(simulation_pipeline(sim_shape::random, 5000, 7), options);
+  require_no_violation(outcome);
   BOOST_TEST(!outcome.hit_limit);
   BOOST_TEST(outcome.report.status == drover::run_status::succeeded);
   BOOST_TEST(outcome.report.count(drover::module_status::succeeded) == 5000u);
@@ -50,17 +57,17 @@ BOOST_AUTO_TEST_CASE(failures_and_dying_workers_lose_no_module) {
   options.workers = 100;
   options.slots = 2;
   options.seed = 11;
-  options.fail_rate = 0.05;
-  options.kill_workers = 10;
+  options.faults.fail_rate = 0.05;
+  options.faults.crash_workers = 10;
+  options.faults.within = 10ms;
   options.min_delay = 2ms;
   options.max_delay = 4ms;
-  options.kill_within = 10ms;
-  options.limit = 60s;
   auto p = simulation_pipeline(sim_shape::random, 3000, 11, 8);
-  // Every kill is due within 10 ms of a worker's welcome, and the run needs longer than that
-  // however fast the engine is, so all ten workers die while the run is still going.
+  // Every kill is due within 10 ms of the start, and the run needs longer than that, so all
+  // ten workers die while the run is still going.
   BOOST_TEST_REQUIRE(longest_path(p) * 2 > 10u);
   auto outcome = simulate(std::move(p), options);
+  require_no_violation(outcome);
   BOOST_TEST(!outcome.hit_limit);
   BOOST_TEST(outcome.workers_died == 10u);
   BOOST_TEST(outcome.report.remote.workers_lost == 10u);
@@ -70,18 +77,140 @@ BOOST_AUTO_TEST_CASE(failures_and_dying_workers_lose_no_module) {
   BOOST_TEST(outcome.report.status == drover::run_status::succeeded);
 }
 
-BOOST_AUTO_TEST_CASE(the_same_seed_injects_the_same_faults) {
+// Everything a report says about its modules, in one string.
+std::string describe_modules(const drover::run_report& r) {
+  std::string out;
+  for (const auto& m : r.modules) {
+    out += m.id + ' ' + std::string(drover::to_string(m.status)) + ' ' +
+           std::to_string(m.attempts) + ' ' + std::string(r.worker_name(m)) + ' ' +
+           std::to_string(m.started_at.time_since_epoch().count()) + ' ' +
+           std::to_string(m.finished_at.time_since_epoch().count()) + ' ' + m.reason + '\n';
+  }
+  return out;
+}
+
+BOOST_AUTO_TEST_CASE(the_same_seed_gives_the_same_trace_and_report) {
   simulation_options options;
-  options.workers = 20;
+  options.workers = 40;
+  options.slots = 2;
   options.seed = 5;
-  options.fail_rate = 0.1;
-  options.limit = 60s;
-  auto first = simulate(simulation_pipeline(sim_shape::chain, 300, 5, 10), options);
-  auto second = simulate(simulation_pipeline(sim_shape::chain, 300, 5, 10), options);
-  BOOST_TEST(first.report.count(drover::module_status::succeeded) == 300u);
-  // A chain runs one module at a time, so the same seed gives the same failures.
-  BOOST_TEST(first.failed_attempts == second.failed_attempts);
+  options.min_delay = 0ms;
+  options.max_delay = 3ms;
+  options.faults = simulation_faults::all();
+  options.keep_trace = true;
+  auto first = simulate(simulation_pipeline(sim_shape::random, 800, 5, 4, true), options);
+  auto second = simulate(simulation_pipeline(sim_shape::random, 800, 5, 4, true), options);
+  require_no_violation(first);
+  BOOST_TEST(first.trace.size() > 10'000u);
+  BOOST_TEST(first.trace == second.trace);
+  BOOST_TEST(first.trace_hash == second.trace_hash);
+  BOOST_TEST((first.virtual_elapsed == second.virtual_elapsed));
+  BOOST_TEST(describe_modules(first.report) == describe_modules(second.report));
+  BOOST_TEST((first.report.started_at == second.report.started_at));
+  BOOST_TEST((first.report.finished_at == second.report.finished_at));
   BOOST_TEST(first.assignments == second.assignments);
+
+  options.seed = 6;
+  auto other = simulate(simulation_pipeline(sim_shape::random, 800, 5, 4, true), options);
+  BOOST_TEST(other.trace_hash != first.trace_hash);  // the seed decides the faults and ties
+}
+
+BOOST_AUTO_TEST_CASE(virtual_time_lets_a_long_run_finish_in_moments) {
+  simulation_options options;
+  options.workers = 10;
+  options.seed = 3;
+  options.min_delay = options.max_delay = 60s;  // a minute per attempt
+  const auto wall = std::chrono::steady_clock::now();
+  auto outcome = simulate(simulation_pipeline(sim_shape::chain, 60, 3), options);
+  require_no_violation(outcome);
+  BOOST_TEST(outcome.report.status == drover::run_status::succeeded);
+  // An hour of virtual time: 60 chained attempts of a minute, plus scheduling at no cost.
+  BOOST_TEST((outcome.virtual_elapsed >= 60min));
+  BOOST_TEST((outcome.virtual_elapsed < 61min));
+  BOOST_TEST((std::chrono::steady_clock::now() - wall < 60s));
+  BOOST_TEST(outcome.critical_path.size() == 60u);  // the whole chain
+  BOOST_TEST(outcome.critical_path.front() == "m59");
+}
+
+BOOST_AUTO_TEST_CASE(every_fault_kind_happens_and_no_invariant_breaks) {
+  simulation_options options;
+  options.workers = 30;
+  options.slots = 2;
+  options.seed = 21;
+  options.max_delay = 3ms;
+  options.faults = simulation_faults::all();
+  auto outcome = simulate(simulation_pipeline(sim_shape::random, 2000, 21, 5, true), options);
+  require_no_violation(outcome);
+  BOOST_TEST(outcome.failed_attempts > 0u);
+  BOOST_TEST(outcome.hung_attempts > 0u);
+  BOOST_TEST(outcome.duplicates_sent > 0u);
+  BOOST_TEST(outcome.stale_sent > 0u);
+  BOOST_TEST(outcome.workers_died + outcome.workers_silent + outcome.workers_partitioned > 0u);
+  BOOST_TEST(outcome.master_restarts == 1u);
+  BOOST_TEST(outcome.report.remote.rejected_results > 0u);  // duplicates and stale results
+  BOOST_TEST(outcome.report.reused_from_journal > 0u);      // the new master resumed
+  for (const auto& m : outcome.report.modules)
+    BOOST_TEST(m.status != drover::module_status::pending);
+}
+
+BOOST_AUTO_TEST_CASE(a_sweep_of_200_seeds_with_every_fault_keeps_every_invariant) {
+  std::size_t runs = 0, failing = 0;
+  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+    simulation_options options;
+    options.workers = 24;
+    options.slots = 2;
+    options.seed = seed;
+    options.max_delay = 2ms;
+    options.faults = simulation_faults::all();
+    auto outcome = simulate(simulation_pipeline(sim_shape::random, 300, seed, 4, true), options);
+    ++runs;
+    if (!outcome.violations.empty()) {
+      ++failing;
+      BOOST_TEST_MESSAGE("seed " << seed << ": " << outcome.violations.front().describe());
+    }
+  }
+  BOOST_TEST(runs == 200u);
+  BOOST_TEST(failing == 0u);
+}
+
+// a (100 ms) -> b (200 ms), and c (50 ms) beside them.
+drover::pipeline timed_pipeline() {
+  auto p = simulation_pipeline(sim_shape::independent, 0, 1);
+  auto body = [](drover::module_context&) -> boost::asio::awaitable<boost::json::value> {
+    co_return nullptr;
+  };
+  p.add("a", body).kind("noop");
+  p.add("b", body, {"a"}).kind("noop");
+  p.add("c", body).kind("noop").constraints().required_capabilities = {"gpu"};
+  return p;
+}
+
+BOOST_AUTO_TEST_CASE(a_pipeline_with_known_durations_takes_its_critical_path) {
+  auto durations = std::make_shared<attempt_durations>();
+  (*durations)["a"] = 100ms;
+  (*durations)["b"] = 200ms;
+  (*durations)["c"] = 50ms;
+  simulation_options options;
+  options.workers = 2;
+  options.capability_mix = {{{"gpu"}, 1}};  // sim-0 has a gpu, sim-1 not
+  options.durations = durations;
+  auto outcome = simulate(timed_pipeline(), options);
+  require_no_violation(outcome);
+  BOOST_TEST(outcome.report.status == drover::run_status::succeeded);
+  BOOST_TEST((outcome.virtual_elapsed >= 300ms));
+  BOOST_TEST((outcome.virtual_elapsed < 310ms));
+  BOOST_TEST((outcome.critical_path == std::vector<std::string>{"b", "a"}));
+  const auto c = outcome.report.find("c");
+  BOOST_TEST_REQUIRE(c.has_value());
+  BOOST_TEST(outcome.report.worker_name(*c) == "sim-0");
+  // Busy 350 ms of 2 workers x 300 ms.
+  BOOST_TEST(outcome.utilisation(1) > 0.55);
+  BOOST_TEST(outcome.utilisation(1) < 0.6);
+
+  options.workers = 1;  // one worker, with the gpu: everything in a row
+  outcome = simulate(timed_pipeline(), options);
+  BOOST_TEST((outcome.virtual_elapsed >= 350ms));
+  BOOST_TEST((outcome.virtual_elapsed < 360ms));
 }
 
 }  // namespace

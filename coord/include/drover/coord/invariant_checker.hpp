@@ -1,0 +1,93 @@
+#pragma once
+// The rules every run must keep, checked against its events as they happen: a plain state
+// machine, fed one event at a time, that knows nothing of I/O. The simulation feeds it every
+// run (docs/simulation.md lists the invariants); a test may feed it any run's events.
+//
+//     drover::coord::invariant_checker check{plan};
+//     options.on_event = [&](const drover::event& e) { check.on_event(e); };
+//     ... run ...
+//     check.finish(report);
+//     for (const auto& v : check.violations()) std::cerr << v.describe() << '\n';
+
+#include <drover/event.hpp>
+#include <drover/plan.hpp>
+#include <drover/result.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace drover::coord {
+
+/// One broken rule: which rule, at which step (the event's seq), on which module.
+struct violation {
+  std::string invariant;  ///< e.g. "dependency order"
+  std::uint64_t step = 0;
+  std::string module;  ///< empty for the run as a whole
+  std::string detail;
+
+  /// "step 812, module m17: dependency order: started before m3 succeeded"
+  std::string describe() const;
+};
+
+class invariant_checker {
+ public:
+  /// Checks runs of `plan`. `journaled_succeeded` are modules an earlier run recorded
+  /// succeeded: none of them may start again.
+  explicit invariant_checker(const plan& plan,
+                             std::unordered_set<std::string> journaled_succeeded = {});
+
+  /// Checks one event of the run.
+  void on_event(const event& e);
+  /// A new run of the same plan resumes this one (the master restarted): attempts in flight
+  /// are gone with the old run, and modules `now_succeeded` must not start again.
+  void resume(const std::unordered_set<std::string>& now_succeeded);
+  /// Checks the run's end: every module terminal, every attempt ended.
+  void finish(const run_report& report);
+  /// Records a violation found outside the events (a stalled run).
+  void add(violation v);
+
+  const std::vector<violation>& violations() const noexcept { return violations_; }
+  bool ok() const noexcept { return violations_.empty(); }
+
+ private:
+  struct module_model {
+    std::string id;
+    std::vector<std::uint32_t> deps;
+    std::uint32_t retries = 0;
+    bool always_run = false;
+    bool ignore_failure = false;
+    bool run_alone = false;
+    std::string pool;
+    std::uint32_t pool_slots = 0;
+    std::vector<std::string> keys;
+    std::vector<std::pair<std::string, bool>> literal_claims;  // resource, writes
+  };
+  struct module_state {
+    bool running = false;
+    bool finished = false;
+    module_status status = module_status::pending;
+    std::uint32_t retries_used = 0;
+    std::uint32_t attempt = 0;
+  };
+
+  void report(const char* invariant, std::uint64_t step, std::uint32_t module, std::string detail);
+  void start(const event& e);
+  void end_attempt(std::uint32_t module);
+
+  std::vector<module_model> modules_;
+  std::vector<module_state> state_;
+  std::map<std::string, std::uint32_t> pool_capacity_;
+  std::map<std::string, std::uint32_t> pool_used_;
+  std::map<std::string, std::uint32_t> keys_held_;
+  std::map<std::string, std::pair<std::uint32_t, std::uint32_t>> claims_held_;  // readers, writers
+  std::unordered_set<std::string> journaled_;
+  std::uint32_t running_ = 0;
+  bool alone_running_ = false;
+  std::uint64_t last_step_ = 0;
+  std::vector<violation> violations_;
+};
+
+}  // namespace drover::coord

@@ -13,6 +13,7 @@
 #include "ordering/ordering.hpp"
 #include "remote/remote.hpp"
 #include "report.hpp"
+#include "simulation/simulation.hpp"
 
 #include <drover/version.hpp>
 
@@ -186,6 +187,11 @@ std::string help_text(const po::options_description& visible) {
          "same number of assign-like JSON lines sent to K client processes that parse each one\n"
          "and answer a result-like line (--remote-workers, --remote-modules, --rounds, --quick:\n"
          "2,000 modules on 1 and 2 workers, --markdown and --json apply).\n\n"
+      << "--simulation runs another: `drover simulate` with 10,000 workers and 100,000 modules\n"
+         "(1% failures, 50 worker deaths; wall time and peak RSS of the binary), beside the\n"
+         "engine alone on the same DAG in this process, and a sweep of 1,000 seeds of 1,000\n"
+         "modules with every fault (--rounds, --quick: 1,000 workers, 10,000 modules and 50\n"
+         "seeds, --markdown and --json apply).\n\n"
       << "--journal runs another: what run_options::journal costs, with relaxed and with fsync\n"
          "durability, beside the same run without one: N independent noop modules and a chain of\n"
          "2,000, on 1 worker, a fresh journal file per round in a directory made in the current\n"
@@ -382,6 +388,32 @@ int run_journal_benchmark(const bench_settings& settings, const journal_settings
   return 0;
 }
 
+// --simulation: the drover binary's simulate against the engine alone on the same DAG.
+int run_simulation_benchmark(const bench_settings& settings, const simulation_settings& s) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  print_header(machine, false);
+  if (!simulation_rows_available()) {
+    std::cout << "drover-bench: the simulation rows are left out: this drover-bench was built "
+                 "without the drover binary (configure with DROVER_BUILD_APP=ON)\n";
+    return 0;
+  }
+  const simulation_measurement m = measure_simulation(s, std::cerr);
+  std::cout << '\n';
+  print_simulation_table(std::cout, s, m, settings.markdown);
+  if (!settings.json_path.empty()) {
+    boost::json::object doc;
+    doc["tool"] = "drover-bench --simulation";
+    doc["quick"] = settings.quick;
+    doc["simulation"] = simulation_to_json(s, m);
+    if (!write_json(settings.json_path, std::move(doc), machine, started_at)) return exit_failed;
+  }
+  if (!m.ok()) return exit_failed;
+  std::cout << "\ndrover-bench: every simulation round kept every invariant with every module "
+               "succeeded, and no seed of the sweeps broke one\n";
+  return 0;
+}
+
 // --remote: worker processes against the floor, in this process (it measures time, not memory).
 int run_remote(const bench_settings& settings, const remote_settings& remote) {
   const machine_info machine = describe_machine();
@@ -508,6 +540,8 @@ int main_with_exceptions(int argc, char** argv) {
       "with --remote: noop modules per run")(
       "journal", po::bool_switch(),
       "run the run-journal cost benchmark instead of the shapes (see below)")(
+      "simulation", po::bool_switch(),
+      "run the simulation benchmark instead of the shapes (see below)")(
       "journal-modules", po::value<std::size_t>()->default_value(100000),
       "with --journal: modules of the independent shape");
   po::options_description hidden;
@@ -556,11 +590,12 @@ int main_with_exceptions(int argc, char** argv) {
                             settings.threads[0], who[0], settings.rounds);
   }
 
-  const int benchmarks = static_cast<int>(vm["ordering"].as<bool>()) +
-                         static_cast<int>(vm["remote"].as<bool>()) +
-                         static_cast<int>(vm["journal"].as<bool>());
+  const int benchmarks =
+      static_cast<int>(vm["ordering"].as<bool>()) + static_cast<int>(vm["remote"].as<bool>()) +
+      static_cast<int>(vm["journal"].as<bool>()) + static_cast<int>(vm["simulation"].as<bool>());
   if (benchmarks > 1) {
-    throw usage_error("--ordering, --remote and --journal are separate benchmarks: give one");
+    throw usage_error(
+        "--ordering, --remote, --journal and --simulation are separate benchmarks: give one");
   }
   if (!vm["journal-modules"].defaulted() && !vm["journal"].as<bool>()) {
     throw usage_error("--journal-modules needs --journal");
@@ -595,6 +630,24 @@ int main_with_exceptions(int argc, char** argv) {
       }
     }
     return run_ordering(settings);
+  }
+
+  if (vm["simulation"].as<bool>()) {
+    for (const char* flag : {"workload", "threads", "sizes", "contender"}) {
+      if (!vm[flag].defaulted()) {
+        throw usage_error(std::string("--") + flag +
+                          " does not apply to --simulation, which runs its own pipelines");
+      }
+    }
+    simulation_settings simulation;
+    simulation.rounds = settings.rounds;
+    if (settings.quick) {
+      simulation.workers = 1000;
+      simulation.modules = 10'000;
+      simulation.kill_workers = 10;
+      simulation.sweep_seeds = 50;
+    }
+    return run_simulation_benchmark(settings, simulation);
   }
 
   if (vm["remote"].as<bool>()) {

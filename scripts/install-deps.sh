@@ -13,9 +13,11 @@ required=(
   libboost-test1.81-dev
   libssl-dev
 )
-# Only the benchmarks use these; a machine without them still builds and tests drover.
+# Only the benchmarks use TBB, and only the drover binary's speed depends on tcmalloc
+# (app/CMakeLists.txt); a machine without them still builds and tests drover.
 optional=(
   libtbb-dev
+  libgoogle-perftools-dev
 )
 
 is_installed() {

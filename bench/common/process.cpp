@@ -108,4 +108,12 @@ child_outcome run_self(const std::vector<std::string>& args) {
   return outcome;
 }
 
+const char* drover_binary_path() noexcept {
+#ifdef DROVER_BINARY
+  return DROVER_BINARY;
+#else
+  return nullptr;
+#endif
+}
+
 }  // namespace drover::bench

@@ -31,6 +31,10 @@ struct child_outcome {
   std::string failure;  ///< empty when it exited 0; otherwise how it ended
 };
 
+/// The path of the drover binary CMake built beside drover-bench, or nullptr when it built
+/// none (DROVER_BUILD_APP=OFF): --remote starts its workers, --simulation runs it.
+const char* drover_binary_path() noexcept;
+
 /// Runs this program again with `args` (argv[1...]), stdout captured, stderr shared with ours,
 /// and waits for it.
 child_outcome run_self(const std::vector<std::string>& args);

@@ -1,5 +1,6 @@
 #include "remote/remote.hpp"
 
+#include "common/process.hpp"
 #include "common/table.hpp"
 #include "common/timing.hpp"
 
@@ -172,11 +173,7 @@ class child_group {
 
 // ---- drover rows ---------------------------------------------------------------------------
 
-#ifdef DROVER_BINARY
-constexpr const char* drover_binary = DROVER_BINARY;
-#else
-constexpr const char* drover_binary = nullptr;
-#endif
+const char* const drover_binary = drover_binary_path();
 
 struct drover_round {
   std::int64_t run_ns = 0;

@@ -33,29 +33,41 @@ invariant_checker::invariant_checker(const plan& p,
     : modules_(p.size()), state_(p.size()), journaled_(std::move(journaled_succeeded)) {
   for (const auto& [name, capacity] : p.pipeline().pools)
     pool_capacity_[name] = capacity;
+  id_begin_.reserve(p.size() + 1);
+  dep_begin_.reserve(p.size() + 1);
   for (plan::index i = 0; i < p.size(); ++i) {
+    id_begin_.push_back(static_cast<std::uint32_t>(ids_.size()));
+    ids_ += p.id(i);
+    dep_begin_.push_back(static_cast<std::uint32_t>(deps_.size()));
+    deps_.insert(deps_.end(), p.predecessors(i).begin(), p.predecessors(i).end());
     module_model& m = modules_[i];
-    m.id = std::string(p.id(i));
-    m.deps.assign(p.predecessors(i).begin(), p.predecessors(i).end());
     const auto& record = p.record(i);
     m.retries = record.retries;
     m.always_run = (record.flags & detail::module_flag::always_run) != 0;
     m.ignore_failure = (record.flags & detail::module_flag::ignore_failure) != 0;
-    if (const module_constraints* c = p.constraints(i)) {
-      m.run_alone = c->run_alone;
-      m.keys = c->not_in_parallel;
-      if (!c->pool.empty()) {
-        m.pool = c->pool;
-        m.pool_slots = c->pool_slots;
-      }
-      for (const resource_claim& claim : c->claims) {
-        // Glob claims conflict by overlap, which the engine's matcher decides; the checker
-        // compares literal paths only (docs/simulation.md).
-        if (!is_glob(claim.resource))
-          m.literal_claims.emplace_back(claim.resource, claim.mode == claim_mode::write);
-      }
+    const module_constraints* c = p.constraints(i);
+    if (c == nullptr) continue;
+    constraint_model model;
+    model.run_alone = c->run_alone;
+    model.keys = c->not_in_parallel;
+    if (!c->pool.empty()) {
+      model.pool = c->pool;
+      model.pool_slots = c->pool_slots;
+    }
+    for (const resource_claim& claim : c->claims) {
+      // Glob claims conflict by overlap, which the engine's matcher decides; the checker
+      // compares literal paths only (docs/simulation.md).
+      if (!is_glob(claim.resource))
+        model.literal_claims.emplace_back(claim.resource, claim.mode == claim_mode::write);
+    }
+    if (model.run_alone || !model.pool.empty() || !model.keys.empty() ||
+        !model.literal_claims.empty()) {
+      m.constraint = static_cast<std::uint32_t>(constrained_.size());
+      constrained_.push_back(std::move(model));
     }
   }
+  id_begin_.push_back(static_cast<std::uint32_t>(ids_.size()));
+  dep_begin_.push_back(static_cast<std::uint32_t>(deps_.size()));
 }
 
 void invariant_checker::add(violation v) {
@@ -67,7 +79,7 @@ void invariant_checker::report(const char* invariant, std::uint64_t step, std::u
   violation v;
   v.invariant = invariant;
   v.step = step;
-  if (module < modules_.size()) v.module = modules_[module].id;
+  if (module < modules_.size()) v.module = id(module);
   v.detail = std::move(detail);
   violations_.push_back(std::move(v));
 }
@@ -121,41 +133,46 @@ void invariant_checker::on_event(const event& e) {
 void invariant_checker::start(const event& e) {
   const module_model& m = modules_[e.index];
   module_state& s = state_[e.index];
-  if (journaled_.contains(m.id))
+  if (!journaled_.empty() && journaled_.contains(std::string(id(e.index))))
     report("journaled success not run again", e.seq, e.index, "started after a resume");
   if (s.finished) report("exactly one accepted result", e.seq, e.index, "started after it ended");
   if (s.running) report("no attempt lost", e.seq, e.index, "a second attempt while one is running");
-  for (std::uint32_t d : m.deps) {
+  for (std::uint32_t d : deps(e.index)) {
     const module_state& dep = state_[d];
     if (!dep.finished) {
-      report("dependency order", e.seq, e.index, "started before " + modules_[d].id + " ended");
+      report("dependency order", e.seq, e.index, "started before " + std::string(id(d)) + " ended");
     } else if (!releases_dependents(dep.status) && !m.always_run && !modules_[d].ignore_failure) {
       report("dependency order", e.seq, e.index,
-             "started although " + modules_[d].id + " ended " + std::string(to_string(dep.status)));
+             "started although " + std::string(id(d)) + " ended " +
+                 std::string(to_string(dep.status)));
     }
   }
-  if (alone_running_ || (m.run_alone && running_ > 0))
+  const constraint_model* c = constraints(e.index);
+  if (alone_running_ || (c && c->run_alone && running_ > 0))
     report("constraints", e.seq, e.index, "started beside a module that runs alone");
-  if (!m.pool.empty()) {
-    const std::uint32_t used = pool_used_[m.pool] += m.pool_slots;
-    const auto capacity = pool_capacity_.find(m.pool);
+  if (c && !c->pool.empty()) {
+    const std::uint32_t used = pool_used_[c->pool] += c->pool_slots;
+    const auto capacity = pool_capacity_.find(c->pool);
     if (capacity != pool_capacity_.end() && used > capacity->second) {
       report("constraints", e.seq, e.index,
-             "pool " + m.pool + " holds " + std::to_string(used) + " of " +
+             "pool " + c->pool + " holds " + std::to_string(used) + " of " +
                  std::to_string(capacity->second) + " slots");
     }
   }
-  for (const std::string& key : m.keys) {
-    if (++keys_held_[key] > 1) report("constraints", e.seq, e.index, "key " + key + " held twice");
-  }
-  for (const auto& [resource, writes] : m.literal_claims) {
-    auto& [readers, writers] = claims_held_[resource];
-    if (writers > 0 || (writes && readers > 0))
-      report("constraints", e.seq, e.index, "claim on " + resource + " conflicts");
-    ++(writes ? writers : readers);
+  if (c) {
+    for (const std::string& key : c->keys) {
+      if (++keys_held_[key] > 1)
+        report("constraints", e.seq, e.index, "key " + key + " held twice");
+    }
+    for (const auto& [resource, writes] : c->literal_claims) {
+      auto& [readers, writers] = claims_held_[resource];
+      if (writers > 0 || (writes && readers > 0))
+        report("constraints", e.seq, e.index, "claim on " + resource + " conflicts");
+      ++(writes ? writers : readers);
+    }
+    if (c->run_alone) alone_running_ = true;
   }
   ++running_;
-  if (m.run_alone) alone_running_ = true;
   s.running = true;
   s.attempt = e.attempt;
 }
@@ -163,14 +180,15 @@ void invariant_checker::start(const event& e) {
 void invariant_checker::end_attempt(std::uint32_t i) {
   module_state& s = state_[i];
   if (!s.running) return;
-  const module_model& m = modules_[i];
   s.running = false;
   --running_;
-  if (m.run_alone) alone_running_ = false;
-  if (!m.pool.empty()) pool_used_[m.pool] -= m.pool_slots;
-  for (const std::string& key : m.keys)
+  const constraint_model* c = constraints(i);
+  if (c == nullptr) return;
+  if (c->run_alone) alone_running_ = false;
+  if (!c->pool.empty()) pool_used_[c->pool] -= c->pool_slots;
+  for (const std::string& key : c->keys)
     --keys_held_[key];
-  for (const auto& [resource, writes] : m.literal_claims) {
+  for (const auto& [resource, writes] : c->literal_claims) {
     auto& [readers, writers] = claims_held_[resource];
     --(writes ? writers : readers);
   }
@@ -182,9 +200,6 @@ void invariant_checker::resume(const std::unordered_set<std::string>& now_succee
     state_[i] = module_state{};
   }
   journaled_ = now_succeeded;
-  for (std::uint32_t i = 0; i < modules_.size(); ++i) {
-    if (now_succeeded.contains(modules_[i].id)) state_[i].status = module_status::succeeded;
-  }
 }
 
 void invariant_checker::finish(const run_report& r) {

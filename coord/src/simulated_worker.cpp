@@ -113,16 +113,18 @@ void simulated_state::send(const message& m) {
     asio::co_spawn(stream.get_executor(), flush_outbox(shared_from_this()), asio::detached);
 }
 
-asio::awaitable<void> send_heartbeats(std::shared_ptr<simulated_state> s) {
-  while (!s->over) {
-    s->heartbeat.expires_after(s->heartbeat_every);
-    auto [ec] = co_await s->heartbeat.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec || s->over) co_return;
+// Every heartbeat interval, the attempts it runs. A timer callback rather than a coroutine,
+// to keep each of 10,000 simulated workers small.
+void send_heartbeats(std::shared_ptr<simulated_state> s) {
+  s->heartbeat.expires_after(s->heartbeat_every);
+  s->heartbeat.async_wait([s](boost::system::error_code ec) {
+    if (ec || s->over) return;
     heartbeat_message beat;
     for (const auto& [key, timer] : s->running)
       beat.running.push_back({key.first, key.second});
     s->send(beat);
-  }
+    send_heartbeats(s);
+  });
 }
 
 // The worker's own faults, at the moments drawn for it: it dies, goes silent or is cut off.
@@ -158,13 +160,57 @@ asio::awaitable<void> misbehave(std::shared_ptr<simulated_state> s) {
   }
 }
 
-asio::awaitable<void> run_attempt(std::shared_ptr<simulated_state> s, assign_message a) {
-  const auto key = std::make_pair(a.module, a.attempt);
+// What an attempt reports when its time is up. A callback, not a coroutine: tens of
+// thousands run at once in a large simulation, and a coroutine frame each costs more.
+struct attempt_end {
+  std::shared_ptr<simulated_state> s;
+  std::shared_ptr<run_timer> timer;
+  std::pair<std::string, std::uint32_t> key;
+  std::uint64_t epoch;
+  bool fails;
+
+  void operator()(boost::system::error_code) {
+    if (s->over) return;
+    if (s->running.erase(key) == 0) return;  // a cancel already answered it
+    result_message r;
+    r.run = s->run;
+    r.epoch = epoch;
+    r.module = key.first;
+    r.attempt = key.second;
+    if (fails) {
+      r.status = module_status::failed;
+      r.error = "simulated failure";
+      ++s->counters.failed;
+    } else {
+      r.status = module_status::succeeded;
+      r.value = nullptr;
+      ++s->counters.succeeded;
+    }
+    s->send(r);
+    if (s->chance(s->options.duplicate_rate)) {
+      ++s->counters.duplicates_sent;
+      s->send(r);
+    }
+    if (s->chance(s->options.stale_rate)) {
+      // The same result again, later: by then the master has settled the attempt.
+      timer->expires_after(s->uniform(milliseconds{1}, milliseconds{50}));
+      run_timer& t = *timer;  // the handler keeps it alive until it fires
+      t.async_wait([s = s, timer = timer, r = std::move(r)](boost::system::error_code ec) {
+        if (ec || s->over) return;
+        ++s->counters.stale_sent;
+        s->send(r);
+      });
+    }
+  }
+};
+
+void start_attempt(const std::shared_ptr<simulated_state>& s, assign_message& a) {
   auto timer = std::make_shared<run_timer>(s->stream.get_executor());
+  auto key = std::make_pair(std::move(a.module), a.attempt);
   s->running[key] = timer;
   milliseconds delay = s->uniform(s->options.min_delay, s->options.max_delay);
   if (s->options.durations) {
-    if (auto it = s->options.durations->find(a.module); it != s->options.durations->end())
+    if (auto it = s->options.durations->find(key.first); it != s->options.durations->end())
       delay = it->second;
   }
   delay = milliseconds{
@@ -177,36 +223,8 @@ asio::awaitable<void> run_attempt(std::shared_ptr<simulated_state> s, assign_mes
   } else {
     timer->expires_after(delay);
   }
-  co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));  // a cancel shows below
-  if (s->over) co_return;
-  if (s->running.erase(key) == 0) co_return;  // a cancel already answered it
-  result_message r;
-  r.run = s->run;
-  r.epoch = a.epoch;
-  r.module = a.module;
-  r.attempt = a.attempt;
-  if (fails) {
-    r.status = module_status::failed;
-    r.error = "simulated failure";
-    ++s->counters.failed;
-  } else {
-    r.status = module_status::succeeded;
-    r.value = nullptr;
-    ++s->counters.succeeded;
-  }
-  s->send(r);
-  if (s->chance(s->options.duplicate_rate)) {
-    ++s->counters.duplicates_sent;
-    s->send(r);
-  }
-  if (s->chance(s->options.stale_rate)) {
-    // The same result again, later: by then the master has settled the attempt.
-    timer->expires_after(s->uniform(milliseconds{1}, milliseconds{50}));
-    auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec || s->over) co_return;
-    ++s->counters.stale_sent;
-    s->send(r);
-  }
+  run_timer& t = *timer;
+  t.async_wait(attempt_end{s, std::move(timer), std::move(key), a.epoch, fails});
 }
 
 void answer_cancel(simulated_state& s, const cancel_message& c) {
@@ -249,12 +267,12 @@ asio::awaitable<void> read_loop(std::shared_ptr<simulated_state> s) {
       s->heartbeat_every = milliseconds{w->heartbeat_ms};
       splitter.set_max_line_bytes(w->max_line_bytes);
       ++s->counters.connected;
-      asio::co_spawn(s->stream.get_executor(), send_heartbeats(s), asio::detached);
+      send_heartbeats(s);
       if (s->options.die_after || s->options.silent_after || s->options.partition_after)
         asio::co_spawn(s->stream.get_executor(), misbehave(s), asio::detached);
     } else if (auto* a = std::get_if<assign_message>(&m)) {
       ++s->counters.assignments;
-      asio::co_spawn(s->stream.get_executor(), run_attempt(s, std::move(*a)), asio::detached);
+      start_attempt(s, *a);
     } else if (auto* c = std::get_if<cancel_message>(&m)) {
       answer_cancel(*s, *c);
     } else if (std::holds_alternative<bye_message>(m)) {
@@ -270,19 +288,29 @@ asio::awaitable<void> read_loop(std::shared_ptr<simulated_state> s) {
 
 }  // namespace
 
+namespace {
+
+// Not in run_simulated_worker's frame: that frame lives as long as the worker, and a
+// message there would cost each of 10,000 workers 3 KB.
+void say_hello(simulated_state& s) {
+  hello_message hello;
+  hello.versions = {protocol_version};
+  hello.worker_id = s.options.name;
+  hello.capabilities.emplace_back(local_os_label());  // a master requires it
+  for (const auto& label : s.options.capabilities) {
+    if (label != local_os_label()) hello.capabilities.push_back(label);
+  }
+  hello.slots = s.options.slots;
+  hello.token = s.options.token;
+  s.send(hello);
+}
+
+}  // namespace
+
 asio::awaitable<void> run_simulated_worker(memory_stream stream, simulated_worker_options options,
                                            simulation_counters& counters) {
   auto s = std::make_shared<simulated_state>(std::move(stream), std::move(options), counters);
-  hello_message hello;
-  hello.versions = {protocol_version};
-  hello.worker_id = s->options.name;
-  hello.capabilities.emplace_back(local_os_label());  // a master requires it
-  for (const auto& label : s->options.capabilities) {
-    if (label != local_os_label()) hello.capabilities.push_back(label);
-  }
-  hello.slots = s->options.slots;
-  hello.token = s->options.token;
-  s->send(hello);
+  say_hello(*s);
   asio::co_spawn(s->stream.get_executor(), read_loop(s), asio::detached);
   co_await s->writer.run();
   s->stream.close();

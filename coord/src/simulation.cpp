@@ -145,6 +145,9 @@ struct incarnation {
   std::unique_ptr<engine> runner;
   asio::cancellation_signal cancel;
   std::unique_ptr<run_timer> death;
+  // Both directions of every connection, to close them when the simulation ends: a read
+  // waiting in a pipe holds its coroutine, which holds the pipe.
+  std::vector<std::shared_ptr<detail::memory_channel>> pipes;
   bool done = false;
   bool dead = false;
   bool cancelled = false;
@@ -192,6 +195,11 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
                              ? o.hang_timeout
                              : 4 * longest_attempt(o) + milliseconds{1000};
   }
+  // The simulated master has no local workers: modules pinned to it run on simulated workers.
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (const auto* c = p.module(i).constraints(); c && c->pin_local)
+      p.edit(i).constraints().pin_local = false;
+  }
   std::optional<pipeline> again;  // the definition a restarted master prepares anew
   if (f.master_restarts > 0) again = p;
   auto prepared = prepare(std::move(p));
@@ -203,8 +211,11 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   std::optional<plan> next_plan = std::move(prepared.plan);
   invariant_checker check{*next_plan};
   std::vector<std::vector<plan::index>> predecessors(next_plan->size());
-  for (plan::index i = 0; i < next_plan->size(); ++i)
+  milliseconds longest_timeout{0};
+  for (plan::index i = 0; i < next_plan->size(); ++i) {
     predecessors[i].assign(next_plan->predecessors(i).begin(), next_plan->predecessors(i).end());
+    longest_timeout = std::max(longest_timeout, next_plan->timeout(i).value_or(milliseconds{0}));
+  }
 
   const std::size_t capacity = std::max<std::size_t>(o.workers * o.slots, 1);
   const milliseconds mean = (o.min_delay + std::max(o.min_delay, o.max_delay)) / 2;
@@ -217,8 +228,12 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
         milliseconds{std::uniform_int_distribution<std::int64_t>{1, within.count()}(rng)});
   }
   std::sort(master_deaths.begin(), master_deaths.end());
+  // Quiet for longer than any attempt, hang or partition can legitimately last: stalled.
+  const milliseconds slowest_attempt{static_cast<std::int64_t>(
+      static_cast<double>(longest_attempt(o).count()) * std::max(1.0, f.slowness))};
   const milliseconds stall_after =
-      std::max(o.stall_after, 2 * (longest_attempt(o) + f.max_partition) + o.lost_worker_timeout);
+      std::max({o.stall_after, 2 * (slowest_attempt + f.max_partition) + o.lost_worker_timeout,
+                2 * (longest_timeout + o.lost_worker_timeout)});
 
   recorder rec{time, check, o.keep_trace};
   for (std::size_t w = 0; w < o.workers; ++w) {  // idle ones count for utilisation too
@@ -298,7 +313,12 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
       sw.partition_after = ahead(plan.partitioned);
       sw.partition_for = plan.partition_for;
       sw.seed = o.seed * 1'000'003 + w + k * 7'919;
-      auto [master_end, worker_end] = make_memory_pipe(current->io.get_executor());
+      auto to_worker = std::make_shared<detail::memory_channel>();
+      auto to_master = std::make_shared<detail::memory_channel>();
+      current->pipes.push_back(to_worker);
+      current->pipes.push_back(to_master);
+      memory_stream master_end{current->io.get_executor(), to_master, to_worker};
+      memory_stream worker_end{current->io.get_executor(), to_worker, to_master};
       current->coordinator->accept(std::move(master_end), sw.name);
       asio::co_spawn(current->io,
                      run_simulated_worker(std::move(worker_end), std::move(sw), counters),
@@ -407,6 +427,14 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   out.hung_attempts = counters.hung.load();
   out.duplicates_sent = counters.duplicates_sent.load();
   out.stale_sent = counters.stale_sent.load();
+  // Break what still waits (frozen masters, workers that never heard the bye) before the
+  // io_contexts go: pipes complete their reads into their io_context, which destroys them;
+  // virtual timers drop their handlers.
+  for (auto& inc : incarnations) {
+    for (auto& pipe : inc->pipes)
+      pipe->close();
+  }
+  time.drop_pending();
   incarnations.clear();
   out.elapsed =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - wall_started);

@@ -36,15 +36,17 @@ struct virtual_time::waiter {
   // (destroy) itself.
   std::size_t complete(boost::system::error_code ec, bool clear_slots = true) {
     ++generation;
-    std::vector<wait_handler> ready;
-    ready.swap(handlers);
-    // Through the handler's associated executor, as Asio's own completions go.
-    for (auto& h : ready) {
+    // Posting never runs a handler inline, so nothing adds to `handlers` meanwhile; clearing
+    // it afterwards keeps its capacity for the next wait.
+    const std::size_t count = handlers.size();
+    for (auto& h : handlers) {
       if (auto slot = asio::get_associated_cancellation_slot(h); clear_slots && slot.is_connected())
         slot.clear();
+      // Through the handler's associated executor, as Asio's own completions go.
       asio::post(executor, asio::append(std::move(h), ec));
     }
-    return ready.size();
+    handlers.clear();
+    return count;
   }
 };
 
@@ -87,6 +89,30 @@ void virtual_time::schedule(const std::shared_ptr<waiter>& w) {
   std::push_heap(heap_.begin(), heap_.end(), later{});
 }
 
+void virtual_time::track(const std::shared_ptr<waiter>& w) {
+  if (timers_.size() >= prune_timers_at_) {
+    std::erase_if(timers_, [](const std::weak_ptr<waiter>& t) { return t.expired(); });
+    prune_timers_at_ = std::max<std::size_t>(1024, 2 * timers_.size());
+  }
+  timers_.push_back(w);
+}
+
+void virtual_time::drop_pending() {
+  // First take every handler out, then destroy them: destroying one may destroy timers whose
+  // waits must then find nothing left to complete.
+  std::vector<wait_handler> dropped;
+  for (const auto& weak : timers_) {
+    if (auto w = weak.lock()) {
+      ++w->generation;
+      for (auto& h : w->handlers)
+        dropped.push_back(std::move(h));
+      w->handlers.clear();
+    }
+  }
+  heap_.clear();
+  dropped.clear();
+}
+
 bool virtual_time::advance() {
   while (!heap_.empty()) {
     std::pop_heap(heap_.begin(), heap_.end(), later{});
@@ -108,6 +134,7 @@ run_timer::run_timer(executor_type executor)
   if (time_ != nullptr) {
     virtual_ = std::make_shared<virtual_time::waiter>();
     virtual_->executor = executor_;
+    time_->track(virtual_);
   } else {
     real_ = std::make_unique<asio::steady_timer>(executor_);
   }

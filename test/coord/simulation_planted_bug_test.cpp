@@ -6,6 +6,8 @@
 #include <drover/coord/simulation.hpp>
 #include <drover/pipeline.hpp>
 
+#include "pool_pipeline.hpp"
+
 #define BOOST_TEST_MODULE simulation_planted_bug
 #include <boost/test/unit_test.hpp>
 
@@ -17,41 +19,23 @@ namespace {
 using namespace drover::coord;
 using namespace std::chrono_literals;
 
-// 150 modules that all need the one slot of pool "db".
-drover::pipeline pool_pipeline(std::uint64_t seed) {
-  auto p = simulation_pipeline(sim_shape::independent, 150, seed, 3);
-  p.pools["db"] = 1;
-  for (std::size_t i = 0; i < p.size(); ++i)
-    p.edit(i).constraints().pool = "db";
-  return p;
-}
-
-simulation_options options_for(std::uint64_t seed) {
-  simulation_options o;
-  o.workers = 4;
-  o.seed = seed;
-  o.min_delay = 5ms;
-  o.max_delay = 10ms;
-  o.faults.crash_workers = 1;
-  o.faults.silent_workers = 1;
-  o.faults.within = 1000ms;
-  o.keep_trace = true;
-  return o;
-}
+using drover_sim_test::pool_options;
+using drover_sim_test::pool_pipeline;
 
 BOOST_AUTO_TEST_CASE(a_seed_sweep_catches_the_planted_bug_and_a_replay_reproduces_it) {
   std::vector<std::uint64_t> failing;
-  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
-    auto outcome = simulate(pool_pipeline(seed), options_for(seed));
+  for (std::uint64_t seed = 1; seed <= drover_sim_test::pool_seeds; ++seed) {
+    auto outcome = simulate(pool_pipeline(seed), pool_options(seed));
     if (!outcome.violations.empty()) failing.push_back(seed);
   }
-  BOOST_TEST_MESSAGE(failing.size() << " of 40 seeds caught the bug");
+  BOOST_TEST_MESSAGE(failing.size()
+                     << " of " << drover_sim_test::pool_seeds << " seeds caught the bug");
   BOOST_TEST_REQUIRE(!failing.empty());
 
   // Replaying a failing seed fails again, with the same violations and the same trace.
   const std::uint64_t seed = failing.front();
-  auto first = simulate(pool_pipeline(seed), options_for(seed));
-  auto replay = simulate(pool_pipeline(seed), options_for(seed));
+  auto first = simulate(pool_pipeline(seed), pool_options(seed));
+  auto replay = simulate(pool_pipeline(seed), pool_options(seed));
   BOOST_TEST_REQUIRE(!first.violations.empty());
   BOOST_TEST_MESSAGE("seed " << seed << ": " << first.violations.front().describe());
   BOOST_TEST(replay.trace == first.trace);

@@ -174,4 +174,30 @@ BOOST_AUTO_TEST_CASE(a_cancelled_coroutine_stops_waiting) {
   BOOST_TEST((time.elapsed() < 1h));
 }
 
+// A handler that owns the timer it waits on: only drop_pending() ends the cycle.
+struct self_owning {
+  bool& destroyed;
+  std::shared_ptr<run_timer> timer;
+  ~self_owning() { destroyed = true; }
+};
+
+BOOST_AUTO_TEST_CASE(drop_pending_destroys_waiting_handlers_without_calling_them) {
+  virtual_time time{1};
+  virtual_time::scope installed{time};
+  asio::io_context io;
+  bool destroyed = false, called = false;
+  {
+    auto owner = std::make_shared<self_owning>(destroyed, nullptr);
+    owner->timer = std::make_shared<run_timer>(io.get_executor());
+    owner->timer->expires_after(1h);
+    owner->timer->async_wait([owner, &called](boost::system::error_code) { called = true; });
+  }
+  io.poll();
+  BOOST_TEST(!destroyed);  // the timer holds the handler, which holds the timer
+  time.drop_pending();
+  BOOST_TEST(destroyed);
+  BOOST_TEST(!called);
+  BOOST_TEST(!time.advance());
+}
+
 }  // namespace

@@ -64,6 +64,13 @@ class virtual_time {
   /// Timers fired so far.
   std::uint64_t fired() const noexcept { return fired_; }
 
+  /// Destroys, without calling them, the handlers of every wait still pending on a timer of
+  /// this virtual time, as destroying an io_context destroys its pending operations. A
+  /// simulation calls it when it ends, before destroying its io_contexts: a pending handler
+  /// may own the timer it waits on (a coroutine frame that holds its timer), a cycle nothing
+  /// else breaks.
+  void drop_pending();
+
   /// The virtual_time installed on this thread, if any.
   static virtual_time* current() noexcept;
 
@@ -84,6 +91,7 @@ class virtual_time {
  private:
   friend class run_timer;
   void schedule(const std::shared_ptr<waiter>& w);
+  void track(const std::shared_ptr<waiter>& w);
 
   struct entry {
     run_clock::time_point at;
@@ -100,6 +108,8 @@ class virtual_time {
   run_clock::time_point start_, now_;
   std::mt19937_64 ties_;
   std::vector<entry> heap_;
+  std::vector<std::weak_ptr<waiter>> timers_;  // every timer made under this time
+  std::size_t prune_timers_at_ = 1024;
   std::uint64_t fired_ = 0;
 };
 

@@ -15,7 +15,9 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -53,12 +55,16 @@ class invariant_checker {
   bool ok() const noexcept { return violations_.empty(); }
 
  private:
+  // What the rules need of each module: ids in one arena and dependencies in one array (a
+  // simulation checks 100,000 modules), constraints in a side table, since few have any.
+  static constexpr std::uint32_t unconstrained = ~std::uint32_t{0};
   struct module_model {
-    std::string id;
-    std::vector<std::uint32_t> deps;
-    std::uint32_t retries = 0;
+    std::uint32_t constraint = unconstrained;  // into constrained_
+    std::uint16_t retries = 0;
     bool always_run = false;
     bool ignore_failure = false;
+  };
+  struct constraint_model {
     bool run_alone = false;
     std::string pool;
     std::uint32_t pool_slots = 0;
@@ -77,7 +83,23 @@ class invariant_checker {
   void start(const event& e);
   void end_attempt(std::uint32_t module);
 
+  std::string_view id(std::uint32_t i) const noexcept {
+    return std::string_view(ids_).substr(id_begin_[i], id_begin_[i + 1] - id_begin_[i]);
+  }
+  std::span<const std::uint32_t> deps(std::uint32_t i) const noexcept {
+    return {deps_.data() + dep_begin_[i], deps_.data() + dep_begin_[i + 1]};
+  }
+  const constraint_model* constraints(std::uint32_t i) const noexcept {
+    const std::uint32_t c = modules_[i].constraint;
+    return c == unconstrained ? nullptr : &constrained_[c];
+  }
+
+  std::string ids_;
+  std::vector<std::uint32_t> id_begin_;  // size + 1 offsets into ids_
+  std::vector<std::uint32_t> deps_;
+  std::vector<std::uint32_t> dep_begin_;  // size + 1 offsets into deps_
   std::vector<module_model> modules_;
+  std::vector<constraint_model> constrained_;
   std::vector<module_state> state_;
   std::map<std::string, std::uint32_t> pool_capacity_;
   std::map<std::string, std::uint32_t> pool_used_;

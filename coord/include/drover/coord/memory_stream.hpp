@@ -22,11 +22,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <algorithm>
 #include <cstddef>
-#include <deque>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
 
 namespace drover::coord {
@@ -42,7 +44,7 @@ class memory_channel {
   void write(const char* data, std::size_t size) {
     std::unique_lock lock(mutex_);
     if (closed_) return;
-    bytes_.insert(bytes_.end(), data, data + size);
+    bytes_.append(data, size);
     complete_waiting(lock);
   }
 
@@ -85,14 +87,18 @@ class memory_channel {
   }
 
   void complete_waiting(std::unique_lock<std::mutex>& lock) {
-    if (!waiting_ || (bytes_.empty() && !closed_)) return;
+    if (!waiting_ || (bytes_.size() == read_from_ && !closed_)) return;
     pending p = std::move(*waiting_);
     waiting_.reset();
-    std::size_t copied = 0;
-    auto* out = static_cast<char*>(p.into.data());
-    while (copied < p.into.size() && !bytes_.empty()) {
-      out[copied++] = bytes_.front();
-      bytes_.pop_front();
+    const std::size_t copied = std::min(p.into.size(), bytes_.size() - read_from_);
+    if (copied > 0) std::memcpy(p.into.data(), bytes_.data() + read_from_, copied);
+    read_from_ += copied;
+    if (read_from_ == bytes_.size()) {
+      bytes_.clear();  // keeps the capacity for the next lines
+      read_from_ = 0;
+    } else if (read_from_ >= bytes_.size() / 2) {
+      bytes_.erase(0, read_from_);  // a slow reader: do not let read bytes pile up
+      read_from_ = 0;
     }
     lock.unlock();
     const boost::system::error_code ec = copied == 0
@@ -102,7 +108,8 @@ class memory_channel {
   }
 
   mutable std::mutex mutex_;
-  std::deque<char> bytes_;
+  std::string bytes_;  // written; the unread ones start at read_from_
+  std::size_t read_from_ = 0;
   std::optional<pending> waiting_;
   bool closed_ = false;
 };

@@ -433,6 +433,8 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   for (auto& inc : incarnations) {
     for (auto& pipe : inc->pipes)
       pipe->close();
+    // A frozen master's run never completed, so its hub still holds it (and it the hub).
+    inc->hub->unbind();
   }
   time.drop_pending();
   incarnations.clear();

@@ -72,14 +72,16 @@ binary_run run_drover(const std::vector<std::string>& args) {
   rusage usage{};
   while (::wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
-  run.wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(bench_clock::now() - started)
-                    .count();
+  run.wall_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(bench_clock::now() - started).count();
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   run.max_rss_kb = usage.ru_maxrss;
   return run;
 }
 
-asio::awaitable<json::value> noop(module_context&) { co_return nullptr; }
+asio::awaitable<json::value> noop(module_context&) {
+  co_return nullptr;
+}
 
 // The simulation's random DAG, with bodies that do nothing, for the engine alone.
 std::int64_t run_engine_alone(std::size_t modules) {
@@ -126,23 +128,42 @@ std::string range(const std::vector<std::int64_t>& v) {
 
 }  // namespace
 
-bool simulation_rows_available() { return drover_binary != nullptr; }
+bool simulation_rows_available() {
+  return drover_binary != nullptr;
+}
 
 simulation_measurement measure_simulation(const simulation_settings& s, std::ostream& progress) {
   simulation_measurement m;
   static const std::regex wall{"\\(([0-9]+) ms wall"};
-  const std::vector<std::string> simulate_args{
-      "simulate",       "--workers",   std::to_string(s.workers),
-      "--modules",      std::to_string(s.modules),
-      "--shape",        "random",      "--seed",
-      "7",              "--fail-rate", "0.01",
-      "--kill-workers", std::to_string(s.kill_workers),
-      "--delay-ms",     "0..2"};
-  const std::vector<std::string> sweep_args{"simulate", "--seeds", "1.." + std::to_string(s.sweep_seeds),
-                                            "--jobs",   "2",       "--workers",
-                                            "50",       "--modules", "1000",
-                                            "--delay-ms", "0..2",  "--faults",
-                                            "all",      "--constrained"};
+  const std::vector<std::string> simulate_args{"simulate",
+                                               "--workers",
+                                               std::to_string(s.workers),
+                                               "--modules",
+                                               std::to_string(s.modules),
+                                               "--shape",
+                                               "random",
+                                               "--seed",
+                                               "7",
+                                               "--fail-rate",
+                                               "0.01",
+                                               "--kill-workers",
+                                               std::to_string(s.kill_workers),
+                                               "--delay-ms",
+                                               "0..2"};
+  const std::vector<std::string> sweep_args{"simulate",
+                                            "--seeds",
+                                            "1.." + std::to_string(s.sweep_seeds),
+                                            "--jobs",
+                                            "2",
+                                            "--workers",
+                                            "50",
+                                            "--modules",
+                                            "1000",
+                                            "--delay-ms",
+                                            "0..2",
+                                            "--faults",
+                                            "all",
+                                            "--constrained"};
   try {
     for (std::size_t round = 1; round <= s.rounds; ++round) {
       progress << "simulation round " << round << "/" << s.rounds << ": simulate" << std::flush;
@@ -150,8 +171,8 @@ simulation_measurement measure_simulation(const simulation_settings& s, std::ost
       std::smatch match;
       if (sim.exit_code != 0 || !std::regex_search(sim.output, match, wall) ||
           sim.output.find("invariants: all held") == std::string::npos) {
-        throw std::runtime_error("drover simulate exited " + std::to_string(sim.exit_code) +
-                                 ":\n" + sim.output);
+        throw std::runtime_error("drover simulate exited " + std::to_string(sim.exit_code) + ":\n" +
+                                 sim.output);
       }
       m.simulate_ms.push_back(std::stoll(match[1]));
       m.peak_rss_kb.push_back(sim.max_rss_kb);

@@ -36,11 +36,11 @@ struct simulation_settings {
 };
 
 struct simulation_measurement {
-  std::vector<std::int64_t> simulate_ms;   ///< the binary's "ms wall", per round
-  std::vector<std::int64_t> peak_rss_kb;   ///< the child's ru_maxrss, per round
-  std::vector<std::int64_t> engine_ms;     ///< the baseline, per round
-  std::vector<std::int64_t> sweep_ms;      ///< the whole sweep child, per round
-  std::string error;                       ///< empty when every round ran and held
+  std::vector<std::int64_t> simulate_ms;  ///< the binary's "ms wall", per round
+  std::vector<std::int64_t> peak_rss_kb;  ///< the child's ru_maxrss, per round
+  std::vector<std::int64_t> engine_ms;    ///< the baseline, per round
+  std::vector<std::int64_t> sweep_ms;     ///< the whole sweep child, per round
+  std::string error;                      ///< empty when every round ran and held
   bool ok() const noexcept { return error.empty(); }
 };
 

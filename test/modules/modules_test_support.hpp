@@ -193,9 +193,11 @@ inline bool eventually(const std::function<bool()>& condition, milliseconds limi
 }
 
 /// True when this process has no child processes left, zombies included: every command a
-/// run started was reaped.
+/// run started was reaped. It reaps nothing itself (WNOWAIT): reaping a child the engine
+/// still owns would free its pid for reuse while the engine may still signal that group.
 inline bool no_children() {
-  return ::waitpid(-1, nullptr, WNOHANG) == -1 && errno == ECHILD;
+  siginfo_t info{};
+  return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == -1 && errno == ECHILD;
 }
 
 /// The lines of `text` split at '\n'.

@@ -204,7 +204,13 @@ child_process::~child_process() {
 }
 
 void child_process::signal_group(int sig) noexcept {
-  if (pid_ > 0 && !reaped_) ::kill(-pid_, sig);
+  if (pid_ <= 0 || reaped_) return;
+  // Only while the leader is still our child, running or a zombie we have not reaped: its pid
+  // then stays taken, and so does the group's id. Reaped by someone else (a waitpid(-1) in
+  // the embedding program), that id may already name an unrelated process group.
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return;
+  ::kill(-pid_, sig);
 }
 
 bool child_process::exited() const noexcept {

@@ -72,8 +72,8 @@ class child_process {
   unique_fd& stderr_pipe() noexcept { return stderr_; }
   unique_fd& exit_fd() noexcept { return pidfd_; }
 
-  /// Sends `sig` to the whole process group. Does nothing once the child is reaped: the group
-  /// id is only reserved for us while the leader is unreaped.
+  /// Sends `sig` to the whole process group. Does nothing once the child is reaped, by us or
+  /// by anyone else: the group id is only reserved for us while the leader is unreaped.
   void signal_group(int sig) noexcept;
 
   /// Collects the exit status; blocks until the child exits, so call it once exit_fd() is

@@ -99,40 +99,55 @@ std::optional<std::string> load_durations(const std::string& file, coord::attemp
   return std::nullopt;
 }
 
+// Each fault kind --faults names, and how it turns that kind on at the intensity of
+// simulation_faults::all().
+struct fault_kind {
+  std::string_view name;
+  void (*enable)(coord::simulation_faults& f, const coord::simulation_faults& all);
+};
+
+using faults_t = coord::simulation_faults;
+constexpr fault_kind fault_kinds[] = {
+    {"fail", [](faults_t& f, const faults_t& all) { f.fail_rate = all.fail_rate; }},
+    {"hang", [](faults_t& f, const faults_t& all) { f.hang_rate = all.hang_rate; }},
+    {"duplicate", [](faults_t& f, const faults_t& all) { f.duplicate_rate = all.duplicate_rate; }},
+    {"stale", [](faults_t& f, const faults_t& all) { f.stale_rate = all.stale_rate; }},
+    {"crash", [](faults_t& f, const faults_t& all) { f.crash_workers = all.crash_workers; }},
+    {"silent", [](faults_t& f, const faults_t& all) { f.silent_workers = all.silent_workers; }},
+    {"slow", [](faults_t& f, const faults_t& all) { f.slow_workers = all.slow_workers; }},
+    {"partition",
+     [](faults_t& f, const faults_t& all) { f.partitioned_workers = all.partitioned_workers; }},
+    {"delay",
+     [](faults_t& f, const faults_t& all) { f.max_message_delay = all.max_message_delay; }},
+    {"master", [](faults_t& f, const faults_t& all) { f.master_restarts = all.master_restarts; }},
+};
+
+// "fail, hang, ..., master": the kinds, for --help and for the error about an unknown one.
+std::string fault_kind_names() {
+  std::string names;
+  for (const fault_kind& kind : fault_kinds)
+    names += (names.empty() ? "" : ", ") + std::string(kind.name);
+  return names;
+}
+
 // Turns on the fault kinds named in `list` ("all" or e.g. "crash,partition,stale").
 std::optional<std::string> apply_fault_list(std::string_view list, coord::simulation_faults& f) {
   const coord::simulation_faults all = coord::simulation_faults::all();
   while (!list.empty()) {
     const auto comma = list.find(',');
-    const std::string_view kind = list.substr(0, comma);
+    const std::string_view name = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-    if (kind == "all") {
+    if (name == "all") {
       f = all;
-    } else if (kind == "fail") {
-      f.fail_rate = all.fail_rate;
-    } else if (kind == "hang") {
-      f.hang_rate = all.hang_rate;
-    } else if (kind == "duplicate") {
-      f.duplicate_rate = all.duplicate_rate;
-    } else if (kind == "stale") {
-      f.stale_rate = all.stale_rate;
-    } else if (kind == "crash") {
-      f.crash_workers = all.crash_workers;
-    } else if (kind == "silent") {
-      f.silent_workers = all.silent_workers;
-    } else if (kind == "slow") {
-      f.slow_workers = all.slow_workers;
-    } else if (kind == "partition") {
-      f.partitioned_workers = all.partitioned_workers;
-    } else if (kind == "delay") {
-      f.max_message_delay = all.max_message_delay;
-    } else if (kind == "master") {
-      f.master_restarts = all.master_restarts;
-    } else {
-      return "--faults: unknown fault '" + std::string(kind) +
-             "' (all, fail, hang, duplicate, stale, crash, silent, slow, partition, delay, "
-             "master)";
+      continue;
     }
+    const auto* kind = std::find_if(std::begin(fault_kinds), std::end(fault_kinds),
+                                    [&](const fault_kind& k) { return k.name == name; });
+    if (kind == std::end(fault_kinds)) {
+      return "--faults: unknown fault '" + std::string(name) + "' (all, " + fault_kind_names() +
+             ")";
+    }
+    kind->enable(f, all);
   }
   return std::nullopt;
 }
@@ -285,6 +300,7 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   int retries = 3;
   std::string shape_name = "random", delay = "0", faults, seeds, pipeline_file, durations_file, mix,
               trace_file, report_file;
+  const std::string fault_help = "all, or a list of: " + fault_kind_names();
   po::options_description options{"Options"};
   options.add_options()("help,h", "print this help and exit")(
       "workers", po::value(&workers)->default_value(workers), "simulated workers (1 to 10,000)")(
@@ -301,10 +317,8 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
       "seed", po::value(&seed)->default_value(seed), "seeds the shape, delays and every fault")(
       "seeds", po::value(&seeds), "A..B: run every seed from A to B; print the failing ones")(
       "jobs", po::value(&jobs)->default_value(jobs), "with --seeds: seeds run at once")(
-      "faults", po::value(&faults),
-      "all, or a list of: fail, hang, duplicate, stale, crash, "
-      "silent, slow, partition, delay, master")("fail-rate", po::value(&fail_rate),
-                                                "chance in [0, 1] that an attempt fails")(
+      "faults", po::value(&faults), fault_help.c_str())("fail-rate", po::value(&fail_rate),
+                                                        "chance in [0, 1] that an attempt fails")(
       "retries", po::value(&retries)->default_value(retries), "retries per generated module")(
       "kill-workers", po::value(&kill)->default_value(kill),
       "workers that die (close without a word) during the run")(

@@ -511,6 +511,17 @@ int run_all(const bench_settings& settings, bool tbb_left_out) {
   return 0;
 }
 
+// A usage error for any of `flags` given with `benchmark`, which has its own shapes.
+void refuse_flags(const po::variables_map& vm, std::initializer_list<const char*> flags,
+                  std::string_view benchmark, std::string_view why) {
+  for (const char* flag : flags) {
+    if (!vm[flag].defaulted()) {
+      throw usage_error(std::string("--") + flag + " does not apply to " + std::string(benchmark) +
+                        ", which " + std::string(why));
+    }
+  }
+}
+
 int main_with_exceptions(int argc, char** argv) {
   po::options_description visible("Options");
   visible.add_options()("help,h", "print this help and exit")(
@@ -602,13 +613,9 @@ int main_with_exceptions(int argc, char** argv) {
   }
 
   if (vm["journal"].as<bool>()) {
-    for (const char* flag :
-         {"workload", "threads", "sizes", "contender", "remote-workers", "remote-modules"}) {
-      if (!vm[flag].defaulted()) {
-        throw usage_error(std::string("--") + flag +
-                          " does not apply to --journal, which runs its own two shapes");
-      }
-    }
+    refuse_flags(vm,
+                 {"workload", "threads", "sizes", "contender", "remote-workers", "remote-modules"},
+                 "--journal", "runs its own two shapes");
     journal_settings journal;
     journal.rounds = settings.rounds;
     journal.independent_modules = settings.quick && vm["journal-modules"].defaulted()
@@ -623,22 +630,14 @@ int main_with_exceptions(int argc, char** argv) {
   }
 
   if (vm["ordering"].as<bool>()) {
-    for (const char* flag : {"workload", "threads", "sizes", "contender"}) {
-      if (!vm[flag].defaulted()) {
-        throw usage_error(std::string("--") + flag +
-                          " does not apply to --ordering, which runs its own fixed shapes");
-      }
-    }
+    refuse_flags(vm, {"workload", "threads", "sizes", "contender"}, "--ordering",
+                 "runs its own fixed shapes");
     return run_ordering(settings);
   }
 
   if (vm["simulation"].as<bool>()) {
-    for (const char* flag : {"workload", "threads", "sizes", "contender"}) {
-      if (!vm[flag].defaulted()) {
-        throw usage_error(std::string("--") + flag +
-                          " does not apply to --simulation, which runs its own pipelines");
-      }
-    }
+    refuse_flags(vm, {"workload", "threads", "sizes", "contender"}, "--simulation",
+                 "runs its own pipelines");
     simulation_settings simulation;
     simulation.rounds = settings.rounds;
     if (settings.quick) {
@@ -651,12 +650,8 @@ int main_with_exceptions(int argc, char** argv) {
   }
 
   if (vm["remote"].as<bool>()) {
-    for (const char* flag : {"workload", "threads", "sizes", "contender"}) {
-      if (!vm[flag].defaulted()) {
-        throw usage_error(std::string("--") + flag +
-                          " does not apply to --remote, which runs its own noop modules");
-      }
-    }
+    refuse_flags(vm, {"workload", "threads", "sizes", "contender"}, "--remote",
+                 "runs its own noop modules");
     remote_settings remote;
     remote.rounds = settings.rounds;
     remote.workers = parse_worker_counts(settings.quick && vm["remote-workers"].defaulted()

@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +53,10 @@ bool restart_peak_rss() {
 }
 
 child_outcome run_self(const std::vector<std::string>& args) {
+  return run_program("/proc/self/exe", args);
+}
+
+child_outcome run_program(const std::string& program, const std::vector<std::string>& args) {
   int pipe_ends[2];
   // Close-on-exec: the child keeps only the copy dup2 makes on its stdout.
   if (::pipe2(pipe_ends, O_CLOEXEC) != 0) {
@@ -62,21 +67,21 @@ child_outcome run_self(const std::vector<std::string>& args) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipe_ends[1], STDOUT_FILENO);
 
-  std::string self = "/proc/self/exe";
+  std::string path = program;
   std::vector<char*> argv;
-  argv.push_back(self.data());
+  argv.push_back(path.data());
   std::vector<std::string> copies = args;
   for (auto& a : copies)
     argv.push_back(a.data());
   argv.push_back(nullptr);
 
   pid_t pid = 0;
-  const int spawned = ::posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
+  const int spawned = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_ends[1]);
   if (spawned != 0) {
     ::close(pipe_ends[0]);
-    throw std::system_error(spawned, std::generic_category(), "posix_spawn of drover-bench");
+    throw std::system_error(spawned, std::generic_category(), "posix_spawn of " + program);
   }
 
   child_outcome outcome;
@@ -92,9 +97,11 @@ child_outcome run_self(const std::vector<std::string>& args) {
   ::close(pipe_ends[0]);
 
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "waitpid");
+  rusage usage{};
+  while (::wait4(pid, &status, 0, &usage) < 0) {
+    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "wait4");
   }
+  outcome.max_rss_kb = usage.ru_maxrss;
   if (WIFEXITED(status)) {
     outcome.exit_code = WEXITSTATUS(status);
     if (outcome.exit_code != 0) {

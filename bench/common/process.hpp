@@ -29,11 +29,18 @@ struct child_outcome {
   std::string output;   ///< everything the child wrote to stdout
   int exit_code = -1;   ///< -1 when it did not exit normally
   std::string failure;  ///< empty when it exited 0; otherwise how it ended
+  /// The child's ru_maxrss. Linux counts the spawning parent's RSS into it (see
+  /// peak_rss_bytes), so it means the child's peak only when this process is much smaller.
+  long long max_rss_kb = 0;
 };
 
 /// The path of the drover binary CMake built beside drover-bench, or nullptr when it built
 /// none (DROVER_BUILD_APP=OFF): --remote starts its workers, --simulation runs it.
 const char* drover_binary_path() noexcept;
+
+/// Runs `program` with `args` (argv[1...]), stdout captured, stderr shared with ours, and
+/// waits for it.
+child_outcome run_program(const std::string& program, const std::vector<std::string>& args);
 
 /// Runs this program again with `args` (argv[1...]), stdout captured, stderr shared with ours,
 /// and waits for it.

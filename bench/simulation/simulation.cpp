@@ -9,10 +9,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json/array.hpp>
 
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <iomanip>
 #include <optional>
@@ -29,53 +25,17 @@ namespace {
 
 const char* const drover_binary = drover_binary_path();
 
+// `drover` with `args`, timed as a whole process.
 struct binary_run {
-  std::string output;
-  int exit_code = -1;
+  child_outcome outcome;
   std::int64_t wall_ms = 0;
-  std::int64_t max_rss_kb = 0;
 };
 
-// Runs the drover binary with `args`, its stdout captured, and reaps it with wait4 for its
-// peak RSS. This process is small when it forks, so ru_maxrss is the child's own.
 binary_run run_drover(const std::vector<std::string>& args) {
-  int out[2];
-  if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
-  std::vector<std::string> storage{drover_binary};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : storage)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
   const auto started = bench_clock::now();
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    ::dup2(out[1], STDOUT_FILENO);
-    ::close(out[0]);
-    ::close(out[1]);
-    ::execv(drover_binary, argv.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  binary_run run;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    run.output.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(out[0]);
-  int status = 0;
-  rusage usage{};
-  while (::wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
-  }
+  binary_run run{run_program(drover_binary, args)};
   run.wall_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(bench_clock::now() - started).count();
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.max_rss_kb = usage.ru_maxrss;
   return run;
 }
 
@@ -169,20 +129,21 @@ simulation_measurement measure_simulation(const simulation_settings& s, std::ost
       progress << "simulation round " << round << "/" << s.rounds << ": simulate" << std::flush;
       const binary_run sim = run_drover(simulate_args);
       std::smatch match;
-      if (sim.exit_code != 0 || !std::regex_search(sim.output, match, wall) ||
-          sim.output.find("invariants: all held") == std::string::npos) {
-        throw std::runtime_error("drover simulate exited " + std::to_string(sim.exit_code) + ":\n" +
-                                 sim.output);
+      if (sim.outcome.exit_code != 0 || !std::regex_search(sim.outcome.output, match, wall) ||
+          sim.outcome.output.find("invariants: all held") == std::string::npos) {
+        throw std::runtime_error("drover simulate exited " + std::to_string(sim.outcome.exit_code) +
+                                 ":\n" + sim.outcome.output);
       }
       m.simulate_ms.push_back(std::stoll(match[1]));
-      m.peak_rss_kb.push_back(sim.max_rss_kb);
+      m.peak_rss_kb.push_back(sim.outcome.max_rss_kb);
       progress << ", engine alone" << std::flush;
       m.engine_ms.push_back(run_engine_alone(s.modules));
       progress << ", sweep" << std::flush;
       const binary_run sweep = run_drover(sweep_args);
-      if (sweep.exit_code != 0 || sweep.output.find(": 0 broke an invariant") == std::string::npos)
-        throw std::runtime_error("the sweep exited " + std::to_string(sweep.exit_code) + ":\n" +
-                                 sweep.output);
+      if (sweep.outcome.exit_code != 0 ||
+          sweep.outcome.output.find(": 0 broke an invariant") == std::string::npos)
+        throw std::runtime_error("the sweep exited " + std::to_string(sweep.outcome.exit_code) +
+                                 ":\n" + sweep.outcome.output);
       m.sweep_ms.push_back(sweep.wall_ms);
       progress << '\n';
     }

@@ -28,9 +28,8 @@ std::string violation::describe() const {
   return out;
 }
 
-invariant_checker::invariant_checker(const plan& p,
-                                     std::unordered_set<std::string> journaled_succeeded)
-    : modules_(p.size()), state_(p.size()), journaled_(std::move(journaled_succeeded)) {
+invariant_checker::invariant_checker(const plan& p)
+    : modules_(p.size()), state_(p.size()), journaled_(p.size(), false) {
   for (const auto& [name, capacity] : p.pipeline().pools)
     pool_capacity_[name] = capacity;
   id_begin_.reserve(p.size() + 1);
@@ -133,7 +132,7 @@ void invariant_checker::on_event(const event& e) {
 void invariant_checker::start(const event& e) {
   const module_model& m = modules_[e.index];
   module_state& s = state_[e.index];
-  if (!journaled_.empty() && journaled_.contains(std::string(id(e.index))))
+  if (journaled_[e.index])
     report("journaled success not run again", e.seq, e.index, "started after a resume");
   if (s.finished) report("exactly one accepted result", e.seq, e.index, "started after it ended");
   if (s.running) report("no attempt lost", e.seq, e.index, "a second attempt while one is running");
@@ -198,8 +197,8 @@ void invariant_checker::resume(const std::unordered_set<std::string>& now_succee
   for (std::uint32_t i = 0; i < state_.size(); ++i) {
     end_attempt(i);
     state_[i] = module_state{};
+    journaled_[i] = now_succeeded.contains(std::string(id(i)));
   }
-  journaled_ = now_succeeded;
 }
 
 void invariant_checker::finish(const run_report& r) {

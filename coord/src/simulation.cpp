@@ -95,14 +95,14 @@ milliseconds longest_attempt(const simulation_options& o) {
   return longest;
 }
 
-std::unordered_set<std::string> journaled_successes(const std::string& storage, const plan& p) {
-  auto copy = std::make_shared<std::string>(storage);
-  auto journal = run_journal::open_in_memory(copy, {.mode = durability::relaxed, .resume = true});
+// The modules `journal` (opened with resume) records as succeeded.
+std::unordered_set<std::string> journaled_successes(const run_journal& journal, const plan& p) {
   std::unordered_set<std::string> succeeded;
   for (plan::index i = 0; i < p.size(); ++i) {
-    const auto* m = journal->previous(std::string(p.id(i)));
+    std::string id(p.id(i));
+    const auto* m = journal.previous(id);
     if (m && (m->status == module_status::succeeded || m->status == module_status::cached))
-      succeeded.emplace(p.id(i));
+      succeeded.insert(std::move(id));
   }
   return succeeded;
 }
@@ -137,17 +137,14 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   }
   std::optional<plan> next_plan = std::move(prepared.plan);
   invariant_checker check{*next_plan};
-  std::vector<std::vector<plan::index>> predecessors(next_plan->size());
   milliseconds longest_timeout{0};
-  for (plan::index i = 0; i < next_plan->size(); ++i) {
-    predecessors[i].assign(next_plan->predecessors(i).begin(), next_plan->predecessors(i).end());
+  for (plan::index i = 0; i < next_plan->size(); ++i)
     longest_timeout = std::max(longest_timeout, next_plan->timeout(i).value_or(milliseconds{0}));
-  }
 
   const std::size_t capacity = std::max<std::size_t>(o.workers * o.slots, 1);
   const milliseconds mean = (o.min_delay + std::max(o.min_delay, o.max_delay)) / 2;
-  const milliseconds within = f.within.value_or(std::max(
-      milliseconds{50}, mean * static_cast<std::int64_t>(predecessors.size() / capacity + 1)));
+  const milliseconds within = f.within.value_or(
+      std::max(milliseconds{50}, mean * static_cast<std::int64_t>(check.size() / capacity + 1)));
   const std::vector<worker_plan> worker_faults = draw_worker_faults(o, within, rng);
   std::vector<milliseconds> master_deaths;
   for (std::size_t k = 0; k < f.master_restarts; ++k) {
@@ -167,7 +164,7 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
     std::string name = "sim-" + std::to_string(w);
     rec.usage.emplace(name, worker_usage{name});
   }
-  rec.running.resize(predecessors.size());
+  rec.running.resize(check.size());
   rec.last_progress = time.now();
   const run_clock::time_point start = time.now();
   const auto journal_storage =
@@ -186,10 +183,10 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
       journal = run_journal::open_in_memory(journal_storage, {.resume = k > 0});
       if (k > 0) {
         next_plan = std::move(prepare(*again).plan);
-        check.resume(journaled_successes(*journal_storage, *next_plan));
+        check.resume(journaled_successes(*journal, *next_plan));
         rec.line("- master restarted\n");
         for (auto& a : rec.running)
-          a.active = false;
+          a.worker = nullptr;  // frozen with the dead master
       }
     }
     worker_hub::settings hub_settings;
@@ -327,10 +324,10 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
 
   // The critical path: from the module that finished last, back through the dependency
   // each one waited for longest.
-  if (out.report.modules.size() == predecessors.size()) {
-    std::vector<std::optional<wall_clock::time_point>> finished(predecessors.size());
+  if (out.report.modules.size() == check.size()) {
+    std::vector<std::optional<wall_clock::time_point>> finished(check.size());
     std::optional<plan::index> at;
-    for (plan::index i = 0; i < predecessors.size(); ++i) {
+    for (plan::index i = 0; i < check.size(); ++i) {
       const module_result m = out.report.modules[i];
       if (m.attempts == 0) continue;  // never ran here: reused, skipped or cancelled
       finished[i] = m.finished_at;
@@ -339,7 +336,7 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
     while (at) {
       out.critical_path.emplace_back(out.report.modules[*at].id);
       std::optional<plan::index> before;
-      for (plan::index d : predecessors[*at]) {
+      for (plan::index d : check.deps(*at)) {
         if (finished[d] && (!before || *finished[d] > *finished[*before])) before = d;
       }
       at = before;

@@ -29,11 +29,11 @@ struct recorder {
   run_clock::time_point last_progress;
   std::map<std::string, worker_usage, std::less<>> usage;
   struct attempt_on {
-    std::string worker;
+    worker_usage* worker = nullptr;  // null while the module runs no attempt
     run_clock::time_point since;
-    bool active = false;
   };
   std::vector<attempt_on> running;
+  std::string text;  // the line being written, reused so that an event allocates nothing
 
   void line(std::string_view text) {
     for (unsigned char c : text)
@@ -48,7 +48,7 @@ struct recorder {
     if (e.index < running.size() && !e.module.empty()) account(e);
     // "<virtual µs> <seq> <type> <module> <attempt> <worker> <status> <message>"
     char number[24];
-    std::string text;
+    text.clear();
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(time.elapsed());
     text.append(number, std::to_chars(number, number + sizeof number, micros.count()).ptr);
     text += ' ';
@@ -74,18 +74,19 @@ struct recorder {
   void account(const event& e) {
     attempt_on& a = running[e.index];
     if (e.type == event_type::module_started) {
-      a = {std::string(e.worker), time.now(), true};
+      auto it = usage.find(e.worker);
+      if (it == usage.end())
+        it = usage.emplace(e.worker, worker_usage{std::string(e.worker)}).first;
+      a = {&it->second, time.now()};
       return;
     }
     const bool ends = e.type == event_type::module_retrying ||
                       e.type == event_type::module_reassigned ||
                       e.type == event_type::module_finished;
-    if (!ends || !a.active) return;
-    a.active = false;
-    auto it = usage.find(a.worker);
-    if (it == usage.end()) it = usage.emplace(a.worker, worker_usage{a.worker}).first;
-    it->second.busy += time.now() - a.since;
-    ++it->second.attempts;
+    if (!ends || a.worker == nullptr) return;
+    a.worker->busy += time.now() - a.since;
+    ++a.worker->attempts;
+    a.worker = nullptr;
   }
 };
 

@@ -36,10 +36,8 @@ struct violation {
 
 class invariant_checker {
  public:
-  /// Checks runs of `plan`. `journaled_succeeded` are modules an earlier run recorded
-  /// succeeded: none of them may start again.
-  explicit invariant_checker(const plan& plan,
-                             std::unordered_set<std::string> journaled_succeeded = {});
+  /// Checks runs of `plan`.
+  explicit invariant_checker(const plan& plan);
 
   /// Checks one event of the run.
   void on_event(const event& e);
@@ -53,6 +51,16 @@ class invariant_checker {
 
   const std::vector<violation>& violations() const noexcept { return violations_; }
   bool ok() const noexcept { return violations_.empty(); }
+
+  /// The plan's shape as the checker keeps it, for callers that no longer hold the plan (a
+  /// run consumes it): how many modules, a module's id, its dependencies' indices.
+  std::size_t size() const noexcept { return modules_.size(); }
+  std::string_view id(std::uint32_t i) const noexcept {
+    return std::string_view(ids_).substr(id_begin_[i], id_begin_[i + 1] - id_begin_[i]);
+  }
+  std::span<const std::uint32_t> deps(std::uint32_t i) const noexcept {
+    return {deps_.data() + dep_begin_[i], deps_.data() + dep_begin_[i + 1]};
+  }
 
  private:
   // What the rules need of each module: ids in one arena and dependencies in one array (a
@@ -83,12 +91,6 @@ class invariant_checker {
   void start(const event& e);
   void end_attempt(std::uint32_t module);
 
-  std::string_view id(std::uint32_t i) const noexcept {
-    return std::string_view(ids_).substr(id_begin_[i], id_begin_[i + 1] - id_begin_[i]);
-  }
-  std::span<const std::uint32_t> deps(std::uint32_t i) const noexcept {
-    return {deps_.data() + dep_begin_[i], deps_.data() + dep_begin_[i + 1]};
-  }
   const constraint_model* constraints(std::uint32_t i) const noexcept {
     const std::uint32_t c = modules_[i].constraint;
     return c == unconstrained ? nullptr : &constrained_[c];
@@ -105,7 +107,7 @@ class invariant_checker {
   std::map<std::string, std::uint32_t> pool_used_;
   std::map<std::string, std::uint32_t> keys_held_;
   std::map<std::string, std::pair<std::uint32_t, std::uint32_t>> claims_held_;  // readers, writers
-  std::unordered_set<std::string> journaled_;
+  std::vector<bool> journaled_;  // per module: recorded succeeded before a resume
   std::uint32_t running_ = 0;
   bool alone_running_ = false;
   std::uint64_t last_step_ = 0;

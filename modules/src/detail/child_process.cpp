@@ -155,6 +155,10 @@ child_process child_process::start(const command_spec& cmd) {
   ::posix_spawn_file_actions_adddup2(&settings.actions_, out.write_end.get(), STDOUT_FILENO);
   ::posix_spawn_file_actions_adddup2(&settings.actions_, err.write_end.get(), STDERR_FILENO);
   if (!cmd.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&settings.actions_, cmd.cwd.c_str());
+  // Nothing else of this process reaches the command: a descriptor opened without CLOEXEC
+  // (Asio opens its sockets so) would otherwise keep, say, a service's listening port bound
+  // for as long as the command or anything it left behind lives.
+  ::posix_spawn_file_actions_addclosefrom_np(&settings.actions_, STDERR_FILENO + 1);
 
   // Its own process group, so that stopping it reaches everything it started. Signal
   // dispositions and mask are reset because the embedding program's (SIGPIPE ignored, signals

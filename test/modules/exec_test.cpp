@@ -556,7 +556,17 @@ BOOST_AUTO_TEST_CASE(an_engine_timeout_kills_a_group_that_ignores_sigterm,
       drover::run_options options;
       options.workers = workers;
       options.cancel_grace = 5s;
-      const auto out = run(std::move(p), options);
+      auto out = run(drover::pipeline(p), options);
+      // Twice in CI (never on a development machine) a shell of this test died of SIGKILL
+      // before it ran its first command, with no stop sent by drover (the reason would name
+      // the timeout): a kill from outside the process. That case alone runs again, once.
+      for (std::string id : {"ignores_term1", "ignores_term2"}) {
+        if (out[id].reason == "killed by signal 9" && read_pids(dir / id).empty()) {
+          BOOST_TEST_MESSAGE(id << " was killed from outside before it started; again");
+          out = run(std::move(p), options);
+          break;
+        }
+      }
       for (std::string id : {"ignores_term1", "ignores_term2"}) {
         BOOST_TEST_CONTEXT(id) {
           BOOST_TEST(out[id].status == module_status::timed_out, out[id].reason);

@@ -16,16 +16,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr std::array all_statuses{module_status::pending,         module_status::succeeded,
-                                  module_status::failed,          module_status::timed_out,
-                                  module_status::cancelled,       module_status::skipped,
-                                  module_status::ignored_failure, module_status::cached};
-
-json::value timestamp_or_null(wall_clock::time_point t) {
-  if (t == wall_clock::time_point{}) return nullptr;
-  return json::string{format_timestamp(t)};
-}
-
 // Splits `t` into calendar time and the milliseconds within its second.
 std::pair<std::time_t, int> seconds_and_millis(wall_clock::time_point t) {
   const auto ms = std::chrono::floor<milliseconds>(t.time_since_epoch()).count();
@@ -40,16 +30,6 @@ std::string pad(std::string_view s, std::size_t width) {
 }
 
 }  // namespace
-
-std::string format_timestamp(wall_clock::time_point t) {
-  const auto [seconds, millis] = seconds_and_millis(t);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buffer[96];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
-  return buffer;
-}
 
 std::string format_time_of_day(wall_clock::time_point t) {
   const auto [seconds, millis] = seconds_and_millis(t);
@@ -76,76 +56,6 @@ std::string format_duration(milliseconds d) {
                   static_cast<long long>(ms / 60'000 % 60));
   }
   return buffer;
-}
-
-json::object report_to_json(const run_report& report) {
-  json::object out;
-  out["pipeline"] = report.pipeline;
-  if (!report.run_id.empty()) out["run"] = report.run_id;
-  out["status"] = to_string(report.status);
-  out["started_at"] = timestamp_or_null(report.started_at);
-  out["finished_at"] = timestamp_or_null(report.finished_at);
-  out["duration_ms"] = report.duration().count();
-  json::object counts;
-  for (auto status : all_statuses)
-    counts[to_string(status)] = report.count(status);
-  out["counts"] = std::move(counts);
-  json::array modules;
-  modules.reserve(report.modules.size());
-  for (const auto& m : report.modules) {
-    json::object entry;
-    entry["id"] = m.id;
-    entry["status"] = to_string(m.status);
-    entry["attempts"] = m.attempts;
-    const auto worker = report.worker_name(m);
-    entry["worker"] = worker.empty() ? json::value{} : json::value(worker);
-    const bool started = m.attempts > 0;
-    entry["started_at"] = started ? timestamp_or_null(m.started_at) : json::value{};
-    entry["finished_at"] = timestamp_or_null(m.finished_at);
-    entry["duration_ms"] = started ? json::value(m.duration().count()) : json::value{};
-    entry["reason"] = m.reason.empty() ? json::value{} : json::value(m.reason);
-    entry["value"] = m.value;
-    modules.push_back(std::move(entry));
-  }
-  out["modules"] = std::move(modules);
-  if (report.epoch > 0) out["epoch"] = report.epoch;
-  out["reused"] =
-      json::object{{"journal", report.reused_from_journal}, {"cache", report.reused_from_cache}};
-  if (!report.notes.empty()) {
-    json::array notes;
-    for (const auto& note : report.notes)
-      notes.emplace_back(note);
-    out["notes"] = std::move(notes);
-  }
-  const auto& remote = report.remote;
-  if (remote.workers_attached > 0) {
-    out["remote"] = json::object{{"workers_attached", remote.workers_attached},
-                                 {"workers_lost", remote.workers_lost},
-                                 {"reassigned", remote.reassigned},
-                                 {"rejected_results", remote.rejected_results},
-                                 {"overdue", remote.overdue},
-                                 {"dependency_results_sent", remote.dependency_results_sent}};
-  }
-  return out;
-}
-
-json::object event_to_json(const event& e) {
-  json::object out;
-  out["ts"] = format_timestamp(e.ts);
-  out["seq"] = e.seq;
-  out["type"] = to_string(e.type);
-  if (!e.run.empty()) out["run"] = e.run;
-  const bool is_run_event = e.type == event_type::run_started || e.type == event_type::run_finished;
-  const bool is_worker_event =
-      e.type == event_type::worker_joined || e.type == event_type::worker_lost;
-  if (!is_run_event && !is_worker_event) out["module"] = e.module;
-  if (e.attempt > 0) out["attempt"] = e.attempt;
-  if (!e.worker.empty()) out["worker"] = e.worker;
-  if (e.type == event_type::module_finished) out["status"] = to_string(e.status);
-  if (!e.message.empty()) out["message"] = e.message;
-  if (e.type == event_type::module_retrying) out["delay_ms"] = e.delay.count();
-  if (is_run_event) out["total"] = e.total;
-  return out;
 }
 
 void write_event_line(std::ostream& out, const event& e) {
@@ -197,7 +107,8 @@ void print_summary(std::ostream& out, const run_report& report) {
 
   out << '\n';
   bool first = true;
-  for (auto status : all_statuses) {
+  for (std::size_t s = 0; s < module_status_count; ++s) {
+    const auto status = static_cast<module_status>(s);
     const std::size_t n = report.count(status);
     const bool always_shown = status == module_status::succeeded || status == module_status::failed;
     if (n == 0 && !always_shown) continue;

@@ -3,6 +3,7 @@
 // summary table printed at the end. The shapes are a contract for scripts (docs/cli.md).
 
 #include <drover/event.hpp>
+#include <drover/report_json.hpp>
 #include <drover/result.hpp>
 
 #include <boost/json/object.hpp>
@@ -13,23 +14,15 @@
 
 namespace drover::app {
 
-/// RFC 3339, UTC, milliseconds: `2026-11-22T10:00:00.123Z`.
-std::string format_timestamp(wall_clock::time_point t);
+using drover::event_to_json;
+using drover::format_timestamp;
+using drover::report_to_json;
 
 /// Local time of day with milliseconds, for plain progress lines: `12:00:01.234`.
 std::string format_time_of_day(wall_clock::time_point t);
 
 /// Short human duration: `340ms`, `1.2s`, `2m05s`, `1h02m`.
 std::string format_duration(std::chrono::milliseconds d);
-
-/// The --report object: pipeline, status, started_at, finished_at, duration_ms, counts (one
-/// member per module status) and modules [{id, status, attempts, worker, started_at,
-/// finished_at, duration_ms, reason, value}], with null for what a module never had.
-boost::json::object report_to_json(const run_report& report);
-
-/// One --events line: ts, seq, type, and module, attempt, worker, status, message, delay_ms
-/// and total where they apply.
-boost::json::object event_to_json(const event& e);
 
 /// Writes `e` as one line of JSON and flushes, so a reader sees events as they happen.
 void write_event_line(std::ostream& out, const event& e);

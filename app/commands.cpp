@@ -53,6 +53,13 @@ constexpr std::string_view top_usage =
     "  graph FILE      print the dependency graph (--format dot|mermaid)\n"
     "  worker          run modules for a master: worker --connect HOST:PORT\n"
     "  simulate        a master and simulated workers in one process, with faults\n"
+    "  serve           a long-running service: runs submitted pipelines, HTTP API, metrics\n"
+    "  submit FILE     submit a pipeline to drover serve; prints the run's id\n"
+    "  status [RUN]    the service's runs, or one run and its modules\n"
+    "  wait RUN        wait for a run of the service to finish (exit code as for run)\n"
+    "  cancel RUN      cancel a run of the service\n"
+    "  workers         the service's workers and their load\n"
+    "  drain WORKER    let a worker of the service finish its attempts and go\n"
     "\n"
     "Options:\n"
     "  -h [ --help ]   show this help; `drover <command> --help` for a command's options\n"
@@ -299,6 +306,8 @@ std::size_t hardware_threads() {
   return std::max<std::size_t>(std::thread::hardware_concurrency(), 1);
 }
 
+}  // namespace
+
 // "HOST:PORT", "[::1]:PORT" or ":PORT" (loopback), or nothing when it is not one of those.
 std::optional<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
   const auto colon = text.rfind(':');
@@ -320,27 +329,26 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_listen(const std::str
 }
 
 // The token in `file`: its first line without surrounding whitespace. Never printed.
-std::optional<std::string> read_token_file(const std::string& file, std::ostream& err) {
+std::optional<std::string> read_token_file(const std::string& file, std::ostream& err,
+                                           std::string_view command) {
   std::ifstream in{file};
   std::string token;
   if (!in || !std::getline(in, token)) {
     if (in.is_open() && in.eof()) {
-      err << "drover run: the token file '" << file << "' is empty\n";
+      err << "drover " << command << ": the token file '" << file << "' is empty\n";
     } else {
-      err << "drover run: cannot read the token file '" << file << "'\n";
+      err << "drover " << command << ": cannot read the token file '" << file << "'\n";
     }
     return std::nullopt;
   }
   const auto first = token.find_first_not_of(" \t\r\n\f\v");
   const auto last = token.find_last_not_of(" \t\r\n\f\v");
   if (first == std::string::npos) {
-    err << "drover run: the first line of the token file '" << file << "' is empty\n";
+    err << "drover " << command << ": the first line of the token file '" << file << "' is empty\n";
     return std::nullopt;
   }
   return token.substr(first, last - first + 1);
 }
-
-}  // namespace
 
 int run_command(const run_settings& settings, std::ostream& out, std::ostream& err) {
   // The warnings are about what the cache would take: said only when there is one.

@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "service_command.hpp"
 #include "simulate_command.hpp"
 #include "worker_command.hpp"
 
@@ -17,6 +18,10 @@ int main(int argc, char* argv[]) {
     if (argc > 1 && std::string_view{argv[1]} == "simulate") {
       const std::vector<std::string> args(argv + 2, argv + argc);
       return drover::app::simulate_command(args, std::cout, std::cerr);
+    }
+    if (argc > 1 && drover::app::is_service_command(argv[1])) {
+      const std::vector<std::string> args(argv + 2, argv + argc);
+      return drover::app::service_command(argv[1], args, std::cout, std::cerr);
     }
     return drover::app::main_command(argc, argv, std::cout, std::cerr);
   } catch (const std::exception& e) {

@@ -12,12 +12,15 @@ required=(
   libboost-program-options1.81-dev
   libboost-test1.81-dev
   libssl-dev
+  python3-prometheus-client
 )
-# Only the benchmarks use TBB, and only the drover binary's speed depends on tcmalloc
-# (app/CMakeLists.txt); a machine without them still builds and tests drover.
+# Only the benchmarks use TBB, only the drover binary's speed depends on tcmalloc
+# (app/CMakeLists.txt), and only the dashboard test drives Chromium (it is skipped, saying so,
+# without it); a machine without them still builds and tests drover.
 optional=(
   libtbb-dev
   libgoogle-perftools-dev
+  chromium
 )
 
 is_installed() {
@@ -66,10 +69,10 @@ if ((${#missing_required[@]} > 0)); then
 fi
 
 if ((${#missing_optional[@]} > 0)); then
-  echo "install-deps: installing optional ${missing_optional[*]} (benchmarks only)"
+  echo "install-deps: installing optional ${missing_optional[*]} (benchmarks and the dashboard test)"
   if ! apt_get install -y -q --no-install-recommends "${missing_optional[@]}"; then
-    echo "install-deps: could not install ${missing_optional[*]}; benchmarks that need it" \
-      "will be left out" >&2
+    echo "install-deps: could not install ${missing_optional[*]}; the benchmarks and tests" \
+      "that need it will be left out or skipped" >&2
   fi
 fi
 

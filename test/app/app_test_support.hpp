@@ -180,18 +180,21 @@ bool eventually(Condition condition, std::chrono::milliseconds limit = 10s) {
 }
 
 /// The port from the "drover: listening on 127.0.0.1:PORT" line a master (`drover run
-/// --listen 127.0.0.1:0`) running in `dir` writes to its stderr, once it is there.
-inline std::optional<std::string> wait_for_port(const fs::path& dir) {
+/// --listen 127.0.0.1:0`) running in `dir` writes to its stderr, once it is there. `what`
+/// names another such line: "http listening on" for `drover serve --http`.
+inline std::optional<std::string> wait_for_port(const fs::path& dir,
+                                                const std::string& what = "drover: listening on",
+                                                std::chrono::milliseconds limit = 10s) {
   std::optional<std::string> port;
+  const std::regex listening{what + " 127\\.0\\.0\\.1:([0-9]+)"};
   eventually(
       [&] {
-        static const std::regex listening{"drover: listening on 127\\.0\\.0\\.1:([0-9]+)"};
         std::smatch match;
         const std::string err = read_file(dir / ".drover-stderr");
         if (std::regex_search(err, match, listening)) port = match[1];
         return port.has_value();
       },
-      10s);
+      limit);
   return port;
 }
 

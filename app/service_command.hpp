@@ -1,0 +1,29 @@
+#pragma once
+// `drover serve` and the commands that talk to it: submit, status, wait, cancel, workers and
+// drain (docs/service.md).
+
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/variables_map.hpp>
+
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace drover::app {
+
+/// Whether `name` is one of the service commands.
+bool is_service_command(std::string_view name);
+
+/// Runs service command `command` with the arguments after it.
+int service_command(const std::string& command, const std::vector<std::string>& args,
+                    std::ostream& out, std::ostream& err);
+
+/// The options of `drover serve` (serve_command.cpp).
+void add_serve_options(boost::program_options::options_description& options);
+
+/// `drover serve` with its parsed options: runs until SIGINT or SIGTERM.
+int serve_command(const boost::program_options::variables_map& vm, std::ostream& out,
+                  std::ostream& err);
+
+}  // namespace drover::app

@@ -1,0 +1,147 @@
+#pragma once
+// The state behind run_service: the runs it knows, its queue, its counters. Everything here is
+// guarded by state::mutex. Nothing calls into the engine while holding it: the engine may
+// call back (events, completions) inline, and those take the mutex too.
+
+#include <drover/coord/service.hpp>
+#include <drover/engine.hpp>
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/json/object.hpp>
+
+#include <array>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace drover::coord {
+
+// The service's own types live apart: drover::coord has other headers whose names (such as
+// running_attempt) must never meet these in one program.
+namespace service_detail {
+
+/// Where one module of a run stands, as the service shows it.
+enum class module_phase : std::uint8_t { pending, ready, running, finished };
+
+struct module_view {
+  std::string id;
+  std::vector<std::uint32_t> deps;
+  module_phase phase = module_phase::pending;
+  module_status status = module_status::pending;  ///< once finished
+  std::uint32_t attempts = 0;
+  std::string worker;
+  std::string reason;
+  std::chrono::steady_clock::time_point ready_at{};
+};
+
+/// A fixed-bucket Prometheus histogram of seconds.
+struct histogram {
+  explicit histogram(std::vector<double> bounds) : bounds(std::move(bounds)) {
+    counts.assign(this->bounds.size(), 0);
+  }
+  void observe(double seconds);
+  std::vector<double> bounds;
+  std::vector<std::uint64_t> counts;  ///< per bound, not cumulative
+  std::uint64_t count = 0;
+  double sum = 0;
+};
+
+struct service_run {
+  std::string id;
+  std::string name;
+  std::string text;              ///< the submitted pipeline file
+  std::string phase = "queued";  ///< queued, running, succeeded, failed, cancelled
+  wall_clock::time_point submitted_at{}, started_at{}, finished_at{};
+  std::optional<plan> prepared;  ///< until it starts
+  bool resume = false;           ///< found unfinished in the state directory
+  std::filesystem::path dir;     ///< its files; empty without a state directory
+  std::vector<module_view> modules;
+  std::size_t unfinished = 0;  ///< modules not finished, counted in waiting_modules
+  std::deque<std::string> events;
+  std::uint64_t first_seq = 0;  ///< seq of events.front()
+  std::uint64_t next_seq = 0;
+  std::optional<boost::json::object> report;
+  boost::asio::cancellation_signal cancel;
+  bool cancel_requested = false;
+
+  bool finished() const { return phase != "queued" && phase != "running"; }
+};
+
+/// One attempt running on an in-process worker, for /api/workers.
+struct busy_slot {
+  std::string run;
+  std::string module;
+  std::uint32_t attempt = 0;
+  std::string worker;
+};
+
+}  // namespace service_detail
+
+using namespace service_detail;
+
+struct run_service::state : std::enable_shared_from_this<run_service::state> {
+  state(boost::asio::any_io_executor ex, service_options o)
+      : executor(std::move(ex)), options(std::move(o)), engine(executor) {}
+
+  boost::asio::any_io_executor executor;
+  service_options options;
+  drover::engine engine;
+  std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+
+  mutable std::mutex mutex;
+  bool started = false;
+  bool stopping = false;
+  std::map<std::string, std::shared_ptr<service_run>, std::less<>> runs;
+  std::vector<std::shared_ptr<service_run>> order;  ///< submission order
+  std::deque<std::shared_ptr<service_run>> queue;
+  std::size_t running = 0;
+  std::size_t waiting_modules = 0;  ///< unfinished modules of queued and running runs
+  std::size_t ready_modules = 0;    ///< ready and not started, across runs
+  std::vector<busy_slot> attempts;
+  double busy_slot_seconds = 0;  ///< integral of attempts.size() over time
+  std::chrono::steady_clock::time_point busy_since = created;
+
+  // Counters for /metrics.
+  std::uint64_t runs_submitted = 0;
+  std::map<std::string, std::uint64_t, std::less<>> runs_finished;        ///< by status
+  std::map<std::string, std::uint64_t, std::less<>> submissions_refused;  ///< by reason
+  std::array<std::uint64_t, module_status_count> modules_finished{};
+  std::uint64_t attempts_started = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t stale_results = 0;
+  std::uint64_t worker_losses = 0;
+  histogram assignment_latency{{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60}};
+  histogram run_duration{{0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}};
+
+  void log(const std::string& line) const {
+    if (options.log) options.log(line);
+  }
+  /// Runs executing at once: never more than there are slots, so that together they never
+  /// use more than options.workers.
+  std::size_t max_running() const { return std::min(options.max_running_runs, options.workers); }
+  std::size_t slots_per_run() const { return options.workers / max_running(); }
+  /// Adds the busy time since the last change of attempts.size().
+  void account_busy(std::chrono::steady_clock::time_point now);
+};
+
+namespace service_detail {
+
+/// Files of the state directory (service_store.cpp).
+namespace store {
+/// Writes the run's pipeline and metadata under its directory. Throws std::runtime_error.
+void save_submission(const service_run& run);
+void save_report(const service_run& run);
+/// Every run directory under `<state_dir>/runs`, oldest submission first.
+std::vector<std::shared_ptr<service_run>> load_runs(const std::filesystem::path& state_dir,
+                                                    const std::function<void(std::string)>& log);
+}  // namespace store
+
+/// The summary of a run as /api/runs lists it.
+boost::json::object run_summary(const service_run& run);
+std::string_view phase_name(const module_view& m);
+
+}  // namespace service_detail
+}  // namespace drover::coord

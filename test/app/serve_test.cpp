@@ -1,0 +1,163 @@
+// `drover serve` and its clients end to end: submit, wait, status, cancel, workers and drain
+// with their exit codes; a full queue; a service killed with SIGKILL and started again on its
+// state directory, while `drover wait` keeps waiting.
+#define BOOST_TEST_MODULE serve
+#include "app_test_support.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+using namespace drover::app_test;
+
+namespace {
+
+constexpr std::string_view quick = R"({"name": "quick", "modules": [
+  {"id": "hello", "kind": "exec", "params": {"shell": "echo hello"}},
+  {"id": "after", "kind": "noop", "deps": ["hello"]}]})";
+constexpr std::string_view failing = R"({"modules": [
+  {"id": "broken", "kind": "exec", "params": {"shell": "echo broken >&2; exit 3"}}]})";
+constexpr std::string_view slow = R"({"modules": [
+  {"id": "sleeper", "kind": "exec", "params": {"shell": "sleep 30"}}]})";
+
+// A port that was free a moment ago, for a service that must come back on the same one.
+std::string free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor(
+      io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  return std::to_string(acceptor.local_endpoint().port());
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
+}
+
+struct service {
+  scratch_dir dir;
+  fs::path server_dir = dir / "server";
+  fs::path client_dir = dir / "client";
+  std::optional<drover_process> process;
+  std::string to;
+
+  explicit service(std::vector<std::string> extra = {}, std::string port = "0") {
+    fs::create_directories(server_dir);
+    fs::create_directories(client_dir);
+    start(std::move(extra), port);
+  }
+  void start(std::vector<std::string> extra, const std::string& port) {
+    std::vector<std::string> args{"serve", "--http",  "127.0.0.1:" + port,     "--workers",
+                                  "2",     "--state", (dir / "state").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process.emplace(args, server_dir);
+    auto bound = wait_for_port(server_dir, "http listening on", 20s);
+    BOOST_REQUIRE_MESSAGE(
+        bound, "drover serve did not listen: " << read_file(server_dir / ".drover-stderr"));
+    to = "127.0.0.1:" + *bound;
+  }
+  drover_result client(std::vector<std::string> args) {
+    args.push_back("--to");
+    args.push_back(to);
+    return run_drover(args, client_dir);
+  }
+  std::string submit(std::string_view text, const std::string& name = "p.json") {
+    const auto file = dir.write(name, text);
+    const auto r = client({"submit", file.string()});
+    BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
+    return trimmed(r.out);
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_clients_submit_wait_show_and_cancel, *boost::unit_test::timeout(120)) {
+  service s;
+  const auto ok = s.submit(quick, "quick.json");
+  BOOST_TEST(ok.starts_with("r-"));
+  auto waited = s.client({"wait", ok});
+  BOOST_TEST(waited.exit_code == 0, waited.err);
+  BOOST_TEST(waited.out.find("succeeded, 2/2 modules done") != std::string::npos, waited.out);
+
+  const auto bad = s.submit(failing, "failing.json");
+  waited = s.client({"wait", bad});
+  BOOST_TEST(waited.exit_code == 1);
+  const auto shown = s.client({"status", bad});
+  BOOST_TEST(shown.exit_code == 0);
+  BOOST_TEST(shown.out.find("broken") != std::string::npos);
+  BOOST_TEST(shown.out.find("exit code 3") != std::string::npos, shown.out);
+
+  const auto sleeping = s.submit(slow, "slow.json");
+  BOOST_TEST(s.client({"wait", sleeping, "--timeout", "0.3"}).exit_code == 124);
+  BOOST_TEST(s.client({"cancel", sleeping}).exit_code == 0);
+  BOOST_TEST(s.client({"wait", sleeping}).exit_code == 130);
+  BOOST_TEST(s.client({"cancel", sleeping}).exit_code == 1);  // already finished
+
+  const auto listed = s.client({"status"});
+  BOOST_TEST(listed.exit_code == 0);
+  for (const auto& run : {ok, bad, sleeping})
+    BOOST_TEST(listed.out.find(run) != std::string::npos, listed.out);
+  BOOST_TEST(listed.out.find("quick.json") != std::string::npos);
+  const auto workers = s.client({"workers"});
+  BOOST_TEST(workers.exit_code == 0);
+  BOOST_TEST(workers.out.find("local") != std::string::npos);
+  BOOST_TEST(s.client({"workers", "--json"}).out.find("\"slots\":2") != std::string::npos);
+
+  const auto invalid = s.dir.write("invalid.json", "{\"modules\": [{\"id\": \"x\", \"kind\": 3}]}");
+  const auto refused = s.client({"submit", invalid.string()});
+  BOOST_TEST(refused.exit_code == 2);
+  BOOST_TEST(refused.err.find("invalid.json:1:") != std::string::npos, refused.err);
+  BOOST_TEST(s.client({"wait", "r-none"}).exit_code == 2);
+  BOOST_TEST(s.client({"status", "r-none"}).exit_code == 2);
+  BOOST_TEST(s.client({"drain", "nobody"}).exit_code == 2);
+  BOOST_TEST(s.client({"submit", (s.dir / "missing.json").string()}).exit_code == 2);
+  BOOST_TEST(run_drover({"status", "--to", "127.0.0.1:bad"}, s.client_dir).exit_code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(an_unreachable_service_and_a_full_queue_have_their_exit_codes,
+                     *boost::unit_test::timeout(120)) {
+  scratch_dir dir;
+  const auto gone = run_drover({"status", "--to", "127.0.0.1:" + free_port()}, dir.path());
+  BOOST_TEST(gone.exit_code == 69);
+  BOOST_TEST(gone.err.find("cannot reach drover serve") != std::string::npos, gone.err);
+
+  service s({"--max-running-runs", "1", "--max-queued-runs", "0"});
+  const auto running = s.submit(slow);
+  const auto file = s.dir.write("more.json", quick);
+  const auto refused = s.client({"submit", file.string()});
+  BOOST_TEST(refused.exit_code == 75);
+  BOOST_TEST(refused.err.find("queue full") != std::string::npos, refused.err);
+  BOOST_TEST(s.client({"cancel", running}).exit_code == 0);
+  BOOST_TEST(s.client({"wait", running}).exit_code == 130);
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_service_resumes_its_runs_and_wait_keeps_waiting,
+                     *boost::unit_test::timeout(120)) {
+  const auto port = free_port();
+  service s({}, port);
+  const auto marker = s.dir / "first-ran";
+  const auto pipeline = R"({"modules": [
+    {"id": "first", "kind": "exec", "params": {"shell": "echo x >> ')" +
+                        marker.string() + R"('"}},
+    {"id": "second", "kind": "exec", "deps": ["first"], "params": {"shell": "sleep 1.5"}}]})";
+  const auto run = s.submit(pipeline);
+  drover_process waiter({"wait", run, "--to", s.to}, s.client_dir);
+  // Once second runs, the journal has recorded first (a record is durable before dependents
+  // start).
+  BOOST_TEST(eventually(
+      [&] {
+        return s.client({"status", run, "--json"})
+                   .out.find(R"("id":"second","deps":["first"],"status":"running")") !=
+               std::string::npos;
+      },
+      20s));
+  s.process->send(SIGKILL);
+  s.process->wait();
+  s.start({}, port);
+  const auto waited = waiter.wait(60s);
+  BOOST_TEST(waited.exit_code == 0, waited.err);
+  BOOST_TEST(waited.out.find("succeeded") != std::string::npos, waited.out);
+  BOOST_TEST(read_file(marker) == "x\n");  // journaled as succeeded: not run again
+  const auto shown = s.client({"status", run});
+  BOOST_TEST(shown.out.find("cached") != std::string::npos, shown.out);
+  BOOST_TEST(read_file(s.server_dir / ".drover-stderr").find("resumed") != std::string::npos);
+}

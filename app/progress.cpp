@@ -61,6 +61,10 @@ std::optional<std::string> describe_event(const event& e, std::optional<millisec
       line = "worker " + std::string{e.worker} + " left";
       if (!e.message.empty()) line += ": " + std::string{first_line(e.message)};
       return line;
+    case event_type::worker_drained:
+      line = "worker " + std::string{e.worker} + " drained";
+      if (!e.message.empty()) line += ": " + std::string{first_line(e.message)};
+      return line;
     case event_type::module_finished:
       line = "finished " + std::string{e.module} + ' ' + std::string{to_string(e.status)};
       if (elapsed) line += ' ' + format_duration(*elapsed);

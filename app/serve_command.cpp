@@ -44,13 +44,17 @@ void add_serve_options(po::options_description& options) {
   options.add_options()(
       "http", po::value<std::string>()->default_value("127.0.0.1:8080")->value_name("HOST:PORT"),
       "serve the HTTP API, metrics and dashboard here; port 0 picks one")(
+      "listen", po::value<std::string>()->value_name("HOST:PORT"),
+      "also let remote workers (drover worker --connect HOST:PORT) attach here; they stay "
+      "between runs and are shared by the runs; port 0 picks one")(
       "token-file", po::value<std::string>()->value_name("F"),
-      "clients must send the token in the first line of F (required unless HOST is loopback)")(
+      "clients and workers must send the token in the first line of F (required unless "
+      "both addresses are loopback)")(
       "state", po::value<std::string>()->value_name("DIR"),
       "keep every run's pipeline, journal, logs and report in DIR; unfinished runs resume when "
       "the service starts again")(
       "workers", po::value<int>()->default_value(static_cast<int>(threads))->value_name("N"),
-      "in-process worker slots shared by all runs")(
+      "in-process worker slots shared by all runs (0: remote workers only, needs --listen)")(
       "capability", po::value<std::vector<std::string>>()->composing()->value_name("LABEL"),
       "a label of the in-process workers besides their OS label; repeatable")(
       "max-running-runs", po::value<int>()->default_value(4)->value_name("N"),
@@ -83,12 +87,25 @@ int serve_command(const po::variables_map& vm, std::ostream& out, std::ostream& 
     http_options.token = read_token_file(vm["token-file"].as<std::string>(), err, "serve");
     if (!http_options.token) return exit_usage;
   }
+  coord::service_options options;
+  if (vm.count("listen")) {
+    const auto listen_text = vm["listen"].as<std::string>();
+    const auto listen = parse_listen(listen_text);
+    if (!listen) {
+      err << "drover serve: --listen expects HOST:PORT (e.g. 127.0.0.1:7700), got '" << listen_text
+          << "'\n";
+      return exit_usage;
+    }
+    options.worker_address = listen->first;
+    options.worker_port = listen->second;
+    options.worker_token = http_options.token;
+  }
   struct count_option {
     const char* name;
     int least;
   };
   for (const auto& [name, least] :
-       {count_option{"workers", 1}, count_option{"max-running-runs", 1},
+       {count_option{"workers", vm.count("listen") ? 0 : 1}, count_option{"max-running-runs", 1},
         count_option{"max-queued-runs", 0}, count_option{"max-waiting-modules", 1},
         count_option{"max-request-bytes", 1024}}) {
     if (vm[name].as<int>() < least) {
@@ -99,7 +116,6 @@ int serve_command(const po::variables_map& vm, std::ostream& out, std::ostream& 
   http_options.max_body_bytes = static_cast<std::size_t>(vm["max-request-bytes"].as<int>());
   http_options.log = [&err](std::string_view line) { err << "drover: " << line << std::endl; };
 
-  coord::service_options options;
   options.parse = parse_submission;
   options.workers = static_cast<std::size_t>(vm["workers"].as<int>());
   options.max_running_runs = static_cast<std::size_t>(vm["max-running-runs"].as<int>());
@@ -127,6 +143,11 @@ int serve_command(const po::variables_map& vm, std::ostream& out, std::ostream& 
     // The port first: a service that cannot serve must not resume runs nobody can watch.
     const auto bound = http.listen();
     service.start();
+    if (vm.count("listen")) {
+      const auto workers = service.worker_endpoint();
+      err << "drover: workers connect to " << workers.address().to_string() << ':' << workers.port()
+          << std::endl;
+    }
     const auto address = bound.address().to_string();
     err << "drover: http listening on " << (bound.address().is_v6() ? "[" + address + "]" : address)
         << ':' << bound.port() << std::endl;

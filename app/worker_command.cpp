@@ -32,7 +32,8 @@ constexpr std::string_view worker_usage =
     "Connects to a master (`drover run FILE --listen HOST:PORT`) and runs the modules it\n"
     "assigns, reconnecting when the connection drops. Exit code 0 when the master ended the\n"
     "run, 1 when the worker gave up or the master refused it, 2 for usage errors, 130 when\n"
-    "interrupted.\n";
+    "interrupted. A worker of `drover serve --listen` stays when a run ends and serves the\n"
+    "next; it exits 0 when an operator drains it (drover drain).\n";
 
 std::string_view trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t\r\n\v\f");

@@ -13,6 +13,7 @@
 #include "ordering/ordering.hpp"
 #include "remote/remote.hpp"
 #include "report.hpp"
+#include "service/service.hpp"
 #include "simulation/simulation.hpp"
 
 #include <drover/version.hpp>
@@ -192,6 +193,10 @@ std::string help_text(const po::options_description& visible) {
          "engine alone on the same DAG in this process, and a sweep of 1,000 seeds of 1,000\n"
          "modules with every fault (--rounds, --quick: 1,000 workers, 10,000 modules and 50\n"
          "seeds, --markdown and --json apply).\n\n"
+      << "--service runs another: what drover serve adds: 2,000 one-module pipelines submitted\n"
+         "over HTTP beside run_service::submit in the same process, and 20,000 independent noop\n"
+         "modules run by the service with and without one Server-Sent Events subscriber\n"
+         "(--rounds, --quick: 100 submissions and 1,000 modules, --markdown and --json apply).\n\n"
       << "--journal runs another: what run_options::journal costs, with relaxed and with fsync\n"
          "durability, beside the same run without one: N independent noop modules and a chain of\n"
          "2,000, on 1 worker, a fresh journal file per round in a directory made in the current\n"
@@ -414,6 +419,30 @@ int run_simulation_benchmark(const bench_settings& settings, const simulation_se
   return 0;
 }
 
+// --service: drover serve's submissions over HTTP against run_service::submit, and a run with
+// and without an SSE subscriber.
+int run_service_benchmark(const bench_settings& settings, const service_settings& s) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  print_header(machine, false);
+  const auto rows = measure_service(s, std::cerr);
+  std::cout << '\n';
+  print_service_table(std::cout, rows, settings.markdown);
+  if (!settings.json_path.empty()) {
+    boost::json::object doc;
+    doc["tool"] = "drover-bench --service";
+    doc["quick"] = settings.quick;
+    doc["service"] = service_to_json(s, rows);
+    if (!write_json(settings.json_path, std::move(doc), machine, started_at)) return exit_failed;
+  }
+  for (const auto& row : rows) {
+    if (!row.ok()) return exit_failed;
+  }
+  std::cout << "\ndrover-bench: every submitted run succeeded, and every subscriber read every "
+               "event of its run\n";
+  return 0;
+}
+
 // --remote: worker processes against the floor, in this process (it measures time, not memory).
 int run_remote(const bench_settings& settings, const remote_settings& remote) {
   const machine_info machine = describe_machine();
@@ -553,6 +582,7 @@ int main_with_exceptions(int argc, char** argv) {
       "run the run-journal cost benchmark instead of the shapes (see below)")(
       "simulation", po::bool_switch(),
       "run the simulation benchmark instead of the shapes (see below)")(
+      "service", po::bool_switch(), "run the service benchmark instead of the shapes (see below)")(
       "journal-modules", po::value<std::size_t>()->default_value(100000),
       "with --journal: modules of the independent shape");
   po::options_description hidden;
@@ -603,10 +633,12 @@ int main_with_exceptions(int argc, char** argv) {
 
   const int benchmarks =
       static_cast<int>(vm["ordering"].as<bool>()) + static_cast<int>(vm["remote"].as<bool>()) +
-      static_cast<int>(vm["journal"].as<bool>()) + static_cast<int>(vm["simulation"].as<bool>());
+      static_cast<int>(vm["journal"].as<bool>()) + static_cast<int>(vm["simulation"].as<bool>()) +
+      static_cast<int>(vm["service"].as<bool>());
   if (benchmarks > 1) {
     throw usage_error(
-        "--ordering, --remote, --journal and --simulation are separate benchmarks: give one");
+        "--ordering, --remote, --journal, --simulation and --service are separate benchmarks: "
+        "give one");
   }
   if (!vm["journal-modules"].defaulted() && !vm["journal"].as<bool>()) {
     throw usage_error("--journal-modules needs --journal");
@@ -633,6 +665,18 @@ int main_with_exceptions(int argc, char** argv) {
     refuse_flags(vm, {"workload", "threads", "sizes", "contender"}, "--ordering",
                  "runs its own fixed shapes");
     return run_ordering(settings);
+  }
+
+  if (vm["service"].as<bool>()) {
+    refuse_flags(vm, {"workload", "threads", "sizes", "contender"}, "--service",
+                 "runs its own pipelines");
+    service_settings service;
+    service.rounds = settings.rounds;
+    if (settings.quick) {
+      service.submissions = 100;
+      service.modules = 1000;
+    }
+    return run_service_benchmark(settings, service);
   }
 
   if (vm["simulation"].as<bool>()) {

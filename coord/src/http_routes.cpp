@@ -217,9 +217,12 @@ http_answer route(const http_request_view& request, run_service& service,
   }
   if (path[1] == "workers" && path.size() == 4 && path[3] == "drain") {
     if (request.method != "POST") return error_answer(405, "use POST on /api/workers/NAME/drain");
-    return error_answer(404, "no remote worker named '" + std::string(path[2]) +
-                                 "': this service has only its in-process workers, which "
-                                 "cannot be drained");
+    const std::string name{path[2]};
+    if (service.drain_worker(name)) {
+      return json_answer(202, json::object{{"worker", name}, {"draining", true}});
+    }
+    return error_answer(404, "no connected remote worker named '" + name +
+                                 "' (in-process workers cannot be drained)");
   }
   return error_answer(404, "no such route: " + std::string(request.target));
 }

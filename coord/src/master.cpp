@@ -89,7 +89,8 @@ std::string master_state::claim_name(const hello_message& hello,
                         [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
   };
   std::lock_guard lock(mutex_);
-  if (usable(hello.worker_id) && names_.emplace(*hello.worker_id, session).second) {
+  const named_worker entry{session, hello.capabilities, hello.slots};
+  if (usable(hello.worker_id) && names_.emplace(*hello.worker_id, entry).second) {
     return *hello.worker_id;
   }
   std::string base = "worker";
@@ -100,7 +101,7 @@ std::string master_state::claim_name(const hello_message& hello,
   }
   for (;;) {
     std::string name = base + "-" + std::to_string(++name_counter_);
-    if (names_.emplace(name, session).second) return name;
+    if (names_.emplace(name, entry).second) return name;
   }
 }
 
@@ -112,7 +113,16 @@ void master_state::release_name(const std::string& name) {
 std::shared_ptr<session_core> master_state::session_named(std::string_view name) const {
   std::lock_guard lock(mutex_);
   const auto found = names_.find(name);
-  return found == names_.end() ? nullptr : found->second.lock();
+  return found == names_.end() ? nullptr : found->second.session.lock();
+}
+
+std::vector<connected_worker> master_state::workers() const {
+  std::lock_guard lock(mutex_);
+  std::vector<connected_worker> out;
+  out.reserve(names_.size());
+  for (const auto& [name, entry] : names_)
+    out.push_back({name, entry.capabilities, entry.slots});
+  return out;
 }
 
 bool master_state::enroll(const std::shared_ptr<session_core>& session) {
@@ -308,10 +318,17 @@ void master::stop() {
   });
 }
 
-bool master::drain(std::string_view worker, std::string reason) {
+bool master::drain(std::string_view worker, std::string reason, bool rejoin) {
   auto s = state_->session_named(worker);
   if (!s) return false;
-  s->post_drain(std::move(reason));
+  s->post_drain(std::move(reason), rejoin);
+  return true;
+}
+
+bool master::release(std::string_view worker, std::string reason) {
+  auto s = state_->session_named(worker);
+  if (!s) return false;
+  s->post_release(std::move(reason));
   return true;
 }
 
@@ -325,6 +342,10 @@ const std::string& master::run_id() const noexcept {
 
 master_stats master::stats() const {
   return state_->stats();
+}
+
+std::vector<connected_worker> master::workers() const {
+  return state_->workers();
 }
 
 std::size_t master::open_connections() const {

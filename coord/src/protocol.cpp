@@ -346,6 +346,7 @@ welcome_message read_welcome(field_reader& in) {
   m.heartbeat_ms = static_cast<std::uint32_t>(in.required_uint("heartbeat_ms", 1, u32_max));
   m.lost_after_ms = static_cast<std::uint32_t>(in.required_uint("lost_after_ms", 1, u32_max));
   m.max_line_bytes = in.required_uint("max_line_bytes", 1, no_max);
+  m.stay = in.bool_or("stay", false);
   return m;
 }
 
@@ -476,7 +477,12 @@ constexpr message_kind message_kinds[] = {
     {"heartbeat", [](field_reader& in) -> message { return read_heartbeat(in); }},
     {"cancel", [](field_reader& in) -> message { return read_cancel(in); }},
     {"drain",
-     [](field_reader& in) -> message { return drain_message{in.string_or_empty("reason")}; }},
+     [](field_reader& in) -> message {
+       drain_message m;
+       m.reason = in.string_or_empty("reason");
+       m.rejoin = in.bool_or("rejoin", false);
+       return m;
+     }},
     {"bye", [](field_reader& in) -> message { return bye_message{in.string_or_empty("reason")}; }},
     {"error", [](field_reader& in) -> message { return read_error(in); }},
 };

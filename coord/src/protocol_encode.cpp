@@ -277,6 +277,7 @@ void put(json_writer& w, const welcome_message& m) {
   w.key("heartbeat_ms").number(std::uint64_t{m.heartbeat_ms});
   w.key("lost_after_ms").number(std::uint64_t{m.lost_after_ms});
   w.key("max_line_bytes").number(m.max_line_bytes);
+  if (m.stay) w.key("stay").boolean(true);
 }
 
 void put(json_writer& w, const assign_view& m) {
@@ -366,6 +367,7 @@ void put(json_writer& w, const cancel_message& m) {
 
 void put(json_writer& w, const drain_message& m) {
   w.key("reason").string(m.reason);
+  if (m.rejoin) w.key("rejoin").boolean(true);
 }
 
 void put(json_writer& w, const bye_message& m) {

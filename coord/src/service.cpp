@@ -131,8 +131,11 @@ void on_event(state& s, service_run& run, const event& e) {
     default:
       break;
   }
-  run.events.push_back(json::serialize(event_to_json(e)));
-  run.next_seq = e.seq + 1;
+  // The service's own run_queued is seq 0 of the run's stream: the engine's events follow it.
+  auto shown = event_to_json(e);
+  shown["seq"] = e.seq + 1;
+  run.events.push_back(json::serialize(shown));
+  run.next_seq = e.seq + 2;
   run.first_seq = run.next_seq - run.events.size();
   while (run.events.size() > std::max<std::size_t>(1, s.options.events_kept_per_run)) {
     run.events.pop_front();
@@ -158,6 +161,7 @@ void forget_old_runs(state& s) {
 
 void run_ended(const std::shared_ptr<state>& s, const std::shared_ptr<service_run>& run,
                run_report report) {
+  detach_remote(*run);  // its workers are told the run finished, and come back
   {
     std::lock_guard lock(s->mutex);
     const auto now = steady::now();
@@ -236,6 +240,7 @@ void start_run(const std::shared_ptr<state>& s, const std::shared_ptr<service_ru
       return fail_before_start(s, run, e.what());
     }
   }
+  if (s->remote_workers()) attach_remote(*s, *run, options);
   std::weak_ptr<state> weak = s;
   options.on_event = [weak, run = run.get()](const event& e) {
     if (auto locked = weak.lock()) on_event(*locked, *run, e);
@@ -269,6 +274,19 @@ void launch_ready(const std::shared_ptr<state>& s) {
     asio::post(s->executor, [s, run = std::move(run)] { start_run(s, run); });
 }
 
+// The first event of a run's stream, when the service takes it (or finds it unfinished at a
+// start): run_queued, seq 0.
+void record_queued(service_run& run) {
+  json::object queued{{"ts", format_timestamp(wall_clock::now())},
+                      {"seq", 0},
+                      {"type", to_string(event_type::run_queued)},
+                      {"run", run.id},
+                      {"total", run.modules.size()}};
+  run.events.assign(1, json::serialize(queued));
+  run.first_seq = 0;
+  run.next_seq = 1;
+}
+
 std::shared_ptr<service_run>* find_run(state& s, std::string_view id) {
   auto it = s.runs.find(id);
   return it == s.runs.end() ? nullptr : &it->second;
@@ -279,7 +297,7 @@ std::shared_ptr<service_run>* find_run(state& s, std::string_view id) {
 run_service::run_service(asio::any_io_executor executor, service_options options) {
   if (!options.parse)
     throw std::invalid_argument("run_service: service_options::parse is required");
-  options.workers = std::max<std::size_t>(1, options.workers);
+  if (!options.worker_address) options.workers = std::max<std::size_t>(1, options.workers);
   options.max_running_runs = std::max<std::size_t>(1, options.max_running_runs);
   state_ = std::make_shared<state>(std::move(executor), std::move(options));
 }
@@ -300,6 +318,7 @@ void run_service::start() {
     }
     found = store::load_runs(s.options.state_dir, [&s](std::string line) { s.log(line); });
   }
+  if (s.remote_workers()) open_worker_port(state_);
   for (auto& run : found) {
     if (!run->finished()) {
       auto parsed = s.options.parse(run->text, run->name);
@@ -335,6 +354,7 @@ void run_service::start() {
       s.order.push_back(run);
       if (!run->finished()) {
         s.waiting_modules += run->unfinished;
+        record_queued(*run);
         s.queue.push_back(run);
       }
     }
@@ -356,6 +376,30 @@ void run_service::stop() {
   for (auto& run : running) {
     asio::post(state_->executor, [run] { run->cancel.emit(asio::cancellation_type::terminal); });
   }
+  if (state_->remote_workers()) close_worker_port(*state_);
+}
+
+bool run_service::drain_worker(std::string_view worker) {
+  std::vector<std::shared_ptr<master>> masters;
+  {
+    std::lock_guard lock(state_->mutex);
+    if (state_->idle) masters.push_back(state_->idle);
+    for (const auto& run : state_->order) {
+      if (run->phase == "running" && run->remote) masters.push_back(run->remote);
+    }
+  }
+  for (const auto& m : masters) {
+    if (m->drain(worker, "drained by an operator", /*rejoin=*/false)) {
+      state_->log("worker " + std::string(worker) + " drained by an operator");
+      return true;
+    }
+  }
+  return false;
+}
+
+asio::ip::tcp::endpoint run_service::worker_endpoint() const {
+  boost::system::error_code ignored;
+  return state_->worker_acceptor.local_endpoint(ignored);
 }
 
 submit_result run_service::submit(std::string text, std::string name) {
@@ -423,6 +467,7 @@ submit_result run_service::submit(std::string text, std::string name) {
     std::lock_guard lock(s.mutex);
     s.runs.emplace(run->id, run);
     s.order.push_back(run);
+    record_queued(*run);
     s.queue.push_back(run);
     s.waiting_modules += run->unfinished;
     ++s.runs_submitted;

@@ -3,10 +3,12 @@
 // guarded by state::mutex. Nothing calls into the engine while holding it: the engine may
 // call back (events, completions) inline, and those take the mutex too.
 
+#include <drover/coord/master.hpp>
 #include <drover/coord/service.hpp>
 #include <drover/engine.hpp>
 
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 
 #include <array>
@@ -14,6 +16,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,6 +69,12 @@ struct service_run {
   std::optional<boost::json::object> report;
   boost::asio::cancellation_signal cancel;
   bool cancel_requested = false;
+  // Remote workers, with a worker port: the run's own master, to which the service hands the
+  // connections it routes to the run.
+  std::shared_ptr<worker_hub> hub;
+  std::shared_ptr<master> remote;
+  std::size_t arriving = 0;      ///< connections routed here since the last rebalance
+  std::set<std::string> moving;  ///< workers drained to go to another run
 
   bool finished() const { return phase != "queued" && phase != "running"; }
 };
@@ -84,12 +93,22 @@ using namespace service_detail;
 
 struct run_service::state : std::enable_shared_from_this<run_service::state> {
   state(boost::asio::any_io_executor ex, service_options o)
-      : executor(std::move(ex)), options(std::move(o)), engine(executor) {}
+      : executor(std::move(ex)),
+        options(std::move(o)),
+        engine(executor),
+        worker_acceptor(executor),
+        rebalance_timer(executor) {}
 
   boost::asio::any_io_executor executor;
   service_options options;
   drover::engine engine;
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+
+  // The worker port (service_workers.cpp): workers no run needs wait at the idle master.
+  boost::asio::ip::tcp::acceptor worker_acceptor;
+  std::shared_ptr<master> idle;
+  std::size_t idle_routed = 0;  ///< connections routed to `idle` since it was made
+  boost::asio::steady_timer rebalance_timer;
 
   mutable std::mutex mutex;
   bool started = false;
@@ -121,7 +140,11 @@ struct run_service::state : std::enable_shared_from_this<run_service::state> {
   }
   /// Runs executing at once: never more than there are slots, so that together they never
   /// use more than options.workers.
-  std::size_t max_running() const { return std::min(options.max_running_runs, options.workers); }
+  std::size_t max_running() const {
+    return options.workers == 0 ? options.max_running_runs
+                                : std::min(options.max_running_runs, options.workers);
+  }
+  bool remote_workers() const { return options.worker_address.has_value(); }
   std::size_t slots_per_run() const { return options.workers / max_running(); }
   /// Adds the busy time since the last change of attempts.size().
   void account_busy(std::chrono::steady_clock::time_point now);
@@ -138,6 +161,20 @@ void save_report(const service_run& run);
 std::vector<std::shared_ptr<service_run>> load_runs(const std::filesystem::path& state_dir,
                                                     const std::function<void(std::string)>& log);
 }  // namespace store
+
+/// Remote workers (service_workers.cpp).
+/// Binds the worker port and starts accepting. Throws std::runtime_error naming the address.
+void open_worker_port(const std::shared_ptr<run_service::state>& s);
+/// Gives the run a master of its own and points run_options::remote at its hub.
+void attach_remote(run_service::state& s, service_run& run, run_options& options);
+/// Stops the run's master: its workers are told the run finished and connect again.
+void detach_remote(service_run& run);
+/// Stops the worker port and the idle master.
+void close_worker_port(run_service::state& s);
+/// The remote workers, for /api/workers; under the mutex.
+void list_remote_workers(const run_service::state& s, boost::json::array& out);
+/// Connected remote workers and their slots; under the mutex.
+std::pair<std::size_t, std::size_t> remote_worker_count(const run_service::state& s);
 
 /// The summary of a run as /api/runs lists it.
 boost::json::object run_summary(const service_run& run);

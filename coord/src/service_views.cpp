@@ -142,7 +142,10 @@ json::object run_service::workers_json() const {
                      {"busy", s.attempts.size()},
                      {"utilisation", capacity > 0 ? s.busy_slot_seconds / capacity : 0.0},
                      {"attempts", std::move(attempts)}};
-  return json::object{{"workers", json::array{std::move(local)}}};
+  json::array workers;
+  if (s.options.workers > 0) workers.push_back(std::move(local));
+  list_remote_workers(s, workers);
+  return json::object{{"workers", std::move(workers)}};
 }
 
 std::string run_service::metrics_text() const {
@@ -205,12 +208,18 @@ std::string run_service::metrics_text() const {
                   s.assignment_latency);
   write_histogram(out, "drover_run_duration_seconds", "Duration of finished runs.", s.run_duration);
   header(out, "drover_workers_connected", "gauge", "Workers serving runs, by kind.");
-  out << "drover_workers_connected{kind=\"local\"} 1\n";
-  out << "drover_workers_connected{kind=\"remote\"} 0\n";
+  const auto [remote_workers, remote_slots] = remote_worker_count(s);
+  std::size_t local_busy = 0;
+  for (const auto& a : s.attempts)
+    local_busy += a.worker.starts_with("local-") ? 1 : 0;
+  out << "drover_workers_connected{kind=\"local\"} " << (s.options.workers > 0 ? 1 : 0) << '\n';
+  out << "drover_workers_connected{kind=\"remote\"} " << remote_workers << '\n';
   header(out, "drover_worker_slots", "gauge", "Worker slots, by kind.");
   out << "drover_worker_slots{kind=\"local\"} " << s.options.workers << '\n';
+  out << "drover_worker_slots{kind=\"remote\"} " << remote_slots << '\n';
   header(out, "drover_worker_slots_busy", "gauge", "Worker slots running an attempt, by kind.");
-  out << "drover_worker_slots_busy{kind=\"local\"} " << s.attempts.size() << '\n';
+  out << "drover_worker_slots_busy{kind=\"local\"} " << local_busy << '\n';
+  out << "drover_worker_slots_busy{kind=\"remote\"} " << s.attempts.size() - local_busy << '\n';
   header(out, "drover_worker_busy_seconds_total", "counter",
          "Slot-seconds spent running attempts; divide its rate by drover_worker_slots for "
          "utilisation.");

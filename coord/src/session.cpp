@@ -248,6 +248,7 @@ void session_core::handle_hello(std::string_view line) {
   welcome.heartbeat_ms = to_wire_ms(o.heartbeat_interval);
   welcome.lost_after_ms = to_wire_ms(o.lost_worker_timeout);
   welcome.max_line_bytes = max_line_bytes();
+  welcome.stay = o.stay;
   send(welcome);
   phase_ = phase::attached;
   wake_ticker();  // from the handshake deadline to heartbeats and liveness
@@ -472,11 +473,16 @@ void session_core::send_rejected(std::string module, std::uint32_t attempt, std:
 void session_core::send_drain(std::string reason) {
   if (phase_ != phase::attached) return;
   log("draining: " + printable(reason));
-  send(drain_message{std::move(reason)});
+  drain_message m;
+  m.reason = std::move(reason);
+  m.rejoin = rejoin_on_drain_;
+  send(m);
 }
 
 void session_core::drain(std::string reason) {
   if (phase_ != phase::attached || !attached_) return;
+  // No run to stop placing on it (a service's idle worker): it has nothing to finish.
+  if (!master_->hub().bound()) return send_drain(std::move(reason));
   master_->hub().drain(hub_id_, std::move(reason));
 }
 
@@ -503,9 +509,16 @@ void session_core::post_stop() {
   asio::post(strand_, [self = shared_from_this()] { self->stop(); });
 }
 
-void session_core::post_drain(std::string reason) {
-  asio::post(strand_, [self = shared_from_this(), reason = std::move(reason)]() mutable {
+void session_core::post_drain(std::string reason, bool rejoin) {
+  asio::post(strand_, [self = shared_from_this(), reason = std::move(reason), rejoin]() mutable {
+    self->rejoin_on_drain_ = rejoin;
     self->drain(std::move(reason));
+  });
+}
+
+void session_core::post_release(std::string reason) {
+  asio::post(strand_, [self = shared_from_this(), reason = std::move(reason)]() mutable {
+    if (self->phase_ == phase::attached) self->send_run_finished(std::move(reason));
   });
 }
 

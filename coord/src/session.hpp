@@ -57,6 +57,8 @@ class master_state {
   std::vector<std::shared_ptr<session_core>> stop();
   bool stopping() const;
   bool stopped() const;
+  /// The workers that completed a handshake and are still connected.
+  std::vector<connected_worker> workers() const;
 
  private:
   master_options options_;
@@ -65,7 +67,12 @@ class master_state {
   mutable std::mutex mutex_;
   mutable std::mutex log_mutex_;
   master_stats stats_;
-  std::map<std::string, std::weak_ptr<session_core>, std::less<>> names_;  // connected workers
+  struct named_worker {
+    std::weak_ptr<session_core> session;
+    std::vector<std::string> capabilities;
+    std::uint32_t slots = 1;
+  };
+  std::map<std::string, named_worker, std::less<>> names_;  // connected workers
   std::uint64_t name_counter_ = 0;
   std::vector<std::weak_ptr<session_core>> sessions_;
   std::size_t prune_at_ = 64;  // sessions_'s size at which closed ones are dropped

@@ -139,6 +139,7 @@ struct connection : std::enable_shared_from_this<connection> {
   bool welcomed = false;
   welcome_message welcome;
   bool draining = false;
+  bool rejoin = false;    ///< the drain said to come back (a service moves this worker)
   bool finished = false;  ///< the session is over: the ticker stops
   bool writer_done = false;
   std::optional<session_end> end;
@@ -235,9 +236,16 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
           case session_end::how::refused:
             co_return worker_outcome{worker_outcome::kind::refused, end.reason};
           case session_end::how::run_over:
-            co_return worker_outcome{worker_outcome::kind::run_over, end.reason};
+            // A service's worker (welcome.stay) stays for the next run.
+            if (!c->welcome.stay) {
+              co_return worker_outcome{worker_outcome::kind::run_over, end.reason};
+            }
+            break;
           case session_end::how::drained:
-            co_return worker_outcome{worker_outcome::kind::drained, end.reason};
+            if (!c->welcome.stay || !c->rejoin) {
+              co_return worker_outcome{worker_outcome::kind::drained, end.reason};
+            }
+            break;
           case session_end::how::stopped:
             co_return worker_outcome{worker_outcome::kind::stopped, end.reason};
           case session_end::how::lost:
@@ -521,6 +529,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
       log("the master drains this worker" +
           (drain->reason.empty() ? std::string{} : ": " + drain->reason));
       c.draining = true;
+      c.rejoin = drain->rejoin;
       return finish_drain_if_idle(c);
     }
     if (auto* bye = std::get_if<bye_message>(&m)) {

@@ -63,6 +63,11 @@ bool worker_hub::finished() const {
   return finished_;
 }
 
+bool worker_hub::bound() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<bool>(post_) && !finished_;
+}
+
 // Posting happens under the lock so that calls reach the run in the order they were made;
 // the run's post never runs the call inline.
 void worker_hub::deliver(call c) {

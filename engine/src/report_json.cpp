@@ -95,9 +95,11 @@ json::object event_to_json(const event& e) {
   out["seq"] = e.seq;
   out["type"] = to_string(e.type);
   if (!e.run.empty()) out["run"] = e.run;
-  const bool is_run_event = e.type == event_type::run_started || e.type == event_type::run_finished;
-  const bool is_worker_event =
-      e.type == event_type::worker_joined || e.type == event_type::worker_lost;
+  const bool is_run_event = e.type == event_type::run_started ||
+                            e.type == event_type::run_finished || e.type == event_type::run_queued;
+  const bool is_worker_event = e.type == event_type::worker_joined ||
+                               e.type == event_type::worker_lost ||
+                               e.type == event_type::worker_drained;
   if (!is_run_event && !is_worker_event) out["module"] = e.module;
   if (e.attempt > 0) out["attempt"] = e.attempt;
   if (!e.worker.empty()) out["worker"] = e.worker;

@@ -358,6 +358,7 @@ void scheduler_core::drain(worker_number w, std::string reason, time_point now) 
   r.drain_reason = std::move(reason);
   --live_remotes_;
   update_free(w, before);
+  emit(event_type::worker_drained, no_module, 0, w, module_status::pending, r.drain_reason, now);
   push({.what = action::kind::drain_worker, .worker = w});
   if (started_) check_capability_clocks(now);
 }

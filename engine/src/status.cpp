@@ -67,6 +67,10 @@ std::string_view to_string(event_type type) noexcept {
       return "worker_lost";
     case event_type::module_reassigned:
       return "module_reassigned";
+    case event_type::worker_drained:
+      return "worker_drained";
+    case event_type::run_queued:
+      return "run_queued";
   }
   return "unknown";
 }

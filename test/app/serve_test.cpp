@@ -6,6 +6,9 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/json/parse.hpp>
+
+#include <set>
 
 using namespace drover::app_test;
 
@@ -46,8 +49,11 @@ struct service {
     start(std::move(extra), port);
   }
   void start(std::vector<std::string> extra, const std::string& port) {
-    std::vector<std::string> args{"serve", "--http",  "127.0.0.1:" + port,     "--workers",
-                                  "2",     "--state", (dir / "state").string()};
+    std::vector<std::string> args{"serve", "--http", "127.0.0.1:" + port, "--state",
+                                  (dir / "state").string()};
+    if (std::find(extra.begin(), extra.end(), "--workers") == extra.end()) {
+      args.insert(args.end(), {"--workers", "2"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     process.emplace(args, server_dir);
     auto bound = wait_for_port(server_dir, "http listening on", 20s);
@@ -160,4 +166,101 @@ BOOST_AUTO_TEST_CASE(a_killed_service_resumes_its_runs_and_wait_keeps_waiting,
   const auto shown = s.client({"status", run});
   BOOST_TEST(shown.out.find("cached") != std::string::npos, shown.out);
   BOOST_TEST(read_file(s.server_dir / ".drover-stderr").find("resumed") != std::string::npos);
+}
+
+namespace {
+
+std::string workers_of(service& s) {
+  return s.client({"workers", "--json"}).out;
+}
+
+// The worker names that ran the run's modules, from `drover status RUN --json`.
+std::set<std::string> ran_on(service& s, const std::string& run) {
+  std::set<std::string> names;
+  const auto shown = boost::json::parse(s.client({"status", run, "--json"}).out);
+  for (const auto& m : shown.at("modules").as_array()) {
+    if (m.at("worker").is_string()) names.insert(std::string(m.at("worker").as_string()));
+  }
+  return names;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(remote_workers_stay_between_runs_are_shared_and_drained,
+                     *boost::unit_test::timeout(150)) {
+  service s({"--workers", "0", "--listen", "127.0.0.1:0"});
+  const auto port = wait_for_port(s.server_dir, "workers connect to", 20s);
+  BOOST_REQUIRE(port);
+  std::vector<std::unique_ptr<drover_process>> workers;
+  for (int w = 0; w < 2; ++w) {
+    const auto dir = s.dir / ("w" + std::to_string(w));
+    fs::create_directories(dir);
+    workers.push_back(std::make_unique<drover_process>(
+        std::vector<std::string>{"worker", "--connect", "127.0.0.1:" + *port, "--id",
+                                 "w" + std::to_string(w)},
+        dir));
+  }
+  BOOST_TEST(eventually(
+      [&] {
+        const auto listed = workers_of(s);
+        return listed.find("\"w0\"") != std::string::npos &&
+               listed.find("\"w1\"") != std::string::npos;
+      },
+      20s));
+
+  std::string parallel = R"({"modules": [)";
+  for (int i = 0; i < 6; ++i) {
+    parallel += (i ? "," : "") + std::string(R"({"id": "m)") + std::to_string(i) +
+                R"(", "kind": "exec", "params": {"shell": "sleep 0.4"}})";
+  }
+  parallel += "]}";
+  // One run: both workers serve it, and stay afterwards.
+  const auto first = s.submit(parallel, "first.json");
+  BOOST_TEST(s.client({"wait", first}).exit_code == 0);
+  BOOST_TEST((ran_on(s, first) == std::set<std::string>{"w0", "w1"}));
+  // Two runs at once: each gets a worker.
+  const auto a = s.submit(parallel, "a.json");
+  const auto b = s.submit(parallel, "b.json");
+  BOOST_TEST(s.client({"wait", a}).exit_code == 0);
+  BOOST_TEST(s.client({"wait", b}).exit_code == 0);
+  BOOST_TEST(!ran_on(s, a).empty());
+  BOOST_TEST(!ran_on(s, b).empty());
+  for (const auto& w : workers)
+    BOOST_TEST(!process_gone(w->pid()), "a worker left after its run");
+
+  // A run that comes while another holds every worker gets one within seconds: the service
+  // drains a worker of the long run (it finishes its attempt there) and routes it over.
+  std::string long_run = R"({"modules": [)";
+  for (int i = 0; i < 16; ++i) {
+    long_run += (i ? "," : "") + std::string(R"({"id": "l)") + std::to_string(i) +
+                R"(", "kind": "exec", "params": {"shell": "sleep 0.5"}})";
+  }
+  long_run += "]}";
+  const auto holder = s.submit(long_run, "long.json");
+  BOOST_TEST(eventually(
+      [&] {
+        const auto listed = workers_of(s);
+        std::size_t in_holder = 0;
+        for (auto at = listed.find(holder); at != std::string::npos;
+             at = listed.find(holder, at + 1))
+          ++in_holder;
+        return in_holder >= 2;
+      },
+      20s));
+  const auto late = s.submit(R"({"modules": [{"id": "x", "kind": "noop"}]})", "late.json");
+  BOOST_TEST(s.client({"wait", late, "--timeout", "20"}).exit_code == 0);
+  BOOST_TEST(s.client({"status", holder}).out.find("running") != std::string::npos,
+             "the late run finished only after the long one");
+  BOOST_TEST(ran_on(s, late).size() == 1u);
+  BOOST_TEST(s.client({"wait", holder}).exit_code == 0);
+
+  // Drained by an operator, a worker finishes and leaves for good.
+  BOOST_TEST(eventually([&] { return workers_of(s).find("\"w0\"") != std::string::npos; }, 20s));
+  const auto drained = s.client({"drain", "w0"});
+  BOOST_TEST(drained.exit_code == 0, drained.err);
+  const auto left = workers[0]->wait(20s);
+  BOOST_TEST(left.exit_code == 0, left.err);
+  BOOST_TEST(eventually([&] { return workers_of(s).find("\"w0\"") == std::string::npos; }, 10s));
+  BOOST_TEST(workers_of(s).find("\"w1\"") != std::string::npos);
+  BOOST_TEST(s.client({"drain", "w0"}).exit_code == 2);
 }

@@ -1,4 +1,8 @@
 #include <drover/event.hpp>
+#include <drover/event_channel.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 #define BOOST_TEST_MODULE events
 #include "test_support.hpp"
@@ -233,6 +237,65 @@ BOOST_AUTO_TEST_CASE(throwing_subscriber_does_not_break_the_run, *boost::unit_te
   BOOST_TEST(run.report.status == drover::run_status::succeeded);
   BOOST_TEST(result_of(run.report, "b").value == json::value(2));
   BOOST_TEST(calls >= 8);
+}
+
+// A reader that co_awaits the events from a channel sees every one, in order, with its text,
+// at several thread counts; a full channel drops (and counts) instead of holding up the run.
+BOOST_AUTO_TEST_CASE(a_channel_hands_events_to_a_coroutine, *boost::unit_test::timeout(30)) {
+  for (std::size_t threads : {0u, 2u}) {
+    BOOST_TEST_CONTEXT("threads " << threads) {
+      asio::io_context io;
+      drover::engine engine{io.get_executor(), drover::engine_options{threads}};
+      auto events = std::make_shared<drover::event_channel>(io.get_executor(), 256);
+      drover::run_options options;
+      options.workers = 2;
+      options.on_event = drover::channel_sink(events);
+      std::optional<drover::run_report> report;
+      engine.async_run(every_path(), options, [&](drover::run_report r) { report = std::move(r); });
+      std::vector<drover::owned_event> received;
+      asio::co_spawn(
+          io,
+          [&]() -> asio::awaitable<void> {
+            for (;;) {
+              auto e = co_await events->async_receive(asio::use_awaitable);
+              received.push_back(e);
+              if (e.type == event_type::run_finished) co_return;
+            }
+          },
+          asio::detached);
+      io.run();
+      BOOST_REQUIRE(report.has_value());
+      BOOST_TEST_REQUIRE(received.size() > 2u);
+      for (std::size_t i = 0; i < received.size(); ++i)
+        BOOST_TEST(received[i].seq == i);
+      BOOST_TEST((received.front().type == event_type::run_started));
+      auto failed = std::find_if(received.begin(), received.end(), [](const auto& e) {
+        return e.type == event_type::module_finished && e.module == "f";
+      });
+      BOOST_REQUIRE(failed != received.end());
+      BOOST_TEST(failed->status == module_status::failed);
+      BOOST_TEST(failed->message.find("broken pipe") != std::string::npos);
+      BOOST_TEST(failed->run == report->run_id);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_full_channel_drops_events_and_the_run_goes_on,
+                     *boost::unit_test::timeout(30)) {
+  auto events = std::make_shared<drover::event_channel>(asio::system_executor(), 3);
+  auto dropped = std::make_shared<std::atomic<std::uint64_t>>(0);
+  drover::run_options options;
+  options.on_event = drover::channel_sink(events, dropped);
+  auto run = run_pipeline(every_path(), options);  // nobody reads
+  BOOST_TEST(run.report.status == drover::run_status::failed);
+  BOOST_TEST(dropped->load() > 0u);
+  std::size_t kept = 0;
+  while (events->try_receive([&](boost::system::error_code, drover::owned_event e) {
+    BOOST_TEST(e.seq == kept);
+    ++kept;
+  })) {
+  }
+  BOOST_TEST(kept == 3u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -19,6 +19,10 @@ enum class event_type : std::uint8_t {
   worker_joined,      ///< a remote worker attached to the run (`worker`)
   worker_lost,        ///< a remote worker left or was lost (`worker`; why in `message`)
   module_reassigned,  ///< an attempt ended with its worker and runs again elsewhere (`message`)
+  worker_drained,     ///< a remote worker gets nothing more; its attempts finish (`message`)
+  /// A service accepted the run (drover serve): its first event there, before run_started.
+  /// The engine itself never emits it.
+  run_queued,
 };
 
 std::string_view to_string(event_type type) noexcept;

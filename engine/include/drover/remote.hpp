@@ -164,6 +164,8 @@ class worker_hub : public std::enable_shared_from_this<worker_hub> {
 
   /// Whether the run this hub serves has finished.
   bool finished() const;
+  /// Whether a run is bound to the hub and has not finished: a drain reaches a run then.
+  bool bound() const;
 
   /// Called by the run: binds the hub to it and replays what arrived before. Internal.
   void bind(std::function<void(std::function<void(detail::run_driver&)>)> post_to_run);

@@ -77,6 +77,9 @@ struct master_options {
   std::size_t max_send_queue_bytes = std::size_t{64} << 20;
   /// Line length and nesting limits; max_line_bytes is announced in welcome.
   limits line_limits;
+  /// Announced in welcome (docs/protocol.md): a worker stays after the run ends, or after a
+  /// drain with rejoin, and connects again. drover serve's masters set it.
+  bool stay = false;
   /// Where the master reports connections, handshakes, losses and rejected lines, one line
   /// per call, each naming the peer's address. May be called from any thread the io_context
   /// runs on, never concurrently. Unset: silent.
@@ -102,6 +105,13 @@ struct master_stats {
 
   /// errors_sent for one code, 0 when none was sent.
   std::uint64_t errors(error_code code) const;
+};
+
+/// A worker connected to a master, as its hello described it.
+struct connected_worker {
+  std::string name;  ///< welcome.worker
+  std::vector<std::string> capabilities;
+  std::uint32_t slots = 1;
 };
 
 /// The master cannot start: the address is not valid, not loopback without a token, or
@@ -162,8 +172,14 @@ class master {
   /// the run assigns it nothing more, then the master sends it `drain` with `reason`. Its
   /// running attempts finish and their results count; when it then says bye and closes, only
   /// what it did not report is reassigned. Returns false when no connected worker has that
-  /// name. Thread-safe.
-  bool drain(std::string_view worker, std::string reason = "drained by an operator");
+  /// name. With `rejoin`, a worker that was welcomed with stay connects again after its bye.
+  /// Thread-safe.
+  bool drain(std::string_view worker, std::string reason = "drained by an operator",
+             bool rejoin = false);
+  /// Says bye (`reason`) to the connected worker named `worker` at once and closes its
+  /// connection. Only for a worker with nothing to lose: one attached to a hub that no run
+  /// has bound (a service's idle workers). False when no connected worker has that name.
+  bool release(std::string_view worker, std::string reason);
 
   /// The bound endpoint; only after listen().
   boost::asio::ip::tcp::endpoint local_endpoint() const;
@@ -171,6 +187,8 @@ class master {
   master_stats stats() const;
   /// Connections not yet closed.
   std::size_t open_connections() const;
+  /// The workers that completed the handshake and are still connected. Thread-safe.
+  std::vector<connected_worker> workers() const;
 
  private:
   /// Registers a new session; false once stopped (then the session must be stopped too).

@@ -131,6 +131,10 @@ struct welcome_message {
   std::uint32_t heartbeat_ms = 1000;   ///< send a heartbeat at least this often; >= 1
   std::uint32_t lost_after_ms = 5000;  ///< a peer silent this long is lost; >= 1
   std::uint64_t max_line_bytes = default_max_line_bytes;  ///< the master's line limit; >= 1
+  /// A service's master (drover serve): when the run ends or the master drains this worker
+  /// with `rejoin`, the worker connects again for the service's next run instead of exiting.
+  /// Default false; absent from the line when false.
+  bool stay = false;
 
   friend bool operator==(const welcome_message&, const welcome_message&) = default;
 };
@@ -210,6 +214,9 @@ struct cancel_message {
 /// master -> worker: no more assigns; finish the running attempts, then send bye.
 struct drain_message {
   std::string reason;  ///< default ""
+  /// With welcome.stay: after its bye the worker connects again (a service moves it to
+  /// another run). Without: it leaves. Default false; absent from the line when false.
+  bool rejoin = false;
 
   friend bool operator==(const drain_message&, const drain_message&) = default;
 };

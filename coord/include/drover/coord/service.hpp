@@ -23,6 +23,7 @@
 #include <drover/pipeline.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/json/object.hpp>
 
 #include <chrono>
@@ -52,6 +53,7 @@ struct service_options {
   pipeline_parser parse;  ///< required
   /// In-process worker slots shared by all runs: R = min(max_running_runs, workers) runs
   /// execute at once, each with workers / R of them, so they never use more than `workers`.
+  /// 0 (only with worker_address): runs use remote workers only, max_running_runs at once.
   std::size_t workers = 2;
   std::vector<std::string> capabilities;  ///< labels of the in-process workers
   std::size_t max_running_runs = 4;   ///< runs executing at once (at most `workers`); the rest wait
@@ -69,6 +71,15 @@ struct service_options {
   /// Finished runs kept in memory (and listed); the oldest are forgotten first. Their files
   /// stay in the state directory.
   std::size_t finished_runs_kept = 1000;
+  /// Remote workers (`drover worker --connect`) attach at this address and port when set
+  /// (port 0: an ephemeral one, see run_service::worker_endpoint()). Anything but loopback
+  /// needs `worker_token`. The service moves them between runs (docs/service.md).
+  std::optional<std::string> worker_address;
+  std::uint16_t worker_port = 0;
+  std::optional<std::string> worker_token;               ///< workers present it in hello
+  std::chrono::milliseconds heartbeat{1000};             ///< master_options::heartbeat_interval
+  std::chrono::milliseconds lost_worker_timeout{5000};   ///< master_options::lost_worker_timeout
+  std::chrono::milliseconds capability_timeout{30'000};  ///< worker_hub::settings
   /// Where the service reports what happened to runs, one line per call. Unset: silent.
   std::function<void(std::string_view)> log;
 };
@@ -102,8 +113,9 @@ class run_service {
   run_service(const run_service&) = delete;
   run_service& operator=(const run_service&) = delete;
 
-  /// Creates the state directory and resumes the runs it holds that did not finish. Throws
-  /// std::runtime_error naming the directory when it cannot be used.
+  /// Creates the state directory, opens the worker port (when asked for) and resumes the runs
+  /// the directory holds that did not finish. Throws std::runtime_error naming the directory
+  /// or address that cannot be used.
   void start();
   /// Cancels the running runs without marking them finished: a service started later on the
   /// same state directory resumes them. Refuses submissions from now on.
@@ -112,6 +124,11 @@ class run_service {
   submit_result submit(std::string text, std::string name);
   /// Cancels a queued or running run. False when there is no such run or it already finished.
   bool cancel(std::string_view run);
+  /// Drains the remote worker named `worker`: it finishes its attempts, gets nothing new,
+  /// and leaves (it does not come back). False when no connected worker has that name.
+  bool drain_worker(std::string_view worker);
+  /// Where remote workers connect; only with service_options::worker_address, after start().
+  boost::asio::ip::tcp::endpoint worker_endpoint() const;
 
   /// {"runs": [summary...], "queue": {...}} in submission order.
   boost::json::object runs_json() const;

@@ -185,8 +185,10 @@ class session_core : public std::enable_shared_from_this<session_core> {
 
   /// Posts stop() to the strand.
   void post_stop();
-  /// Posts drain(reason) to the strand.
-  void post_drain(std::string reason);
+  /// Posts drain(reason) to the strand; with `rejoin` the drain line says so.
+  void post_drain(std::string reason, bool rejoin = false);
+  /// Posts send_run_finished(reason) to the strand (master::release).
+  void post_release(std::string reason);
 
  protected:
   /// Queues a line (ending in '\n') for the writer.
@@ -236,6 +238,7 @@ class session_core : public std::enable_shared_from_this<session_core> {
   bool owns_name_ = false;
   bool attached_ = false;
   bool run_finished_ = false;
+  bool rejoin_on_drain_ = false;  // the drain line tells a staying worker to come back
   bool writer_stopped_ = false;
   bool reader_done_ = false;
   worker_hub::worker_id hub_id_ = 0;

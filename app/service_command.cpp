@@ -41,7 +41,8 @@ std::string usage_of(std::string_view command) {
   if (command == "serve") {
     return "Usage: drover serve [options]\n\n"
            "Runs a long-lived service that takes pipeline submissions (drover submit, or POST\n"
-           "/api/runs), runs several at once on its in-process workers and shows them over\n"
+           "/api/runs), runs several at once on its in-process workers (and, with --listen,\n"
+           "on remote workers that stay between runs) and shows them over\n"
            "HTTP: a JSON API, Server-Sent Events, Prometheus metrics at /metrics and a\n"
            "dashboard at /. SIGINT or SIGTERM stops it; with --state, unfinished runs resume\n"
            "when it starts again. See docs/service.md.\n";
@@ -73,9 +74,9 @@ std::string usage_of(std::string_view command) {
            "utilisation.\n";
   }
   return "Usage: drover drain WORKER [--to HOST:PORT]\n\n"
-         "Lets a remote worker finish its attempts, gives it nothing new, then lets it go.\n"
-         "Remote workers cannot attach to the service yet (docs/service.md, \"Not yet\"), and\n"
-         "its in-process workers cannot be drained: today every name gets exit code 2.\n";
+         "Lets a remote worker of the service (drover serve --listen) finish its attempts,\n"
+         "gives it nothing new, then lets it go: it exits 0. Exit code 2 when no connected\n"
+         "remote worker has that name (in-process workers cannot be drained).\n";
 }
 
 std::string default_address() {

@@ -135,6 +135,7 @@ void on_event(state& s, service_run& run, const event& e) {
   auto shown = event_to_json(e);
   shown["seq"] = e.seq + 1;
   run.events.push_back(json::serialize(shown));
+  if (run.events_file) *run.events_file << run.events.back() << '\n';
   run.next_seq = e.seq + 2;
   run.first_seq = run.next_seq - run.events.size();
   while (run.events.size() > std::max<std::size_t>(1, s.options.events_kept_per_run)) {
@@ -164,6 +165,7 @@ void run_ended(const std::shared_ptr<state>& s, const std::shared_ptr<service_ru
   detach_remote(*run);  // its workers are told the run finished, and come back
   {
     std::lock_guard lock(s->mutex);
+    run->events_file.reset();  // flushed and closed
     const auto now = steady::now();
     s->account_busy(now);
     erase_attempts_of(s->attempts, run->id, {});
@@ -241,6 +243,12 @@ void start_run(const std::shared_ptr<state>& s, const std::shared_ptr<service_ru
     }
   }
   if (s->remote_workers()) attach_remote(*s, *run, options);
+  if (!run->dir.empty()) {
+    std::lock_guard lock(s->mutex);
+    run->events_file = std::make_unique<std::ofstream>(run->dir / "events.jsonl", std::ios::app);
+    for (const auto& line : run->events)
+      *run->events_file << line << '\n';
+  }
   std::weak_ptr<state> weak = s;
   options.on_event = [weak, run = run.get()](const event& e) {
     if (auto locked = weak.lock()) on_event(*locked, *run, e);

@@ -14,7 +14,9 @@
 #include <array>
 #include <chrono>
 #include <deque>
+#include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -67,6 +69,9 @@ struct service_run {
   std::uint64_t first_seq = 0;  ///< seq of events.front()
   std::uint64_t next_seq = 0;
   std::optional<boost::json::object> report;
+  /// With a state directory: every event, one JSON line each, as `drover run --events` writes
+  /// them (appended to by a resumed run). Open while the run runs.
+  std::unique_ptr<std::ofstream> events_file;
   boost::asio::cancellation_signal cancel;
   bool cancel_requested = false;
   // Remote workers, with a worker port: the run's own master, to which the service hands the

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -250,6 +251,16 @@ BOOST_AUTO_TEST_CASE(a_restart_on_the_state_directory_resumes_unfinished_runs,
   BOOST_TEST(*again.service->run_status(done) == "succeeded");  // listed from its report
   BOOST_TEST(calls_of("done.json/quick") == 1);
   BOOST_TEST(std::filesystem::exists(dir.path / "runs" / run / "report.json"));
+  // Its events file holds both lives of the run: the first ended cancelled by the shutdown.
+  std::ifstream events(dir.path / "runs" / run / "events.jsonl");
+  std::map<std::string, int> types;
+  std::string last;
+  for (std::string line; std::getline(events, line); last = line)
+    ++types[std::string(json::parse(line).at("type").as_string())];
+  BOOST_TEST(types["run_queued"] == 2);
+  BOOST_TEST(types["run_started"] == 2);
+  BOOST_TEST(types["run_finished"] == 2);
+  BOOST_TEST(json::parse(last).at("message").as_string() == "succeeded");
 }
 
 BOOST_AUTO_TEST_CASE(the_event_log_resumes_after_a_seq_and_says_what_it_dropped,

@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <random>
 #include <stdexcept>
 
@@ -34,6 +35,14 @@ std::vector<module_view> views_of(const plan& p) {
     views[i].id = std::string(p.id(i));
     const auto deps = p.predecessors(i);
     views[i].deps.assign(deps.begin(), deps.end());
+    if (const auto* c = p.constraints(i)) {
+      for (const auto& label : c->required_capabilities) {
+        std::string lower = label;
+        for (auto& ch : lower)
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        views[i].labels.push_back(std::move(lower));
+      }
+    }
   }
   return views;
 }

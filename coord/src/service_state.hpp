@@ -34,6 +34,7 @@ enum class module_phase : std::uint8_t { pending, ready, running, finished };
 struct module_view {
   std::string id;
   std::vector<std::uint32_t> deps;
+  std::vector<std::string> labels;  ///< capabilities it requires, lower case
   module_phase phase = module_phase::pending;
   module_status status = module_status::pending;  ///< once finished
   std::uint32_t attempts = 0;

@@ -6,15 +6,20 @@
 // runs, and a run holding more than its share of the slots has one worker drained with
 // `rejoin`, so that it finishes its attempts there, connects again and goes where it is needed.
 
+#include "replay_stream.hpp"
 #include "service_state.hpp"
+
+#include <drover/coord/protocol.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -58,18 +63,73 @@ std::size_t slots_of(const std::vector<connected_worker>& workers) {
   return n;
 }
 
-void route(const std::shared_ptr<state>& s, tcp::socket socket) {
+using worker_stream = replay_stream<tcp::socket>;
+
+// The longest hello the service reads before it hands the connection over; the run's master
+// applies its own line limit to what follows.
+constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
+
+std::vector<std::string> lower_case(const std::vector<std::string>& labels) {
+  std::vector<std::string> out;
+  for (auto label : labels) {
+    for (auto& c : label)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.push_back(std::move(label));
+  }
+  return out;
+}
+
+// Whether a worker offering `offered` (lower case) has every label in `wanted`.
+bool fits(const std::vector<std::string>& offered, const std::vector<std::string>& wanted) {
+  return std::all_of(wanted.begin(), wanted.end(), [&](const std::string& label) {
+    return std::find(offered.begin(), offered.end(), label) != offered.end();
+  });
+}
+
+// Whether one of `workers` can run a module that needs `wanted`.
+bool someone_fits(const std::vector<connected_worker>& workers,
+                  const std::vector<std::string>& wanted) {
+  return std::any_of(workers.begin(), workers.end(), [&](const connected_worker& w) {
+    return fits(lower_case(w.capabilities), wanted);
+  });
+}
+
+// What a worker offering `offered` is to a run: of no use (it can run none of the modules
+// left), of use, or needed (a ready module waits for labels only it has there).
+enum class worth : std::uint8_t { none, useful, needed };
+
+worth worth_to(const service_run& run, const std::vector<connected_worker>& workers,
+               const std::vector<std::string>& offered) {
+  worth best = worth::none;
+  for (const auto& m : run.modules) {
+    if (m.phase == module_phase::finished || !fits(offered, m.labels)) continue;
+    if (!m.labels.empty() && m.phase == module_phase::ready && !someone_fits(workers, m.labels))
+      return worth::needed;
+    best = worth::useful;
+  }
+  return best;
+}
+
+// Hands a connection whose hello offered `offered` (empty: unknown) to a run's master: one
+// that needs it first, then the one with the fewest slots for what it can use now; to the
+// idle master when no running run can use it.
+void route(const std::shared_ptr<state>& s, worker_stream stream, std::string peer,
+           const std::vector<std::string>& offered) {
   std::shared_ptr<master> target;
   {
     std::lock_guard lock(s->mutex);
-    double least_served = std::numeric_limits<double>::infinity();
+    std::pair<int, double> best{2, std::numeric_limits<double>::infinity()};
     service_run* chosen = nullptr;
     for (const auto& run : s->order) {
       if (run->phase != "running" || !run->remote) continue;
-      const double served = static_cast<double>(slots_of(run->remote->workers()) + run->arriving) /
+      const auto workers = run->remote->workers();
+      const worth w = offered.empty() ? worth::useful : worth_to(*run, workers, offered);
+      if (w == worth::none) continue;
+      const double served = static_cast<double>(slots_of(workers) + run->arriving) /
                             static_cast<double>(demand(*run));
-      if (served < least_served) {
-        least_served = served;
+      const std::pair<int, double> key{w == worth::needed ? 0 : 1, served};
+      if (key < best) {
+        best = key;
         chosen = run.get();
       }
     }
@@ -81,7 +141,42 @@ void route(const std::shared_ptr<state>& s, tcp::socket socket) {
       ++s->idle_routed;
     }
   }
-  if (target) target->accept(std::move(socket));
+  if (target) target->accept(std::move(stream), std::move(peer));
+}
+
+std::string describe(const tcp::endpoint& e) {
+  const auto address = e.address().to_string();
+  return (e.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(e.port());
+}
+
+// Reads the connection's first line (its hello) within the handshake timeout, then routes it
+// with that line still to be read by the master that gets it.
+asio::awaitable<void> greet(std::shared_ptr<state> s, std::shared_ptr<tcp::socket> socket) {
+  boost::system::error_code ec;
+  const auto remote = socket->remote_endpoint(ec);
+  std::string peer = ec ? std::string("unknown peer") : describe(remote);
+  asio::steady_timer deadline(socket->get_executor(), handshake_timeout);
+  deadline.async_wait([weak = std::weak_ptr<tcp::socket>(socket)](boost::system::error_code e) {
+    if (auto open = weak.lock(); open && !e) {
+      boost::system::error_code ignored;
+      open->cancel(ignored);
+    }
+  });
+  std::string first;
+  auto [read_error, line_bytes] =
+      co_await asio::async_read_until(*socket, asio::dynamic_buffer(first, max_hello_bytes), '\n',
+                                      asio::as_tuple(asio::use_awaitable));
+  deadline.cancel();
+  if (read_error && first.empty()) co_return;  // gone, or silent: nothing to route
+  std::vector<std::string> offered;
+  if (!read_error) {
+    auto decoded = decode(std::string_view(first).substr(0, line_bytes - 1));
+    if (decoded.ok()) {
+      if (const auto* hello = std::get_if<hello_message>(&decoded.value()))
+        offered = lower_case(hello->capabilities);
+    }
+  }
+  route(s, worker_stream(std::move(*socket), std::move(first)), std::move(peer), offered);
 }
 
 asio::awaitable<void> accept_workers(std::shared_ptr<state> s) {
@@ -96,7 +191,8 @@ asio::awaitable<void> accept_workers(std::shared_ptr<state> s) {
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
-    route(s, std::move(socket));
+    asio::co_spawn(s->executor, greet(s, std::make_shared<tcp::socket>(std::move(socket))),
+                   asio::detached);
   }
 }
 
@@ -141,11 +237,38 @@ void rebalance(const std::shared_ptr<state>& s) {
       return static_cast<double>(total) * static_cast<double>(demand(run)) /
              static_cast<double>(std::max<std::size_t>(1, wanted));
     };
+    // Short: a run with a ready module any worker can run (one that needs labels is the
+    // business of the loop below) and fewer slots than the whole part of its share.
     bool someone_short = false;
     for (const auto& [run, workers] : running) {
+      const bool wants_any = std::any_of(
+          run->modules.begin(), run->modules.end(),
+          [](const auto& m) { return m.phase == module_phase::ready && m.labels.empty(); });
       const auto have = slots_of(workers) + run->arriving;
       someone_short =
-          someone_short || have == 0 || static_cast<double>(have) < std::floor(share_of(*run));
+          someone_short ||
+          (wants_any && (have == 0 || static_cast<double>(have) < std::floor(share_of(*run))));
+    }
+    // A ready module that waits for labels no worker of its run has: a worker with them moves
+    // over from a run that keeps another worker (idle ones were released above).
+    for (auto& [run, workers] : running) {
+      const auto blocked =
+          std::find_if(run->modules.begin(), run->modules.end(), [&](const auto& m) {
+            return m.phase == module_phase::ready && !m.labels.empty() &&
+                   !someone_fits(workers, m.labels);
+          });
+      if (blocked == run->modules.end()) continue;
+      for (auto& [other, others] : running) {
+        if (other == run || others.size() < 2) continue;
+        const auto fitting = std::find_if(others.begin(), others.end(), [&](const auto& w) {
+          return !other->moving.contains(w.name) &&
+                 fits(lower_case(w.capabilities), blocked->labels);
+        });
+        if (fitting == others.end()) continue;
+        other->moving.insert(fitting->name);
+        drains.emplace_back(other->remote, fitting->name);
+        break;
+      }
     }
     for (auto& [run, workers] : running) {
       if (!someone_short) break;

@@ -264,3 +264,50 @@ BOOST_AUTO_TEST_CASE(remote_workers_stay_between_runs_are_shared_and_drained,
   BOOST_TEST(workers_of(s).find("\"w1\"") != std::string::npos);
   BOOST_TEST(s.client({"drain", "w0"}).exit_code == 2);
 }
+
+BOOST_AUTO_TEST_CASE(a_module_that_needs_a_label_gets_the_worker_that_has_it,
+                     *boost::unit_test::timeout(120)) {
+  service s({"--workers", "0", "--listen", "127.0.0.1:0"});
+  const auto port = wait_for_port(s.server_dir, "workers connect to", 20s);
+  BOOST_REQUIRE(port);
+  std::vector<std::unique_ptr<drover_process>> workers;
+  for (const auto& [name, extra] : {std::pair{"plain", ""}, std::pair{"gpu", "gpu"}}) {
+    const auto dir = s.dir / name;
+    fs::create_directories(dir);
+    std::vector<std::string> args{"worker", "--connect", "127.0.0.1:" + *port, "--id", name};
+    if (*extra) args.insert(args.end(), {"--capability", extra});
+    workers.push_back(std::make_unique<drover_process>(args, dir));
+  }
+  BOOST_TEST(eventually(
+      [&] {
+        const auto listed = workers_of(s);
+        return listed.find("\"plain\"") != std::string::npos &&
+               listed.find("\"gpu\"") != std::string::npos;
+      },
+      20s));
+  // Both workers take the long run of label-less modules; then a run that needs gpu comes.
+  std::string busy = R"({"modules": [)";
+  for (int i = 0; i < 16; ++i) {
+    busy += (i ? "," : "") + std::string(R"({"id": "b)") + std::to_string(i) +
+            R"(", "kind": "exec", "params": {"shell": "sleep 0.5"}})";
+  }
+  busy += "]}";
+  const auto holder = s.submit(busy, "busy.json");
+  BOOST_TEST(eventually(
+      [&] {
+        const auto listed = workers_of(s);
+        std::size_t in_holder = 0;
+        for (auto at = listed.find(holder); at != std::string::npos;
+             at = listed.find(holder, at + 1))
+          ++in_holder;
+        return in_holder >= 2;
+      },
+      20s));
+  const auto needs_gpu = s.submit(
+      R"({"modules": [{"id": "train", "kind": "noop", "requires": ["gpu"]}]})", "gpu.json");
+  BOOST_TEST(s.client({"wait", needs_gpu, "--timeout", "20"}).exit_code == 0);
+  BOOST_TEST((ran_on(s, needs_gpu) == std::set<std::string>{"gpu"}));
+  BOOST_TEST(s.client({"status", holder}).out.find("running") != std::string::npos,
+             "the gpu run waited for the long one");
+  BOOST_TEST(s.client({"wait", holder}).exit_code == 0);
+}

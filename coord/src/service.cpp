@@ -83,6 +83,17 @@ using state = run_service::state;
 
 void launch_ready(const std::shared_ptr<state>& s);
 
+// Keeps `line` as the run's next event (seq next_seq), in memory (the last `kept`) and in its
+// events file while that is open.
+void append_event(service_run& run, std::string line, std::size_t kept) {
+  if (run.events_file) *run.events_file << line << '\n';
+  run.events.push_back(std::move(line));
+  ++run.next_seq;
+  while (run.events.size() > std::max<std::size_t>(1, kept))
+    run.events.pop_front();
+  run.first_seq = run.next_seq - run.events.size();
+}
+
 // The engine's events of one run, applied to its module views and kept for its stream.
 void on_event(state& s, service_run& run, const event& e) {
   std::lock_guard lock(s.mutex);
@@ -140,17 +151,11 @@ void on_event(state& s, service_run& run, const event& e) {
     default:
       break;
   }
-  // The service's own run_queued is seq 0 of the run's stream: the engine's events follow it.
+  // The run's stream numbers its events itself: the engine's follow the service's run_queued,
+  // and a resumed run's follow those of its earlier life.
   auto shown = event_to_json(e);
-  shown["seq"] = e.seq + 1;
-  run.events.push_back(json::serialize(shown));
-  if (run.events_file) *run.events_file << run.events.back() << '\n';
-  run.next_seq = e.seq + 2;
-  run.first_seq = run.next_seq - run.events.size();
-  while (run.events.size() > std::max<std::size_t>(1, s.options.events_kept_per_run)) {
-    run.events.pop_front();
-    ++run.first_seq;
-  }
+  shown["seq"] = run.seq_base + e.seq;
+  append_event(run, json::serialize(shown), s.options.events_kept_per_run);
 }
 
 // Forgets the oldest finished runs beyond finished_runs_kept (their files stay).
@@ -252,11 +257,15 @@ void start_run(const std::shared_ptr<state>& s, const std::shared_ptr<service_ru
     }
   }
   if (s->remote_workers()) attach_remote(*s, *run, options);
-  if (!run->dir.empty()) {
+  {
     std::lock_guard lock(s->mutex);
-    run->events_file = std::make_unique<std::ofstream>(run->dir / "events.jsonl", std::ios::app);
-    for (const auto& line : run->events)
-      *run->events_file << line << '\n';
+    if (!run->dir.empty()) {
+      // What the file lacks: the run_queued of this life (the rest came from it).
+      run->events_file = std::make_unique<std::ofstream>(run->dir / "events.jsonl", std::ios::app);
+      for (auto seq = std::max(run->first_seq, run->persisted); seq < run->next_seq; ++seq)
+        *run->events_file << run->events[seq - run->first_seq] << '\n';
+    }
+    run->seq_base = run->next_seq;
   }
   std::weak_ptr<state> weak = s;
   options.on_event = [weak, run = run.get()](const event& e) {
@@ -291,17 +300,15 @@ void launch_ready(const std::shared_ptr<state>& s) {
     asio::post(s->executor, [s, run = std::move(run)] { start_run(s, run); });
 }
 
-// The first event of a run's stream, when the service takes it (or finds it unfinished at a
-// start): run_queued, seq 0.
-void record_queued(service_run& run) {
+// The service took the run, or found it unfinished at a start: run_queued, the first event
+// of each of the run's lives.
+void record_queued(service_run& run, std::size_t kept) {
   json::object queued{{"ts", format_timestamp(wall_clock::now())},
-                      {"seq", 0},
+                      {"seq", run.next_seq},
                       {"type", to_string(event_type::run_queued)},
                       {"run", run.id},
                       {"total", run.modules.size()}};
-  run.events.assign(1, json::serialize(queued));
-  run.first_seq = 0;
-  run.next_seq = 1;
+  append_event(run, json::serialize(queued), kept);
 }
 
 std::shared_ptr<service_run>* find_run(state& s, std::string_view id) {
@@ -333,7 +340,8 @@ void run_service::start() {
       throw std::runtime_error("cannot use the state directory '" + s.options.state_dir.string() +
                                "': " + ec.message());
     }
-    found = store::load_runs(s.options.state_dir, [&s](std::string line) { s.log(line); });
+    found = store::load_runs(s.options.state_dir, s.options.events_kept_per_run,
+                             [&s](std::string line) { s.log(line); });
   }
   if (s.remote_workers()) open_worker_port(state_);
   for (auto& run : found) {
@@ -371,7 +379,7 @@ void run_service::start() {
       s.order.push_back(run);
       if (!run->finished()) {
         s.waiting_modules += run->unfinished;
-        record_queued(*run);
+        record_queued(*run, s.options.events_kept_per_run);
         s.queue.push_back(run);
       }
     }
@@ -484,7 +492,7 @@ submit_result run_service::submit(std::string text, std::string name) {
     std::lock_guard lock(s.mutex);
     s.runs.emplace(run->id, run);
     s.order.push_back(run);
-    record_queued(*run);
+    record_queued(*run, s.options.events_kept_per_run);
     s.queue.push_back(run);
     s.waiting_modules += run->unfinished;
     ++s.runs_submitted;

@@ -69,6 +69,8 @@ struct service_run {
   std::deque<std::string> events;
   std::uint64_t first_seq = 0;  ///< seq of events.front()
   std::uint64_t next_seq = 0;
+  std::uint64_t persisted = 0;  ///< events already in the events file when it was found
+  std::uint64_t seq_base = 0;   ///< the stream's seq of the engine's seq 0 in this life
   std::optional<boost::json::object> report;
   /// With a state directory: every event, one JSON line each, as `drover run --events` writes
   /// them (appended to by a resumed run). Open while the run runs.
@@ -164,7 +166,9 @@ namespace store {
 void save_submission(const service_run& run);
 void save_report(const service_run& run);
 /// Every run directory under `<state_dir>/runs`, oldest submission first.
+/// Each run's events file is read back: its last `kept_events` events are in memory again.
 std::vector<std::shared_ptr<service_run>> load_runs(const std::filesystem::path& state_dir,
+                                                    std::size_t kept_events,
                                                     const std::function<void(std::string)>& log);
 }  // namespace store
 

@@ -97,6 +97,7 @@ void save_report(const service_run& run) {
 }
 
 std::vector<std::shared_ptr<service_run>> load_runs(const fs::path& state_dir,
+                                                    std::size_t kept_events,
                                                     const std::function<void(std::string)>& log) {
   std::vector<std::shared_ptr<service_run>> runs;
   std::error_code ec;
@@ -121,6 +122,17 @@ std::vector<std::shared_ptr<service_run>> load_runs(const fs::path& state_dir,
       run->name = std::string(name->get_string());
     if (const auto* at = m.if_contains("submitted_at_ms"); at && at->is_int64())
       run->submitted_at = from_millis(at->get_int64());
+    // The events of its earlier lives: a stream resumed with Last-Event-ID goes on from them.
+    if (std::ifstream events{dir / "events.jsonl"}) {
+      for (std::string line; std::getline(events, line);) {
+        if (line.empty() || line.back() != '}') continue;  // torn by a crash mid-write
+        run->events.push_back(std::move(line));
+        ++run->next_seq;
+        if (run->events.size() > std::max<std::size_t>(1, kept_events)) run->events.pop_front();
+      }
+      run->first_seq = run->next_seq - run->events.size();
+      run->persisted = run->next_seq;
+    }
     if (auto report_text = read_file(dir / "report.json")) {
       std::error_code report_error;
       auto report = json::parse(*report_text, report_error);

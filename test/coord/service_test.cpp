@@ -255,12 +255,22 @@ BOOST_AUTO_TEST_CASE(a_restart_on_the_state_directory_resumes_unfinished_runs,
   std::ifstream events(dir.path / "runs" / run / "events.jsonl");
   std::map<std::string, int> types;
   std::string last;
-  for (std::string line; std::getline(events, line); last = line)
-    ++types[std::string(json::parse(line).at("type").as_string())];
+  std::int64_t lines = 0;
+  for (std::string line; std::getline(events, line); last = line, ++lines) {
+    const auto e = json::parse(line);
+    ++types[std::string(e.at("type").as_string())];
+    BOOST_TEST(e.at("seq").to_number<std::int64_t>() == lines);  // one stream across lives
+  }
   BOOST_TEST(types["run_queued"] == 2);
   BOOST_TEST(types["run_started"] == 2);
   BOOST_TEST(types["run_finished"] == 2);
   BOOST_TEST(json::parse(last).at("message").as_string() == "succeeded");
+  // The stream has both lives too: a client resuming with an old Last-Event-ID goes on.
+  const auto stream = again.service->events_after(run, -1, 1000);
+  BOOST_REQUIRE(stream);
+  BOOST_TEST(stream->first_seq == 0u);
+  BOOST_TEST(static_cast<std::int64_t>(stream->events.size()) == lines);
+  BOOST_TEST(stream->finished);
 }
 
 BOOST_AUTO_TEST_CASE(the_event_log_resumes_after_a_seq_and_says_what_it_dropped,

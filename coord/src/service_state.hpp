@@ -12,6 +12,7 @@
 #include <boost/json/object.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <fstream>
@@ -115,7 +116,8 @@ struct run_service::state : std::enable_shared_from_this<run_service::state> {
   // The worker port (service_workers.cpp): workers no run needs wait at the idle master.
   boost::asio::ip::tcp::acceptor worker_acceptor;
   std::shared_ptr<master> idle;
-  std::size_t idle_routed = 0;  ///< connections routed to `idle` since it was made
+  std::size_t idle_routed = 0;           ///< connections routed to `idle` since it was made
+  std::atomic<std::size_t> greeting{0};  ///< connections whose hello is being read
   boost::asio::steady_timer rebalance_timer;
 
   mutable std::mutex mutex;

@@ -68,6 +68,8 @@ using worker_stream = replay_stream<tcp::socket>;
 // The longest hello the service reads before it hands the connection over; the run's master
 // applies its own line limit to what follows.
 constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
+// Connections that may be waiting for their hello at once.
+constexpr std::size_t max_greeting = 256;
 
 std::vector<std::string> lower_case(const std::vector<std::string>& labels) {
   std::vector<std::string> out;
@@ -152,6 +154,10 @@ std::string describe(const tcp::endpoint& e) {
 // Reads the connection's first line (its hello) within the handshake timeout, then routes it
 // with that line still to be read by the master that gets it.
 asio::awaitable<void> greet(std::shared_ptr<state> s, std::shared_ptr<tcp::socket> socket) {
+  struct counted {
+    std::atomic<std::size_t>& n;
+    ~counted() { --n; }
+  } in_flight{s->greeting};
   boost::system::error_code ec;
   const auto remote = socket->remote_endpoint(ec);
   std::string peer = ec ? std::string("unknown peer") : describe(remote);
@@ -189,6 +195,16 @@ asio::awaitable<void> accept_workers(std::shared_ptr<state> s) {
       s->log("worker port: accept failed: " + ec.message());
       backoff.expires_after(std::chrono::milliseconds{50});
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    // Connections that have not said hello yet are bounded: a flood of silent ones is closed
+    // at once instead of holding a descriptor each for the handshake timeout.
+    if (++s->greeting > max_greeting) {
+      --s->greeting;
+      s->log("worker port: refused a connection, " + std::to_string(max_greeting) +
+             " are still to say hello");
+      boost::system::error_code ignored;
+      socket.close(ignored);
       continue;
     }
     asio::co_spawn(s->executor, greet(s, std::make_shared<tcp::socket>(std::move(socket))),

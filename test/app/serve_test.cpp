@@ -208,6 +208,28 @@ BOOST_AUTO_TEST_CASE(remote_workers_stay_between_runs_are_shared_and_drained,
       },
       20s));
 
+  // A flood of silent connections on the worker port: past 256 waiting for their hello they
+  // are closed at once, and the runs below still get their workers.
+  boost::asio::io_context io;
+  std::vector<boost::asio::ip::tcp::socket> flood;
+  for (int i = 0; i < 300; ++i) {
+    flood.emplace_back(io);
+    boost::system::error_code ec;
+    flood.back().connect(
+        {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(std::stoi(*port))},
+        ec);
+  }
+  std::size_t refused = 0;
+  for (auto& socket : flood) {
+    boost::system::error_code ec;
+    socket.non_blocking(true, ec);
+    char byte;
+    std::this_thread::sleep_for(1ms);
+    socket.read_some(boost::asio::buffer(&byte, 1), ec);
+    refused += ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset;
+  }
+  BOOST_TEST(refused >= 30u);
+  flood.clear();  // the rest end their wait for a hello at once
   std::string parallel = R"({"modules": [)";
   for (int i = 0; i < 6; ++i) {
     parallel += (i ? "," : "") + std::string(R"({"id": "m)") + std::to_string(i) +

@@ -153,7 +153,7 @@ BOOST_AUTO_TEST_CASE(a_full_queue_refuses_and_loses_nothing_accepted,
   options.max_running_runs = 1;
   options.max_queued_runs = 1;
   service_fixture f(options);
-  auto first = f.service->submit("a 300\n", "first");
+  auto first = f.service->submit("a 1000\n", "first");
   auto second = f.service->submit("b 10\n", "second");
   BOOST_TEST_REQUIRE((first.error == submit_error::none));
   BOOST_TEST_REQUIRE((second.error == submit_error::none));
@@ -231,11 +231,13 @@ BOOST_AUTO_TEST_CASE(a_restart_on_the_state_directory_resumes_unfinished_runs,
     done = f.service->submit("quick 1\n", "done.json").run;
     BOOST_TEST(f.finish(done) == "succeeded");
     run = f.service->submit("first 1\nlong 0 first\n", "resumed.json").run;
+    // Once long runs, first is journaled (a record is durable before dependents start).
     const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (f.module(run, "first").at("status").as_string() != "succeeded" &&
+    while (f.module(run, "long").at("status").as_string() != "running" &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(5ms);
     }
+    BOOST_TEST(f.module(run, "first").at("status").as_string() == "succeeded");
     BOOST_TEST(f.module(run, "long").at("status").as_string() == "running");
     f.shut_down();  // as SIGTERM does: the run is cancelled but stays unfinished on disk
     BOOST_TEST(*f.service->run_status(run) == "interrupted");
@@ -333,7 +335,7 @@ BOOST_AUTO_TEST_CASE(runs_at_once_never_use_more_slots_than_there_are,
   options.workers = 1;
   options.max_running_runs = 4;
   service_fixture f(options);
-  auto first = f.service->submit("a 300\n", "first");
+  auto first = f.service->submit("a 1000\n", "first");
   auto second = f.service->submit("b 1\n", "second");
   BOOST_TEST(f.wait_for(first.run, {"running"}) == "running");
   BOOST_TEST(*f.service->run_status(second.run) == "queued");  // one slot: one run at a time

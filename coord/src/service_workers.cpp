@@ -88,11 +88,20 @@ bool fits(const std::vector<std::string>& offered, const std::vector<std::string
   });
 }
 
-// Whether one of `workers` can run a module that needs `wanted`.
-bool someone_fits(const std::vector<connected_worker>& workers,
+// Each worker's labels in lower case, made once per look at a run (not once per module).
+std::vector<std::vector<std::string>> labels_of(const std::vector<connected_worker>& workers) {
+  std::vector<std::vector<std::string>> out;
+  out.reserve(workers.size());
+  for (const auto& w : workers)
+    out.push_back(lower_case(w.capabilities));
+  return out;
+}
+
+// Whether one of the workers with these labels can run a module that needs `wanted`.
+bool someone_fits(const std::vector<std::vector<std::string>>& workers,
                   const std::vector<std::string>& wanted) {
-  return std::any_of(workers.begin(), workers.end(), [&](const connected_worker& w) {
-    return fits(lower_case(w.capabilities), wanted);
+  return std::any_of(workers.begin(), workers.end(), [&](const std::vector<std::string>& offered) {
+    return fits(offered, wanted);
   });
 }
 
@@ -102,10 +111,11 @@ enum class worth : std::uint8_t { none, useful, needed };
 
 worth worth_to(const service_run& run, const std::vector<connected_worker>& workers,
                const std::vector<std::string>& offered) {
+  const auto present = labels_of(workers);
   worth best = worth::none;
   for (const auto& m : run.modules) {
     if (m.phase == module_phase::finished || !fits(offered, m.labels)) continue;
-    if (!m.labels.empty() && m.phase == module_phase::ready && !someone_fits(workers, m.labels))
+    if (!m.labels.empty() && m.phase == module_phase::ready && !someone_fits(present, m.labels))
       return worth::needed;
     best = worth::useful;
   }
@@ -268,10 +278,11 @@ void rebalance(const std::shared_ptr<state>& s) {
     // A ready module that waits for labels no worker of its run has: a worker with them moves
     // over from a run that keeps another worker (idle ones were released above).
     for (auto& [run, workers] : running) {
+      const auto present = labels_of(workers);
       const auto blocked =
           std::find_if(run->modules.begin(), run->modules.end(), [&](const auto& m) {
             return m.phase == module_phase::ready && !m.labels.empty() &&
-                   !someone_fits(workers, m.labels);
+                   !someone_fits(present, m.labels);
           });
       if (blocked == run->modules.end()) continue;
       for (auto& [other, others] : running) {

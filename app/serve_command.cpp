@@ -58,9 +58,9 @@ void add_serve_options(po::options_description& options) {
       "capability", po::value<std::vector<std::string>>()->composing()->value_name("LABEL"),
       "a label of the in-process workers besides their OS label; repeatable")(
       "max-running-runs", po::value<int>()->default_value(4)->value_name("N"),
-      "runs executing at once (at most --workers), sharing the slots equally; the rest wait in "
-      "order")("max-queued-runs", po::value<int>()->default_value(100)->value_name("N"),
-               "runs waiting to start; past it a submission gets 429 queue full")(
+      "runs executing at once, sharing the in-process slots by demand; the rest wait in order")(
+      "max-queued-runs", po::value<int>()->default_value(100)->value_name("N"),
+      "runs waiting to start; past it a submission gets 429 queue full")(
       "max-waiting-modules", po::value<int>()->default_value(100000)->value_name("N"),
       "unfinished modules of queued and running runs; past it a submission gets 429")(
       "workspace", po::value<std::string>()->value_name("DIR"),

@@ -72,8 +72,12 @@ void histogram::observe(double seconds) {
 }  // namespace service_detail
 
 void run_service::state::account_busy(steady::time_point now) {
-  busy_slot_seconds += std::chrono::duration<double>(now - busy_since).count() *
-                       static_cast<double>(attempts.size());
+  // In-process slots only: a remote worker's busy time is its own (service_workers.cpp).
+  const auto local = std::count_if(attempts.begin(), attempts.end(), [](const busy_slot& a) {
+    return a.worker.starts_with("local-");
+  });
+  busy_slot_seconds +=
+      std::chrono::duration<double>(now - busy_since).count() * static_cast<double>(local);
   busy_since = now;
 }
 
@@ -239,7 +243,9 @@ void fail_before_start(const std::shared_ptr<state>& s, const std::shared_ptr<se
 
 void start_run(const std::shared_ptr<state>& s, const std::shared_ptr<service_run>& run) {
   run_options options;
-  options.workers = s->slots_per_run();
+  // Alone, a run may use every in-process slot; together, runs share them by demand.
+  options.workers = s->options.workers;
+  options.shared_slots = s->local_slots;
   options.capabilities = s->options.capabilities;
   options.cancel_grace = s->options.cancel_grace;
   options.workspace = s->options.workspace;
@@ -285,7 +291,8 @@ void launch_ready(const std::shared_ptr<state>& s) {
   std::vector<std::shared_ptr<service_run>> starting;
   {
     std::lock_guard lock(s->mutex);
-    while (!s->stopping && s->started && s->running < s->max_running() && !s->queue.empty()) {
+    while (!s->stopping && s->started && s->running < s->options.max_running_runs &&
+           !s->queue.empty()) {
       auto run = std::move(s->queue.front());
       s->queue.pop_front();
       run->phase = "running";
@@ -324,6 +331,8 @@ run_service::run_service(asio::any_io_executor executor, service_options options
   if (!options.worker_address) options.workers = std::max<std::size_t>(1, options.workers);
   options.max_running_runs = std::max<std::size_t>(1, options.max_running_runs);
   state_ = std::make_shared<state>(std::move(executor), std::move(options));
+  if (state_->options.workers > 0)
+    state_->local_slots = std::make_shared<drover::slot_share>(state_->options.workers);
 }
 
 run_service::~run_service() {
@@ -450,7 +459,7 @@ submit_result run_service::submit(std::string text, std::string name) {
   run->prepared.emplace(std::move(*prepared->plan));
   {
     std::lock_guard lock(s.mutex);
-    const bool must_wait = s.running >= s.max_running() || !s.queue.empty();
+    const bool must_wait = s.running >= s.options.max_running_runs || !s.queue.empty();
     std::string full;
     if (s.stopping || !s.started) {
       out.error = submit_error::stopping;

@@ -130,7 +130,7 @@ struct run_service::state : std::enable_shared_from_this<run_service::state> {
   std::size_t waiting_modules = 0;  ///< unfinished modules of queued and running runs
   std::size_t ready_modules = 0;    ///< ready and not started, across runs
   std::vector<busy_slot> attempts;
-  double busy_slot_seconds = 0;  ///< integral of attempts.size() over time
+  double busy_slot_seconds = 0;  ///< integral of in-process attempts over time
   std::chrono::steady_clock::time_point busy_since = created;
 
   // Counters for /metrics.
@@ -148,14 +148,9 @@ struct run_service::state : std::enable_shared_from_this<run_service::state> {
   void log(const std::string& line) const {
     if (options.log) options.log(line);
   }
-  /// Runs executing at once: never more than there are slots, so that together they never
-  /// use more than options.workers.
-  std::size_t max_running() const {
-    return options.workers == 0 ? options.max_running_runs
-                                : std::min(options.max_running_runs, options.workers);
-  }
   bool remote_workers() const { return options.worker_address.has_value(); }
-  std::size_t slots_per_run() const { return options.workers / max_running(); }
+  /// The in-process slots every run shares by demand; null with options.workers == 0.
+  std::shared_ptr<drover::slot_share> local_slots;
   /// Adds the busy time since the last change of attempts.size().
   void account_busy(std::chrono::steady_clock::time_point now);
 };

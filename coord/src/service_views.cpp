@@ -131,15 +131,17 @@ json::object run_service::workers_json() const {
     capabilities.emplace_back(c);
   json::array attempts;
   for (const auto& a : s.attempts) {
+    if (!a.worker.starts_with("local-")) continue;  // a remote worker's: listed with it
     attempts.push_back(json::object{
         {"run", a.run}, {"module", a.module}, {"attempt", a.attempt}, {"worker", a.worker}});
   }
+  const std::size_t busy = attempts.size();
   const double capacity = uptime * static_cast<double>(s.options.workers);
   json::object local{{"name", "local"},
                      {"kind", "local"},
                      {"capabilities", std::move(capabilities)},
                      {"slots", s.options.workers},
-                     {"busy", s.attempts.size()},
+                     {"busy", busy},
                      {"utilisation", capacity > 0 ? s.busy_slot_seconds / capacity : 0.0},
                      {"attempts", std::move(attempts)}};
   json::array workers;

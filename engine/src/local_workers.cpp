@@ -140,6 +140,11 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
       not_started(w, i, attempt);
       continue;
     }
+    if (slot_member_ && (!co_await take_shared_slot(w, i) || !may_start(i))) {
+      release_shared_slot(w);
+      not_started(w, i, attempt);
+      continue;
+    }
     // A module taken inline starts when the previous one ended: no clock read for it.
     const time_point started = taken_inline ? last_end : core_clock::now();
     if (options_.on_event) began(w, i, attempt, started);
@@ -189,6 +194,7 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
         }
       }
     }
+    release_shared_slot(w);
     w.current = no_module;
     if (w.retired) co_return;  // the run gave up on this attempt and may be over
     last_end = core_clock::now();
@@ -357,6 +363,7 @@ void run_driver::cancel_local_attempts() {
                  [self = shared_from_this(), &w, mode] { self->cancel_on_worker(w, mode); });
     }
   }
+  wake_slot_waiters();
 }
 
 void run_driver::cancel_on_worker(local_worker& w, stop_mode mode) {
@@ -373,6 +380,7 @@ void run_driver::cancel_on_worker(local_worker& w, stop_mode mode) {
     // The body ignored cancellation: the run ends the attempt without it, and this worker
     // retires (it exits once the body returns) while a new one takes its place.
     w.retired = true;
+    self->release_shared_slot(w);
     worker_report r{.what = worker_report::kind::abandoned,
                     .worker = w.number,
                     .module = i,

@@ -63,6 +63,7 @@ run_driver::run_driver(asio::any_io_executor run_executor, asio::any_io_executor
   environment_.keep_workdirs = options_.keep_workdirs;
   auto handler_executor = asio::get_associated_executor(handler_, run_executor);
   handler_work_ = asio::prefer(handler_executor, asio::execution::outstanding_work.tracked);
+  if (options_.shared_slots) slot_member_ = options_.shared_slots->join();
 }
 
 run_driver::run_driver(asio::any_io_executor run_executor, asio::any_io_executor worker_pool,
@@ -185,6 +186,7 @@ void run_driver::process() {
     carry_out(a);
   processing_ = false;
   mirror_stop();
+  if (slot_member_) publish_demand();
 }
 
 void run_driver::carry_out(const action& a) {
@@ -352,6 +354,8 @@ void run_driver::complete() {
   finished_ = true;
   timer_.cancel();
   channel_.close();
+  slots_closed_.store(true, std::memory_order_release);
+  wake_slot_waiters();
   if (hub_) hub_->unbind();
   core_->release_scheduling_state();
   run_report report = make_report();

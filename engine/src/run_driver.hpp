@@ -68,7 +68,8 @@ struct local_worker {
         name(std::move(name)),
         strand(std::move(strand)),
         executor(this->strand),
-        grace_timer(this->strand) {}
+        grace_timer(this->strand),
+        slot_timer(this->strand) {}
 
   const worker_number number;
   const std::string name;
@@ -83,6 +84,9 @@ struct local_worker {
   bool current_is_supervised = false;  // an attempt_control runs it and keeps its own grace
   bool cancel_sent = false;
   bool retired = false;  // its body was abandoned: it exits once the body returns
+  // With run_options::shared_slots: the wait for a slot, and whether the worker holds one.
+  boost::asio::steady_timer slot_timer;
+  bool holds_slot = false;
   // [run strand, workers on strand_ only] dispatched to this worker while it reported
   std::optional<ticket> next;
 };
@@ -120,6 +124,9 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   /// For a plan: the run does not validate.
   run_driver(boost::asio::any_io_executor run_executor, boost::asio::any_io_executor worker_pool,
              plan p, run_options options, handler_type handler);
+  ~run_driver();
+  run_driver(const run_driver&) = delete;
+  run_driver& operator=(const run_driver&) = delete;
 
   /// Starts the run on the strand.
   void start();
@@ -170,6 +177,12 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   void cancel_on_worker(local_worker& w, stop_mode mode);
   void on_worker_exit();
   void mirror_stop();
+
+  // shared_slots.cpp: run_options::shared_slots
+  boost::asio::awaitable<bool> take_shared_slot(local_worker& w, module_index i);
+  void release_shared_slot(local_worker& w);
+  void wake_slot_waiters();
+  void publish_demand();
 
   // remote_bridge.cpp: the worker_hub's workers
   void bind_hub();
@@ -224,6 +237,12 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   };
   std::deque<durable_wait> awaiting_durable_;
   bool durable_wait_requested_ = false;
+
+  // run_options::shared_slots: this run's membership, the demand it last told the share, and
+  // whether the run is over (waiting workers then give up).
+  std::optional<slot_share::member_id> slot_member_;
+  std::size_t published_demand_ = 0;
+  std::atomic<bool> slots_closed_{false};
 
   // Pool workers report here; the strand drains the whole batch in one handler.
   std::mutex outbox_mutex_;

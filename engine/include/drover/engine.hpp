@@ -8,6 +8,7 @@
 #include <drover/plan.hpp>
 #include <drover/remote.hpp>
 #include <drover/result.hpp>
+#include <drover/slot_share.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -47,6 +48,10 @@ struct run_options {
   /// In-process workers: modules that run at once in this process. May be 0 when `remote`
   /// is set: then only remote workers run modules.
   std::size_t workers = 1;
+  /// In-process slots this run shares with other runs (drover/slot_share.hpp): each of its
+  /// `workers` starts an attempt only while holding one of them. Unset: the run's workers are
+  /// its own.
+  std::shared_ptr<slot_share> shared_slots;
   std::filesystem::path log_dir;  ///< handed to bodies through module_context::log_dir()
   event_sink on_event;            ///< progress events; none are built when unset
   /// After cancelling an attempt (timeout, fail_fast, cancelled run), how long to wait for the

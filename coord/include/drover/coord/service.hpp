@@ -51,13 +51,13 @@ using pipeline_parser =
 
 struct service_options {
   pipeline_parser parse;  ///< required
-  /// In-process worker slots shared by all runs: R = min(max_running_runs, workers) runs
-  /// execute at once, each with workers / R of them, so they never use more than `workers`.
-  /// 0 (only with worker_address): runs use remote workers only, max_running_runs at once.
+  /// In-process worker slots, shared by the running runs by demand (drover/slot_share.hpp):
+  /// together they never run more than `workers` attempts, and a run alone may use them all.
+  /// 0 (only with worker_address): runs use remote workers only.
   std::size_t workers = 2;
   std::vector<std::string> capabilities;  ///< labels of the in-process workers
-  std::size_t max_running_runs = 4;   ///< runs executing at once (at most `workers`); the rest wait
-  std::size_t max_queued_runs = 100;  ///< runs waiting to start
+  std::size_t max_running_runs = 4;       ///< runs executing at once; the rest wait
+  std::size_t max_queued_runs = 100;      ///< runs waiting to start
   /// Modules of queued and running runs that have not finished, across runs.
   std::size_t max_waiting_modules = 100'000;
   /// Every run's pipeline, journal, logs and report live under `<state_dir>/runs/<id>`. A

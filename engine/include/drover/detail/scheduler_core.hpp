@@ -165,6 +165,8 @@ class scheduler_core {
   std::size_t reused_from_journal() const noexcept { return from_journal_; }
   std::size_t reused_from_cache() const noexcept { return from_cache_; }
   const remote_stats& remote_counters() const noexcept { return remote_stats_; }
+  /// Modules in-process workers could run now: ready, plus handed out to them and not ended.
+  std::size_t local_demand() const noexcept { return ready_.size() + local_in_flight_; }
   /// Remote workers that are attached, not lost and not drained.
   std::size_t live_remote_workers() const noexcept { return live_remotes_; }
   /// Why remote worker `w` was drained.

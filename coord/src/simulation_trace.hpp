@@ -56,7 +56,7 @@ struct recorder {
     text += ' ';
     text += to_string(e.type);
     text += ' ';
-    text += e.module.empty() ? std::string_view("-") : e.module;
+    text += e.module.empty() ? std::string_view("-") : e.module.view();
     text += ' ';
     text.append(number, std::to_chars(number, number + sizeof number, e.attempt).ptr);
     text += ' ';

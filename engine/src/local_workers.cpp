@@ -234,8 +234,9 @@ asio::awaitable<attempt_outcome> run_driver::run_supervised(attempt_scope& scope
 // copy of the outcome), through the outbox when it runs on a pool.
 void run_driver::began(local_worker& w, module_index i, std::uint32_t attempt, time_point at) {
   if (!worker_pool_) {
+    // A start only emits module_started: no action follows from it, so no process().
     if (!finished_) core_->attempt_started(i, attempt, w.number, at);
-    return process();
+    return;
   }
   worker_report r;
   r.what = worker_report::kind::started;

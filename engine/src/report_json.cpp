@@ -100,7 +100,7 @@ json::object event_to_json(const event& e) {
   const bool is_worker_event = e.type == event_type::worker_joined ||
                                e.type == event_type::worker_lost ||
                                e.type == event_type::worker_drained;
-  if (!is_run_event && !is_worker_event) out["module"] = e.module;
+  if (!is_run_event && !is_worker_event) out["module"] = e.module.view();
   if (e.attempt > 0) out["attempt"] = e.attempt;
   if (!e.worker.empty()) out["worker"] = e.worker;
   if (e.type == event_type::module_finished) out["status"] = to_string(e.status);

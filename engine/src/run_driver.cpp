@@ -303,13 +303,21 @@ void run_driver::on_durable(std::uint64_t seq) {
   process();
 }
 
+namespace {
+
+std::string_view id_in_plan(const void* p, std::uint32_t i) noexcept {
+  return static_cast<const plan*>(p)->id(i);
+}
+
+}  // namespace
+
 void run_driver::forward_event(const core_event& e) {
-  event out{};
+  event out;  // every field is set below: no zero-fill (rep stos) first
   out.type = e.type;
   out.seq = next_seq_++;
   out.ts = wall_start_ + std::chrono::duration_cast<wall_clock::duration>(e.at - steady_start_);
   if (e.module != no_module) {
-    out.module = plan_->id(e.module);
+    out.module = event_module(plan_, &id_in_plan, e.module);
     out.index = e.module;
   }
   out.attempt = e.attempt;

@@ -299,3 +299,27 @@ BOOST_AUTO_TEST_CASE(a_full_channel_drops_events_and_the_run_goes_on,
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+std::string_view name_from_table(const void* table, std::uint32_t i) noexcept {
+  return static_cast<const std::vector<std::string>*>(table)->at(i);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(an_event_module_reads_as_its_id_only_when_read) {
+  const drover::event_module none;
+  BOOST_TEST(none.empty());
+  BOOST_TEST(none.view().empty());
+  const drover::event_module given{"build"};
+  BOOST_TEST(!given.empty());
+  BOOST_TEST((given == "build"));
+  const std::vector<std::string> table{"a", "second"};
+  const drover::event_module looked_up{&table, &name_from_table, 1};
+  BOOST_TEST(!looked_up.empty());
+  BOOST_TEST(looked_up.size() == 6u);
+  BOOST_TEST(std::string(looked_up) == "second");
+  const std::string_view as_view = looked_up;
+  BOOST_TEST(as_view == "second");
+}

@@ -85,7 +85,8 @@ class scheduler_core {
   // --- inputs ------------------------------------------------------------------------------
 
   void start(time_point now);
-  /// A local worker began an attempt it was dispatched (events and times only).
+  /// A local worker began an attempt it was dispatched (events and times only: it pushes no
+  /// action, so a driver need not process() after it).
   void attempt_started(module_index i, std::uint32_t attempt, worker_number w, time_point now);
   /// A local worker took a dispatched attempt but did not start it (a stop covered it).
   void attempt_not_started(module_index i, std::uint32_t attempt, time_point now);

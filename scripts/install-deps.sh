@@ -13,6 +13,8 @@ required=(
   libboost-test1.81-dev
   libssl-dev
   python3-prometheus-client
+  libhiredis-dev
+  redis-server
 )
 # Only the benchmarks use TBB, only the drover binary's speed depends on tcmalloc
 # (app/CMakeLists.txt), and only the dashboard test drives Chromium (it is skipped, saying so,

@@ -1,0 +1,216 @@
+// The Redis connection (drover/coord/redis.hpp) against a redis-server of the test's own.
+
+#include <drover/coord/redis.hpp>
+
+#include "../common/redis_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#define BOOST_TEST_MODULE redis
+#include <boost/test/unit_test.hpp>
+
+#include <functional>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using drover::coord::parse_redis_url;
+using drover::coord::redis_command;
+using drover::coord::redis_connection;
+using drover::coord::redis_endpoint;
+using drover::coord::redis_error;
+using drover::coord::redis_reply;
+using drover::testing::redis_server;
+
+/// Runs `body` as a coroutine on a fresh io_context until it is done; rethrows what it threw.
+void run(std::function<asio::awaitable<void>(asio::io_context&)> body) {
+  asio::io_context io;
+  auto done = asio::co_spawn(io, body(io), asio::use_future);
+  io.run();
+  done.get();
+}
+
+bool mentions(const std::string& text, std::string_view part) {
+  return text.find(part) != std::string::npos;
+}
+
+/// The message of the redis_error `body` throws; fails the test when it throws nothing.
+std::string redis_failure(std::function<asio::awaitable<void>(asio::io_context&)> body) {
+  try {
+    run(std::move(body));
+  } catch (const redis_error& e) {
+    return e.what();
+  }
+  BOOST_FAIL("no redis_error");
+  return {};
+}
+
+std::string invalid_url(std::string_view url) {
+  try {
+    parse_redis_url(url);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  BOOST_FAIL("accepted " << url);
+  return {};
+}
+
+BOOST_AUTO_TEST_CASE(urls_are_parsed_and_bad_ones_say_what_is_wrong) {
+  auto plain = parse_redis_url("redis://10.0.0.5");
+  BOOST_TEST(plain.host == "10.0.0.5");
+  BOOST_TEST(plain.port == 6379);
+  BOOST_TEST(plain.db == 0);
+  auto full = parse_redis_url("redis://ci@redis.internal:6380/3");
+  BOOST_TEST(full.user == "ci");
+  BOOST_TEST(full.host == "redis.internal");
+  BOOST_TEST(full.port == 6380);
+  BOOST_TEST(full.db == 3);
+  BOOST_TEST(full.url() == "redis://ci@redis.internal:6380/3");
+  auto v6 = parse_redis_url("redis://[::1]:7000/");
+  BOOST_TEST(v6.host == "::1");
+  BOOST_TEST(v6.port == 7000);
+  BOOST_TEST(v6.url() == "redis://[::1]:7000/0");
+
+  BOOST_TEST(mentions(invalid_url("rediss://host:6379"), "TLS"));
+  BOOST_TEST(mentions(invalid_url("http://host"), "scheme"));
+  BOOST_TEST(mentions(invalid_url("redis://ci:secret@host"), "password"));
+  BOOST_TEST(!mentions(invalid_url("redis://ci:secret@host"), "secret"));
+  BOOST_TEST(mentions(invalid_url("redis://host:0"), "port"));
+  BOOST_TEST(mentions(invalid_url("redis://host:70000"), "port"));
+  BOOST_TEST(mentions(invalid_url("redis://host:"), "port"));
+  BOOST_TEST(mentions(invalid_url("redis://host/x"), "database"));
+  BOOST_TEST(mentions(invalid_url("redis://:6379"), "host"));
+  BOOST_TEST(mentions(invalid_url("redis://[::1"), "']'"));
+  BOOST_TEST(mentions(invalid_url("redis://host?db=1"), "query"));
+}
+
+BOOST_AUTO_TEST_CASE(commands_and_their_replies) {
+  redis_server server;
+  run([&](asio::io_context& io) -> asio::awaitable<void> {
+    redis_connection redis(io.get_executor());
+    co_await redis.connect(parse_redis_url(server.url()), std::nullopt);
+    BOOST_TEST(redis.is_open());
+    auto pong = co_await redis.exec(redis_command("PING"));
+    BOOST_TEST((pong.type == redis_reply::kind::status));
+    BOOST_TEST(pong.text == "PONG");
+    // Binary-safe: a value with NUL, CR and LF comes back whole.
+    const std::string value("a\0b\r\nc", 6);
+    BOOST_TEST((co_await redis.exec(redis_command("SET", "k", value))).text == "OK");
+    auto got = co_await redis.exec(redis_command("GET", "k"));
+    BOOST_TEST((got.type == redis_reply::kind::string));
+    BOOST_TEST(got.text == value);
+    BOOST_TEST((co_await redis.exec(redis_command("GET", "missing"))).is_nil());
+    // An error reply is a reply, and the connection goes on.
+    auto wrong = co_await redis.exec(redis_command("INCR", "k"));
+    BOOST_TEST(wrong.is_error());
+    BOOST_TEST(mentions(wrong.text, "not an integer"));
+    // Many commands in one round trip, replies in order.
+    std::vector<std::vector<std::string>> increments(100, redis_command("INCR", "counter"));
+    auto counted = co_await redis.exec_all(increments);
+    BOOST_REQUIRE(counted.size() == 100u);
+    for (std::size_t i = 0; i < counted.size(); ++i)
+      BOOST_TEST(counted[i].integer == static_cast<long long>(i + 1));
+    // Nested arrays: a stream entry is [id, [field, value]].
+    auto id = co_await redis.exec(redis_command("XADD", "stream", "*", "type", "assign"));
+    BOOST_TEST((id.type == redis_reply::kind::string));
+    auto range = co_await redis.exec(redis_command("XRANGE", "stream", "-", "+"));
+    BOOST_REQUIRE(range.is_array());
+    BOOST_REQUIRE(range.elements.size() == 1u);
+    BOOST_TEST(range.elements[0].elements[0].text == id.text);
+    BOOST_TEST(range.elements[0].elements[1].elements[1].text == "assign");
+    // A large value crosses several reads.
+    const std::string big(200'000, 'x');
+    co_await redis.exec(redis_command("SET", "big", big));
+    BOOST_TEST((co_await redis.exec(redis_command("GET", "big"))).text == big);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(the_database_in_the_url_is_selected) {
+  redis_server server;
+  run([&](asio::io_context& io) -> asio::awaitable<void> {
+    redis_connection db0(io.get_executor()), db5(io.get_executor());
+    co_await db0.connect(parse_redis_url(server.url()), std::nullopt);
+    co_await db5.connect(parse_redis_url(server.url() + "/5"), std::nullopt);
+    co_await db5.exec(redis_command("SET", "where", "five"));
+    BOOST_TEST((co_await db0.exec(redis_command("GET", "where"))).is_nil());
+    BOOST_TEST((co_await db5.exec(redis_command("GET", "where"))).text == "five");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(passwords_right_wrong_and_missing) {
+  redis_server server{"s3cret"};
+  const auto where = parse_redis_url(server.url());
+  run([&](asio::io_context& io) -> asio::awaitable<void> {
+    redis_connection redis(io.get_executor());
+    co_await redis.connect(where, std::string("s3cret"));
+    BOOST_TEST((co_await redis.exec(redis_command("PING"))).text == "PONG");
+  });
+  const std::string wrong = redis_failure([&](asio::io_context& io) -> asio::awaitable<void> {
+    redis_connection redis(io.get_executor());
+    co_await redis.connect(where, std::string("guess"));
+  });
+  BOOST_TEST(mentions(wrong, server.url()));
+  BOOST_TEST(mentions(wrong, "credentials were refused"));
+  BOOST_TEST(!mentions(wrong, "guess"));
+  const std::string missing = redis_failure([&](asio::io_context& io) -> asio::awaitable<void> {
+    redis_connection redis(io.get_executor());
+    co_await redis.connect(where, std::nullopt);
+  });
+  BOOST_TEST(mentions(missing, "requires a password"));
+}
+
+BOOST_AUTO_TEST_CASE(nothing_listening_fails_with_the_address) {
+  std::uint16_t port = 0;
+  {
+    redis_server server;
+    port = server.port();
+  }  // stopped: nothing listens there now
+  const std::string url = "redis://127.0.0.1:" + std::to_string(port);
+  const std::string failure = redis_failure([&](asio::io_context& io) -> asio::awaitable<void> {
+    redis_connection redis(io.get_executor());
+    co_await redis.connect(parse_redis_url(url), std::nullopt, 2s);
+  });
+  BOOST_TEST(mentions(failure, url));
+  BOOST_TEST(mentions(failure, "cannot connect"));
+}
+
+BOOST_AUTO_TEST_CASE(a_reply_that_does_not_come_in_time_closes_the_connection) {
+  redis_server server;
+  const std::string failure = redis_failure([&](asio::io_context& io) -> asio::awaitable<void> {
+    redis_connection redis(io.get_executor());
+    co_await redis.connect(parse_redis_url(server.url()), std::nullopt);
+    try {
+      co_await redis.exec(redis_command("BLPOP", "nothing", "5"), 200ms);  // blocks 5 s in Redis
+    } catch (const redis_error&) {
+      BOOST_TEST(!redis.is_open());
+      throw;
+    }
+  });
+  BOOST_TEST(mentions(failure, "no reply within 200 ms"));
+}
+
+BOOST_AUTO_TEST_CASE(a_restarted_server_keeps_its_data_and_breaks_old_connections) {
+  redis_server server;
+  const auto where = parse_redis_url(server.url());
+  std::string broken;
+  run([&](asio::io_context& io) -> asio::awaitable<void> {
+    redis_connection redis(io.get_executor());
+    co_await redis.connect(where, std::nullopt);
+    co_await redis.exec(redis_command("SET", "kept", "yes"));
+    server.restart();  // this thread waits; the connection is now dead
+    try {
+      co_await redis.exec(redis_command("GET", "kept"));
+    } catch (const redis_error& e) {
+      broken = e.what();
+    }
+    BOOST_TEST(!redis.is_open());
+    co_await redis.connect(where, std::nullopt);  // again, on the same object
+    BOOST_TEST((co_await redis.exec(redis_command("GET", "kept"))).text == "yes");
+  });
+  BOOST_TEST(mentions(broken, where.url()));
+}
+
+}  // namespace

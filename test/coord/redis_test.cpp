@@ -4,6 +4,7 @@
 #include <drover/coord/redis_lease.hpp>
 
 #include "../common/redis_server.hpp"
+#include "../common/run_coroutine.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -33,12 +34,8 @@ using drover::coord::redis_reply;
 using drover::coord::run_keys;
 using drover::testing::redis_server;
 
-/// Runs `body` as a coroutine on a fresh io_context until it is done; rethrows what it threw.
 void run(std::function<asio::awaitable<void>(asio::io_context&)> body) {
-  asio::io_context io;
-  auto done = asio::co_spawn(io, body(io), asio::use_future);
-  io.run();
-  done.get();
+  drover::testing::run_coroutine(std::move(body));
 }
 
 bool mentions(const std::string& text, std::string_view part) {

@@ -1,0 +1,138 @@
+#include <drover/coord/redis_stream.hpp>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+
+namespace drover::coord {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+// Appends what one XREAD returned for one key: [[key, [[id, [field, value, ...]], ...]]].
+// Returns false when the reply has another shape.
+bool take_entries(const redis_reply& reply, std::string& pending, std::string& last_id, bool& eof) {
+  if (!reply.is_array() || reply.elements.empty()) return false;
+  const redis_reply& stream = reply.elements.front();
+  if (!stream.is_array() || stream.elements.size() != 2 || !stream.elements[1].is_array()) {
+    return false;
+  }
+  for (const redis_reply& entry : stream.elements[1].elements) {
+    if (!entry.is_array() || entry.elements.size() != 2) return false;
+    last_id = entry.elements[0].text;
+    const auto& fields = entry.elements[1].elements;
+    for (std::size_t f = 0; f + 1 < fields.size(); f += 2) {
+      if (fields[f].text == "b" && !eof) pending += fields[f + 1].text;
+      if (fields[f].text == "eof") eof = true;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+redis_stream::state::state(asio::any_io_executor executor, redis_stream_options o)
+    : strand(asio::make_strand(executor)),
+      options(std::move(o)),
+      reader(strand),
+      writer(strand),
+      last_id(options.start_after) {}
+
+redis_stream::redis_stream(asio::any_io_executor executor, redis_stream_options options)
+    : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
+
+redis_stream::~redis_stream() {
+  if (state_) close();
+}
+
+asio::awaitable<void> redis_stream::open() {
+  auto s = state_;
+  co_await asio::dispatch(s->strand, asio::use_awaitable);
+  co_await s->reader.connect(s->options.where, s->options.password, s->options.connect_timeout);
+  co_await s->writer.connect(s->options.where, s->options.password, s->options.connect_timeout);
+}
+
+void redis_stream::close() {
+  asio::post(state_->strand, [s = state_] {
+    if (s->closed) return;
+    s->closed = true;
+    s->reader.close();       // ends a waiting XREAD
+    if (s->writing) return;  // write_some sends the end when its write is done
+    s->writing = true;
+    asio::co_spawn(s->strand, send_end(s), asio::detached);
+  });
+}
+
+asio::awaitable<void> redis_stream::send_end(std::shared_ptr<state> s) {
+  try {
+    if (s->writer.is_open()) {
+      std::vector<std::vector<std::string>> commands;
+      commands.push_back(redis_command("XADD", s->options.out, "*", "eof", "1"));
+      commands.push_back(
+          redis_command("PEXPIRE", s->options.out, std::to_string(s->options.keep_for.count())));
+      co_await s->writer.exec_all(std::move(commands), std::chrono::seconds(5));
+    }
+  } catch (const redis_error&) {
+    // The other end will notice through the protocol's heartbeats instead.
+  }
+  s->writer.close();
+}
+
+asio::awaitable<redis_stream::result> redis_stream::read_some(
+    std::shared_ptr<state> s, std::vector<asio::mutable_buffer> to) {
+  for (;;) {
+    if (!s->pending.empty()) {
+      const std::size_t n = asio::buffer_copy(to, asio::buffer(s->pending));
+      s->pending.erase(0, n);
+      co_return result{error_code{}, n};
+    }
+    if (s->eof_seen) co_return result{asio::error::eof, 0};
+    if (s->closed) co_return result{asio::error::operation_aborted, 0};
+    redis_reply reply;
+    try {
+      reply = co_await s->reader.exec(
+          redis_command("XREAD", "COUNT", "256", "BLOCK", std::to_string(s->options.block.count()),
+                        "STREAMS", s->options.in, s->last_id),
+          s->options.block + std::chrono::seconds(10));
+    } catch (const redis_error&) {
+      if (s->closed) co_return result{asio::error::operation_aborted, 0};
+      co_return result{asio::error::connection_reset, 0};
+    }
+    if (reply.is_nil()) continue;  // nothing within the block time: ask again
+    if (!take_entries(reply, s->pending, s->last_id, s->eof_seen)) {
+      co_return result{asio::error::connection_reset, 0};
+    }
+  }
+}
+
+asio::awaitable<redis_stream::result> redis_stream::write_some(std::shared_ptr<state> s,
+                                                               std::string bytes) {
+  if (s->closed || s->writing) co_return result{asio::error::operation_aborted, 0};
+  s->writing = true;
+  std::vector<std::vector<std::string>> commands;
+  commands.push_back(redis_command("XADD", s->options.out, "*", "b", bytes));
+  commands.push_back(
+      redis_command("PEXPIRE", s->options.out, std::to_string(s->options.keep_for.count())));
+  if (s->last_id != s->trimmed_upto && s->last_id != "0") {
+    // What this end has read is no longer needed in Redis.
+    commands.push_back(redis_command("XTRIM", s->options.in, "MINID", s->last_id));
+    s->trimmed_upto = s->last_id;
+  }
+  result r{error_code{}, bytes.size()};
+  try {
+    auto replies = co_await s->writer.exec_all(std::move(commands));
+    if (replies.front().is_error()) r = {asio::error::broken_pipe, 0};
+  } catch (const redis_error&) {
+    r = {asio::error::broken_pipe, 0};
+  }
+  s->writing = false;
+  if (s->closed) {
+    s->writing = true;
+    co_await send_end(s);
+  }
+  co_return r;
+}
+
+}  // namespace drover::coord

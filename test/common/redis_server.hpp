@@ -11,8 +11,9 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +27,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-extern char** environ;
 
 namespace drover::testing {
 
@@ -79,10 +78,24 @@ class redis_server {
     for (auto& a : args)
       argv.push_back(a.data());
     argv.push_back(nullptr);
-    if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-      pid_ = 0;
+    if (::access(REDIS_SERVER_BINARY, X_OK) != 0) {
       throw std::runtime_error(std::string("cannot start ") + REDIS_SERVER_BINARY +
                                ": install redis-server (scripts/install-deps.sh)");
+    }
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      // The server dies with the test, even when the test crashes, and never holds the test's
+      // output open (ctest would wait on it until its timeout).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      const int null = ::open("/dev/null", O_RDWR);
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
     }
     wait_until_up();
   }

@@ -3,6 +3,7 @@
 
 #include <drover/coord/master.hpp>
 #include <drover/coord/memory_stream.hpp>
+#include <drover/coord/redis_join.hpp>
 #include <drover/coord/redis_stream.hpp>
 #include <drover/coord/simulated_worker.hpp>
 #include <drover/engine.hpp>
@@ -10,6 +11,8 @@
 #include "../common/redis_server.hpp"
 #include "../common/run_coroutine.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -144,70 +147,148 @@ asio::awaitable<void> pump(redis_stream& redis, coord::memory_stream& memory) {
   co_await one_way(redis, memory);
 }
 
-BOOST_AUTO_TEST_CASE(a_run_whose_workers_reach_the_master_only_through_redis) {
-  redis_server server;
+/// A master with a hub on one io_context, simulated workers behind redis_streams, and a
+/// pipeline of remote noop modules in ten lanes.
+struct redis_run {
   asio::io_context io;
-  auto hub = std::make_shared<drover::worker_hub>();
-  coord::master_options mo;
-  mo.run_id = "over-redis";
-  mo.heartbeat_interval = 200ms;
-  mo.lost_worker_timeout = 5s;
-  coord::master master(io.get_executor(), hub, mo);
+  std::shared_ptr<drover::worker_hub> hub = std::make_shared<drover::worker_hub>();
+  std::unique_ptr<coord::master> master;
   coord::simulation_counters counters;
   std::vector<std::unique_ptr<redis_stream>> worker_ends;
   std::deque<coord::memory_stream> memory_ends;  // stable: pumps hold references
   std::optional<drover::run_report> report;
-  constexpr int workers = 2, modules = 200;
 
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        for (int w = 0; w < workers; ++w) {
-          const std::string name = "w" + std::to_string(w);
-          redis_stream master_end(io.get_executor(), end_options(server, name, true));
-          co_await master_end.open();
-          master.accept(std::move(master_end), "redis:" + name);
-          auto& worker_end = *worker_ends.emplace_back(
-              std::make_unique<redis_stream>(io.get_executor(), end_options(server, name, false)));
-          co_await worker_end.open();
-          auto [to_worker, at_worker] = coord::make_memory_pipe(io.get_executor());
-          auto& pumped = memory_ends.emplace_back(std::move(to_worker));
-          asio::co_spawn(io, pump(worker_end, pumped), asio::detached);
-          coord::simulated_worker_options so;
-          so.name = name;
-          so.slots = 4;
-          so.seed = static_cast<std::uint64_t>(w + 1);
-          asio::co_spawn(io, coord::run_simulated_worker(std::move(at_worker), so, counters),
-                         asio::detached);
-        }
-        drover::pipeline p;
-        for (int i = 0; i < modules; ++i) {
-          std::vector<std::string> deps;
-          if (i >= 10) deps.push_back("m" + std::to_string(i - 10));
-          p.add("m" + std::to_string(i), never_local, deps).kind("noop");
-        }
-        drover::run_options options;
-        options.workers = 0;
-        options.remote = hub;
-        drover::engine engine(io.get_executor());
-        report = co_await engine.async_run(std::move(p), std::move(options), asio::use_awaitable);
-        master.stop();
-      },
-      asio::detached);
-  asio::steady_timer limit(io, 60s);
-  limit.async_wait([&](boost::system::error_code ec) {
-    if (!ec) io.stop();
+  redis_run() {
+    coord::master_options mo;
+    mo.run_id = "over-redis";
+    mo.heartbeat_interval = 200ms;
+    mo.lost_worker_timeout = 5s;
+    master = std::make_unique<coord::master>(io.get_executor(), hub, mo);
+  }
+
+  /// A simulated worker behind the worker end of a pipe.
+  void add_worker(redis_stream worker_end, std::string name, std::uint64_t seed) {
+    auto& end = *worker_ends.emplace_back(std::make_unique<redis_stream>(std::move(worker_end)));
+    auto [to_worker, at_worker] = coord::make_memory_pipe(io.get_executor());
+    auto& pumped = memory_ends.emplace_back(std::move(to_worker));
+    asio::co_spawn(io, pump(end, pumped), asio::detached);
+    coord::simulated_worker_options so;
+    so.name = std::move(name);
+    so.slots = 4;
+    so.seed = seed;
+    asio::co_spawn(io, coord::run_simulated_worker(std::move(at_worker), so, counters),
+                   asio::detached);
+  }
+
+  asio::awaitable<void> run(int modules) {
+    drover::pipeline p;
+    for (int i = 0; i < modules; ++i) {
+      std::vector<std::string> deps;
+      if (i >= 10) deps.push_back("m" + std::to_string(i - 10));
+      p.add("m" + std::to_string(i), never_local, deps).kind("noop");
+    }
+    drover::run_options options;
+    options.workers = 0;
+    options.remote = hub;
+    drover::engine engine(io.get_executor());
+    report = co_await engine.async_run(std::move(p), std::move(options), asio::use_awaitable);
+    master->stop();
+  }
+
+  /// Runs `body` on the io_context until the run reported, for at most 60 s.
+  void go(std::function<asio::awaitable<void>()> body) {
+    asio::co_spawn(io, body(), asio::detached);
+    asio::steady_timer limit(io, 60s);
+    limit.async_wait([&](boost::system::error_code ec) {
+      if (!ec) io.stop();
+    });
+    while (!report && !io.stopped())
+      io.run_one();
+    limit.cancel();
+    BOOST_REQUIRE_MESSAGE(report, "the run over Redis did not finish within 60 s");
+  }
+
+  ~redis_run() {
+    for (auto& end : worker_ends)
+      end->close();
+    io.run_for(1s);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(a_run_whose_workers_reach_the_master_only_through_redis) {
+  redis_server server;
+  redis_run r;
+  constexpr int workers = 2, modules = 200;
+  r.go([&]() -> asio::awaitable<void> {
+    for (int w = 0; w < workers; ++w) {
+      const std::string name = "w" + std::to_string(w);
+      redis_stream master_end(r.io.get_executor(), end_options(server, name, true));
+      co_await master_end.open();
+      r.master->accept(std::move(master_end), "redis:" + name);
+      redis_stream worker_end(r.io.get_executor(), end_options(server, name, false));
+      co_await worker_end.open();
+      r.add_worker(std::move(worker_end), name, static_cast<std::uint64_t>(w + 1));
+    }
+    co_await r.run(modules);
   });
-  while (!report && !io.stopped())
-    io.run_one();
-  limit.cancel();
-  BOOST_REQUIRE_MESSAGE(report, "the run over Redis did not finish within 60 s");
-  BOOST_TEST((report->status == drover::run_status::succeeded));
-  BOOST_TEST(counters.succeeded.load() == static_cast<std::uint64_t>(modules));
-  BOOST_TEST(counters.connected.load() == static_cast<std::uint64_t>(workers));
-  for (auto& end : worker_ends)
-    end->close();
-  io.run_for(1s);
+  BOOST_TEST((r.report->status == drover::run_status::succeeded));
+  BOOST_TEST(r.counters.succeeded.load() == static_cast<std::uint64_t>(modules));
+  BOOST_TEST(r.counters.connected.load() == static_cast<std::uint64_t>(workers));
+}
+
+BOOST_AUTO_TEST_CASE(workers_join_through_the_join_stream_even_before_the_master_reads_it) {
+  // Two workers announce themselves before any master reads the join stream, and a master
+  // that died read the first join and never answered it: the master that serves the run
+  // claims that join and reads the other; then a third worker joins while it serves.
+  redis_server server;
+  asio::cancellation_signal stop_accepting;  // outlives the run's io_context work
+  redis_run r;
+  const coord::run_keys keys{"joined"};
+  coord::redis_join_options jo;
+  jo.where = coord::parse_redis_url(server.url());
+  jo.block = 200ms;
+  jo.keep_for = 60s;
+  constexpr int modules = 300;
+  auto welcomed = [&](std::uint64_t n) -> asio::awaitable<bool> {
+    asio::steady_timer poll(r.io);
+    for (int i = 0; i < 1000; ++i) {
+      if (r.master->stats().workers_welcomed >= n) co_return true;
+      poll.expires_after(10ms);
+      co_await poll.async_wait(asio::use_awaitable);
+    }
+    co_return false;
+  };
+  r.go([&]() -> asio::awaitable<void> {
+    for (int w = 1; w <= 2; ++w) {
+      const std::string name = "job-" + std::to_string(w);
+      r.add_worker(co_await coord::dial_redis_master(jo, keys, name), name,
+                   static_cast<std::uint64_t>(w));
+    }
+    {
+      coord::redis_connection dead(r.io.get_executor());
+      co_await dead.connect(jo.where, std::nullopt);
+      co_await dead.exec(coord::redis_command("XGROUP", "CREATE", coord::join_key(keys), "masters",
+                                              "0", "MKSTREAM"));
+      auto taken = co_await dead.exec(coord::redis_command("XREADGROUP", "GROUP", "masters",
+                                                           "dead-master", "COUNT", "1", "STREAMS",
+                                                           coord::join_key(keys), ">"));
+      BOOST_TEST(taken.is_array());  // it read one join, and dies without answering it
+    }
+    asio::co_spawn(r.io,
+                   coord::accept_redis_workers(jo, keys, "job-0",
+                                               [&](redis_stream s, std::string peer) {
+                                                 r.master->accept(std::move(s), std::move(peer));
+                                               }),
+                   asio::bind_cancellation_slot(stop_accepting.slot(), asio::detached));
+    BOOST_TEST(co_await welcomed(2));
+    r.add_worker(co_await coord::dial_redis_master(jo, keys, "job-3"), "job-3", 3);
+    BOOST_TEST(co_await welcomed(3));
+    co_await r.run(modules);
+    stop_accepting.emit(asio::cancellation_type::terminal);
+  });
+  BOOST_TEST((r.report->status == drover::run_status::succeeded));
+  BOOST_TEST(r.counters.succeeded.load() == static_cast<std::uint64_t>(modules));
+  BOOST_TEST(r.counters.connected.load() == 3u);
 }
 
 }  // namespace

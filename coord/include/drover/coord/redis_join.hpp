@@ -1,0 +1,51 @@
+#pragma once
+// How a worker opens a connection to a run's master through Redis, and how the master finds it
+// (docs/redis.md, "Joining"). A worker picks a fresh connection id and announces it on the
+// run's join stream; the master reads the join stream through a consumer group, so that a new
+// master after a failover also sees joins the old one read and never answered (XAUTOCLAIM).
+//
+//     // master
+//     co_spawn(io, accept_redis_workers(options, keys, "job-0",
+//                                       [&](redis_stream s, std::string peer) {
+//                                         master.accept(std::move(s), peer);
+//                                       }), detached);
+//     // worker
+//     redis_stream stream = co_await dial_redis_master(options, keys, "job-3");
+
+#include <drover/coord/redis_lease.hpp>
+#include <drover/coord/redis_stream.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <string>
+
+namespace drover::coord {
+
+/// Where the pipes of one run live, and how they behave (redis_stream_options without keys).
+struct redis_join_options {
+  redis_endpoint where;
+  std::optional<std::string> password;
+  std::chrono::milliseconds block{1000};
+  std::chrono::milliseconds keep_for{std::chrono::hours(1)};
+};
+
+/// drover:{KEY}:join: a stream of entries {conn, instance}, read by the group "masters".
+std::string join_key(const run_keys& keys);
+/// drover:{KEY}:c:CONN:up and :down.
+std::string pipe_key(const run_keys& keys, std::string_view conn, bool up);
+
+/// Serves the join stream until cancelled: for each join, opens the master's end of the
+/// announced pipe and hands it to `accept` with a peer name ("redis:INSTANCE/CONN"). Joins
+/// that another consumer read and left unacknowledged are claimed first. Throws redis_error
+/// when Redis cannot be reached.
+boost::asio::awaitable<void> accept_redis_workers(
+    redis_join_options options, run_keys keys, std::string master_instance,
+    std::function<void(redis_stream stream, std::string peer)> accept);
+
+/// Opens a pipe to whichever instance is the run's master and announces it. The master may
+/// come later: what the worker writes waits in Redis until it reads it.
+boost::asio::awaitable<redis_stream> dial_redis_master(redis_join_options options, run_keys keys,
+                                                       std::string instance);
+
+}  // namespace drover::coord

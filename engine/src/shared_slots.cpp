@@ -57,9 +57,14 @@ void run_driver::wake_slot_waiters() {
     asio::post(w.strand, [self = shared_from_this(), &w] { w.slot_timer.cancel(); });
 }
 
+// The share needs demand only to compare runs, so a change of less than an eighth is not worth
+// its lock (a wide run's demand changes with every module).
 void run_driver::publish_demand() {
   const std::size_t demand = core_->local_demand();
-  if (demand == published_demand_) return;
+  const std::size_t change =
+      demand > published_demand_ ? demand - published_demand_ : published_demand_ - demand;
+  if (change == 0 || (demand != 0 && published_demand_ != 0 && change * 8 < published_demand_))
+    return;
   published_demand_ = demand;
   options_.shared_slots->set_demand(*slot_member_, demand);
 }

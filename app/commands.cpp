@@ -308,48 +308,6 @@ std::size_t hardware_threads() {
 
 }  // namespace
 
-// "HOST:PORT", "[::1]:PORT" or ":PORT" (loopback), or nothing when it is not one of those.
-std::optional<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  std::string host = text.substr(0, colon);
-  const std::string port_text = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host.empty()) host = "127.0.0.1";
-  if (port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(),
-                   [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
-  }
-  const int port = std::stoi(port_text);
-  if (port > 65535) return std::nullopt;
-  return std::pair{host, static_cast<std::uint16_t>(port)};
-}
-
-// The token in `file`: its first line without surrounding whitespace. Never printed.
-std::optional<std::string> read_token_file(const std::string& file, std::ostream& err,
-                                           std::string_view command) {
-  std::ifstream in{file};
-  std::string token;
-  if (!in || !std::getline(in, token)) {
-    if (in.is_open() && in.eof()) {
-      err << "drover " << command << ": the token file '" << file << "' is empty\n";
-    } else {
-      err << "drover " << command << ": cannot read the token file '" << file << "'\n";
-    }
-    return std::nullopt;
-  }
-  const auto first = token.find_first_not_of(" \t\r\n\f\v");
-  const auto last = token.find_last_not_of(" \t\r\n\f\v");
-  if (first == std::string::npos) {
-    err << "drover " << command << ": the first line of the token file '" << file << "' is empty\n";
-    return std::nullopt;
-  }
-  return token.substr(first, last - first + 1);
-}
-
 int run_command(const run_settings& settings, std::ostream& out, std::ostream& err) {
   // The warnings are about what the cache would take: said only when there is one.
   auto loaded = load_or_report(settings.file, err,

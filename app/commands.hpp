@@ -2,6 +2,7 @@
 // The commands of the drover tool: run, validate, plan and graph, plus the argument parsing
 // that dispatches to them. Exit codes and output formats are documented in docs/cli.md.
 
+#include "addresses.hpp"
 #include "selection.hpp"
 
 #include <drover/engine.hpp>
@@ -65,14 +66,6 @@ struct run_settings {
   std::filesystem::path cache_dir;  ///< --cache DIR, else $DROVER_CACHE_DIR; empty: none
   bool no_cache = false;            ///< --no-cache: use no stored result, store new ones
 };
-
-/// "HOST:PORT", "[::1]:PORT" or ":PORT" (loopback), or nothing when it is not one of those.
-std::optional<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text);
-
-/// The token in `file`: its first line without surrounding whitespace. Never printed. Says on
-/// `err` why there is none, as `drover <command>: ...`.
-std::optional<std::string> read_token_file(const std::string& file, std::ostream& err,
-                                           std::string_view command = "run");
 
 /// `drover run`: runs the pipeline until it ends or SIGINT/SIGTERM cancels it.
 int run_command(const run_settings& settings, std::ostream& out, std::ostream& err);

@@ -35,73 +35,12 @@ constexpr std::string_view worker_usage =
     "interrupted. A worker of `drover serve --listen` stays when a run ends and serves the\n"
     "next; it exits 0 when an operator drains it (drover drain).\n";
 
-std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n\v\f");
-  if (first == std::string_view::npos) return {};
-  const auto last = text.find_last_not_of(" \t\r\n\v\f");
-  return text.substr(first, last - first + 1);
-}
-
 int usage_error(std::ostream& err, const std::string& problem) {
   err << "drover worker: " << problem << "\nTry 'drover worker --help'.\n";
   return exit_usage;
 }
 
 }  // namespace
-
-std::optional<host_port> parse_host_port(std::string_view text, std::string& problem) {
-  const auto bad = [&](const std::string& why) -> std::optional<host_port> {
-    problem = "--connect '" + std::string{text} + "': " + why;
-    return std::nullopt;
-  };
-  host_port out;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos) return bad("missing ']' after the IPv6 address");
-    out.host = std::string{text.substr(1, close - 1)};
-    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("expected HOST:PORT");
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) return bad("expected HOST:PORT");
-    out.host = std::string{text.substr(0, colon)};
-    if (out.host.find(':') != std::string::npos) {
-      return bad("write an IPv6 address in brackets: [::1]:7700");
-    }
-    port_text = text.substr(colon + 1);
-  }
-  if (out.host.empty()) return bad("the host is empty");
-  if (port_text.empty()) return bad("the port is empty");
-  unsigned long port = 0;
-  for (char c : port_text) {
-    if (c < '0' || c > '9' || port > 65535) return bad("the port must be a number from 1 to 65535");
-    port = port * 10 + static_cast<unsigned long>(c - '0');
-  }
-  if (port < 1 || port > 65535) return bad("the port must be a number from 1 to 65535");
-  out.port = static_cast<std::uint16_t>(port);
-  return out;
-}
-
-std::optional<std::string> read_token_file(const std::string& path, std::string& problem) {
-  std::ifstream in(path);
-  if (!in) {
-    problem = "cannot read the token file '" + path + "': " + std::strerror(errno);
-    return std::nullopt;
-  }
-  std::string line;
-  std::getline(in, line);
-  if (in.bad()) {
-    problem = "cannot read the token file '" + path + "'";
-    return std::nullopt;
-  }
-  const std::string_view token = trim(line);
-  if (token.empty()) {
-    problem = "the token file '" + path + "' is empty (the token is its first line)";
-    return std::nullopt;
-  }
-  return std::string{token};
-}
 
 int worker_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   po::options_description options{"Options", 100};

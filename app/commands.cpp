@@ -1,5 +1,6 @@
 #include "commands.hpp"
 
+#include "arguments.hpp"
 #include "pipeline_file.hpp"
 #include "progress.hpp"
 #include "report.hpp"
@@ -233,24 +234,14 @@ void print_graph_mermaid(const pipeline& p, std::ostream& out) {
   }
 }
 
-// Parses one command's arguments; prints usage problems and returns nothing on error.
+// Parses one command's arguments (FILE and options); prints usage problems and returns nothing
+// on error.
 std::optional<po::variables_map> parse_command(const std::string& command,
                                                const std::vector<std::string>& args,
                                                const po::options_description& options,
                                                std::ostream& err) {
-  po::options_description all;
-  all.add(options).add_options()("file", po::value<std::string>());
-  po::positional_options_description positional;
-  positional.add("file", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "drover " << command << ": " << e.what() << "\nTry 'drover " << command << " --help'.\n";
-    return std::nullopt;
-  }
-  if (!vm.count("help") && !vm.count("file")) {
+  auto vm = parse_arguments(command, args, options, "file", err);
+  if (vm && !vm->count("help") && !vm->count("file")) {
     err << "drover " << command << ": missing the pipeline FILE\nTry 'drover " << command
         << " --help'.\n";
     return std::nullopt;

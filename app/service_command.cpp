@@ -1,5 +1,6 @@
 #include "service_command.hpp"
 
+#include "arguments.hpp"
 #include "commands.hpp"
 #include "pipeline_file.hpp"
 #include "service_client.hpp"
@@ -303,18 +304,9 @@ int service_command(const std::string& command, const std::vector<std::string>& 
                             "give up (exit 124) after this long");
     }
   }
-  po::options_description all;
-  all.add(options).add_options()("target", po::value<std::string>());
-  po::positional_options_description positional;
-  positional.add("target", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    err << "drover " << command << ": " << e.what() << "\nTry 'drover " << command << " --help'.\n";
-    return exit_usage;
-  }
+  const auto parsed = parse_arguments(command, args, options, "target", err);
+  if (!parsed) return exit_usage;
+  const po::variables_map& vm = *parsed;
   if (vm.count("help")) {
     out << usage_of(command) << '\n' << options;
     return exit_succeeded;

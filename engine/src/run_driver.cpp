@@ -311,27 +311,47 @@ std::string_view id_in_plan(const void* p, std::uint32_t i) noexcept {
 
 }  // namespace
 
+// One event object serves the whole run: filling its fields costs less than building (and
+// zero-initializing) one per event. A subscriber that makes the run emit again from inside its
+// callback gets a fresh one for that nested event.
 void run_driver::forward_event(const core_event& e) {
-  event out;  // every field is set below: no zero-fill (rep stos) first
+  if (delivering_) {
+    event nested;
+    return deliver_event(e, nested);
+  }
+  delivering_ = true;
+  deliver_event(e, event_);
+  delivering_ = false;
+}
+
+void run_driver::deliver_event(const core_event& e, event& out) {
   out.type = e.type;
   out.seq = next_seq_++;
   out.ts = wall_start_ + std::chrono::duration_cast<wall_clock::duration>(e.at - steady_start_);
   if (e.module != no_module) {
     out.module = event_module(plan_, &id_in_plan, e.module);
     out.index = e.module;
+  } else {
+    out.module = event_module{};
+    out.index = 0;
   }
   out.attempt = e.attempt;
-  if (e.worker != no_worker) out.worker = core_->worker_names()[e.worker];
+  out.worker = e.worker != no_worker ? std::string_view(core_->worker_names()[e.worker])
+                                     : std::string_view{};
   out.status = e.status;
-  std::string masked;
-  out.message = e.message;
-  if (options_.secrets && !options_.secrets->empty() && !e.message.empty()) {
-    masked = options_.secrets->mask(e.message);
-    out.message = masked;
-  }
   out.delay = e.delay;
   out.total = plan_->size();
   out.run = options_.run_id;
+  if (options_.secrets && !options_.secrets->empty() && !e.message.empty()) {
+    const std::string masked = options_.secrets->mask(e.message);
+    out.message = masked;
+    return call_subscriber(out);
+  }
+  out.message = e.message;
+  call_subscriber(out);
+}
+
+void run_driver::call_subscriber(const event& out) {
   try {
     options_.on_event(out);
   } catch (...) {

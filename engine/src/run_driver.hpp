@@ -152,6 +152,8 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   void request_durable();
   void on_durable(std::uint64_t seq);
   void forward_event(const core_event& e);
+  void deliver_event(const core_event& e, event& out);
+  void call_subscriber(const event& out);
   void complete();
   void complete_invalid(std::vector<validation_problem> problems);
   void deliver(run_report report);
@@ -220,6 +222,8 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   std::size_t abandoned_ = 0;
   std::optional<run_report> pending_report_;
   std::uint64_t next_seq_ = 0;
+  event event_{};            // filled anew for each event (forward_event)
+  bool delivering_ = false;  // the subscriber is being called with event_
   std::vector<std::string> notes_;
   handler_type handler_;
   boost::asio::any_completion_executor handler_work_;  // keeps the handler's executor busy

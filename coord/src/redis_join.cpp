@@ -38,8 +38,8 @@ redis_stream_options pipe_options(const redis_join_options& o, const run_keys& k
   out.password = o.password;
   out.block = o.block;
   out.keep_for = o.keep_for;
-  out.in = pipe_key(keys, conn, master_end);
-  out.out = pipe_key(keys, conn, !master_end);
+  out.in = keys.pipe(conn, master_end);
+  out.out = keys.pipe(conn, !master_end);
   return out;
 }
 
@@ -66,25 +66,17 @@ asio::awaitable<void> answer_join(const redis_reply& entry, redis_connection& re
     co_await stream.open();
     accept(std::move(stream), "redis:" + instance + "/" + conn);
   }
-  co_await redis.exec(redis_command("XACK", join_key(keys), group, id));
+  co_await redis.exec(redis_command("XACK", keys.join(), group, id));
 }
 
 }  // namespace
-
-std::string join_key(const run_keys& keys) {
-  return "drover:{" + keys.key() + "}:join";
-}
-
-std::string pipe_key(const run_keys& keys, std::string_view conn, bool up) {
-  return "drover:{" + keys.key() + "}:c:" + std::string(conn) + (up ? ":up" : ":down");
-}
 
 asio::awaitable<void> accept_redis_workers(
     redis_join_options options, run_keys keys, std::string master_instance,
     std::function<void(redis_stream stream, std::string peer)> accept) {
   redis_connection redis(co_await asio::this_coro::executor);
   co_await redis.connect(options.where, options.password);
-  const std::string join = join_key(keys);
+  const std::string join = keys.join();
   auto created =
       co_await redis.exec(redis_command("XGROUP", "CREATE", join, group, "0", "MKSTREAM"));
   if (created.is_error() && !created.text.starts_with("BUSYGROUP")) {
@@ -124,14 +116,13 @@ asio::awaitable<redis_stream> dial_redis_master(redis_join_options options, run_
   redis_connection redis(co_await asio::this_coro::executor);
   co_await redis.connect(options.where, options.password);
   std::vector<std::vector<std::string>> announce;
+  announce.push_back(redis_command("XADD", keys.join(), "*", "conn", conn, "instance", instance));
   announce.push_back(
-      redis_command("XADD", join_key(keys), "*", "conn", conn, "instance", instance));
-  announce.push_back(
-      redis_command("PEXPIRE", join_key(keys), std::to_string(options.keep_for.count())));
+      redis_command("PEXPIRE", keys.join(), std::to_string(options.keep_for.count())));
   auto replies = co_await redis.exec_all(std::move(announce));
   if (replies.front().is_error()) {
     throw redis_error("Redis at " + redis.address() + ": cannot announce a connection on " +
-                      join_key(keys) + " (" + replies.front().text + ")");
+                      keys.join() + " (" + replies.front().text + ")");
   }
   redis.close();
   co_return stream;

@@ -50,12 +50,9 @@ void slot_share::leave(member_id m) {
     state.active = false;
     unused_.push_back(m);
     while (free_ > 0) {
-      auto next = next_waiter_locked();
+      auto next = grant_locked();
       if (!next) break;
       --free_;
-      ++members_[next->member].held;
-      next->granted = true;
-      next->queued = false;
       woken.push_back(std::move(next));
     }
   }
@@ -119,16 +116,24 @@ void slot_share::release(member_id m) {
     member_state& state = members_.at(m);
     if (state.held == 0) return;  // it left, and gave everything back then
     --state.held;
-    next = next_waiter_locked();
+    next = grant_locked();
     if (!next) {
       ++free_;
       return;
     }
-    ++members_[next->member].held;
-    next->granted = true;
-    next->queued = false;
   }
   next->wake();
+}
+
+// Gives a slot to the waiter next_waiter_locked() picks, if any; the caller took the slot from
+// wherever it came and wakes the waiter after unlocking.
+std::shared_ptr<slot_share::waiter> slot_share::grant_locked() {
+  auto next = next_waiter_locked();
+  if (!next) return nullptr;
+  ++members_[next->member].held;
+  next->granted = true;
+  next->queued = false;
+  return next;
 }
 
 // The first waiter of the member with the fewest held slots per unit of demand; among equals,

@@ -174,6 +174,25 @@ std::string workers_of(service& s) {
   return s.client({"workers", "--json"}).out;
 }
 
+// How many times `drover workers --json` names the run: one per worker serving it.
+std::size_t workers_in(service& s, const std::string& run) {
+  const auto listed = workers_of(s);
+  std::size_t n = 0;
+  for (auto at = listed.find(run); at != std::string::npos; at = listed.find(run, at + 1))
+    ++n;
+  return n;
+}
+
+// A pipeline of `n` exec modules PREFIX0.. that each sleep half a second.
+std::string sleepers(const std::string& prefix, int n) {
+  std::string text = R"({"modules": [)";
+  for (int i = 0; i < n; ++i) {
+    text += (i ? "," : "") + std::string(R"({"id": ")") + prefix + std::to_string(i) +
+            R"(", "kind": "exec", "params": {"shell": "sleep 0.5"}})";
+  }
+  return text + "]}";
+}
+
 // The worker names that ran the run's modules, from `drover status RUN --json`.
 std::set<std::string> ran_on(service& s, const std::string& run) {
   std::set<std::string> names;
@@ -252,23 +271,8 @@ BOOST_AUTO_TEST_CASE(remote_workers_stay_between_runs_are_shared_and_drained,
 
   // A run that comes while another holds every worker gets one within seconds: the service
   // drains a worker of the long run (it finishes its attempt there) and routes it over.
-  std::string long_run = R"({"modules": [)";
-  for (int i = 0; i < 16; ++i) {
-    long_run += (i ? "," : "") + std::string(R"({"id": "l)") + std::to_string(i) +
-                R"(", "kind": "exec", "params": {"shell": "sleep 0.5"}})";
-  }
-  long_run += "]}";
-  const auto holder = s.submit(long_run, "long.json");
-  BOOST_TEST(eventually(
-      [&] {
-        const auto listed = workers_of(s);
-        std::size_t in_holder = 0;
-        for (auto at = listed.find(holder); at != std::string::npos;
-             at = listed.find(holder, at + 1))
-          ++in_holder;
-        return in_holder >= 2;
-      },
-      20s));
+  const auto holder = s.submit(sleepers("l", 16), "long.json");
+  BOOST_TEST(eventually([&] { return workers_in(s, holder) >= 2; }, 20s));
   const auto late = s.submit(R"({"modules": [{"id": "x", "kind": "noop"}]})", "late.json");
   BOOST_TEST(s.client({"wait", late, "--timeout", "20"}).exit_code == 0);
   BOOST_TEST(s.client({"status", holder}).out.find("running") != std::string::npos,
@@ -308,23 +312,8 @@ BOOST_AUTO_TEST_CASE(a_module_that_needs_a_label_gets_the_worker_that_has_it,
       },
       20s));
   // Both workers take the long run of label-less modules; then a run that needs gpu comes.
-  std::string busy = R"({"modules": [)";
-  for (int i = 0; i < 16; ++i) {
-    busy += (i ? "," : "") + std::string(R"({"id": "b)") + std::to_string(i) +
-            R"(", "kind": "exec", "params": {"shell": "sleep 0.5"}})";
-  }
-  busy += "]}";
-  const auto holder = s.submit(busy, "busy.json");
-  BOOST_TEST(eventually(
-      [&] {
-        const auto listed = workers_of(s);
-        std::size_t in_holder = 0;
-        for (auto at = listed.find(holder); at != std::string::npos;
-             at = listed.find(holder, at + 1))
-          ++in_holder;
-        return in_holder >= 2;
-      },
-      20s));
+  const auto holder = s.submit(sleepers("b", 16), "busy.json");
+  BOOST_TEST(eventually([&] { return workers_in(s, holder) >= 2; }, 20s));
   const auto needs_gpu = s.submit(
       R"({"modules": [{"id": "train", "kind": "noop", "requires": ["gpu"]}]})", "gpu.json");
   BOOST_TEST(s.client({"wait", needs_gpu, "--timeout", "20"}).exit_code == 0);

@@ -4,6 +4,7 @@
 #include <drover/coord/master.hpp>
 #include <drover/coord/memory_stream.hpp>
 #include <drover/coord/redis_join.hpp>
+#include <drover/coord/redis_lease.hpp>
 #include <drover/coord/redis_stream.hpp>
 #include <drover/coord/simulated_worker.hpp>
 #include <drover/engine.hpp>
@@ -47,9 +48,9 @@ void run(std::function<asio::awaitable<void>(asio::io_context&)> body) {
 redis_stream_options end_options(const redis_server& server, const std::string& name, bool master) {
   redis_stream_options o;
   o.where = coord::parse_redis_url(server.url());
-  const std::string up = "drover:{t}:c:" + name + ":up", down = "drover:{t}:c:" + name + ":down";
-  o.in = master ? up : down;
-  o.out = master ? down : up;
+  const coord::run_keys keys{"t"};
+  o.in = keys.pipe(name, master);
+  o.out = keys.pipe(name, !master);
   o.block = 200ms;
   o.keep_for = 60s;
   return o;
@@ -267,11 +268,11 @@ BOOST_AUTO_TEST_CASE(workers_join_through_the_join_stream_even_before_the_master
     {
       coord::redis_connection dead(r.io.get_executor());
       co_await dead.connect(jo.where, std::nullopt);
-      co_await dead.exec(coord::redis_command("XGROUP", "CREATE", coord::join_key(keys), "masters",
-                                              "0", "MKSTREAM"));
-      auto taken = co_await dead.exec(coord::redis_command("XREADGROUP", "GROUP", "masters",
-                                                           "dead-master", "COUNT", "1", "STREAMS",
-                                                           coord::join_key(keys), ">"));
+      co_await dead.exec(
+          coord::redis_command("XGROUP", "CREATE", keys.join(), "masters", "0", "MKSTREAM"));
+      auto taken =
+          co_await dead.exec(coord::redis_command("XREADGROUP", "GROUP", "masters", "dead-master",
+                                                  "COUNT", "1", "STREAMS", keys.join(), ">"));
       BOOST_TEST(taken.is_array());  // it read one join, and dies without answering it
     }
     asio::co_spawn(r.io,

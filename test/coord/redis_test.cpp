@@ -38,13 +38,6 @@ void run(std::function<asio::awaitable<void>(asio::io_context&)> body) {
   drover::testing::run_coroutine(std::move(body));
 }
 
-/// Runs `body` on `io` until `io` has no more work; rethrows what it threw.
-void run_on(asio::io_context& io, std::function<asio::awaitable<void>()> body) {
-  auto done = asio::co_spawn(io, body(), asio::use_future);
-  io.run();
-  done.get();
-}
-
 bool mentions(const std::string& text, std::string_view part) {
   return text.find(part) != std::string::npos;
 }
@@ -336,7 +329,7 @@ BOOST_AUTO_TEST_CASE(a_dead_master_is_replaced_with_the_next_epoch) {
   const auto where = parse_redis_url(server.url());
   asio::io_context io;  // outlives the instances' connections
   lease_instances instances;
-  run_on(io, [&]() -> asio::awaitable<void> {
+  drover::testing::run_coroutine(io, [&](asio::io_context&) -> asio::awaitable<void> {
     instances.start(io, where, 3);
     BOOST_TEST(co_await wait_until([&] { return instances.all[0].master; }, 10s));
     BOOST_TEST(instances.masters() == 1);  // instance 0 first, alone
@@ -369,7 +362,7 @@ BOOST_AUTO_TEST_CASE(after_redis_restarts_there_is_a_master_again) {
   const auto where = parse_redis_url(server.url());
   asio::io_context io;  // outlives the instances' connections
   lease_instances instances;
-  run_on(io, [&]() -> asio::awaitable<void> {
+  drover::testing::run_coroutine(io, [&](asio::io_context&) -> asio::awaitable<void> {
     instances.start(io, where, 2);
     BOOST_TEST(co_await wait_until([&] { return instances.masters() == 1; }, 10s));
     server.kill();  // SIGKILL: the lease key may or may not have reached the AOF

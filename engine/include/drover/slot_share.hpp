@@ -77,6 +77,8 @@ class slot_share {
   };
   /// The queued waiter that should get the next slot; nullptr when none waits.
   std::shared_ptr<waiter> next_waiter_locked();
+  /// Grants a slot to that waiter (held, granted, out of the queue); nullptr when none waits.
+  std::shared_ptr<waiter> grant_locked();
 
   const std::size_t slots_;
   mutable std::mutex mutex_;

@@ -30,11 +30,6 @@ struct redis_join_options {
   std::chrono::milliseconds keep_for{std::chrono::hours(1)};
 };
 
-/// drover:{KEY}:join: a stream of entries {conn, instance}, read by the group "masters".
-std::string join_key(const run_keys& keys);
-/// drover:{KEY}:c:CONN:up and :down.
-std::string pipe_key(const run_keys& keys, std::string_view conn, bool up);
-
 /// Serves the join stream until cancelled: for each join, opens the master's end of the
 /// announced pipe and hands it to `accept` with a peer name ("redis:INSTANCE/CONN"). Joins
 /// that another consumer read and left unacknowledged are claimed first. Throws redis_error

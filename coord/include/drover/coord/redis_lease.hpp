@@ -32,6 +32,12 @@ struct run_keys {
   std::string lease() const { return prefix_ + "lease"; }
   /// drover:{KEY}:epoch: an integer, incremented by each new master.
   std::string epoch() const { return prefix_ + "epoch"; }
+  /// drover:{KEY}:join: a stream of entries {conn, instance}, read by the group "masters".
+  std::string join() const { return prefix_ + "join"; }
+  /// drover:{KEY}:c:CONN:up (what the worker end writes) or :down.
+  std::string pipe(std::string_view conn, bool up) const {
+    return prefix_ + "c:" + std::string(conn) + (up ? ":up" : ":down");
+  }
 
  private:
   std::string key_;

@@ -128,4 +128,21 @@ asio::awaitable<redis_stream> dial_redis_master(redis_join_options options, run_
   co_return stream;
 }
 
+namespace {
+
+asio::awaitable<byte_stream> dial_as_byte_stream(redis_join_options options, run_keys keys,
+                                                 std::string instance) {
+  co_return byte_stream{
+      co_await dial_redis_master(std::move(options), std::move(keys), std::move(instance))};
+}
+
+}  // namespace
+
+std::function<asio::awaitable<byte_stream>()> redis_dialer(redis_join_options options,
+                                                           run_keys keys, std::string instance) {
+  return [options = std::move(options), keys = std::move(keys), instance = std::move(instance)] {
+    return dial_as_byte_stream(options, keys, instance);
+  };
+}
+
 }  // namespace drover::coord

@@ -65,6 +65,13 @@ void redis_stream::close() {
   });
 }
 
+void redis_stream::cancel() {
+  asio::post(state_->strand, [s = state_] {
+    s->reading_cancelled = true;
+    s->reader.close();  // ends a waiting XREAD
+  });
+}
+
 asio::awaitable<void> redis_stream::send_end(std::shared_ptr<state> s) {
   try {
     if (s->writer.is_open()) {
@@ -89,7 +96,7 @@ asio::awaitable<redis_stream::result> redis_stream::read_some(
       co_return result{error_code{}, n};
     }
     if (s->eof_seen) co_return result{asio::error::eof, 0};
-    if (s->closed) co_return result{asio::error::operation_aborted, 0};
+    if (s->closed || s->reading_cancelled) co_return result{asio::error::operation_aborted, 0};
     redis_reply reply;
     try {
       reply = co_await s->reader.exec(
@@ -97,7 +104,9 @@ asio::awaitable<redis_stream::result> redis_stream::read_some(
                         "STREAMS", s->options.in, s->last_id),
           s->options.block + std::chrono::seconds(10));
     } catch (const redis_error&) {
-      if (s->closed) co_return result{asio::error::operation_aborted, 0};
+      if (s->closed || s->reading_cancelled) {
+        co_return result{asio::error::operation_aborted, 0};
+      }
       co_return result{asio::error::connection_reset, 0};
     }
     if (reply.is_nil()) continue;  // nothing within the block time: ask again

@@ -115,20 +115,21 @@ struct session_end {
   std::string reason;
 };
 
-// One TCP connection to the master and everything that lives as long as it: the result cache,
-// the running attempts, the liveness clock. Owned by the worker's strand.
+// One connection to the master (a TCP socket, or what worker_options::dial opened) and
+// everything that lives as long as it: the result cache, the running attempts, the liveness
+// clock. Owned by the worker's strand.
 struct connection : std::enable_shared_from_this<connection> {
-  explicit connection(tcp::socket s, std::size_t max_line_bytes)
-      : socket(std::move(s)),
+  connection(byte_stream s, std::size_t max_line_bytes, const asio::any_io_executor& strand)
+      : stream(std::move(s)),
         splitter(max_line_bytes),
-        writer(socket),
-        ticker(socket.get_executor()),
-        idle(socket.get_executor()),
-        writer_done_signal(socket.get_executor()) {}
+        writer(stream),
+        ticker(strand),
+        idle(strand),
+        writer_done_signal(strand) {}
 
-  tcp::socket socket;
+  byte_stream stream;
   line_splitter splitter;
-  line_writer<tcp::socket> writer;
+  line_writer<byte_stream> writer;
   asio::steady_timer ticker;              ///< heartbeats and liveness
   asio::steady_timer idle;                ///< signalled when the last attempt ended
   asio::steady_timer writer_done_signal;  ///< signalled when the writer stopped
@@ -214,7 +215,10 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     }
   }
 
-  std::string peer() const { return endpoint_text(options.host, options.port); }
+  std::string peer() const {
+    if (options.dial) return options.dial_name.empty() ? "the master" : options.dial_name;
+    return endpoint_text(options.host, options.port);
+  }
 
   // --- the connection loop ----------------------------------------------------------------
 
@@ -225,10 +229,11 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     for (;;) {
       if (stopping) co_return worker_outcome{worker_outcome::kind::stopped, stop_reason};
       ++counters.connection_attempts;
-      std::optional<tcp::socket> socket = co_await connect(last_problem);
+      std::optional<byte_stream> stream = co_await connect(last_problem);
       if (stopping) co_return worker_outcome{worker_outcome::kind::stopped, stop_reason};
-      if (socket) {
-        auto c = std::make_shared<connection>(std::move(*socket), options.limits.max_line_bytes);
+      if (stream) {
+        auto c =
+            std::make_shared<connection>(std::move(*stream), options.limits.max_line_bytes, strand);
         c->decoder.set_limits(options.limits);
         c->send_limit = options.limits.max_line_bytes;
         const session_end end = co_await run_session(c);
@@ -282,9 +287,9 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     return d * factor(rng);
   }
 
-  // A connected socket, or nothing with `problem` saying why. Bounded by connect_timeout;
+  // A connected stream, or nothing with `problem` saying why. Bounded by connect_timeout;
   // stop() cuts it short.
-  asio::awaitable<std::optional<tcp::socket>> connect(std::string& problem) {
+  asio::awaitable<std::optional<byte_stream>> connect(std::string& problem) {
     using asio::experimental::make_parallel_group;
     using asio::experimental::wait_for_one;
     wait_timer.expires_after(options.connect_timeout);
@@ -293,6 +298,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
                          : "connecting to " + peer() + " timed out after " +
                                milliseconds_text(options.connect_timeout);
     };
+    if (options.dial) co_return co_await dial(problem, timed_out);
 
     tcp::resolver resolver(strand);
     auto [resolve_order, resolve_error, endpoints, resolve_timer_error] =
@@ -327,7 +333,41 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     }
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    co_return std::move(socket);
+    co_return byte_stream{std::move(socket)};
+  }
+
+  // co_spawn and parallel groups need a result that can be default-constructed.
+  static asio::awaitable<std::optional<byte_stream>> dial_once(
+      std::function<asio::awaitable<byte_stream>()> dial) {
+    co_return co_await dial();
+  }
+
+  // Through options.dial, bounded by the wait_timer connect() armed.
+  template <typename TimedOut>
+  asio::awaitable<std::optional<byte_stream>> dial(std::string& problem,
+                                                   const TimedOut& timed_out) {
+    using asio::experimental::make_parallel_group;
+    using asio::experimental::wait_for_one;
+    auto [order, failure, stream, timer_error] =
+        co_await make_parallel_group(asio::co_spawn(strand, dial_once(options.dial), asio::deferred),
+                                     wait_timer.async_wait(asio::deferred))
+            .async_wait(wait_for_one(), asio::use_awaitable);
+    (void)timer_error;
+    if (order[0] != 0) {
+      timed_out();
+      co_return std::nullopt;
+    }
+    if (failure) {
+      try {
+        std::rethrow_exception(failure);
+      } catch (const std::exception& e) {
+        problem = "cannot reach " + peer() + ": " + e.what();
+      } catch (...) {
+        problem = "cannot reach " + peer() + ": unknown error";
+      }
+      co_return std::nullopt;
+    }
+    co_return stream;
   }
 
   // --- one connection ---------------------------------------------------------------------
@@ -354,9 +394,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     c->writer.close();
     if (!c->writer_done)
       co_await wait_for_signal(c->writer_done_signal, steady::now() + final_write_grace);
-    boost::system::error_code ignored;
-    c->socket.shutdown(tcp::socket::shutdown_both, ignored);
-    c->socket.close(ignored);
+    c->stream.close();
     // Bounded: the engine abandons a body that ignores cancellation after cancel_grace.
     while (!c->running.empty())
       co_await wait_for_signal(c->idle, steady::time_point::max());
@@ -377,8 +415,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
   // Ends the session with `what` unless it already ended; interrupts the pending read.
   static void end_session(connection& c, session_end::how what, std::string reason) {
     if (!c.end) c.end = session_end{what, std::move(reason)};
-    boost::system::error_code ignored;
-    c.socket.cancel(ignored);
+    c.stream.cancel();
   }
 
   void send(connection& c, const message& m) {
@@ -424,7 +461,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
 
   asio::awaitable<void> read_lines(connection& c) {
     while (!c.end) {
-      read_outcome in = co_await read_line(c.socket, c.splitter);
+      read_outcome in = co_await read_line(c.stream, c.splitter);
       if (c.end) break;
       if (in.status == read_status::line_too_long) {
         send(c, make_error_message(error_code::line_too_long,

@@ -7,6 +7,7 @@
 #include <drover/coord/redis_lease.hpp>
 #include <drover/coord/redis_stream.hpp>
 #include <drover/coord/simulated_worker.hpp>
+#include <drover/coord/worker.hpp>
 #include <drover/engine.hpp>
 
 #include "../common/redis_server.hpp"
@@ -237,6 +238,14 @@ BOOST_AUTO_TEST_CASE(a_run_whose_workers_reach_the_master_only_through_redis) {
   BOOST_TEST(r.counters.connected.load() == static_cast<std::uint64_t>(workers));
 }
 
+coord::redis_join_options join_options(const redis_server& server) {
+  coord::redis_join_options jo;
+  jo.where = coord::parse_redis_url(server.url());
+  jo.block = 200ms;
+  jo.keep_for = 60s;
+  return jo;
+}
+
 BOOST_AUTO_TEST_CASE(workers_join_through_the_join_stream_even_before_the_master_reads_it) {
   // Two workers announce themselves before any master reads the join stream, and a master
   // that died read the first join and never answered it: the master that serves the run
@@ -245,10 +254,7 @@ BOOST_AUTO_TEST_CASE(workers_join_through_the_join_stream_even_before_the_master
   asio::cancellation_signal stop_accepting;  // outlives the run's io_context work
   redis_run r;
   const coord::run_keys keys{"joined"};
-  coord::redis_join_options jo;
-  jo.where = coord::parse_redis_url(server.url());
-  jo.block = 200ms;
-  jo.keep_for = 60s;
+  const coord::redis_join_options jo = join_options(server);
   constexpr int modules = 300;
   auto welcomed = [&](std::uint64_t n) -> asio::awaitable<bool> {
     asio::steady_timer poll(r.io);
@@ -290,6 +296,75 @@ BOOST_AUTO_TEST_CASE(workers_join_through_the_join_stream_even_before_the_master
   BOOST_TEST((r.report->status == drover::run_status::succeeded));
   BOOST_TEST(r.counters.succeeded.load() == static_cast<std::uint64_t>(modules));
   BOOST_TEST(r.counters.connected.load() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_client_dials_its_master_through_redis_and_reconnects) {
+  // A real worker_client (attempts run as in `drover worker`) whose connection is a pipe over
+  // Redis. Its first pipe is cut mid-run: it dials a new one, and the run still completes.
+  redis_server server;
+  asio::cancellation_signal stop_accepting;
+  redis_run r;
+  const coord::run_keys keys{"dialed"};
+  const coord::redis_join_options jo = join_options(server);
+  std::vector<std::string> accepted;
+  coord::worker_options wo;
+  wo.dial = coord::redis_dialer(jo, keys, "job-1");
+  wo.dial_name = jo.where.url() + " run dialed";
+  wo.slots = 4;
+  wo.worker_id = "job-1";
+  wo.reconnect.initial = 50ms;
+  std::atomic<int> ran{0};
+  coord::worker_client worker(
+      r.io.get_executor(), wo, [&](std::string_view kind, const boost::json::value&) {
+        drover::module_body body;
+        if (kind == "noop") {
+          body = [&](drover::module_context&) -> asio::awaitable<boost::json::value> {
+            ++ran;
+            co_return boost::json::value(1);
+          };
+        }
+        return body;
+      });
+  std::optional<coord::worker_outcome> outcome;
+  constexpr int modules = 120;
+  r.go([&]() -> asio::awaitable<void> {
+    asio::co_spawn(r.io,
+                   coord::accept_redis_workers(jo, keys, "job-0",
+                                               [&](redis_stream s, std::string peer) {
+                                                 accepted.push_back(peer);
+                                                 r.master->accept(std::move(s), std::move(peer));
+                                               }),
+                   asio::bind_cancellation_slot(stop_accepting.slot(), asio::detached));
+    worker.async_run([&](coord::worker_outcome o) { outcome = std::move(o); });
+    // Cut the first pipe once some modules ran: the master's end stops hearing the worker.
+    asio::co_spawn(
+        r.io,
+        [&]() -> asio::awaitable<void> {
+          asio::steady_timer poll(r.io);
+          while (ran.load() < 20) {
+            poll.expires_after(5ms);
+            co_await poll.async_wait(asio::use_awaitable);
+          }
+          coord::redis_connection cut(r.io.get_executor());
+          co_await cut.connect(jo.where, std::nullopt);
+          auto pipes = co_await cut.exec(coord::redis_command("KEYS", "drover:{dialed}:c:*"));
+          for (const auto& key : pipes.elements) {
+            co_await cut.exec(coord::redis_command("XADD", key.text, "*", "eof", "1"));
+          }
+        },
+        asio::detached);
+    co_await r.run(modules);
+    stop_accepting.emit(asio::cancellation_type::terminal);
+  });
+  BOOST_TEST((r.report->status == drover::run_status::succeeded));
+  BOOST_TEST(r.report->modules.size() == static_cast<std::size_t>(modules));
+  BOOST_TEST(accepted.size() >= 2u, "the worker dialed a second pipe after the first was cut");
+  BOOST_TEST(worker.stats().handshakes >= 2u);
+  // The master's bye ends the worker with run_over.
+  for (int i = 0; i < 200 && !outcome; ++i)
+    r.io.run_for(10ms);
+  BOOST_REQUIRE(outcome);
+  BOOST_TEST(coord::to_string(outcome->how) == "run_over");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 //     // worker
 //     redis_stream stream = co_await dial_redis_master(options, keys, "job-3");
 
+#include <drover/coord/byte_stream.hpp>
 #include <drover/coord/redis_lease.hpp>
 #include <drover/coord/redis_stream.hpp>
 
@@ -42,5 +43,11 @@ boost::asio::awaitable<void> accept_redis_workers(
 /// come later: what the worker writes waits in Redis until it reads it.
 boost::asio::awaitable<redis_stream> dial_redis_master(redis_join_options options, run_keys keys,
                                                        std::string instance);
+
+/// A worker_options::dial for a worker of the run `keys` names: each call opens a new pipe
+/// (dial_redis_master), so a worker that lost its master reconnects as it does over TCP.
+std::function<boost::asio::awaitable<byte_stream>()> redis_dialer(redis_join_options options,
+                                                                  run_keys keys,
+                                                                  std::string instance);
 
 }  // namespace drover::coord

@@ -92,6 +92,9 @@ class redis_stream {
 
   /// Ends the pipe: the other end reads eof after what was written; reads here end.
   void close();
+  /// Ends reading at this end (a pending read and later ones end with operation_aborted);
+  /// writes still go out until close().
+  void cancel();
 
   /// Both keys' names, for logs.
   const std::string& in_key() const noexcept { return state_->options.in; }
@@ -109,6 +112,7 @@ class redis_stream {
     std::string trimmed_upto;  // entries up to this id were trimmed
     bool eof_seen = false;
     bool closed = false;
+    bool reading_cancelled = false;
     bool writing = false;  // the writer connection is in use (a write, or the end)
   };
   using result = std::pair<boost::system::error_code, std::size_t>;

@@ -31,12 +31,14 @@
 // ctx.matrix_target(), ctx.log_dir(), ctx.workspace() and ctx.work_dir() all work.
 // ctx.worker() is worker_options::worker_id.
 
+#include <drover/coord/byte_stream.hpp>
 #include <drover/coord/protocol.hpp>
 #include <drover/module.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
 
 #include <chrono>
@@ -71,6 +73,11 @@ struct reconnect_policy {
 struct worker_options {
   std::string host;        ///< the master's host name or address ("127.0.0.1", "::1", "ci-7")
   std::uint16_t port = 0;  ///< the master's port
+  /// Opens the connection some other way than TCP to host:port, e.g. a pipe over Redis
+  /// (redis_dialer in redis_join.hpp). Throws (any std::exception) when it cannot: that counts
+  /// as a failed connection attempt. Bounded by connect_timeout like a TCP connection.
+  std::function<boost::asio::awaitable<byte_stream>()> dial;
+  std::string dial_name;  ///< names what dial reaches, in logs ("redis://HOST:PORT/DB run KEY")
   /// Attempts run at once (hello.slots, >= 1). An assign beyond them is failed, not queued.
   std::uint32_t slots = 1;
   /// Labels offered to the master besides the OS label (local_os_label()), which is always

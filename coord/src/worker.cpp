@@ -349,8 +349,9 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
     using asio::experimental::make_parallel_group;
     using asio::experimental::wait_for_one;
     auto [order, failure, stream, timer_error] =
-        co_await make_parallel_group(asio::co_spawn(strand, dial_once(options.dial), asio::deferred),
-                                     wait_timer.async_wait(asio::deferred))
+        co_await make_parallel_group(
+            asio::co_spawn(strand, dial_once(options.dial), asio::deferred),
+            wait_timer.async_wait(asio::deferred))
             .async_wait(wait_for_one(), asio::use_awaitable);
     (void)timer_error;
     if (order[0] != 0) {

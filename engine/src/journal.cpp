@@ -90,6 +90,18 @@ run_journal::run_journal(std::shared_ptr<std::string> storage, journal_options o
   read_existing();
 }
 
+std::shared_ptr<run_journal> run_journal::open_store(std::shared_ptr<journal_store> store,
+                                                     journal_options options) {
+  if (!store) throw journal_error("open_store: no store");
+  return std::shared_ptr<run_journal>(new run_journal(std::move(store), options));
+}
+
+run_journal::run_journal(std::shared_ptr<journal_store> store, journal_options options)
+    : path_(store->name()), options_(options), store_(std::move(store)) {
+  read_existing();
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
 run_journal::~run_journal() {
   {
     std::lock_guard lock(mutex_);
@@ -100,16 +112,30 @@ run_journal::~run_journal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-// Reads every record; keeps the latest per module. Only the last line may be torn: it is cut
-// off so that new records start on a line of their own. A journal opened without resume is
-// read for its epoch only, then emptied.
-void run_journal::read_existing() {
-  std::string content;
+std::string run_journal::existing_content() {
+  if (memory_) return *memory_;
+  if (store_) {
+    if (!options_.resume) return {};  // a store cannot be emptied: its caller gave a fresh one
+    try {
+      return store_->load();
+    } catch (const journal_error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw journal_error("cannot read journal '" + path_.string() + "': " + e.what());
+    }
+  }
   try {
-    content = memory_ ? *memory_ : detail::read_file(path_);
+    return detail::read_file(path_);
   } catch (const std::system_error& e) {
     throw journal_error(e.what());  // names the file
   }
+}
+
+// Reads every record; keeps the latest per module. Only the last line may be torn: it is
+// dropped, and cut off a file so that new records start on a line of their own. A journal opened
+// without resume is read for its epoch only, then emptied.
+void run_journal::read_existing() {
+  const std::string content = existing_content();
   std::uint64_t last_epoch = 0;
   std::size_t valid_length = 0;  // bytes up to the end of the last good line
   std::size_t line_number = 0;
@@ -184,6 +210,9 @@ void run_journal::read_existing() {
   const std::size_t keep = options_.resume ? valid_length : 0;
   if (memory_) {
     memory_->resize(keep);
+  } else if (store_) {
+    // A store cannot be cut. Its appends keep whole lines, so a torn tail was put there by
+    // something else; it is left as it is.
   } else if (keep != content.size() && ::ftruncate(fd_, static_cast<off_t>(keep)) != 0) {
     throw journal_error("cannot truncate journal '" + path_.string() + "': " + os_error(errno));
   }
@@ -304,21 +333,7 @@ void run_journal::writer_loop() {
     lock.unlock();
 
     std::optional<std::string> error;
-    if (!failed_before) {
-      std::string_view rest = batch;
-      while (!rest.empty() && !error) {
-        const ssize_t n = ::write(fd_, rest.data(), rest.size());
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          error = "cannot write journal '" + path_.string() + "': " + os_error(errno);
-        } else {
-          rest.remove_prefix(static_cast<std::size_t>(n));
-        }
-      }
-      if (!error && options_.mode == durability::fsync && ::fdatasync(fd_) != 0) {
-        error = "cannot sync journal '" + path_.string() + "': " + os_error(errno);
-      }
-    }
+    if (!failed_before) error = write_batch(batch);
 
     lock.lock();
     if (error && !failure_) failure_ = std::move(error);
@@ -340,6 +355,30 @@ void run_journal::writer_loop() {
       done();
     lock.lock();
   }
+}
+
+// Makes `batch` durable as the journal's mode asks; returns why it could not.
+std::optional<std::string> run_journal::write_batch(std::string_view batch) {
+  if (store_) {
+    try {
+      return store_->append(batch);
+    } catch (const std::exception& e) {  // a store that throws must not end the writer
+      return "cannot append to journal '" + path_.string() + "': " + e.what();
+    }
+  }
+  std::string_view rest = batch;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(fd_, rest.data(), rest.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return "cannot write journal '" + path_.string() + "': " + os_error(errno);
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  if (options_.mode == durability::fsync && ::fdatasync(fd_) != 0) {
+    return "cannot sync journal '" + path_.string() + "': " + os_error(errno);
+  }
+  return std::nullopt;
 }
 
 }  // namespace drover

@@ -14,6 +14,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <mutex>
 
 namespace {
 using namespace drover::test;
@@ -44,6 +46,42 @@ drover::module_body counting_body(std::atomic<int>& runs, json::value value) {
     co_return value;
   };
 }
+
+/// A journal_store in memory whose appends can be made to fail.
+class test_store : public drover::journal_store {
+ public:
+  std::atomic<bool> refuse{false};
+
+  std::string name() const override { return "test-store"; }
+  std::string load() override {
+    std::lock_guard lock(mutex_);
+    ++loads_;
+    return lines_;
+  }
+  std::optional<std::string> append(std::string_view lines) override {
+    if (refuse) return "the test store refuses";
+    std::lock_guard lock(mutex_);
+    lines_ += lines;
+    return std::nullopt;
+  }
+  std::string lines() const {
+    std::lock_guard lock(mutex_);
+    return lines_;
+  }
+  void set_lines(std::string lines) {
+    std::lock_guard lock(mutex_);
+    lines_ = std::move(lines);
+  }
+  int loads() const {
+    std::lock_guard lock(mutex_);
+    return loads_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string lines_;
+  int loads_ = 0;
+};
 
 drover::run_options with_journal(std::shared_ptr<drover::run_journal> journal,
                                  std::size_t workers = 2) {
@@ -88,38 +126,47 @@ BOOST_AUTO_TEST_CASE(a_dependent_starts_only_after_its_dependency_is_in_the_jour
   }
 }
 
-BOOST_AUTO_TEST_CASE(resume_feeds_recorded_values_to_dependents_and_reruns_the_rest) {
-  temp_dir dir;
-  const auto file = dir.path / "j";
-  std::atomic<int> a_runs{0}, b_runs{0};
+/// A two-module pipeline for resume tests: "a" returns 41; "b" fails while `b_fails` is set
+/// and otherwise returns a's value plus one. Both count their runs.
+struct a_then_flaky_b {
+  std::atomic<int> a_runs{0};
+  std::atomic<int> b_runs{0};
   std::atomic<bool> b_fails{true};
-  const auto make = [&] {
+
+  drover::pipeline make(std::string name) {
     drover::pipeline p;
-    p.name = "resume";
+    p.name = std::move(name);
     p.add("a", counting_body(a_runs, 41));
     p.add("b",
-          [&](drover::module_context& ctx) -> asio::awaitable<json::value> {
+          [this](drover::module_context& ctx) -> asio::awaitable<json::value> {
             ++b_runs;
             if (b_fails) throw std::runtime_error("b is not ready yet");
             co_return ctx.result<int>("a") + 1;
           },
           {"a"});
     return p;
-  };
+  }
+};
+
+BOOST_AUTO_TEST_CASE(resume_feeds_recorded_values_to_dependents_and_reruns_the_rest) {
+  temp_dir dir;
+  const auto file = dir.path / "j";
+  a_then_flaky_b pair;
+  const auto make = [&] { return pair.make("resume"); };
   {
     auto journal = drover::run_journal::open(file, {});
     const auto run = run_pipeline(make(), with_journal(journal));
     BOOST_TEST(run.report.status == drover::run_status::failed);
   }
-  b_fails = false;
+  pair.b_fails = false;
   auto journal =
       drover::run_journal::open(file, {.mode = drover::durability::fsync, .resume = true});
   BOOST_TEST(journal->resuming());
   BOOST_TEST(journal->epoch() == 2u);
   const auto run = run_pipeline(make(), with_journal(journal));
   BOOST_TEST(run.report.status == drover::run_status::succeeded);
-  BOOST_TEST(a_runs == 1);
-  BOOST_TEST(b_runs == 2);
+  BOOST_TEST(pair.a_runs == 1);
+  BOOST_TEST(pair.b_runs == 2);
   const auto& a = result_of(run.report, "a");
   BOOST_TEST(a.status == drover::module_status::cached);
   BOOST_TEST(a.value == json::value(41));
@@ -130,20 +177,8 @@ BOOST_AUTO_TEST_CASE(resume_feeds_recorded_values_to_dependents_and_reruns_the_r
 }
 
 BOOST_AUTO_TEST_CASE(an_in_memory_journal_resumes_like_a_file) {
-  std::atomic<int> a_runs{0};
-  std::atomic<bool> b_fails{true};
-  const auto make = [&] {
-    drover::pipeline p;
-    p.name = "memory";
-    p.add("a", counting_body(a_runs, 41));
-    p.add("b",
-          [&](drover::module_context& ctx) -> asio::awaitable<json::value> {
-            if (b_fails) throw std::runtime_error("b is not ready yet");
-            co_return ctx.result<int>("a") + 1;
-          },
-          {"a"});
-    return p;
-  };
+  a_then_flaky_b pair;
+  const auto make = [&] { return pair.make("memory"); };
   auto storage = std::make_shared<std::string>();
   {
     auto journal = drover::run_journal::open_in_memory(storage, {});
@@ -153,14 +188,14 @@ BOOST_AUTO_TEST_CASE(an_in_memory_journal_resumes_like_a_file) {
   }
   BOOST_TEST(storage->find("\"id\":\"a\"") != std::string::npos);  // the records are there
   *storage += "{\"type\":\"mod";  // a torn last line, as a dying master leaves it
-  b_fails = false;
+  pair.b_fails = false;
   auto journal = drover::run_journal::open_in_memory(storage, {.resume = true});
   BOOST_TEST(journal->resuming());
   BOOST_TEST(journal->dropped_torn_line());
   BOOST_TEST(journal->epoch() == 2u);
   const auto run = run_pipeline(make(), with_journal(journal));
   BOOST_TEST(run.report.status == drover::run_status::succeeded);
-  BOOST_TEST(a_runs == 1);
+  BOOST_TEST(pair.a_runs == 1);
   BOOST_TEST(result_of(run.report, "a").status == drover::module_status::cached);
   BOOST_TEST(result_of(run.report, "b").value == json::value(42));
 }
@@ -374,4 +409,106 @@ BOOST_AUTO_TEST_CASE(inputs_outside_the_workspace_are_fingerprinted) {
   BOOST_TEST(runs == 4);
   run_once();
   BOOST_TEST(runs == 4);
+}
+
+BOOST_AUTO_TEST_CASE(a_journal_in_a_store_resumes_like_a_file) {
+  a_then_flaky_b pair;
+  const auto make = [&] { return pair.make("store"); };
+  auto store = std::make_shared<test_store>();
+  {
+    auto journal = drover::run_journal::open_store(store, {});
+    BOOST_TEST(journal->path() == "test-store");
+    BOOST_TEST(store->loads() == 0);  // without resume the store is not read
+    const auto run = run_pipeline(make(), with_journal(journal));
+    BOOST_TEST(run.report.status == drover::run_status::failed);
+    BOOST_TEST(!journal->failure());
+  }
+  const std::string first_run = store->lines();
+  BOOST_TEST(first_run.starts_with(R"({"type":"run")"));
+  BOOST_TEST(first_run.find(R"("type":"end","status":"failed")") != std::string::npos);
+
+  auto reread = drover::run_journal::open_store(store, {.resume = true});
+  BOOST_TEST(reread->resuming());
+  BOOST_TEST(reread->epoch() == 2u);
+  BOOST_TEST(reread->recorded_pipeline() == "store");
+  const auto* a = reread->previous("a");
+  BOOST_TEST_REQUIRE(a != nullptr);
+  BOOST_TEST(a->status == drover::module_status::succeeded);
+  BOOST_TEST(a->value == json::value(41));
+  const auto* b = reread->previous("b");
+  BOOST_TEST_REQUIRE(b != nullptr);
+  BOOST_TEST(b->status == drover::module_status::failed);
+
+  pair.b_fails = false;
+  const auto run = run_pipeline(make(), with_journal(reread));
+  BOOST_TEST(run.report.status == drover::run_status::succeeded);
+  BOOST_TEST(pair.a_runs == 1);
+  BOOST_TEST(result_of(run.report, "a").status == drover::module_status::cached);
+  BOOST_TEST(result_of(run.report, "b").value == json::value(42));
+  BOOST_TEST(store->lines().starts_with(first_run));  // appended after the first run's lines
+}
+
+BOOST_AUTO_TEST_CASE(a_torn_line_in_a_store_is_dropped_from_what_is_read_and_left_there) {
+  auto store = std::make_shared<test_store>();
+  const std::string lines =
+      R"({"type":"run","format":1,"pipeline":"p","fingerprint":"x","epoch":3})"
+      "\n"
+      R"({"type":"module","id":"a","fingerprint":"f","status":"succeeded","value":7})"
+      "\n"
+      R"({"type":"mod)";
+  store->set_lines(lines);
+  auto journal = drover::run_journal::open_store(store, {.resume = true});
+  BOOST_TEST(journal->dropped_torn_line());
+  BOOST_TEST(journal->epoch() == 4u);
+  BOOST_TEST_REQUIRE(journal->previous("a") != nullptr);
+  BOOST_TEST(journal->previous("a")->value == json::value(7));
+  BOOST_TEST(store->lines() == lines);
+  // Without resume the content is ignored, not emptied: the caller gives a fresh store.
+  auto fresh = drover::run_journal::open_store(store, {});
+  BOOST_TEST(!fresh->resuming());
+  BOOST_TEST(fresh->epoch() == 1u);
+  BOOST_TEST(store->lines() == lines);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_that_refuses_appends_fails_the_journal_without_hanging_the_run) {
+  // Called directly: the waiter of a record the store refused is still released.
+  {
+    auto store = std::make_shared<test_store>();
+    auto journal = drover::run_journal::open_store(store, {});
+    drover::pipeline p;
+    p.name = "refused";
+    p.add("a", value_body(1));
+    BOOST_TEST(!journal->begin_run(p, "fingerprint"));
+    store->refuse = true;
+    const auto seq =
+        journal->append_module("a", "f", drover::module_status::succeeded, 1, json::value(1), "");
+    auto released = std::make_shared<std::promise<void>>();  // kept alive by the writer's call
+    journal->when_durable(seq, [released] { released->set_value(); });
+    BOOST_TEST_REQUIRE((released->get_future().wait_for(10s) == std::future_status::ready));
+    journal->end_run(drover::run_status::succeeded);
+    const auto failure = journal->failure();
+    BOOST_TEST_REQUIRE(failure.has_value());
+    BOOST_TEST(*failure == "the test store refuses");
+    BOOST_TEST(store->lines().find(R"("type":"module")") == std::string::npos);
+  }
+  // Through a run: a chain whose every link waits for its dependency's record completes, and
+  // the report says the journal failed.
+  for (const auto mode : {drover::durability::fsync, drover::durability::relaxed}) {
+    auto store = std::make_shared<test_store>();
+    store->refuse = true;
+    drover::pipeline p;
+    p.name = "chain";
+    for (int i = 0; i < 10; ++i) {
+      std::vector<std::string> deps;
+      if (i > 0) deps.push_back("m" + std::to_string(i - 1));
+      p.add("m" + std::to_string(i), value_body(i), deps);
+    }
+    auto journal = drover::run_journal::open_store(store, {.mode = mode});
+    const auto run = run_pipeline(std::move(p), with_journal(journal));
+    BOOST_TEST(run.report.status == drover::run_status::succeeded);
+    BOOST_TEST(journal->failure().value_or("") == "the test store refuses");
+    BOOST_TEST(std::any_of(run.report.notes.begin(), run.report.notes.end(),
+                           [](const std::string& note) { return mentions(note, "refuses"); }));
+    BOOST_TEST(store->lines().empty());
+  }
 }

@@ -1,6 +1,6 @@
 #pragma once
-// The run journal: a file of JSON lines that lets a run resume after the process owning it
-// died. docs/journal.md describes the format and the guarantees.
+// The run journal: JSON lines, in a file or a journal_store, that let a run resume after the
+// process owning it died. docs/journal.md describes the format and the guarantees.
 
 #include <drover/status.hpp>
 
@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -48,6 +49,21 @@ class journal_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Where a journal's lines are kept instead of a file (a Redis stream, ...). A store holds whole
+/// lines: an append either keeps all of its lines or none.
+class journal_store {
+ public:
+  virtual ~journal_store() = default;
+  /// Names the store in messages ("redis://127.0.0.1:6379/0 drover:{k}:journal").
+  virtual std::string name() const = 0;
+  /// Everything appended so far, each line ending in '\n'. Throws journal_error.
+  virtual std::string load() = 0;
+  /// Appends `lines` (one or more lines, each ending in '\n'). Returns nothing once they are
+  /// durable, or why they could not be kept. Called on the journal's writer thread, one call
+  /// at a time.
+  virtual std::optional<std::string> append(std::string_view lines) = 0;
+};
+
 /// One journal file, used by one run at a time. Open it, hand it to run_options::journal, and
 /// give a worker_hub the journal's epoch so that workers of an earlier run are fenced off:
 ///
@@ -77,6 +93,15 @@ class run_journal {
   /// to open with resume. Not thread-safe with respect to `storage`.
   static std::shared_ptr<run_journal> open_in_memory(std::shared_ptr<std::string> storage,
                                                      journal_options options);
+
+  /// A journal kept in `store`; path() is the store's name. With options.resume, reads the
+  /// earlier runs' records from store->load() (a torn last line is dropped from what is read,
+  /// and stays in the store). A store cannot be emptied: without resume its content is not
+  /// read at all (the epoch is 1) and new records follow it, so give a fresh store, or resume.
+  /// Records are appended by the writer thread, as to a file, and count as durable in either
+  /// mode once store->append() returned. Throws journal_error.
+  static std::shared_ptr<run_journal> open_store(std::shared_ptr<journal_store> store,
+                                                 journal_options options);
 
   ~run_journal();
   run_journal(const run_journal&) = delete;
@@ -119,14 +144,18 @@ class run_journal {
  private:
   run_journal(std::filesystem::path path, journal_options options);
   run_journal(std::shared_ptr<std::string> storage, journal_options options);
+  run_journal(std::shared_ptr<journal_store> store, journal_options options);
   void read_existing();
+  std::string existing_content();
   std::uint64_t append_line(std::string line);  // returns the record's sequence number
   void writer_loop();
+  std::optional<std::string> write_batch(std::string_view batch);  // on the writer thread
 
   std::filesystem::path path_;
   journal_options options_;
   int fd_ = -1;
-  std::shared_ptr<std::string> memory_;  // instead of the file
+  std::shared_ptr<std::string> memory_;   // instead of the file
+  std::shared_ptr<journal_store> store_;  // instead of the file; used by the writer thread
   std::uint64_t epoch_ = 1;
   bool resuming_ = false;
   bool dropped_torn_line_ = false;

@@ -34,6 +34,11 @@ struct run_keys {
   std::string epoch() const { return prefix_ + "epoch"; }
   /// drover:{KEY}:join: a stream of entries {conn, instance}, read by the group "masters".
   std::string join() const { return prefix_ + "join"; }
+  /// drover:{KEY}:journal: a stream of entries {r: lines}, the master's journal, fenced by the
+  /// epoch.
+  std::string journal() const { return prefix_ + "journal"; }
+  /// drover:{KEY}:result: a string, the finished run's outcome.
+  std::string result() const { return prefix_ + "result"; }
   /// drover:{KEY}:c:CONN:up (what the worker end writes) or :down.
   std::string pipe(std::string_view conn, bool up) const {
     return prefix_ + "c:" + std::string(conn) + (up ? ":up" : ":down");

@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include "arguments.hpp"
+#include "coordinated_run.hpp"
 #include "graph_output.hpp"
 #include "pipeline_file.hpp"
 #include "progress.hpp"
@@ -154,9 +155,12 @@ struct run_outcome {
 // ends the process at once. One thread is enough and the fastest: the engine's workers share
 // the run's strand, and the modules' work happens in child processes or timers (or remote
 // workers, whose master shares the io_context). `on_finished` runs when the run completed;
-// run() returns once it has stopped whatever else it started.
+// run() returns once it has stopped whatever else it started. `on_started` gets a function
+// that cancels the run, as an interrupt does.
 run_outcome execute(prepared_pipeline p, run_options options, live_progress* live,
-                    std::ostream& err, asio::io_context& io, std::function<void()> on_finished) {
+                    std::ostream& err, asio::io_context& io,
+                    const std::function<void(std::function<void()> cancel)>& on_started,
+                    std::function<void(const run_outcome&)> on_finished) {
   engine runner{io.get_executor()};
   // The signal set, the cancellation signal and the outcome are touched only on this strand.
   auto control = asio::make_strand(io);
@@ -184,9 +188,16 @@ run_outcome execute(prepared_pipeline p, run_options options, live_progress* liv
                          outcome.report = std::move(report);
                          signals.cancel();
                          if (live != nullptr) live->stop();
-                         if (on_finished) on_finished();
+                         if (on_finished) on_finished(outcome);
                        })));
   if (live != nullptr) live->start();
+  if (on_started) {
+    on_started([&] {
+      asio::dispatch(control, [&] {
+        if (!finished) cancel_run.emit(asio::cancellation_type::terminal);
+      });
+    });
+  }
 
   io.run();
   return outcome;
@@ -257,7 +268,14 @@ std::size_t hardware_threads() {
 
 }  // namespace
 
-int run_command(const run_settings& settings, std::ostream& out, std::ostream& err) {
+int exit_code_of(const run_report& report, bool interrupted) {
+  if (report.status == run_status::invalid) return exit_usage;
+  if (interrupted || report.status == run_status::cancelled) return exit_interrupted;
+  return report.status == run_status::succeeded ? exit_succeeded : exit_failed;
+}
+
+int run_command(const run_settings& settings, std::ostream& out, std::ostream& err,
+                master_role* role) {
   // The warnings are about what the cache would take: said only when there is one.
   auto loaded = load_or_report(settings.file, err,
                                settings.cache_dir.empty() ? warnings::hide : warnings::show);
@@ -308,8 +326,8 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   }
 
   // The journal comes before the master: its epoch fences off workers of an earlier run.
-  std::shared_ptr<run_journal> journal;
-  if (!settings.journal.empty()) {
+  std::shared_ptr<run_journal> journal = role ? role->journal : nullptr;
+  if (!settings.journal.empty() && !role) {
     try {
       journal_options journal_settings;
       journal_settings.mode = settings.journal_durability;
@@ -349,11 +367,12 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   // run starts so that a bad address fails before any work is done.
   std::shared_ptr<worker_hub> hub;
   std::optional<coord::master> master;
-  if (!settings.listen_host.empty()) {
+  if (!settings.listen_host.empty() || role) {
     worker_hub::settings hub_settings;
     hub_settings.capability_timeout = settings.capability_timeout;
     hub_settings.overdue_grace = settings.lost_worker_timeout;
     if (journal) hub_settings.epoch = journal->epoch();
+    if (role) hub_settings.epoch = role->epoch;  // the lease's: only grows, fences old masters
     hub = std::make_shared<worker_hub>(hub_settings);
     coord::master_options master_options;
     master_options.listen_address = settings.listen_host;
@@ -364,7 +383,10 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     master_options.line_limits.max_line_bytes = settings.max_line_bytes;
     master_options.line_limits.max_depth = settings.max_depth;
     master_options.log = [&err](std::string_view line) { err << "drover: " << line << std::endl; };
+    if (role) master_options.run_id = role->run_id;
     master.emplace(io.get_executor(), hub, std::move(master_options));
+  }
+  if (!settings.listen_host.empty()) {
     try {
       const auto bound = master->listen();
       const std::string address = bound.address().to_string();
@@ -404,10 +426,20 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
 
   // When the run is over every worker was told so; stopping the master lets the last byes
   // go out (within its close timeout) and closes the listening socket, so io.run() returns.
+  // A coordinated run's master publishes the outcome for the other instances first.
+  const auto on_started = [&](std::function<void()> cancel) {
+    if (role) role->start(io, *master, std::move(cancel));
+  };
+  const auto on_finished = [&](const run_outcome& ended) {
+    if (!role) {
+      if (master) master->stop();
+      return;
+    }
+    role->finish(ended.report, exit_code_of(ended.report, ended.interrupted),
+                 [&master] { master->stop(); });
+  };
   auto outcome = execute(std::move(*prepared.plan), std::move(options), live ? &*live : nullptr,
-                         err, io, [&master] {
-                           if (master) master->stop();
-                         });
+                         err, io, on_started, on_finished);
   const run_report& report = outcome.report;
 
   if (report.status == run_status::invalid) {
@@ -424,8 +456,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
       err << "drover run: writing the report file '" << settings.report_file << "' failed\n";
     }
   }
-  if (outcome.interrupted || report.status == run_status::cancelled) return exit_interrupted;
-  return report.status == run_status::succeeded ? exit_succeeded : exit_failed;
+  return exit_code_of(report, outcome.interrupted);
 }
 
 int validate_command(const std::string& file, const std::vector<std::string>& capabilities,
@@ -521,7 +552,9 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "Runs the pipeline in FILE. Exit code 0 when every selected module succeeded, was\n"
         "skipped or had its failure ignored; 1 when any failed, timed out or was cancelled;\n"
         "2 for usage or pipeline errors; 130 when interrupted. With --listen, remote workers\n"
-        "(drover worker --connect HOST:PORT) run modules too; see docs/remote.md.\n";
+        "(drover worker --connect HOST:PORT) run modules too; see docs/remote.md. With\n"
+        "--coordinator, N instances of this command (CI jobs) share one run through Redis;\n"
+        "see docs/redis.md.\n";
     options.add_options()(
         "workers",
         po::value<int>()->default_value(static_cast<int>(hardware_threads()))->value_name("N"),
@@ -567,6 +600,7 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "cache", po::value<std::string>()->value_name("DIR"),
         "reuse results of modules whose fingerprint is unchanged (default: $DROVER_CACHE_DIR)")(
         "no-cache", po::bool_switch(), "use no cached result (new results are still stored)");
+    add_coordinator_options(options);
     add_capability_option(options);
     add_selection_options(options);
   } else if (command == "validate") {
@@ -609,15 +643,27 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
 
   run_settings settings;
   settings.file = file;
-  if (vm->count("listen")) {
-    const auto listen = parse_listen((*vm)["listen"].as<std::string>());
-    if (!listen) {
-      err << "drover run: --listen expects HOST:PORT (e.g. 127.0.0.1:7700), got '"
-          << (*vm)["listen"].as<std::string>() << "'\n";
+  if (!coordinator_from(*vm, settings, err)) return exit_usage;
+  const bool coordinated = !settings.coordinator.url.empty();
+  for (const char* alone : {"listen", "journal"}) {
+    if (coordinated && vm->count(alone)) {
+      err << "drover run: --" << alone << " cannot be used with --coordinator"
+          << (std::string_view{alone} == "journal" ? " (the journal is kept in Redis)" : "")
+          << '\n';
       return exit_usage;
     }
-    settings.listen_host = listen->first;
-    settings.listen_port = listen->second;
+  }
+  if (vm->count("listen") || coordinated) {
+    if (vm->count("listen")) {
+      const auto listen = parse_listen((*vm)["listen"].as<std::string>());
+      if (!listen) {
+        err << "drover run: --listen expects HOST:PORT (e.g. 127.0.0.1:7700), got '"
+            << (*vm)["listen"].as<std::string>() << "'\n";
+        return exit_usage;
+      }
+      settings.listen_host = listen->first;
+      settings.listen_port = listen->second;
+    }
     if (vm->count("token-file")) {
       settings.token = read_token_file((*vm)["token-file"].as<std::string>(), err);
       if (!settings.token) return exit_usage;
@@ -660,14 +706,15 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
     for (const char* name : {"token-file", "heartbeat-ms", "lost-worker-timeout-ms",
                              "capability-timeout-ms", "max-line-bytes", "max-depth"}) {
       if (vm->count(name) && !(*vm)[name].defaulted()) {
-        err << "drover run: --" << name << " needs --listen\n";
+        err << "drover run: --" << name << " needs --listen or --coordinator\n";
         return exit_usage;
       }
     }
   }
   const int workers = (*vm)["workers"].as<int>();
-  if (workers < 0 || (workers == 0 && settings.listen_host.empty())) {
-    err << "drover run: --workers must be at least 1 (0, remote workers only, needs --listen)\n";
+  if (workers < 0 || (workers == 0 && settings.listen_host.empty() && !coordinated)) {
+    err << "drover run: --workers must be at least 1 (0, remote workers only, needs --listen "
+           "or --coordinator)\n";
     return exit_usage;
   }
   settings.workers = static_cast<std::size_t>(workers);
@@ -733,6 +780,7 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
   }
   settings.no_cache = (*vm)["no-cache"].as<bool>();
   settings.capabilities = *capabilities;
+  if (coordinated) return coordinated_run_command(settings, out, err);
   return run_command(settings, out, err);
 }
 

@@ -8,16 +8,24 @@
 #include <drover/engine.hpp>
 #include <drover/journal.hpp>
 
+#include <boost/asio/io_context.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+namespace drover::coord {
+class master;
+}
 
 namespace drover::app {
 
@@ -65,10 +73,42 @@ struct run_settings {
   durability journal_durability = durability::fsync;  ///< --durability
   std::filesystem::path cache_dir;  ///< --cache DIR, else $DROVER_CACHE_DIR; empty: none
   bool no_cache = false;            ///< --no-cache: use no stored result, store new ones
+  /// --coordinator and its companions: one run over several instances that meet in Redis
+  /// (coordinated_run.hpp, docs/redis.md). Empty url: a run of this process alone.
+  struct coordinator_settings {
+    std::string url;                              ///< --coordinator redis://HOST:PORT/DB
+    std::string run_key;                          ///< --run-key
+    std::optional<std::string> password;          ///< from --coordinator-password-file
+    std::uint32_t instance = 0;                   ///< --instance
+    std::uint32_t total = 1;                      ///< --total
+    std::chrono::milliseconds timeout{60000};     ///< --coordinator-timeout
+    std::chrono::milliseconds keep_for{3600000};  ///< --keep-for
+    std::chrono::milliseconds lease_ttl{10000};   ///< --lease-ttl
+  } coordinator;
 };
 
+/// How the instance that is a coordinated run's master changes `drover run`
+/// (coordinated_run.cpp): the journal and the epoch come from Redis, workers join through Redis
+/// rather than --listen, and the outcome is published for the other instances.
+struct master_role {
+  std::shared_ptr<run_journal> journal;
+  std::uint64_t epoch = 0;  ///< the lease's; fences off what workers of an older master send
+  std::string run_id;
+  /// On the run's io_context once the run started: accept workers with `master`, keep the
+  /// lease, and call `cancel` if it is lost.
+  std::function<void(boost::asio::io_context&, coord::master&, std::function<void()> cancel)> start;
+  /// When the run ended, before the master says bye to its workers: publish the outcome,
+  /// then call `done`.
+  std::function<void(const run_report&, int exit_code, std::function<void()> done)> finish;
+};
+
+/// The exit code of a run that ended with `report`.
+int exit_code_of(const run_report& report, bool interrupted);
+
 /// `drover run`: runs the pipeline until it ends or SIGINT/SIGTERM cancels it.
-int run_command(const run_settings& settings, std::ostream& out, std::ostream& err);
+/// With `role`, as the master of a coordinated run.
+int run_command(const run_settings& settings, std::ostream& out, std::ostream& err,
+                master_role* role = nullptr);
 
 /// `drover validate FILE`: prints `FILE: ok, N modules`, or the problems on `err`. Warns on
 /// `err` about each module that requires a capability the local workers (their OS label plus

@@ -1,7 +1,9 @@
 #include "worker_command.hpp"
 
 #include "commands.hpp"
+#include "pipeline_file.hpp"  // parse_duration
 
+#include <drover/coord/redis_join.hpp>
 #include <drover/coord/worker.hpp>
 #include <drover/engine.hpp>
 #include <drover/modules/registry.hpp>
@@ -28,16 +30,50 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::string_view worker_usage =
-    "Usage: drover worker --connect HOST:PORT [options]\n\n"
+    "Usage: drover worker --connect HOST:PORT [options]\n"
+    "       drover worker --coordinator URL --run-key KEY [options]\n\n"
     "Connects to a master (`drover run FILE --listen HOST:PORT`) and runs the modules it\n"
     "assigns, reconnecting when the connection drops. Exit code 0 when the master ended the\n"
     "run, 1 when the worker gave up or the master refused it, 2 for usage errors, 130 when\n"
     "interrupted. A worker of `drover serve --listen` stays when a run ends and serves the\n"
-    "next; it exits 0 when an operator drains it (drover drain).\n";
+    "next; it exits 0 when an operator drains it (drover drain). With --coordinator, it\n"
+    "reaches the master of a run coordinated through Redis (`drover run --coordinator`,\n"
+    "docs/redis.md) instead.\n";
 
 int usage_error(std::ostream& err, const std::string& problem) {
   err << "drover worker: " << problem << "\nTry 'drover worker --help'.\n";
   return exit_usage;
+}
+
+// --coordinator URL --run-key KEY: the worker reaches its master through Redis.
+bool redis_dial_from(const po::variables_map& vm, coord::worker_options& settings,
+                     std::string& problem) {
+  if (!vm.count("run-key")) {
+    problem = "--coordinator needs --run-key KEY";
+    return false;
+  }
+  const std::string key = vm["run-key"].as<std::string>();
+  try {
+    coord::redis_join_options join;
+    join.where = coord::parse_redis_url(vm["coordinator"].as<std::string>());
+    if (vm.count("keep-for")) {
+      const auto text = vm["keep-for"].as<std::string>();
+      if (!parse_duration(text, join.keep_for) || join.keep_for.count() <= 0) {
+        problem = "--keep-for expects a positive duration such as 90s or 1h, got '" + text + "'";
+        return false;
+      }
+    }
+    if (vm.count("coordinator-password-file")) {
+      join.password = coord::read_redis_password(vm["coordinator-password-file"].as<std::string>());
+    }
+    settings.dial_name = join.where.url() + " (run " + key + ")";
+    settings.dial = coord::redis_dialer(std::move(join), coord::run_keys{key},
+                                        "worker " + coord::default_worker_id());
+  } catch (const std::exception& e) {
+    problem = e.what();
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -48,9 +84,16 @@ int worker_command(const std::vector<std::string>& args, std::ostream& out, std:
                                       std::string{local_os_label()} + "); repeatable";
   options.add_options()("help,h", "show this help")(
       "connect", po::value<std::string>()->value_name("HOST:PORT"),
-      "the master's address, as given to `drover run --listen` (required)")(
-      "slots", po::value<long long>()->default_value(1)->value_name("N"),
-      "modules this worker runs at once (N >= 1)")(
+      "the master's address, as given to `drover run --listen`")(
+      "coordinator", po::value<std::string>()->value_name("URL"),
+      "instead of --connect: the Redis of a coordinated run, redis://[USER@]HOST[:PORT][/DB]")(
+      "run-key", po::value<std::string>()->value_name("KEY"), "with --coordinator: the run")(
+      "coordinator-password-file", po::value<std::string>()->value_name("FILE"),
+      "with --coordinator: the Redis password")(
+      "keep-for", po::value<std::string>()->value_name("DURATION"),
+      "with --coordinator: how long this worker's connection keys stay in Redis after its "
+      "last write (default 1h)")("slots", po::value<long long>()->default_value(1)->value_name("N"),
+                                 "modules this worker runs at once (N >= 1)")(
       "capability", po::value<std::vector<std::string>>()->composing()->value_name("LABEL"),
       capability_text.c_str())("token-file", po::value<std::string>()->value_name("FILE"),
                                "read the master's token from the first line of FILE")(
@@ -74,14 +117,24 @@ int worker_command(const std::vector<std::string>& args, std::ostream& out, std:
     out << worker_usage << '\n' << options;
     return exit_succeeded;
   }
-  if (!vm.count("connect")) return usage_error(err, "missing --connect HOST:PORT");
+  if (vm.count("connect") == vm.count("coordinator")) {
+    return usage_error(err, "give either --connect HOST:PORT or --coordinator URL");
+  }
 
   coord::worker_options settings;
   std::string problem;
-  auto address = parse_host_port(vm["connect"].as<std::string>(), problem);
-  if (!address) return usage_error(err, problem);
-  settings.host = address->host;
-  settings.port = address->port;
+  if (vm.count("connect")) {
+    for (const char* flag : {"run-key", "coordinator-password-file", "keep-for"}) {
+      if (vm.count(flag))
+        return usage_error(err, "--" + std::string{flag} + " needs --coordinator");
+    }
+    auto address = parse_host_port(vm["connect"].as<std::string>(), problem);
+    if (!address) return usage_error(err, problem);
+    settings.host = address->host;
+    settings.port = address->port;
+  } else if (!redis_dial_from(vm, settings, problem)) {
+    return usage_error(err, problem);
+  }
 
   const long long slots = vm["slots"].as<long long>();
   if (slots < 1 || slots > 4294967295LL) {

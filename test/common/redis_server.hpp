@@ -51,6 +51,7 @@ class redis_server {
 
   std::uint16_t port() const { return port_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  const std::optional<std::string>& password() const noexcept { return password_; }
   const std::filesystem::path& dir() const { return dir_; }
 
   void start() {

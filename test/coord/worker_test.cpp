@@ -1267,7 +1267,14 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2_and_say_what_is_wrong, *boost::unit_tes
     std::string message;
   };
   const std::vector<usage_case> cases{
-      {{"worker"}, "missing --connect"},
+      {{"worker"}, "give either --connect HOST:PORT or --coordinator URL"},
+      {{"worker", "--connect", "127.0.0.1:7700", "--coordinator", "redis://127.0.0.1:6379"},
+       "give either --connect"},
+      {{"worker", "--coordinator", "redis://127.0.0.1:6379"}, "--coordinator needs --run-key"},
+      {{"worker", "--coordinator", "http://127.0.0.1:6379", "--run-key", "k"}, "redis://"},
+      {{"worker", "--coordinator", "redis://127.0.0.1:6379", "--run-key", "k", "--keep-for",
+        "soon"},
+       "--keep-for expects"},
       {{"worker", "--connect", "localhost"}, "expected HOST:PORT"},
       {{"worker", "--connect", "localhost:"}, "the port is empty"},
       {{"worker", "--connect", "localhost:70000"}, "from 1 to 65535"},

@@ -592,7 +592,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "max-depth", po::value<long long>()->default_value(32)->value_name("N"),
         "with --listen: the deepest JSON nesting accepted from a worker (32 to 1024)")(
         "journal", po::value<std::string>()->value_name("FILE"),
-        "record each module's end in FILE, so that --resume can continue the run after a crash")(
+        "record each module's end in FILE, so that --resume can continue the run after a crash "
+        "(with --coordinator: a copy of the journal kept in Redis)")(
         "resume", po::bool_switch(),
         "with --journal: reuse what an earlier run recorded as succeeded")(
         "durability", po::value<std::string>()->default_value("fsync")->value_name("MODE"),
@@ -645,13 +646,15 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
   settings.file = file;
   if (!coordinator_from(*vm, settings, err)) return exit_usage;
   const bool coordinated = !settings.coordinator.url.empty();
-  for (const char* alone : {"listen", "journal"}) {
-    if (coordinated && vm->count(alone)) {
-      err << "drover run: --" << alone << " cannot be used with --coordinator"
-          << (std::string_view{alone} == "journal" ? " (the journal is kept in Redis)" : "")
-          << '\n';
-      return exit_usage;
-    }
+  if (coordinated && vm->count("listen")) {
+    err << "drover run: --listen cannot be used with --coordinator (workers join through "
+           "Redis)\n";
+    return exit_usage;
+  }
+  if (coordinated && (*vm)["resume"].as<bool>()) {
+    err << "drover run: --resume cannot be used with --coordinator (a new master always resumes "
+           "from the journal in Redis; --journal FILE only keeps a copy)\n";
+    return exit_usage;
   }
   if (vm->count("listen") || coordinated) {
     if (vm->count("listen")) {

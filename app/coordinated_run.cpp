@@ -2,6 +2,7 @@
 // switches between them. Each role runs on an io_context of its own; the lease_keeper carries
 // over, so a worker that took the lease goes on as master without losing it.
 #include "coordinated_run.hpp"
+#include "journal_copy.hpp"
 
 #include "report.hpp"
 
@@ -350,7 +351,13 @@ class instance {
     try {
       journal_options resume;
       resume.resume = true;
-      role.journal = run_journal::open_store(coord::make_redis_journal_store(jo), resume);
+      resume.mode = settings_.journal_durability;
+      std::shared_ptr<journal_store> store = coord::make_redis_journal_store(jo);
+      if (!settings_.journal.empty()) {
+        store =
+            with_file_copy(std::move(store), settings_.journal, settings_.journal_durability, err_);
+      }
+      role.journal = run_journal::open_store(std::move(store), resume);
     } catch (const std::exception& e) {
       err_ << "drover run: " << e.what() << '\n';
       exit_code_ = exit_failed;

@@ -115,29 +115,42 @@ std::size_t keys_left(const redis_server& redis, const std::string& key) {
   return n;
 }
 
-/// The journal's records of the first master (those before the second `run` record) that say
-/// a module succeeded.
-std::set<std::string> journaled_by_first_master(const redis_server& redis, const std::string& key) {
-  std::set<std::string> out;
+/// The journal stream of run `key`: every entry's lines, in order.
+std::string journal_in_redis(const redis_server& redis, const std::string& key) {
+  std::string text;
   drover::testing::run_coroutine([&](asio::io_context& io) -> asio::awaitable<void> {
     coord::redis_connection c(io.get_executor());
     co_await c.connect(coord::parse_redis_url(redis.url()), redis.password());
     auto reply =
         co_await c.exec(coord::redis_command("XRANGE", "drover:{" + key + "}:journal", "-", "+"));
-    int runs = 0;
-    for (const auto& entry : reply.elements) {
-      std::istringstream lines{entry.elements.at(1).elements.at(1).text};
-      for (std::string line; std::getline(lines, line);) {
-        const auto record = json::parse(line).as_object();
-        if (record.at("type").as_string() == "run") ++runs;
-        if (runs == 1 && record.at("type").as_string() == "module" &&
-            record.at("status").as_string() == "succeeded") {
-          out.insert(std::string(record.at("id").as_string()));
-        }
-      }
-    }
+    for (const auto& entry : reply.elements)
+      text += entry.elements.at(1).elements.at(1).text;
   });
+  return text;
+}
+
+/// The journal's records of the first master (those before the second `run` record) that say
+/// a module succeeded.
+std::set<std::string> journaled_by_first_master(const std::string& journal) {
+  std::set<std::string> out;
+  int runs = 0;
+  std::istringstream lines{journal};
+  for (std::string line; std::getline(lines, line);) {
+    const auto record = json::parse(line).as_object();
+    if (record.at("type").as_string() == "run") ++runs;
+    if (runs == 1 && record.at("type").as_string() == "module" &&
+        record.at("status").as_string() == "succeeded") {
+      out.insert(std::string(record.at("id").as_string()));
+    }
+  }
   return out;
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+    ++n;
+  return n;
 }
 
 BOOST_AUTO_TEST_CASE(instances_and_a_joining_worker_share_one_run_and_print_one_summary,
@@ -200,7 +213,8 @@ BOOST_AUTO_TEST_CASE(a_killed_master_is_replaced_and_nothing_it_journaled_runs_a
       const std::string key = "failover-" + std::to_string(kill_after);
       std::vector<std::unique_ptr<drover_process>> instances;
       for (int i = 0; i < 3; ++i) {
-        instances.push_back(start_instance(dir, redis, {i, 3, key, {"--lease-ttl", "2s"}}));
+        instances.push_back(start_instance(
+            dir, redis, {i, 3, key, {"--lease-ttl", "2s", "--journal", "copy.journal"}}));
       }
       BOOST_REQUIRE(eventually([&] { return lines_ran(dir) >= kill_after; }, 30s));
       instances[0]->send(SIGKILL);
@@ -224,7 +238,8 @@ BOOST_AUTO_TEST_CASE(a_killed_master_is_replaced_and_nothing_it_journaled_runs_a
       // What the first master journaled as succeeded ran once; every module ran.
       const auto counts = ran_counts(dir);
       BOOST_TEST(counts.size() == 36u);
-      const auto journaled = journaled_by_first_master(redis, key);
+      const std::string journal = journal_in_redis(redis, key);
+      const auto journaled = journaled_by_first_master(journal);
       for (const auto& id : journaled)
         BOOST_TEST(counts.at(id) == 1, id << " was journaled, and ran " << counts.at(id));
       // At most the attempts under way at the kill ran twice: 3 instances x 2 slots.
@@ -232,6 +247,17 @@ BOOST_AUTO_TEST_CASE(a_killed_master_is_replaced_and_nothing_it_journaled_runs_a
       for (const auto& [id, times] : counts)
         again += static_cast<std::size_t>(times - 1);
       BOOST_TEST(again <= 6u);
+
+      // The master that took over kept a copy of the whole journal: the first master's records
+      // and its own. The other survivor was never master and wrote none.
+      const bool one_took_over = fs::exists(dir / "i1" / "copy.journal");
+      const fs::path copy = dir / (one_took_over ? "i1" : "i2") / "copy.journal";
+      BOOST_TEST(!fs::exists(dir / (one_took_over ? "i2" : "i1") / "copy.journal"));
+      BOOST_TEST_REQUIRE(fs::exists(copy));
+      const std::string copied = read_file(copy);
+      BOOST_TEST(copied == journal);
+      BOOST_TEST(count_of(copied, R"("type":"run")") == 2u);
+      BOOST_TEST(count_of(copied, R"("type":"end")") == 1u);
     }
   }
 }
@@ -331,7 +357,10 @@ BOOST_AUTO_TEST_CASE(bad_coordinator_arguments_are_usage_errors) {
       {{"--coordinator", "rediss://127.0.0.1:1", "--run-key", "k"}, "rediss"},
       {{"--coordinator", redis.url(), "--run-key", "a b"}, "--run-key"},
       {{"--run-key", "k"}, "--run-key needs --coordinator"},
-      {{"--coordinator", redis.url(), "--run-key", "k", "--journal", "j"}, "kept in Redis"},
+      {{"--coordinator", redis.url(), "--run-key", "k", "--journal", "j", "--resume"},
+       "always resumes from the journal in Redis"},
+      {{"--coordinator", redis.url(), "--run-key", "k", "--listen", "127.0.0.1:0"},
+       "workers join through Redis"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args{"run", "pipeline.json"};

@@ -11,6 +11,7 @@
 #include "common/shape.hpp"
 #include "journal/journal.hpp"
 #include "ordering/ordering.hpp"
+#include "redis/redis.hpp"
 #include "remote/remote.hpp"
 #include "report.hpp"
 #include "service/service.hpp"
@@ -188,6 +189,15 @@ std::string help_text(const po::options_description& visible) {
          "same number of assign-like JSON lines sent to K client processes that parse each one\n"
          "and answer a result-like line (--remote-workers, --remote-modules, --rounds, --quick:\n"
          "2,000 modules on 1 and 2 workers, --markdown and --json apply).\n\n"
+      << "--redis runs another: the same noop modules on K `drover worker --coordinator` "
+         "processes\n"
+         "that reach an in-process master only through Redis Streams, beside a floor: the same\n"
+         "pipes with no engine; then master failover: 3 `drover run --coordinator` instances, the\n"
+         "master SIGKILLed, timed until another holds the lease and resumed the run. It starts "
+         "its\n"
+         "own redis-server on a free loopback port (--remote-workers, default 1,4,\n"
+         "--remote-modules, --rounds, --quick: 2,000 modules on 1 and 2 workers, --markdown and\n"
+         "--json apply).\n\n"
       << "--simulation runs another: `drover simulate` with 10,000 workers and 100,000 modules\n"
          "(1% failures, 50 worker deaths; wall time and peak RSS of the binary), beside the\n"
          "engine alone on the same DAG in this process, and a sweep of 1,000 seeds of 1,000\n"
@@ -210,6 +220,7 @@ std::string help_text(const po::options_description& visible) {
          "--contender drover,drover_constrained,asio_raw\n"
          "  drover-bench --ordering\n"
          "  drover-bench --remote --remote-workers 4 --remote-modules 100000\n"
+         "  drover-bench --redis --remote-workers 4 --remote-modules 100000\n"
          "  drover-bench --journal --journal-modules 100000 --rounds 5\n";
   return out.str();
 }
@@ -475,6 +486,35 @@ int run_remote(const bench_settings& settings, const remote_settings& remote) {
   return 0;
 }
 
+// --redis: workers over Redis Streams against their floor, then master failover.
+int run_redis_benchmark(const bench_settings& settings, const redis_settings& redis) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  print_header(machine, false);
+  if (std::string missing = redis_rows_missing(); !missing.empty()) {
+    std::cout << "drover-bench: the Redis rows are left out: " << missing << '\n';
+    return 0;
+  }
+  const redis_results results = measure_redis(redis, std::cerr);
+  std::cout << '\n';
+  print_redis_tables(std::cout, results, redis.rounds, settings.markdown);
+  if (!settings.json_path.empty()) {
+    boost::json::object doc;
+    doc["tool"] = "drover-bench --redis";
+    doc["quick"] = settings.quick;
+    doc["redis"] = redis_to_json(results, redis.rounds);
+    if (!write_json(settings.json_path, std::move(doc), machine, started_at)) return exit_failed;
+  }
+  if (!results.ok()) {
+    std::cout << "\ndrover-bench: Redis measurements FAILED (see above)\n";
+    return exit_failed;
+  }
+  std::cout << "\ndrover-bench: in every round every module succeeded on a worker over Redis, "
+               "every floor line was answered once, every worker process exited 0, and after "
+               "each failover the surviving instances finished the run\n";
+  return 0;
+}
+
 int run_all(const bench_settings& settings, bool tbb_left_out) {
   const machine_info machine = describe_machine();
   const std::string started_at = utc_now();
@@ -574,10 +614,12 @@ int main_with_exceptions(int argc, char** argv) {
       "run the critical-path ordering benchmark instead of the shapes (see below)")(
       "remote", po::bool_switch(),
       "run the remote-workers benchmark instead of the shapes (see below)")(
+      "redis", po::bool_switch(),
+      "run the Redis coordination benchmark instead of the shapes (see below)")(
       "remote-workers", po::value<std::string>()->default_value("1,2,4,8"),
-      "with --remote: comma-separated worker process counts")(
+      "with --remote or --redis (there 1,4 by default): comma-separated worker process counts")(
       "remote-modules", po::value<std::size_t>()->default_value(100000),
-      "with --remote: noop modules per run")(
+      "with --remote or --redis: noop modules per run")(
       "journal", po::bool_switch(),
       "run the run-journal cost benchmark instead of the shapes (see below)")(
       "simulation", po::bool_switch(),
@@ -587,7 +629,8 @@ int main_with_exceptions(int argc, char** argv) {
       "with --journal: modules of the independent shape");
   po::options_description hidden;
   hidden.add_options()("child", po::bool_switch())("modules", po::value<std::size_t>())(
-      "floor-client", po::value<std::size_t>());
+      "floor-client", po::value<std::size_t>())(
+      "redis-floor-client", po::value<std::vector<std::string>>()->multitoken());
   po::options_description all;
   all.add(visible).add(hidden);
 
@@ -607,6 +650,11 @@ int main_with_exceptions(int argc, char** argv) {
     const std::size_t port = vm["floor-client"].as<std::size_t>();
     if (port < 1 || port > 65535) throw usage_error("--floor-client: a port from 1 to 65535");
     return run_floor_client(static_cast<std::uint16_t>(port));
+  }
+  if (vm.count("redis-floor-client")) {
+    const auto& a = vm["redis-floor-client"].as<std::vector<std::string>>();
+    if (a.size() != 3) throw usage_error("--redis-floor-client: URL RUN-KEY NAME");
+    return run_redis_floor_client(a[0], a[1], a[2]);
   }
 
   const bool explicit_sizes = !vm["sizes"].defaulted();
@@ -634,11 +682,11 @@ int main_with_exceptions(int argc, char** argv) {
   const int benchmarks =
       static_cast<int>(vm["ordering"].as<bool>()) + static_cast<int>(vm["remote"].as<bool>()) +
       static_cast<int>(vm["journal"].as<bool>()) + static_cast<int>(vm["simulation"].as<bool>()) +
-      static_cast<int>(vm["service"].as<bool>());
+      static_cast<int>(vm["service"].as<bool>()) + static_cast<int>(vm["redis"].as<bool>());
   if (benchmarks > 1) {
     throw usage_error(
-        "--ordering, --remote, --journal, --simulation and --service are separate benchmarks: "
-        "give one");
+        "--ordering, --remote, --redis, --journal, --simulation and --service are separate "
+        "benchmarks: give one");
   }
   if (!vm["journal-modules"].defaulted() && !vm["journal"].as<bool>()) {
     throw usage_error("--journal-modules needs --journal");
@@ -693,25 +741,29 @@ int main_with_exceptions(int argc, char** argv) {
     return run_simulation_benchmark(settings, simulation);
   }
 
-  if (vm["remote"].as<bool>()) {
-    refuse_flags(vm, {"workload", "threads", "sizes", "contender"}, "--remote",
+  if (vm["remote"].as<bool>() || vm["redis"].as<bool>()) {
+    const bool redis = vm["redis"].as<bool>();
+    const char* name = redis ? "--redis" : "--remote";
+    refuse_flags(vm, {"workload", "threads", "sizes", "contender"}, name,
                  "runs its own noop modules");
-    remote_settings remote;
-    remote.rounds = settings.rounds;
-    remote.workers = parse_worker_counts(settings.quick && vm["remote-workers"].defaulted()
-                                             ? std::string("1,2")
-                                             : vm["remote-workers"].as<std::string>());
-    remote.modules = settings.quick && vm["remote-modules"].defaulted()
-                         ? 2000
-                         : vm["remote-modules"].as<std::size_t>();
-    if (remote.modules < 1 || remote.modules > 10'000'000) {
-      throw usage_error("--remote-modules: " + std::to_string(remote.modules) +
-                        " is outside 1..10000000");
+    const std::vector<std::size_t> workers = parse_worker_counts(
+        !vm["remote-workers"].defaulted() ? vm["remote-workers"].as<std::string>()
+        : settings.quick                  ? std::string("1,2")
+        : redis                           ? std::string("1,4")
+                                          : vm["remote-workers"].as<std::string>());
+    const std::size_t modules = settings.quick && vm["remote-modules"].defaulted()
+                                    ? 2000
+                                    : vm["remote-modules"].as<std::size_t>();
+    if (modules < 1 || modules > 10'000'000) {
+      throw usage_error("--remote-modules: " + std::to_string(modules) + " is outside 1..10000000");
     }
-    return run_remote(settings, remote);
+    if (redis) return run_redis_benchmark(settings, {workers, modules, settings.rounds});
+    return run_remote(settings, {workers, modules, settings.rounds});
   }
   for (const char* flag : {"remote-workers", "remote-modules"}) {
-    if (!vm[flag].defaulted()) throw usage_error(std::string("--") + flag + " needs --remote");
+    if (!vm[flag].defaulted()) {
+      throw usage_error(std::string("--") + flag + " needs --remote or --redis");
+    }
   }
 
   settings.sizes = parse_sizes(settings.quick && !explicit_sizes ? std::string("10,12")

@@ -15,6 +15,8 @@
 // protocol validation, no handshake or heartbeats: what a master and a worker cannot avoid
 // (process start, connect, encode, syscalls, parse) and nothing else.
 
+#include "common/worker_rows.hpp"
+
 #include <boost/json/object.hpp>
 
 #include <cstdint>
@@ -34,19 +36,7 @@ struct remote_settings {
   std::size_t rounds = 3;
 };
 
-/// One worker count: every round of both the drover run and the floor.
-struct remote_measurement {
-  std::size_t workers = 0;
-  std::size_t modules = 0;
-  std::vector<std::int64_t> run_ns;     ///< drover: async_run to completion
-  std::vector<std::int64_t> attach_ns;  ///< drover: async_run to the K-th worker welcomed
-  std::vector<std::int64_t> floor_ns;   ///< floor: first spawn to the N-th answer parsed
-  std::string error;                    ///< empty when every round ran and every count was right
-
-  bool ok() const noexcept { return error.empty(); }
-  double modules_per_second() const;
-  double floor_modules_per_second() const;
-};
+using remote_measurement = worker_measurement;
 
 /// Runs every worker count `rounds` times, the drover run and the floor alternating round by
 /// round. After each drover round it checks that the run succeeded with every module, that K

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 
 #include <fcntl.h>
@@ -125,7 +126,8 @@ class redis_server {
     pid_ = 0;
   }
 
-  // Up once it answers PING, with PONG or (with a password) NOAUTH.
+  // Up once it answers PING with PONG or (with a password) NOAUTH. A restarted server answers
+  // LOADING while it reads its AOF: not up yet.
   void wait_until_up() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -134,9 +136,9 @@ class redis_server {
         boost::asio::ip::tcp::socket socket(io);
         socket.connect({boost::asio::ip::make_address("127.0.0.1"), port_});
         boost::asio::write(socket, boost::asio::buffer(std::string("PING\r\n")));
-        char first = 0;
-        boost::asio::read(socket, boost::asio::buffer(&first, 1));
-        if (first == '+' || first == '-') return;
+        std::string reply;
+        boost::asio::read_until(socket, boost::asio::dynamic_buffer(reply), '\n');
+        if (reply.starts_with("+PONG") || reply.starts_with("-NOAUTH")) return;
       } catch (const std::exception&) {
       }
       int status = 0;

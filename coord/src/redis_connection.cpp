@@ -2,6 +2,7 @@
 // bytes and keeps the time.
 
 #include <drover/coord/redis.hpp>
+#include <drover/coord/redis_fake.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -96,10 +97,14 @@ redis_connection::redis_connection(asio::any_io_executor executor)
 redis_connection::~redis_connection() = default;
 
 bool redis_connection::is_open() const noexcept {
-  return socket_.is_open();
+  return fake_link_ != nullptr || socket_.is_open();
 }
 
 void redis_connection::close() noexcept {
+  if (fake_link_) {
+    fake_->close_link(std::static_pointer_cast<redis_fake::link>(fake_link_));
+    fake_link_.reset();
+  }
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -116,7 +121,19 @@ asio::awaitable<void> redis_connection::connect(const redis_endpoint& where,
                                                 std::chrono::milliseconds timeout) {
   close();
   address_ = where.url();
+  fake_ = where.fake;
+  if (fake_) {
+    try {
+      fake_link_ = fake_->open_link();
+    } catch (const redis_error& e) {
+      fail(e.what());
+    }
+  }
   reader_ = std::make_unique<reader>();
+  if (fake_) {
+    co_await hello(where, password, timeout);
+    co_return;
+  }
   deadline_.expires_after(timeout);
   tcp::resolver resolver(socket_.get_executor());
   auto resolved = co_await (resolver.async_resolve(where.host, std::to_string(where.port),
@@ -133,6 +150,12 @@ asio::awaitable<void> redis_connection::connect(const redis_endpoint& where,
   if (auto ec = std::get<0>(std::get<0>(connected)); ec) fail("cannot connect: " + ec.message());
   socket_.set_option(tcp::no_delay(true));
 
+  co_await hello(where, password, timeout);
+}
+
+asio::awaitable<void> redis_connection::hello(const redis_endpoint& where,
+                                              const std::optional<std::string>& password,
+                                              std::chrono::milliseconds timeout) {
   std::vector<std::vector<std::string>> hello;
   if (password) {
     if (where.user.empty()) {
@@ -176,6 +199,18 @@ asio::awaitable<std::vector<redis_reply>> redis_connection::exec_all(
 
 asio::awaitable<std::vector<redis_reply>> redis_connection::round_trip(
     const std::vector<std::vector<std::string>>& commands, std::chrono::milliseconds timeout) {
+  if (fake_link_) {
+    auto link = std::static_pointer_cast<redis_fake::link>(fake_link_);
+    std::optional<std::string> broke;
+    std::vector<redis_reply> replies;
+    try {
+      replies = co_await fake_->execute(link, commands);
+    } catch (const redis_error& e) {
+      broke = e.what();
+    }
+    if (broke) fail(*broke);
+    co_return replies;
+  }
   if (!socket_.is_open()) {
     throw redis_error("Redis at " + (address_.empty() ? std::string("?") : address_) +
                       ": not connected");

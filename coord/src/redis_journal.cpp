@@ -5,6 +5,8 @@
 
 #include <drover/coord/redis_lease.hpp>
 
+#include "redis_scripts.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
@@ -21,16 +23,6 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Appends ARGV[2] to the journal while the run's epoch is still ARGV[1]. KEYS: epoch, journal.
-// ARGV: epoch, lines, keep_for in ms. Returns 1, or the error "FENCED <the epoch now>".
-constexpr std::string_view append_script = R"lua(
-local epoch = redis.call('GET', KEYS[1])
-if epoch ~= ARGV[1] then return redis.error_reply('FENCED ' .. (epoch or '')) end
-redis.call('XADD', KEYS[2], '*', 'r', ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return 1
-)lua";
 
 constexpr std::size_t page_size = 1000;
 constexpr std::chrono::milliseconds first_backoff = 100ms;
@@ -82,8 +74,8 @@ class redis_journal_store final : public journal_store {
   std::optional<std::string> append(std::string_view lines) override {
     redis_reply reply;
     try {
-      reply = request(redis_command("EVAL", append_script, "2", keys_.epoch(), keys_.journal(),
-                                    std::to_string(options_.epoch), lines,
+      reply = request(redis_command("EVAL", detail::append_script, "2", keys_.epoch(),
+                                    keys_.journal(), std::to_string(options_.epoch), lines,
                                     std::to_string(options_.keep_for.count())));
     } catch (const redis_error& e) {
       return e.what();

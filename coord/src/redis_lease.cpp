@@ -1,5 +1,7 @@
 #include <drover/coord/redis_lease.hpp>
 
+#include "redis_scripts.hpp"
+
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,29 +14,6 @@ namespace drover::coord {
 namespace asio = boost::asio;
 
 namespace {
-
-// Takes the lease when nobody holds it, with the next epoch. KEYS: lease, epoch. ARGV:
-// instance, ttl in ms. Returns the epoch, or 0 when another instance holds the lease.
-constexpr std::string_view acquire_script = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local epoch = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[1], 'PX', ARGV[2])
-return epoch
-)lua";
-
-// Extends the lease if it is still ARGV[1]. KEYS: lease. ARGV: value, ttl in ms.
-constexpr std::string_view renew_script = R"lua(
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-)lua";
-
-// Deletes the lease if it is still ARGV[1]. KEYS: lease. ARGV: value.
-constexpr std::string_view release_script = R"lua(
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-)lua";
 
 bool key_character(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -79,15 +58,15 @@ std::string redis_lease::value(std::uint64_t epoch) const {
 
 asio::awaitable<std::optional<std::uint64_t>> redis_lease::acquire() {
   auto reply =
-      co_await redis_.exec(redis_command("EVAL", acquire_script, "2", keys_.lease(), keys_.epoch(),
-                                         instance_, std::to_string(ttl_.count())));
+      co_await redis_.exec(redis_command("EVAL", detail::acquire_script, "2", keys_.lease(),
+                                         keys_.epoch(), instance_, std::to_string(ttl_.count())));
   const long long epoch = integer_of(reply, "the lease's acquire script", redis_.address());
   if (epoch <= 0) co_return std::nullopt;
   co_return static_cast<std::uint64_t>(epoch);
 }
 
 asio::awaitable<bool> redis_lease::renew(std::uint64_t epoch) {
-  auto reply = co_await redis_.exec(redis_command("EVAL", renew_script, "1", keys_.lease(),
+  auto reply = co_await redis_.exec(redis_command("EVAL", detail::renew_script, "1", keys_.lease(),
                                                   value(epoch), std::to_string(ttl_.count())),
                                     timeout_);
   co_return integer_of(reply, "the lease's renew script", redis_.address()) == 1;
@@ -95,7 +74,7 @@ asio::awaitable<bool> redis_lease::renew(std::uint64_t epoch) {
 
 asio::awaitable<bool> redis_lease::release(std::uint64_t epoch) {
   auto reply = co_await redis_.exec(
-      redis_command("EVAL", release_script, "1", keys_.lease(), value(epoch)), timeout_);
+      redis_command("EVAL", detail::release_script, "1", keys_.lease(), value(epoch)), timeout_);
   co_return integer_of(reply, "the lease's release script", redis_.address()) == 1;
 }
 

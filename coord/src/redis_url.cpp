@@ -36,6 +36,7 @@ bool parse_number(std::string_view text, Number& out) {
 }  // namespace
 
 std::string redis_endpoint::url() const {
+  if (fake) return "fake://redis/" + std::to_string(db);
   std::string out = "redis://";
   if (!user.empty()) out += user + "@";
   out += host.find(':') != std::string::npos ? "[" + host + "]" : host;

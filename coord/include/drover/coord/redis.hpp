@@ -30,12 +30,16 @@
 
 namespace drover::coord {
 
+class redis_fake;
+
 /// Where a Redis is, from `redis://[USER@]HOST[:PORT][/DB]`.
 struct redis_endpoint {
   std::string host;
   std::uint16_t port = 6379;
   int db = 0;
   std::string user;  ///< an ACL user; empty: the default user
+  /// Set: the connection talks to this in-memory fake instead (redis_fake.hpp).
+  std::shared_ptr<redis_fake> fake;
 
   /// `redis://[USER@]HOST:PORT/DB`, for messages.
   std::string url() const;
@@ -114,6 +118,10 @@ class redis_connection {
 
  private:
   struct reader;  // hiredis's reply reader
+  // AUTH, SELECT and PING after connecting.
+  boost::asio::awaitable<void> hello(const redis_endpoint& where,
+                                     const std::optional<std::string>& password,
+                                     std::chrono::milliseconds timeout);
   boost::asio::awaitable<std::vector<redis_reply>> round_trip(
       const std::vector<std::vector<std::string>>& commands, std::chrono::milliseconds timeout);
   boost::asio::awaitable<redis_reply> read_reply(std::chrono::milliseconds timeout);
@@ -121,6 +129,9 @@ class redis_connection {
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer deadline_;
+  // Set while connected to a redis_fake instead of a socket.
+  std::shared_ptr<redis_fake> fake_;
+  std::shared_ptr<void> fake_link_;
   std::unique_ptr<reader> reader_;
   std::string address_;
 };

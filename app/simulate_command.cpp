@@ -324,6 +324,9 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
       "workers that die (close without a word) during the run")(
       "delay-ms", po::value(&delay)->default_value(delay),
       "per-attempt virtual delay: N, or A..B for uniform between A and B")(
+      "over-redis",
+      "masters and workers meet in an in-memory Redis, as `drover run --coordinator` instances "
+      "do: the lease, the journal stream and the join stream (docs/simulation.md)")(
       "trace", po::value(&trace_file), "write the event trace to this file")(
       "report", po::value(&report_file), "write the run's JSON report to this file");
 
@@ -387,6 +390,7 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   if (fail_rate >= 0.0) settings.faults.fail_rate = fail_rate;
   if (kill > 0) settings.faults.crash_workers = kill;
   const bool constrained = vm.count("constrained") > 0;
+  settings.over_redis = vm.count("over-redis") > 0;
   const auto make_pipeline = [&](std::uint64_t s) {
     return user_pipeline ? *user_pipeline
                          : coord::simulation_pipeline(*shape, modules, s, retries, constrained);

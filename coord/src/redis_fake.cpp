@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 
 namespace drover::coord {
 
@@ -123,6 +124,7 @@ struct redis_fake::state {
   std::mutex mutex;
   std::optional<std::string> password;
   std::uint64_t generation = 1;
+  std::uint64_t connections = 0;  // ids handed out by next_connection_id
   bool down = false;
   keyspace keys;
   std::vector<std::weak_ptr<link>> links;
@@ -291,6 +293,13 @@ void redis_fake::set_down(bool down) {
 std::vector<std::string> redis_fake::keys() {
   std::lock_guard lock(state_->mutex);
   return state_->keys.live_keys();
+}
+
+std::string redis_fake::next_connection_id() {
+  std::lock_guard lock(state_->mutex);
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(++state_->connections));
+  return id;  // hexadecimal, as dial_redis_master's ids are
 }
 
 std::shared_ptr<redis_fake::link> redis_fake::open_link() {

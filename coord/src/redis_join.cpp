@@ -1,5 +1,7 @@
 #include <drover/coord/redis_join.hpp>
 
+#include <drover/coord/redis_fake.hpp>
+
 #include <boost/asio/this_coro.hpp>
 
 #include <random>
@@ -110,7 +112,9 @@ asio::awaitable<void> accept_redis_workers(
 
 asio::awaitable<redis_stream> dial_redis_master(redis_join_options options, run_keys keys,
                                                 std::string instance) {
-  const std::string conn = random_connection_id();
+  // A fake numbers its connections, so that a simulation's names follow its seed.
+  const std::string conn =
+      options.where.fake ? options.where.fake->next_connection_id() : random_connection_id();
   redis_stream stream(co_await asio::this_coro::executor, pipe_options(options, keys, conn, false));
   co_await stream.open();
   redis_connection redis(co_await asio::this_coro::executor);

@@ -6,10 +6,12 @@
 #include <drover/clock.hpp>
 #include <drover/coord/master.hpp>
 #include <drover/coord/memory_stream.hpp>
+#include <drover/coord/redis_journal.hpp>
 #include <drover/coord/simulation.hpp>
 #include <drover/engine.hpp>
 #include <drover/journal.hpp>
 
+#include "simulation_redis.hpp"
 #include "simulation_trace.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -167,8 +169,13 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   rec.running.resize(check.size());
   rec.last_progress = time.now();
   const run_clock::time_point start = time.now();
-  const auto journal_storage =
-      f.master_restarts > 0 ? std::make_shared<std::string>() : std::shared_ptr<std::string>();
+  const auto journal_storage = f.master_restarts > 0 && !o.over_redis
+                                   ? std::make_shared<std::string>()
+                                   : std::shared_ptr<std::string>();
+  std::optional<detail::sim_redis> redis;
+  if (o.over_redis)
+    redis.emplace(
+        detail::sim_redis{std::make_shared<redis_fake>(), run_keys{"simulation"}, o.lease_ttl});
   simulation_counters counters;
   std::vector<std::unique_ptr<incarnation>> incarnations;
   bool completed = false;
@@ -178,28 +185,77 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
     auto inc = std::make_unique<incarnation>();
     incarnation* current = inc.get();
     incarnations.push_back(std::move(inc));
-    std::shared_ptr<run_journal> journal;
-    if (journal_storage) {
-      journal = run_journal::open_in_memory(journal_storage, {.resume = k > 0});
-      if (k > 0) {
+    if (k > 0) {
+      rec.line("- master restarted\n");
+      for (auto& a : rec.running)
+        a.worker = nullptr;  // frozen with the dead master
+    }
+    // Makes this incarnation's master and starts the run, once its journal is open.
+    const auto start_master = [&, current, k](std::shared_ptr<run_journal> journal,
+                                              std::uint64_t epoch) {
+      if (journal && k > 0) {
         next_plan = std::move(prepare(*again).plan);
         check.resume(journaled_successes(*journal, *next_plan));
-        rec.line("- master restarted\n");
-        for (auto& a : rec.running)
-          a.worker = nullptr;  // frozen with the dead master
       }
+      worker_hub::settings hub_settings;
+      hub_settings.overdue_grace = o.lost_worker_timeout;
+      if (journal) hub_settings.epoch = epoch;
+      current->hub = std::make_shared<worker_hub>(hub_settings);
+      master_options master_settings;
+      master_settings.run_id = "simulation";
+      master_settings.heartbeat_interval = o.heartbeat_interval;
+      master_settings.lost_worker_timeout = o.lost_worker_timeout;
+      current->coordinator =
+          std::make_unique<master>(current->io.get_executor(), current->hub, master_settings);
+      run_options run;
+      run.workers = 0;
+      run.remote = current->hub;
+      run.seed = o.seed;
+      run.run_id = "simulation";
+      run.journal = journal;
+      run.on_event = [&rec](const event& e) { rec.on_event(e); };
+      current->runner = std::make_unique<engine>(current->io.get_executor());
+      current->runner->async_run(
+          std::move(*next_plan), std::move(run),
+          asio::bind_cancellation_slot(current->cancel.slot(), [&, current](run_report report) {
+            out.report = std::move(report);
+            ended_at = time.now() - start;
+            current->done = true;
+            current->coordinator->stop();
+          }));
+      next_plan.reset();
+    };
+    if (redis) {
+      // The lease first, then the journal in the fake (read whole by every master after the
+      // first), then the master, which accepts workers from the join stream.
+      asio::co_spawn(
+          current->io,
+          detail::hold_the_lease(
+              *redis, "master-" + std::to_string(k),
+              [&, current, k, start_master](std::uint64_t epoch) {
+                redis_journal_options jo;
+                jo.where = redis->fake->endpoint();
+                jo.run_key = redis->keys.key();
+                jo.epoch = epoch;
+                auto journal = run_journal::open_store(
+                    make_redis_journal_store(jo),
+                    {.mode = durability::relaxed, .resume = k > 0, .inline_writes = true});
+                start_master(journal, epoch);
+                asio::co_spawn(current->io,
+                               accept_redis_workers(
+                                   redis->join(), redis->keys, "master-" + std::to_string(k),
+                                   [current](redis_stream s, std::string peer) {
+                                     current->coordinator->accept(std::move(s), std::move(peer));
+                                   }),
+                               asio::detached);
+              }),
+          asio::detached);
+    } else {
+      std::shared_ptr<run_journal> journal;
+      if (journal_storage)
+        journal = run_journal::open_in_memory(journal_storage, {.resume = k > 0});
+      start_master(journal, journal ? journal->epoch() : 0);
     }
-    worker_hub::settings hub_settings;
-    hub_settings.overdue_grace = o.lost_worker_timeout;
-    if (journal) hub_settings.epoch = journal->epoch();
-    current->hub = std::make_shared<worker_hub>(hub_settings);
-    master_options master_settings;
-    master_settings.run_id = "simulation";
-    master_settings.heartbeat_interval = o.heartbeat_interval;
-    master_settings.lost_worker_timeout = o.lost_worker_timeout;
-    current->coordinator =
-        std::make_unique<master>(current->io.get_executor(), current->hub, master_settings);
-
     std::size_t mix_group = 0, mix_used = 0;
     for (std::size_t w = 0; w < o.workers; ++w) {
       simulated_worker_options sw;
@@ -243,29 +299,20 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
       current->pipes.push_back(to_master);
       memory_stream master_end{current->io.get_executor(), to_master, to_worker};
       memory_stream worker_end{current->io.get_executor(), to_worker, to_master};
+      if (redis) {  // the master end is pumped through a pipe over the fake
+        asio::co_spawn(
+            current->io,
+            detail::run_worker_over_redis(*redis, std::move(worker_end), std::move(master_end),
+                                          std::move(sw), counters),
+            asio::detached);
+        continue;
+      }
       current->coordinator->accept(std::move(master_end), sw.name);
       asio::co_spawn(current->io,
                      run_simulated_worker(std::move(worker_end), std::move(sw), counters),
                      asio::detached);
     }
 
-    run_options run;
-    run.workers = 0;
-    run.remote = current->hub;
-    run.seed = o.seed;
-    run.run_id = "simulation";
-    run.journal = journal;
-    run.on_event = [&rec](const event& e) { rec.on_event(e); };
-    current->runner = std::make_unique<engine>(current->io.get_executor());
-    current->runner->async_run(
-        std::move(*next_plan), std::move(run),
-        asio::bind_cancellation_slot(current->cancel.slot(), [&, current](run_report report) {
-          out.report = std::move(report);
-          ended_at = time.now() - start;
-          current->done = true;
-          current->coordinator->stop();
-        }));
-    next_plan.reset();
     if (k < master_deaths.size()) {
       current->death = std::make_unique<run_timer>(current->io.get_executor());
       current->death->expires_at(start + master_deaths[k]);
@@ -357,8 +404,9 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   for (auto& inc : incarnations) {
     for (auto& pipe : inc->pipes)
       pipe->close();
-    // A frozen master's run never completed, so its hub still holds it (and it the hub).
-    inc->hub->unbind();
+    // A frozen master's run never completed, so its hub still holds it (and it the hub). Over
+    // Redis, one that died waiting for the lease has none.
+    if (inc->hub) inc->hub->unbind();
   }
   time.drop_pending();
   incarnations.clear();

@@ -99,7 +99,7 @@ std::shared_ptr<run_journal> run_journal::open_store(std::shared_ptr<journal_sto
 run_journal::run_journal(std::shared_ptr<journal_store> store, journal_options options)
     : path_(store->name()), options_(options), store_(std::move(store)) {
   read_existing();
-  writer_ = std::thread([this] { writer_loop(); });
+  if (!options_.inline_writes) writer_ = std::thread([this] { writer_loop(); });
 }
 
 run_journal::~run_journal() {
@@ -276,6 +276,14 @@ std::uint64_t run_journal::append_line(std::string line) {
     std::lock_guard lock(mutex_);
     *memory_ += line;
     *memory_ += '\n';
+    return durable_ = ++appended_;
+  }
+  if (store_ && options_.inline_writes) {  // durable once the store returned
+    line += '\n';
+    std::lock_guard lock(mutex_);  // one append at a time, as from the writer thread
+    if (!failure_) {
+      if (auto error = write_batch(line)) failure_ = std::move(error);
+    }
     return durable_ = ++appended_;
   }
   {

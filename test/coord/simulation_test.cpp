@@ -226,3 +226,59 @@ BOOST_AUTO_TEST_CASE(a_pipeline_with_known_durations_takes_its_critical_path) {
 }
 
 }  // namespace
+
+// Over Redis (simulation_options::over_redis): the masters take the lease in a redis_fake,
+// journal to its stream and accept workers from its join stream; a dead master's successor
+// waits for the lease to lapse, in virtual time, and resumes from the journal stream.
+BOOST_AUTO_TEST_CASE(over_redis_a_dead_master_is_replaced_through_the_lease_and_the_journal) {
+  simulation_options options;
+  options.workers = 12;
+  options.slots = 2;
+  options.seed = 5;
+  options.max_delay = 40ms;
+  options.over_redis = true;
+  options.lease_ttl = 3s;
+  options.faults = simulation_faults::all();
+  options.faults.master_restarts = 2;
+  options.keep_trace = true;
+  const auto pipeline = [] { return simulation_pipeline(sim_shape::random, 400, 5, 4, true); };
+  auto outcome = simulate(pipeline(), options);
+  require_no_violation(outcome);
+  BOOST_TEST(outcome.report.status == drover::run_status::succeeded);
+  BOOST_TEST(outcome.master_restarts == 2u);
+  BOOST_TEST(outcome.report.reused_from_journal > 0u);  // resumed from the journal stream
+  // The lease's epoch: 3, or 2 when the second master died before the first one's lease had
+  // lapsed, that is before it ever held it.
+  BOOST_TEST(outcome.report.epoch >= 2u);
+  BOOST_TEST(outcome.report.epoch <= 3u);
+  // Each successor waited for the lease of the master before it to lapse.
+  BOOST_TEST((outcome.virtual_elapsed > 2 * options.lease_ttl));
+  for (const auto& m : outcome.report.modules)
+    BOOST_TEST(m.status != drover::module_status::pending);
+  // The same seed, the same run, byte for byte.
+  auto again = simulate(pipeline(), options);
+  BOOST_TEST(again.trace_hash == outcome.trace_hash);
+}
+
+BOOST_AUTO_TEST_CASE(over_redis_a_sweep_of_40_seeds_with_every_fault_keeps_every_invariant) {
+  std::size_t failing = 0;
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    simulation_options options;
+    options.workers = 12;
+    options.slots = 2;
+    options.seed = seed;
+    options.max_delay = 5ms;
+    options.over_redis = true;
+    options.faults = simulation_faults::all();
+    auto outcome = simulate(simulation_pipeline(sim_shape::random, 200, seed, 4, true), options);
+    if (!outcome.violations.empty() || outcome.report.status != drover::run_status::succeeded) {
+      ++failing;
+      BOOST_TEST_MESSAGE(
+          "seed " << seed << ": "
+                  << (outcome.violations.empty()
+                          ? "the run ended " + std::string(to_string(outcome.report.status))
+                          : outcome.violations.front().describe()));
+    }
+  }
+  BOOST_TEST(failing == 0u);
+}

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <set>
+#include <thread>
 
 namespace {
 using namespace drover::test;
@@ -62,7 +64,13 @@ class test_store : public drover::journal_store {
     if (refuse) return "the test store refuses";
     std::lock_guard lock(mutex_);
     lines_ += lines;
+    append_threads_.insert(std::this_thread::get_id());
     return std::nullopt;
+  }
+  /// The threads append() was called on.
+  std::set<std::thread::id> append_threads() const {
+    std::lock_guard lock(mutex_);
+    return append_threads_;
   }
   std::string lines() const {
     std::lock_guard lock(mutex_);
@@ -79,6 +87,7 @@ class test_store : public drover::journal_store {
 
  private:
   mutable std::mutex mutex_;
+  std::set<std::thread::id> append_threads_;
   std::string lines_;
   int loads_ = 0;
 };
@@ -446,6 +455,23 @@ BOOST_AUTO_TEST_CASE(a_journal_in_a_store_resumes_like_a_file) {
   BOOST_TEST(result_of(run.report, "a").status == drover::module_status::cached);
   BOOST_TEST(result_of(run.report, "b").value == json::value(42));
   BOOST_TEST(store->lines().starts_with(first_run));  // appended after the first run's lines
+}
+
+BOOST_AUTO_TEST_CASE(inline_writes_append_to_the_store_on_the_recording_thread) {
+  // A simulation's journal in its fake Redis: no writer thread, each record in the store as
+  // soon as it is recorded, on the thread that runs the engine.
+  auto store = std::make_shared<test_store>();
+  drover::pipeline p;
+  p.name = "inline";
+  for (int i = 0; i < 20; ++i)
+    p.add("m" + std::to_string(i), value_body(i));
+  auto journal = drover::run_journal::open_store(store, {.inline_writes = true});
+  const auto run = run_pipeline(std::move(p), with_journal(journal));
+  BOOST_TEST(run.report.status == drover::run_status::succeeded);
+  BOOST_TEST((store->append_threads() == std::set<std::thread::id>{std::this_thread::get_id()}));
+  const std::string lines = store->lines();
+  BOOST_TEST(std::count(lines.begin(), lines.end(), '\n') == 22);  // run, 20 modules, end
+  BOOST_TEST(!journal->failure());
 }
 
 BOOST_AUTO_TEST_CASE(a_torn_line_in_a_store_is_dropped_from_what_is_read_and_left_there) {

@@ -40,6 +40,10 @@ struct journal_options {
   /// Read the records of earlier runs: modules recorded succeeded, whose fingerprint is
   /// unchanged, are not run again. Without it an existing journal is started afresh.
   bool resume = false;
+  /// With open_store: append to the store on the thread that records, at once, instead of on
+  /// a writer thread. For a store that answers at once (an in-memory one, a simulation's fake
+  /// Redis), so that a simulation's order of events follows its seed alone.
+  bool inline_writes = false;
 };
 
 /// A journal that cannot be used: unreadable, of another pipeline. The message names the file
@@ -98,8 +102,9 @@ class run_journal {
   /// earlier runs' records from store->load() (a torn last line is dropped from what is read,
   /// and stays in the store). A store cannot be emptied: without resume its content is not
   /// read at all (the epoch is 1) and new records follow it, so give a fresh store, or resume.
-  /// Records are appended by the writer thread, as to a file, and count as durable in either
-  /// mode once store->append() returned. Throws journal_error.
+  /// Records are appended by the writer thread, as to a file (or at once, on the recording
+  /// thread, with options.inline_writes), and count as durable in either mode once
+  /// store->append() returned. Throws journal_error.
   static std::shared_ptr<run_journal> open_store(std::shared_ptr<journal_store> store,
                                                  journal_options options);
 

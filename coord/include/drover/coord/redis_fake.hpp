@@ -47,6 +47,10 @@ class redis_fake : public std::enable_shared_from_this<redis_fake> {
   /// Keys that exist now (expired ones do not).
   std::vector<std::string> keys();
 
+  /// A connection id for dial_redis_master: numbered, not random, so that a simulation's
+  /// pipes have the same names for the same seed.
+  std::string next_connection_id();
+
   // --- used by redis_connection ---------------------------------------------------------------
 
   /// One connection's link to the fake.

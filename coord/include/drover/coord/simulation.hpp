@@ -88,6 +88,12 @@ struct simulation_options {
   std::chrono::milliseconds stall_after{std::chrono::minutes{2}};
   std::chrono::milliseconds limit{std::chrono::hours{24}};
   bool keep_trace = false;  ///< fill simulation_outcome::trace
+  /// Masters and workers meet in an in-memory Redis (redis_fake.hpp), as `drover run
+  /// --coordinator` instances meet in Redis: each master takes the lease, keeps its journal in
+  /// a stream, and accepts workers from the join stream; workers reach it over pipes carried
+  /// by streams. A master that replaces a dead one first waits for its lease to lapse.
+  bool over_redis = false;
+  std::chrono::milliseconds lease_ttl{std::chrono::seconds{5}};
 };
 
 /// Time each worker spent running attempts.

@@ -164,8 +164,8 @@ BOOST_AUTO_TEST_CASE(instances_and_a_joining_worker_share_one_run_and_print_one_
                          "2", "--id", "joiner", "--keep-for", "2s"},
                         dir / "w"};
   std::vector<std::unique_ptr<drover_process>> instances;
-  for (int i = 0; i < 3; ++i) {
-    instances.push_back(start_instance(dir, redis, {i, 3, "shared", {"--keep-for", "2s"}}));
+  for (int i = 0; i < 4; ++i) {
+    instances.push_back(start_instance(dir, redis, {i, 4, "shared", {"--keep-for", "2s"}}));
   }
 
   std::vector<drover_result> results;
@@ -194,9 +194,9 @@ BOOST_AUTO_TEST_CASE(instances_and_a_joining_worker_share_one_run_and_print_one_
   std::set<std::string> ran_on;
   for (const auto& [id, worker] : workers_in(dir / "report-i1.json"))
     ran_on.insert(worker.starts_with("local-") ? "local" : worker);
-  for (const std::string who : {"local", "instance-1", "instance-2", "joiner"})
+  for (const std::string who : {"local", "instance-1", "instance-2", "instance-3", "joiner"})
     BOOST_TEST(ran_on.contains(who), who << " ran no module");
-  BOOST_TEST(status_of(dir / "report-i2.json") == "succeeded");
+  BOOST_TEST(status_of(dir / "report-i3.json") == "succeeded");
 
   // Nothing is left behind.
   BOOST_TEST(eventually([&] { return keys_left(redis, "shared") == 0; }, 15s),

@@ -160,6 +160,11 @@ attempt_settings attempt_settings_from(const worker_options& options) {
   settings.workspace = options.workspace;
   settings.keep_workdirs = options.keep_workdirs;
   settings.cancel_grace = options.cancel_grace;
+  // A body's notes (a log file it could not write, say) have no place in the protocol's
+  // result: the worker's own log says them.
+  if (options.on_log) {
+    settings.note = [log = options.on_log](std::string line) { log("note: " + line); };
+  }
   return settings;
 }
 
@@ -368,7 +373,7 @@ struct worker_client::impl : std::enable_shared_from_this<worker_client::impl> {
       }
       co_return std::nullopt;
     }
-    co_return stream;
+    co_return std::move(stream);  // a structured binding is not moved from implicitly
   }
 
   // --- one connection ---------------------------------------------------------------------

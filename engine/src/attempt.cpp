@@ -74,6 +74,7 @@ attempt_host::attempt_host(asio::any_io_executor ex, attempt_settings s)
   environment.log_dir = settings.log_dir;
   environment.secrets = settings.secrets;
   environment.keep_workdirs = settings.keep_workdirs;
+  environment.note = settings.note;
 }
 
 std::optional<dependency_results::entry> lone_attempt::find(std::uint32_t,

@@ -49,6 +49,10 @@ const secret_masker* module_context::secrets() const noexcept {
   return scope_->environment->secrets.get();
 }
 
+void module_context::note(std::string text) const {
+  if (scope_->environment->note) scope_->environment->note(std::move(text));
+}
+
 const std::filesystem::path& module_context::workspace() const noexcept {
   return scope_->environment->workspace;
 }

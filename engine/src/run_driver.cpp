@@ -61,6 +61,10 @@ run_driver::run_driver(asio::any_io_executor run_executor, asio::any_io_executor
   environment_.log_dir = options_.log_dir;
   environment_.secrets = options_.secrets;
   environment_.keep_workdirs = options_.keep_workdirs;
+  environment_.note = [notes = body_notes_](std::string line) {
+    std::lock_guard lock(notes->mutex);
+    notes->lines.push_back(std::move(line));
+  };
   auto handler_executor = asio::get_associated_executor(handler_, run_executor);
   handler_work_ = asio::prefer(handler_executor, asio::execution::outstanding_work.tracked);
   if (options_.shared_slots) slot_member_ = options_.shared_slots->join();
@@ -431,6 +435,12 @@ run_report run_driver::make_report() {
   report.reused_from_journal = core.reused_from_journal();
   report.reused_from_cache = core.reused_from_cache();
   report.notes = std::move(notes_);
+  {
+    std::lock_guard lock(body_notes_->mutex);
+    for (auto& line : body_notes_->lines)
+      report.notes.push_back(std::move(line));
+    body_notes_->lines.clear();
+  }
   if (core.deadline_passed()) {
     report.notes.push_back("deadline exceeded: the run was cancelled " +
                            std::to_string(options_.deadline->count()) + " ms after it started");

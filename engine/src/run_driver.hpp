@@ -225,6 +225,13 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   event event_{};            // filled anew for each event (forward_event)
   bool delivering_ = false;  // the subscriber is being called with event_
   std::vector<std::string> notes_;
+  /// What bodies add with module_context::note, from any thread; shared with the attempts,
+  /// since an abandoned body may outlive the run.
+  struct body_notes {
+    std::mutex mutex;
+    std::vector<std::string> lines;
+  };
+  std::shared_ptr<body_notes> body_notes_ = std::make_shared<body_notes>();
   handler_type handler_;
   boost::asio::any_completion_executor handler_work_;  // keeps the handler's executor busy
 

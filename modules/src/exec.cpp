@@ -29,8 +29,11 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <system_error>
 
 namespace drover::modules {
@@ -142,8 +145,10 @@ std::shared_ptr<const prepared_exec> prepare(exec_options options) {
 // lies within one line, and each line of a multi-line secret is a secret of its own.
 class output_log {
  public:
-  output_log(detail::unique_fd file, std::shared_ptr<const secret_masker> secrets)
-      : file_(std::move(file)), secrets_(std::move(secrets)) {}
+  /// `path` names the file in lost().
+  output_log(detail::unique_fd file, std::filesystem::path path,
+             std::shared_ptr<const secret_masker> secrets)
+      : file_(std::move(file)), path_(std::move(path)), secrets_(std::move(secrets)) {}
 
   void note(std::string_view text) {
     pending_ += "== drover: ";
@@ -172,17 +177,26 @@ class output_log {
     }
   }
 
+  /// Why the file stopped taking the output (a sentence naming it), or empty.
+  const std::string& lost() const noexcept { return lost_; }
+
   /// What this attempt masks; null when there is nothing to mask.
   const secret_masker* secrets() const noexcept { return secrets_.get(); }
 
-  // Log writes go to a local file and are not worth an asynchronous dance; a failed write
-  // loses log text but must not fail the module.
+  // Log writes go to a local file and are not worth an asynchronous dance. A failed write (a
+  // full disk, say) must not fail the module: the file is given up, which the run's notes say,
+  // and the kept lines still go into a failure's message.
   void flush() {
     std::string_view rest = pending_;
     while (file_.get() >= 0 && !rest.empty()) {
       auto written = ::write(file_.get(), rest.data(), rest.size());
       if (written < 0 && errno == EINTR) continue;
-      if (written <= 0) break;
+      if (written <= 0) {
+        const std::string why = written < 0 ? std::strerror(errno) : "nothing was written";
+        file_ = detail::unique_fd();
+        lost_ = "log file '" + path_.string() + "' is incomplete: " + why;
+        break;
+      }
       rest.remove_prefix(static_cast<std::size_t>(written));
     }
     pending_.clear();
@@ -202,7 +216,9 @@ class output_log {
 
  private:
   detail::unique_fd file_;
+  std::filesystem::path path_;
   std::shared_ptr<const secret_masker> secrets_;
+  std::string lost_;
   std::string pending_;
   std::deque<std::string> kept_;
   std::string last_stdout_line_;
@@ -445,6 +461,7 @@ struct attempt_place {
 asio::awaitable<json::value> run_attempt(std::shared_ptr<const prepared_exec> exec,
                                          std::string module_id, std::uint32_t attempt,
                                          std::filesystem::path log_dir, attempt_place place,
+                                         std::function<void(std::string)> note,  // ctx.note
                                          const secret_masker* run_secrets,
                                          std::shared_ptr<const secret_masker>& used_secrets) {
   auto executor = co_await asio::this_coro::executor;
@@ -456,7 +473,8 @@ asio::awaitable<json::value> run_attempt(std::shared_ptr<const prepared_exec> ex
 
   auto secrets = resolve_secrets(exec->options, run_secrets);
   used_secrets = secrets.masker;
-  output_log log(open_log_file(log_dir, module_id), secrets.masker);
+  output_log log(open_log_file(log_dir, module_id), exec_log_path(log_dir, module_id),
+                 secrets.masker);
   log.note("attempt " + std::to_string(attempt));
   if (!secrets.missing.empty()) {
     log.note(secrets.missing);
@@ -503,6 +521,7 @@ asio::awaitable<json::value> run_attempt(std::shared_ptr<const prepared_exec> ex
     co_await run->drained().async_wait(uncancellable());
   }
   run->close();
+  if (!run->log().lost().empty()) note(run->log().lost());
 
   const auto last_lines = run->log().last_lines();
   switch (run->stopped_by()) {
@@ -581,8 +600,12 @@ asio::awaitable<json::value> run_exec(std::shared_ptr<const prepared_exec> exec,
   std::exception_ptr failure;
   json::value result;
   try {
+    // The context outlives this call: run_exec awaits it.
+    auto note = [&ctx](std::string line) {
+      ctx.note("module '" + std::string(ctx.id()) + "': " + std::move(line));
+    };
     result = co_await run_attempt(std::move(exec), std::move(module_id), attempt,
-                                  std::move(log_dir), std::move(place), run_secrets, secrets);
+                                  std::move(log_dir), std::move(place), note, run_secrets, secrets);
   } catch (...) {
     failure = std::current_exception();
   }

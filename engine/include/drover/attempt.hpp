@@ -36,6 +36,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,6 +70,8 @@ struct attempt_settings {
   /// After cancelling an attempt (its timeout, or the caller's cancellation), how long to wait
   /// for the body to stop before abandoning it.
   std::chrono::milliseconds cancel_grace{5000};
+  /// Where module_context::note() lines go; called from the attempt's strand. Unset: dropped.
+  std::function<void(std::string)> note;
 };
 
 /// One attempt to run.

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -74,6 +75,12 @@ class module_context {
   /// then looked for in the workspace, where they already are: each literal output must exist
   /// there, and nothing is moved. Call it before the body returns.
   void writes_in_workspace() noexcept;
+
+  /// Adds a line to the run's notes (run_report::notes; `drover run` prints each as `note:`
+  /// after its summary): for what the user should know about an attempt that did not fail it,
+  /// such as a log file that could not be written. Thread-safe. Under an attempt_runner the
+  /// line goes to attempt_settings::note (`drover worker` logs it); without one it is dropped.
+  void note(std::string text) const;
 
   /// The worker's executor (a strand): where the body runs.
   boost::asio::any_io_executor get_executor() const noexcept;

@@ -12,8 +12,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -29,6 +31,8 @@ struct run_environment {
   std::filesystem::path log_dir;
   std::shared_ptr<const secret_masker> secrets;
   bool keep_workdirs = false;
+  /// Where module_context::note() lines go; callable from any thread. Unset: dropped.
+  std::function<void(std::string)> note;
 };
 
 /// Where a body's ctx.result(id) and ctx.status_of(id) look: a run's results, or the results

@@ -338,6 +338,12 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "with --listen: the longest protocol line in bytes, either way (1024 to 1073741824)")(
         "max-depth", po::value<long long>()->default_value(32)->value_name("N"),
         "with --listen: the deepest JSON nesting accepted from a worker (32 to 1024)")(
+        "max-connections-per-address", po::value<long long>()->default_value(1024)->value_name("N"),
+        "with --listen: connections one IP address may hold open; more are closed at once "
+        "(0: no limit)")(
+        "max-handshakes-per-address", po::value<long long>()->default_value(64)->value_name("N"),
+        "with --listen: connections of one IP address that may be in their handshake (no hello "
+        "yet) at once; more are closed at once (0: no limit)")(
         "journal", po::value<std::string>()->value_name("FILE"),
         "record each module's end in FILE, so that --resume can continue the run after a crash "
         "(with --coordinator: a copy of the journal kept in Redis)")(
@@ -443,7 +449,11 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
     };
     for (const auto& [name, least, most, target] :
          {limit_option{"max-line-bytes", 1024, 1LL << 30, &settings.max_line_bytes},
-          limit_option{"max-depth", 32, 1024, &settings.max_depth}}) {
+          limit_option{"max-depth", 32, 1024, &settings.max_depth},
+          limit_option{"max-connections-per-address", 0, 1'000'000,
+                       &settings.max_connections_per_address},
+          limit_option{"max-handshakes-per-address", 0, 1'000'000,
+                       &settings.max_handshakes_per_address}}) {
       const long long value = (*vm)[name].as<long long>();
       if (value < least || value > most) {
         err << "drover run: --" << name << " must be between " << least << " and " << most
@@ -454,7 +464,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
     }
   } else {
     for (const char* name : {"token-file", "heartbeat-ms", "lost-worker-timeout-ms",
-                             "capability-timeout-ms", "max-line-bytes", "max-depth"}) {
+                             "capability-timeout-ms", "max-line-bytes", "max-depth",
+                             "max-connections-per-address", "max-handshakes-per-address"}) {
       if (vm->count(name) && !(*vm)[name].defaulted()) {
         err << "drover run: --" << name << " needs --listen or --coordinator\n";
         return exit_usage;

@@ -67,9 +67,12 @@ struct run_settings {
   std::chrono::milliseconds capability_timeout{30000};  ///< --capability-timeout-ms
   /// --max-line-bytes: the longest protocol line, announced to workers in welcome.
   std::size_t max_line_bytes = std::size_t{1} << 20;
-  std::size_t max_depth = 32;     ///< --max-depth: the deepest nesting accepted from a worker
-  std::filesystem::path journal;  ///< --journal FILE; empty: none
-  bool resume = false;            ///< --resume
+  std::size_t max_depth = 32;  ///< --max-depth: the deepest nesting accepted from a worker
+  /// --max-connections-per-address, --max-handshakes-per-address (coord::master_options).
+  std::size_t max_connections_per_address = 1024;
+  std::size_t max_handshakes_per_address = 64;
+  std::filesystem::path journal;                      ///< --journal FILE; empty: none
+  bool resume = false;                                ///< --resume
   durability journal_durability = durability::fsync;  ///< --durability
   std::filesystem::path cache_dir;  ///< --cache DIR, else $DROVER_CACHE_DIR; empty: none
   bool no_cache = false;            ///< --no-cache: use no stored result, store new ones

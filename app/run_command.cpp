@@ -222,6 +222,8 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     master_options.lost_worker_timeout = settings.lost_worker_timeout;
     master_options.line_limits.max_line_bytes = settings.max_line_bytes;
     master_options.line_limits.max_depth = settings.max_depth;
+    master_options.max_connections_per_address = settings.max_connections_per_address;
+    master_options.max_handshakes_per_address = settings.max_handshakes_per_address;
     master_options.log = [&err](std::string_view line) { err << "drover: " << line << std::endl; };
     if (role) master_options.run_id = role->run_id;
     master.emplace(io.get_executor(), hub, std::move(master_options));

@@ -140,6 +140,66 @@ bool master_state::enroll(const std::shared_ptr<session_core>& session) {
   return true;
 }
 
+bool master_state::admit(const std::string& address) {
+  std::string refusal;
+  {
+    std::lock_guard lock(mutex_);
+    auto& load = by_address_[address];
+    const auto over = [](std::size_t count, std::size_t limit) {
+      return limit != 0 && count >= limit;
+    };
+    if (over(load.connections, options_.max_connections_per_address)) {
+      refusal = std::to_string(load.connections) + " connections from it are open (limit " +
+                "max_connections_per_address " +
+                std::to_string(options_.max_connections_per_address) + ")";
+    } else if (over(load.handshakes, options_.max_handshakes_per_address)) {
+      refusal = std::to_string(load.handshakes) +
+                " connections from it have not finished their handshake (limit "
+                "max_handshakes_per_address " +
+                std::to_string(options_.max_handshakes_per_address) + ")";
+    } else if (over(handshakes_, options_.max_handshakes)) {
+      refusal = std::to_string(handshakes_) +
+                " connections have not finished their handshake (limit max_handshakes " +
+                std::to_string(options_.max_handshakes) + ")";
+    }
+    if (refusal.empty()) {
+      ++load.connections;
+      ++load.handshakes;
+      ++handshakes_;
+      return true;
+    }
+    if (load.connections == 0) by_address_.erase(address);
+    ++stats_.connections_refused;
+    // A flood must not flood the log too: one line a second at most, with the count.
+    const auto now = std::chrono::steady_clock::now();
+    if (refused_since_log_++ > 0 && now - refusal_logged_at_ < std::chrono::seconds{1}) {
+      return false;
+    }
+    refusal = "master: refused " + std::to_string(refused_since_log_) +
+              (refused_since_log_ == 1 ? " connection" : " connections") + ", the last from " +
+              address + ": " + refusal;
+    refused_since_log_ = 0;
+    refusal_logged_at_ = now;
+  }
+  log(refusal);
+  return false;
+}
+
+void master_state::handshake_ended(const std::string& address) {
+  std::lock_guard lock(mutex_);
+  const auto found = by_address_.find(address);
+  if (found == by_address_.end() || found->second.handshakes == 0) return;
+  --found->second.handshakes;
+  --handshakes_;
+}
+
+void master_state::connection_ended(const std::string& address) {
+  std::lock_guard lock(mutex_);
+  const auto found = by_address_.find(address);
+  if (found == by_address_.end()) return;
+  if (--found->second.connections == 0) by_address_.erase(found);
+}
+
 void master_state::session_closed() {
   std::lock_guard lock(mutex_);
   --open_;
@@ -209,9 +269,15 @@ void start_tcp_session(const std::shared_ptr<detail::master_state>& state, tcp::
   boost::system::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);  // lines are small and each one matters now
   const tcp::endpoint remote = socket.remote_endpoint(ec);
-  std::string peer = ec ? std::string("unknown peer") : endpoint_text(remote);
-  auto s =
-      std::make_shared<detail::session<tcp::socket>>(state, std::move(socket), std::move(peer));
+  if (ec) return;  // it closed already; nothing to serve
+  std::string address = remote.address().to_string();
+  if (!state->admit(address)) {
+    socket.close(ec);  // before reading a byte of it
+    return;
+  }
+  auto s = std::make_shared<detail::session<tcp::socket>>(state, std::move(socket),
+                                                          endpoint_text(remote));
+  s->count_against(std::move(address));
   const bool open = state->enroll(s);
   s->start();
   if (!open) s->post_stop();

@@ -95,6 +95,17 @@ std::size_t session_core::max_line_bytes() const noexcept {
   return master_->options().line_limits.max_line_bytes;
 }
 
+void session_core::count_against(std::string address) {
+  admitted_address_ = std::move(address);
+  in_handshake_count_ = true;
+}
+
+void session_core::leave_handshake_count() {
+  if (!in_handshake_count_) return;
+  in_handshake_count_ = false;
+  master_->handshake_ended(admitted_address_);
+}
+
 // --- stream side ---------------------------------------------------------------------------
 
 void session_core::on_start() {
@@ -251,6 +262,7 @@ void session_core::handle_hello(std::string_view line) {
   welcome.stay = o.stay;
   send(welcome);
   phase_ = phase::attached;
+  leave_handshake_count();
   wake_ticker();  // from the handshake deadline to heartbeats and liveness
   master_->count([](master_stats& s) { ++s.workers_welcomed; });
   if (master_->stopping()) {
@@ -546,6 +558,8 @@ void session_core::close_now() {
   if (phase_ == phase::closed) return;
   if (phase_ < phase::closing) begin_close("connection closed");
   phase_ = phase::closed;
+  leave_handshake_count();
+  if (!admitted_address_.empty()) master_->connection_ended(admitted_address_);
   master_->session_closed();
   close_stream();
 }

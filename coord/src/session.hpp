@@ -5,6 +5,7 @@
 #include <drover/coord/detail/master_session.hpp>
 #include <drover/coord/master.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -47,6 +48,14 @@ class master_state {
   /// session right after starting it.
   bool enroll(const std::shared_ptr<session_core>& session);
   void session_closed();
+
+  /// A TCP connection from `address` may begin its handshake: false (counted, and logged at
+  /// most once a second) when that would pass a connection or handshake limit of the options.
+  /// An admitted connection calls handshake_ended() once past its handshake (welcomed or not)
+  /// and connection_ended() when it closes.
+  bool admit(const std::string& address);
+  void handshake_ended(const std::string& address);
+  void connection_ended(const std::string& address);
   std::size_t open_sessions() const;
   /// Stopping, first step: from now on a worker that completes its handshake gets welcome and
   /// at once bye. Returns the open sessions, to stop them; returns nothing when stopping
@@ -77,6 +86,14 @@ class master_state {
   std::vector<std::weak_ptr<session_core>> sessions_;
   std::size_t prune_at_ = 64;  // sessions_'s size at which closed ones are dropped
   std::size_t open_ = 0;
+  struct address_load {
+    std::size_t connections = 0;
+    std::size_t handshakes = 0;
+  };
+  std::map<std::string, address_load, std::less<>> by_address_;  // admitted TCP connections
+  std::size_t handshakes_ = 0;                                   // summed over by_address_
+  std::uint64_t refused_since_log_ = 0;
+  std::chrono::steady_clock::time_point refusal_logged_at_{};
   bool stopping_ = false;
   bool stopped_ = false;
 };

@@ -64,6 +64,17 @@ struct master_options {
   std::chrono::milliseconds lost_worker_timeout = default_lost_after;
   /// A connection that has not sent a valid hello this long after it opened is closed.
   std::chrono::milliseconds handshake_timeout = coord::handshake_timeout;
+  /// Connections from one IP address that may be open at once, attached workers included.
+  /// Past it a new connection from that address is closed at once, before it is read. 0: no
+  /// limit.
+  std::size_t max_connections_per_address = 1024;
+  /// Connections from one IP address that may be in their handshake at once (open, no valid
+  /// hello yet). Past it a new connection from that address is closed at once, so that slow
+  /// or garbage connections from one host cannot take the master's sockets and memory; a
+  /// worker refused this way connects again with its backoff. 0: no limit.
+  std::size_t max_handshakes_per_address = 64;
+  /// Connections in their handshake at once, from all addresses together. 0: no limit.
+  std::size_t max_handshakes = 1024;
   /// How long a closing connection may take to deliver its last lines (an error, a bye)
   /// before it is cut.
   std::chrono::milliseconds close_timeout{1000};
@@ -88,7 +99,9 @@ struct master_options {
 
 /// What a master counted since it started. A snapshot: read it with master::stats().
 struct master_stats {
-  std::uint64_t connections = 0;        ///< accepted, whatever became of them
+  std::uint64_t connections = 0;  ///< accepted, whatever became of them
+  /// Closed at once for a connection or handshake limit (master_options), never read.
+  std::uint64_t connections_refused = 0;
   std::uint64_t workers_welcomed = 0;   ///< handshakes completed
   std::uint64_t handshakes_failed = 0;  ///< connections refused or closed before welcome
   std::uint64_t workers_silent = 0;     ///< connections lost to silence after the handshake

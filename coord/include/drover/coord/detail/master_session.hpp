@@ -137,6 +137,9 @@ class session_core : public std::enable_shared_from_this<session_core> {
 
   const boost::asio::any_io_executor& strand() const noexcept { return strand_; }
   std::size_t max_line_bytes() const noexcept;
+  /// Before start(): the master admitted this connection under `address`'s limits
+  /// (master_state::admit); the session gives its counts back as it goes.
+  void count_against(std::string address);
 
   // --- from the stream side, on the strand -----------------------------------------------
 
@@ -227,12 +230,16 @@ class session_core : public std::enable_shared_from_this<session_core> {
   /// Stops handling lines, detaches the worker (when attached and the run still wants it) and
   /// lets the writer finish; the stream closes when the writer is done or close_timeout passes.
   void begin_close(std::string detach_reason);
+  /// Gives back this connection's place among the handshakes of its address, once.
+  void leave_handshake_count();
   std::string who() const;
   void log(std::string_view text) const;
 
   std::shared_ptr<master_state> master_;
   boost::asio::any_io_executor strand_;
   std::string peer_;
+  std::string admitted_address_;  // set by count_against: the master counts it there
+  bool in_handshake_count_ = false;
   phase phase_ = phase::handshake;
   std::string name_;  // set by the handshake
   bool owns_name_ = false;

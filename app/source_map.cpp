@@ -151,8 +151,11 @@ void json_walker::value() {
       if (!read_string(ignored)) malformed_ = true;
       return;
     }
-    default:
-      // A number or a literal: runs until a delimiter.
+    default: {
+      // A number or a literal: runs until a delimiter. Nothing before the delimiter is no
+      // value at all (`[}`, say): malformed, or the array or object around it would wait for
+      // one forever.
+      const std::size_t start = pos_;
       while (pos_ < text_.size()) {
         const char c = text_[pos_];
         if (c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
@@ -161,6 +164,8 @@ void json_walker::value() {
         }
         ++pos_;
       }
+      if (pos_ == start) malformed_ = true;
+    }
   }
 }
 
@@ -334,10 +339,10 @@ text_position json_source_map::position_at(std::size_t offset) const noexcept {
   offset = std::min(offset, text_.size());
   const auto line = std::upper_bound(line_starts.begin(), line_starts.end(), offset) - 1;
   // Columns count characters: UTF-8 continuation bytes do not start one.
-  auto continuations_before = [&](std::size_t at) {
+  // Captured by name: clang 14 cannot capture a structured binding.
+  auto continuations_before = [&continuations = continuation_bytes](std::size_t at) {
     return static_cast<std::size_t>(
-        std::lower_bound(continuation_bytes.begin(), continuation_bytes.end(), at) -
-        continuation_bytes.begin());
+        std::lower_bound(continuations.begin(), continuations.end(), at) - continuations.begin());
   };
   const std::size_t bytes = offset - *line;
   const std::size_t continuations = continuations_before(offset) - continuations_before(*line);

@@ -15,6 +15,9 @@ required=(
   python3-prometheus-client
   libhiredis-dev
   redis-server
+  # The fuzz preset (CI's second stage): clang and its libFuzzer and sanitizer runtimes.
+  clang
+  libclang-rt-14-dev
 )
 # Only the benchmarks use TBB, only the drover binary's speed depends on tcmalloc
 # (app/CMakeLists.txt), and only the dashboard test drives Chromium (it is skipped, saying so,

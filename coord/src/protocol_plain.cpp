@@ -236,7 +236,10 @@ bool plain_any(const plain_field& f, std::size_t max_depth, json::value& out) {
 bool plain_strings(const plain_field& f, std::size_t max_depth, std::vector<std::string>& out) {
   if (f.what == plain_field::kind::absent || f.what == plain_field::kind::null) return true;
   if (f.what != plain_field::kind::nested || f.text.front() != '[') return false;
-  if (f.text.find_first_not_of(" \t\r\n", 1) == f.text.size() - 1) return true;  // []
+  // [] and [ ]; read_nested does not match brackets, so `[ }` must not pass for one.
+  if (f.text.back() == ']' && f.text.find_first_not_of(" \t\r\n", 1) == f.text.size() - 1) {
+    return true;
+  }
   auto v = plain_nested(f.text, max_depth);
   if (!v || !v->is_array()) return false;
   const json::array& items = v->get_array();

@@ -287,9 +287,9 @@ void rebalance(const std::shared_ptr<state>& s) {
       if (blocked == run->modules.end()) continue;
       for (auto& [other, others] : running) {
         if (other == run || others.size() < 2) continue;
+        const auto& moving = other->moving;  // clang 14 cannot capture a structured binding
         const auto fitting = std::find_if(others.begin(), others.end(), [&](const auto& w) {
-          return !other->moving.contains(w.name) &&
-                 fits(lower_case(w.capabilities), blocked->labels);
+          return !moving.contains(w.name) && fits(lower_case(w.capabilities), blocked->labels);
         });
         if (fitting == others.end()) continue;
         other->moving.insert(fitting->name);

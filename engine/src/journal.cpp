@@ -21,6 +21,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t journal_format = 1;
+// Epochs count runs up from 1; a larger one was not written by drover, and near 2^64 the next
+// run's epoch would wrap.
+constexpr std::uint64_t max_recorded_epoch = std::uint64_t{1} << 62;
 
 // A journal's first line is the run record drover wrote, whose text begins `{"type":"run"`, or,
 // when the process died while writing it, a prefix of that. Anything else is some other file
@@ -175,7 +178,13 @@ void run_journal::read_existing() {
           throw journal_error(where + ": written by a newer drover (journal format " +
                               std::to_string(format) + ")");
         }
-        last_epoch = std::max(last_epoch, object.at("epoch").to_number<std::uint64_t>());
+        const auto epoch = object.at("epoch").to_number<std::uint64_t>();
+        if (epoch > max_recorded_epoch) {
+          // Found by the journal fuzz target: near 2^64 the next run's epoch wraps to 0.
+          throw journal_error(where + ": epoch " + std::to_string(epoch) +
+                              " is out of range (runs count up from 1); the journal is damaged");
+        }
+        last_epoch = std::max(last_epoch, epoch);
         recorded_pipeline_ = std::string(object.at("pipeline").as_string());
         recorded_fingerprint_ = std::string(object.at("fingerprint").as_string());
         in_run = true;

@@ -520,9 +520,10 @@ void add_required_capabilities(module_spec& m, const std::vector<std::string>& a
     for (const auto& [name, value] : m.instance->values) {
       if (name != axis) continue;
       auto& labels = m.constraints.ensure().required_capabilities;
-      const bool present = std::any_of(labels.begin(), labels.end(), [&](const std::string& l) {
-        return equals_ignoring_case(l, value);
-      });
+      // Captured by name: clang 14 cannot capture a structured binding.
+      const bool present = std::any_of(
+          labels.begin(), labels.end(),
+          [&wanted = value](const std::string& l) { return equals_ignoring_case(l, wanted); });
       if (!present) labels.push_back(value);
     }
   }

@@ -219,6 +219,13 @@ BOOST_AUTO_TEST_CASE(syntax_errors_stop_at_the_first) {
   BOOST_TEST(only_problem(" \n\t") == "p.json:1:1: the file is empty; expected a JSON object");
 }
 
+// Found by the pipeline_file fuzz target: the source map looped forever on a value that is
+// only a delimiter (`[}`), so a bad file could hang `drover run` or a `drover serve` thread.
+BOOST_AUTO_TEST_CASE(a_missing_value_is_a_syntax_error_not_a_hang) {
+  BOOST_TEST(only_problem("{\"modules\": [}") == "p.json:1:14: invalid JSON: syntax error");
+  BOOST_TEST(!parse(R"({"modules": [{"id": "a", "deps": ["a", "x"w"}]i": 1}]})").ok());
+}
+
 BOOST_AUTO_TEST_CASE(top_level_must_be_an_object_with_modules) {
   BOOST_TEST(only_problem("[{\"id\": \"a\", \"kind\": \"noop\"}]") ==
              "p.json:1:1: expected a JSON object at the top level, got an array");

@@ -883,6 +883,19 @@ BOOST_AUTO_TEST_CASE(mutated_lines_decode_the_same_either_way) {
   BOOST_TEST(decoder.plain_lines() > 0u);
 }
 
+// Found by the protocol fuzz target: the fast path took `[` ... `}` for an empty list.
+BOOST_AUTO_TEST_CASE(a_list_closed_by_a_brace_is_malformed_either_way) {
+  coord::line_decoder decoder;
+  for (const std::string deps : {"[}", "[ \t}", "[\t\t\t}}"}) {
+    const std::string line =
+        R"({"type":"assign","run":"r","epoch":1,"module":"m","attempt":1,"kind":"exec",)"
+        R"("deps":)" +
+        deps + "}";
+    BOOST_TEST(!coord::decode(line).ok(), line);
+    expect_same_decoding(decoder, line, {});
+  }
+}
+
 // docs/protocol.md promises that its example lines are exactly what drover's encoder writes:
 // every transcript line (section 9) and every error line (section 8) must decode and encode
 // back to itself, byte for byte, and go in a direction its type may.

@@ -290,6 +290,20 @@ BOOST_AUTO_TEST_CASE(open_reports_a_damaged_journal_with_its_line) {
   BOOST_TEST(read_text(file).empty());
 }
 
+// Found by the journal fuzz target: the largest epoch made the next run's epoch 0.
+BOOST_AUTO_TEST_CASE(an_epoch_out_of_range_is_refused_with_its_line) {
+  auto storage = std::make_shared<std::string>(
+      R"({"type":"run","format":1,"pipeline":"p","fingerprint":"x","epoch":18446744073709551615})"
+      "\n");
+  try {
+    drover::run_journal::open_in_memory(storage, {.resume = true});
+    BOOST_ERROR("a journal whose epoch cannot be followed was accepted");
+  } catch (const drover::journal_error& e) {
+    BOOST_TEST(mentions(e.what(), "<memory>:1: epoch 18446744073709551615 is out of range"),
+               e.what());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(open_refuses_a_file_that_is_not_a_journal_and_leaves_it_alone) {
   temp_dir dir;
   const auto file = dir.path / "pipeline.json";

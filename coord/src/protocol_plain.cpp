@@ -121,10 +121,11 @@ class plain_reader {
   }
 
   // The extent of an array or object; Boost.JSON checks its content later. Strings are skipped
-  // with their escapes, so that a bracket inside one does not count.
+  // with their escapes, so that a bracket inside one does not count. Brackets must match:
+  // found by the protocol fuzz target, `[ }` and `{ ]` once passed for an empty list or object.
   bool read_nested(std::string_view& out) {
     const std::size_t start = pos_;
-    std::size_t depth = 0;
+    std::string closers;  // what closes each open level, innermost last
     // The message object is level 1; stay a level below the limit so that every line this
     // accepts is one the full decoder accepts too.
     const std::size_t deepest = max_depth_ > 2 ? max_depth_ - 2 : 0;
@@ -136,9 +137,12 @@ class plain_reader {
         }
         if (pos_ >= line_.size()) return false;
       } else if (c == '{' || c == '[') {
-        if (++depth > deepest) return false;
+        closers.push_back(c == '{' ? '}' : ']');
+        if (closers.size() > deepest) return false;
       } else if (c == '}' || c == ']') {
-        if (--depth == 0) {
+        if (closers.empty() || closers.back() != c) return false;
+        closers.pop_back();
+        if (closers.empty()) {
           ++pos_;
           out = line_.substr(start, pos_ - start);
           return true;
@@ -236,10 +240,7 @@ bool plain_any(const plain_field& f, std::size_t max_depth, json::value& out) {
 bool plain_strings(const plain_field& f, std::size_t max_depth, std::vector<std::string>& out) {
   if (f.what == plain_field::kind::absent || f.what == plain_field::kind::null) return true;
   if (f.what != plain_field::kind::nested || f.text.front() != '[') return false;
-  // [] and [ ]; read_nested does not match brackets, so `[ }` must not pass for one.
-  if (f.text.back() == ']' && f.text.find_first_not_of(" \t\r\n", 1) == f.text.size() - 1) {
-    return true;
-  }
+  if (f.text.find_first_not_of(" \t\r\n", 1) == f.text.size() - 1) return true;  // []
   auto v = plain_nested(f.text, max_depth);
   if (!v || !v->is_array()) return false;
   const json::array& items = v->get_array();

@@ -883,14 +883,16 @@ BOOST_AUTO_TEST_CASE(mutated_lines_decode_the_same_either_way) {
   BOOST_TEST(decoder.plain_lines() > 0u);
 }
 
-// Found by the protocol fuzz target: the fast path took `[` ... `}` for an empty list.
-BOOST_AUTO_TEST_CASE(a_list_closed_by_a_brace_is_malformed_either_way) {
+// Found by the protocol fuzz target: the fast path took `[ }` for an empty list and `{ ]` for
+// an empty object.
+BOOST_AUTO_TEST_CASE(brackets_that_do_not_match_are_malformed_either_way) {
   coord::line_decoder decoder;
-  for (const std::string deps : {"[}", "[ \t}", "[\t\t\t}}"}) {
+  for (const std::string field :
+       {R"("deps":[})", "\"deps\":[ \t}", "\"deps\":[\t\t\t}}", R"("results":{])",
+        R"("results":{ ]})", R"("params":{"a":[1}})", R"("outputs":[{]})"}) {
     const std::string line =
-        R"({"type":"assign","run":"r","epoch":1,"module":"m","attempt":1,"kind":"exec",)"
-        R"("deps":)" +
-        deps + "}";
+        R"({"type":"assign","run":"r","epoch":1,"module":"m","attempt":1,"kind":"exec",)" + field +
+        "}";
     BOOST_TEST(!coord::decode(line).ok(), line);
     expect_same_decoding(decoder, line, {});
   }

@@ -20,7 +20,11 @@ if(DROVER_SANITIZE)
   target_link_options(drover_sanitizers INTERFACE -fsanitize=address,undefined)
 endif()
 if(DROVER_TSAN)
-  target_compile_options(drover_sanitizers INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  # Asio's handler memory recycling uses std::atomic_thread_fence, which TSan does not model;
+  # g++ warns about each use (-Wtsan). Kept as a warning, not an error: a race TSan misses
+  # through a fence is still worth the rest of what it finds.
+  target_compile_options(drover_sanitizers INTERFACE -fsanitize=thread -fno-omit-frame-pointer
+                                                     $<$<CXX_COMPILER_ID:GNU>:-Wno-error=tsan>)
   target_link_options(drover_sanitizers INTERFACE -fsanitize=thread)
 endif()
 if(DROVER_FUZZ)

@@ -20,10 +20,6 @@ namespace drover::app {
 namespace po = boost::program_options;
 namespace asio = boost::asio;
 
-namespace {
-
-// What the service's parser gives for a submitted file: a pipeline, or its problems as
-// `name:line:col: ...` lines.
 coord::parsed_pipeline parse_submission(std::string_view text, const std::string& name) {
   coord::parsed_pipeline out;
   const auto stem = std::filesystem::path(name).stem().string();
@@ -36,8 +32,6 @@ coord::parsed_pipeline parse_submission(std::string_view text, const std::string
     out.problems += format_problem(name, problem) + "\n";
   return out;
 }
-
-}  // namespace
 
 void add_serve_options(po::options_description& options) {
   const auto threads = std::max<unsigned>(std::thread::hardware_concurrency(), 1);

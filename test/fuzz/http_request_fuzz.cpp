@@ -7,11 +7,10 @@
 #include "fuzz_target.hpp"
 
 #include "http_routes.hpp"
-#include "pipeline_file.hpp"
+#include "service_command.hpp"
 
 #include <drover/coord/http_service.hpp>
 #include <drover/coord/service.hpp>
-#include <drover/modules/registry.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http.hpp>
@@ -21,23 +20,6 @@
 
 namespace coord = drover::coord;
 namespace http = boost::beast::http;
-
-namespace {
-
-coord::parsed_pipeline parse_submission(std::string_view text, const std::string& name) {
-  static const drover::modules::registry kinds = drover::modules::builtin_registry();
-  coord::parsed_pipeline out;
-  auto loaded = drover::app::parse_pipeline(text, kinds, "fuzz");
-  if (loaded.ok()) {
-    out.pipeline = std::move(loaded.pipeline);
-  } else {
-    for (const auto& problem : loaded.problems)
-      out.problems += drover::app::format_problem(name, problem) + "\n";
-  }
-  return out;
-}
-
-}  // namespace
 
 DROVER_FUZZ_TARGET(http_request) {
   const coord::http_options limits;
@@ -52,7 +34,7 @@ DROVER_FUZZ_TARGET(http_request) {
 
   boost::asio::io_context io;
   coord::service_options options;
-  options.parse = parse_submission;
+  options.parse = drover::app::parse_submission;  // what drover serve reads submissions with
   options.workers = 1;
   options.max_queued_runs = 2;
   coord::run_service service{io.get_executor(), options};

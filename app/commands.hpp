@@ -103,6 +103,9 @@ struct master_role {
   /// When the run ended, before the master says bye to its workers: publish the outcome,
   /// then call `done`.
   std::function<void(const run_report&, int exit_code, std::function<void()> done)> finish;
+  /// Before the run's io_context is destroyed: destroys the I/O objects start() made on it
+  /// (a timer or socket that outlives its io_context is undefined behaviour).
+  std::function<void()> stop;
 };
 
 /// The exit code of a run that ended with `report`.

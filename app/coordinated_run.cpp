@@ -387,6 +387,7 @@ class instance {
       asio::co_spawn(io, serve_joins(master),
                      asio::bind_cancellation_slot(stop_accepting.slot(), asio::detached));
     };
+    role.stop = [&] { redis.reset(); };
     role.finish = [&](const run_report& report, int exit_code, std::function<void()> done) {
       finishing = true;
       published_outcome outcome;

@@ -195,6 +195,14 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
   std::signal(SIGPIPE, SIG_IGN);
 
   asio::io_context io;
+  // Declared after io, so it runs before io is destroyed: the role's I/O objects must not
+  // outlive their io_context.
+  struct role_stopper {
+    master_role* role;
+    ~role_stopper() {
+      if (role && role->stop) role->stop();
+    }
+  } const stop_role_before_io{role};
   std::optional<live_progress> live;
   std::optional<event_printer> printer;
   if (settings.live_progress) {

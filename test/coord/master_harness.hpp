@@ -57,7 +57,8 @@ struct fake_options {
 };
 
 /// A worker speaking the protocol with the codec: hello, heartbeats at the interval the
-/// master asks for, and for each assign a result {"id": module, "n": 1 + the deps' n}.
+/// master asks for, and for each assign a result {"id": module, "n": 1 + the deps' n} (modulo
+/// 1,000,000,007).
 /// `on_assign` may take over an assign (return true: the default answer is not sent).
 class fake_worker : public std::enable_shared_from_this<fake_worker> {
  public:
@@ -82,7 +83,8 @@ class fake_worker : public std::enable_shared_from_this<fake_worker> {
     for (const auto& dep : a.deps) {
       auto found = cache_.find(dep);
       if (found != cache_.end() && found->second.is_object()) {
-        n += found->second.as_object().at("n").as_int64();
+        // Modulo a prime: in a dense graph the count of paths outgrows 64 bits.
+        n = (n + found->second.as_object().at("n").as_int64()) % 1'000'000'007;
       }
     }
     coord::result_message r;

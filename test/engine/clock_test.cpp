@@ -176,9 +176,10 @@ BOOST_AUTO_TEST_CASE(a_cancelled_coroutine_stops_waiting) {
 
 // A handler that owns the timer it waits on: only drop_pending() ends the cycle.
 struct self_owning {
+  explicit self_owning(bool& flag) : destroyed(flag) {}
+  ~self_owning() { destroyed = true; }
   bool& destroyed;
   std::shared_ptr<run_timer> timer;
-  ~self_owning() { destroyed = true; }
 };
 
 BOOST_AUTO_TEST_CASE(drop_pending_destroys_waiting_handlers_without_calling_them) {
@@ -187,7 +188,7 @@ BOOST_AUTO_TEST_CASE(drop_pending_destroys_waiting_handlers_without_calling_them
   asio::io_context io;
   bool destroyed = false, called = false;
   {
-    auto owner = std::make_shared<self_owning>(destroyed, nullptr);
+    auto owner = std::make_shared<self_owning>(destroyed);
     owner->timer = std::make_shared<run_timer>(io.get_executor());
     owner->timer->expires_after(1h);
     owner->timer->async_wait([owner, &called](boost::system::error_code) { called = true; });

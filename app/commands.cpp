@@ -344,6 +344,9 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
         "max-handshakes-per-address", po::value<long long>()->default_value(64)->value_name("N"),
         "with --listen: connections of one IP address that may be in their handshake (no hello "
         "yet) at once; more are closed at once (0: no limit)")(
+        "max-worker-losses", po::value<long long>()->default_value(3)->value_name("N"),
+        "with --listen: a module whose attempts were on N lost workers fails as poison (1 to "
+        "1000)")(
         "journal", po::value<std::string>()->value_name("FILE"),
         "record each module's end in FILE, so that --resume can continue the run after a crash "
         "(with --coordinator: a copy of the journal kept in Redis)")(
@@ -453,7 +456,8 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
           limit_option{"max-connections-per-address", 0, 1'000'000,
                        &settings.max_connections_per_address},
           limit_option{"max-handshakes-per-address", 0, 1'000'000,
-                       &settings.max_handshakes_per_address}}) {
+                       &settings.max_handshakes_per_address},
+          limit_option{"max-worker-losses", 1, 1000, &settings.max_worker_losses}}) {
       const long long value = (*vm)[name].as<long long>();
       if (value < least || value > most) {
         err << "drover run: --" << name << " must be between " << least << " and " << most
@@ -463,9 +467,10 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
       *target = static_cast<std::size_t>(value);
     }
   } else {
-    for (const char* name : {"token-file", "heartbeat-ms", "lost-worker-timeout-ms",
-                             "capability-timeout-ms", "max-line-bytes", "max-depth",
-                             "max-connections-per-address", "max-handshakes-per-address"}) {
+    for (const char* name :
+         {"token-file", "heartbeat-ms", "lost-worker-timeout-ms", "capability-timeout-ms",
+          "max-line-bytes", "max-depth", "max-connections-per-address",
+          "max-handshakes-per-address", "max-worker-losses"}) {
       if (vm->count(name) && !(*vm)[name].defaulted()) {
         err << "drover run: --" << name << " needs --listen or --coordinator\n";
         return exit_usage;

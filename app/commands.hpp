@@ -71,6 +71,9 @@ struct run_settings {
   /// --max-connections-per-address, --max-handshakes-per-address (coord::master_options).
   std::size_t max_connections_per_address = 1024;
   std::size_t max_handshakes_per_address = 64;
+  /// --max-worker-losses: a module whose attempts were on this many lost workers fails as
+  /// poison (worker_hub::settings::max_worker_losses).
+  std::size_t max_worker_losses = 3;
   std::filesystem::path journal;                      ///< --journal FILE; empty: none
   bool resume = false;                                ///< --resume
   durability journal_durability = durability::fsync;  ///< --durability

@@ -219,6 +219,7 @@ int run_command(const run_settings& settings, std::ostream& out, std::ostream& e
     worker_hub::settings hub_settings;
     hub_settings.capability_timeout = settings.capability_timeout;
     hub_settings.overdue_grace = settings.lost_worker_timeout;
+    hub_settings.max_worker_losses = static_cast<std::uint32_t>(settings.max_worker_losses);
     if (journal) hub_settings.epoch = journal->epoch();
     if (role) hub_settings.epoch = role->epoch;  // the lease's: only grows, fences old masters
     hub = std::make_shared<worker_hub>(hub_settings);

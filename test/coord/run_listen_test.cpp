@@ -173,6 +173,28 @@ BOOST_AUTO_TEST_CASE(an_attempt_a_hung_worker_never_answers_times_out, *utf::tim
              report);
 }
 
+BOOST_AUTO_TEST_CASE(max_worker_losses_sets_when_a_module_is_poison, *utf::timeout(60)) {
+  // The only worker takes the module and goes away: with --max-worker-losses 1 that one loss
+  // makes it poison at once (with the default 3 it would wait for another worker).
+  scratch_dir dir;
+  dir.write("p.json", R"({"name": "poison", "modules": [{"id": "unlucky", "kind": "noop"}]})");
+  drover_process drover{
+      {"run", "p.json", "--listen", "127.0.0.1:0", "--workers", "0", "--max-worker-losses", "1",
+       "--progress", "never", "--report", "report.json"},
+      dir.path()};
+  const auto port = wait_for_port(dir.path());
+  BOOST_REQUIRE_MESSAGE(port, "no 'listening on' line: " << read_file(dir / ".drover-stderr"));
+  const session_log log = work_for(static_cast<unsigned short>(std::stoi(*port)),
+                                   hello_from("leaver-1"), 500ms, /*hang=*/true);
+  BOOST_TEST(log.assigns.size() == 1u);
+  const drover_result result = drover.wait();
+  BOOST_TEST(result.exit_code == 1, result.err);
+  const std::string report = read_file(dir / "report.json");
+  BOOST_TEST(
+      report.find("poison: 1 of its attempts ended with their worker lost") != std::string::npos,
+      report);
+}
+
 BOOST_AUTO_TEST_CASE(a_worker_that_comes_after_the_end_is_told_so, *utf::timeout(60)) {
   // drover stays up about a second after the run; a worker that says hello then gets welcome
   // and bye "run finished" (and `drover worker` exits 0 on that), whether it connected during
@@ -312,6 +334,9 @@ BOOST_AUTO_TEST_CASE(listen_options_are_checked_before_anything_runs, *utf::time
       {{"--listen", "127.0.0.1:0", "--max-depth", "deep"}, "max-depth' is invalid"},
       {{"--max-line-bytes", "4096"}, "--max-line-bytes needs --listen"},
       {{"--max-depth", "64"}, "--max-depth needs --listen"},
+      {{"--listen", "127.0.0.1:0", "--max-worker-losses", "0"},
+       "--max-worker-losses must be between 1 and 1000, got 0"},
+      {{"--max-worker-losses", "5"}, "--max-worker-losses needs --listen"},
   };
   for (const auto& r : refusals) {
     std::vector<std::string> args{"run", "p.json", "--progress", "never"};

@@ -118,6 +118,11 @@ struct run_service::state : std::enable_shared_from_this<run_service::state> {
   std::shared_ptr<master> idle;
   std::size_t idle_routed = 0;           ///< connections routed to `idle` since it was made
   std::atomic<std::size_t> greeting{0};  ///< connections whose hello is being read
+  /// The same by IP address (guarded by `mutex`), and refusals not yet logged: a flood of
+  /// refusals is logged once a second.
+  std::map<std::string, std::size_t, std::less<>> greeting_by_address;
+  std::size_t refusals_unlogged = 0;
+  std::chrono::steady_clock::time_point refusal_logged_at{};
   boost::asio::steady_timer rebalance_timer;
 
   mutable std::mutex mutex;

@@ -68,8 +68,10 @@ using worker_stream = replay_stream<tcp::socket>;
 // The longest hello the service reads before it hands the connection over; the run's master
 // applies its own line limit to what follows.
 constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
-// Connections that may be waiting for their hello at once.
+// Connections that may be waiting for their hello at once, in all and from one IP address (as
+// drover run --listen's master_options::max_handshakes_per_address).
 constexpr std::size_t max_greeting = 256;
+constexpr std::size_t max_greeting_per_address = 64;
 
 std::vector<std::string> lower_case(const std::vector<std::string>& labels) {
   std::vector<std::string> out;
@@ -163,11 +165,20 @@ std::string describe(const tcp::endpoint& e) {
 
 // Reads the connection's first line (its hello) within the handshake timeout, then routes it
 // with that line still to be read by the master that gets it.
-asio::awaitable<void> greet(std::shared_ptr<state> s, std::shared_ptr<tcp::socket> socket) {
+asio::awaitable<void> greet(std::shared_ptr<state> s, std::shared_ptr<tcp::socket> socket,
+                            std::string address) {
   struct counted {
-    std::atomic<std::size_t>& n;
-    ~counted() { --n; }
-  } in_flight{s->greeting};
+    state& s;
+    std::string address;
+    ~counted() {
+      std::lock_guard lock(s.mutex);
+      --s.greeting;
+      if (auto found = s.greeting_by_address.find(address);
+          found != s.greeting_by_address.end() && --found->second == 0) {
+        s.greeting_by_address.erase(found);
+      }
+    }
+  } in_flight{*s, std::move(address)};
   boost::system::error_code ec;
   const auto remote = socket->remote_endpoint(ec);
   std::string peer = ec ? std::string("unknown peer") : describe(remote);
@@ -195,6 +206,39 @@ asio::awaitable<void> greet(std::shared_ptr<state> s, std::shared_ptr<tcp::socke
   route(s, worker_stream(std::move(*socket), std::move(first)), std::move(peer), offered);
 }
 
+struct greeting_decision {
+  bool admitted = false;
+  std::string log_line;  ///< for a refusal, unless one was logged less than a second ago
+};
+
+// Counts a new connection from `address` as waiting for its hello, or refuses it.
+greeting_decision admit_greeting(state& s, const std::string& address) {
+  std::lock_guard lock(s.mutex);
+  auto& from_address = s.greeting_by_address[address];
+  std::string why;
+  if (s.greeting >= max_greeting) {
+    why = std::to_string(max_greeting) + " connections are still to say hello";
+  } else if (from_address >= max_greeting_per_address) {
+    why = std::to_string(max_greeting_per_address) + " connections from " + address +
+          " are still to say hello";
+  } else {
+    ++s.greeting;
+    ++from_address;
+    return {true, {}};
+  }
+  if (from_address == 0) s.greeting_by_address.erase(address);
+  const auto now = std::chrono::steady_clock::now();
+  if (s.refusals_unlogged++ > 0 && now - s.refusal_logged_at < std::chrono::seconds{1}) {
+    return {false, {}};
+  }
+  why = "worker port: refused " + std::to_string(s.refusals_unlogged) +
+        (s.refusals_unlogged == 1 ? " connection" : " connections") + ", the last from " + address +
+        ": " + why;
+  s.refusals_unlogged = 0;
+  s.refusal_logged_at = now;
+  return {false, std::move(why)};
+}
+
 asio::awaitable<void> accept_workers(std::shared_ptr<state> s) {
   asio::steady_timer backoff(s->executor);
   while (s->worker_acceptor.is_open()) {
@@ -207,17 +251,20 @@ asio::awaitable<void> accept_workers(std::shared_ptr<state> s) {
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
-    // Connections that have not said hello yet are bounded: a flood of silent ones is closed
-    // at once instead of holding a descriptor each for the handshake timeout.
-    if (++s->greeting > max_greeting) {
-      --s->greeting;
-      s->log("worker port: refused a connection, " + std::to_string(max_greeting) +
-             " are still to say hello");
+    // Connections that have not said hello yet are bounded, in all and per address: a flood
+    // of silent ones is closed at once instead of holding a descriptor each for the handshake
+    // timeout, and one address cannot take every place from the others.
+    boost::system::error_code peer_error;
+    const auto peer = socket.remote_endpoint(peer_error);
+    std::string address = peer_error ? std::string("unknown") : peer.address().to_string();
+    if (auto decision = admit_greeting(*s, address); !decision.admitted) {
+      if (!decision.log_line.empty()) s->log(decision.log_line);
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;
     }
-    asio::co_spawn(s->executor, greet(s, std::make_shared<tcp::socket>(std::move(socket))),
+    asio::co_spawn(s->executor,
+                   greet(s, std::make_shared<tcp::socket>(std::move(socket)), std::move(address)),
                    asio::detached);
   }
 }

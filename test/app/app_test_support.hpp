@@ -120,7 +120,7 @@ class drover_process {
   }
 
   ~drover_process() {
-    if (pid_ > 0) {
+    if (pid_ > 0 && !finished_status_) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
@@ -131,12 +131,21 @@ class drover_process {
   pid_t pid() const noexcept { return pid_; }
   void send(int signal) { ::kill(pid_, signal); }
 
+  /// Whether the process has ended (reaped then: wait() returns at once).
+  bool exited() {
+    if (pid_ <= 0 || finished_status_) return true;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    finished_status_ = status;
+    return true;
+  }
+
   /// Waits for the process to end, failing the test (and killing it) after `limit`.
   drover_result wait(std::chrono::milliseconds limit = 30s) {
     drover_result result;
     const auto deadline = std::chrono::steady_clock::now() + limit;
-    int status = 0;
-    for (;;) {
+    int status = finished_status_.value_or(0);
+    while (!finished_status_) {
       const pid_t done = ::waitpid(pid_, &status, WNOHANG);
       if (done == pid_) break;
       if (std::chrono::steady_clock::now() > deadline) {
@@ -158,6 +167,7 @@ class drover_process {
   fs::path out_file_;
   fs::path err_file_;
   pid_t pid_ = -1;
+  std::optional<int> finished_status_;  // once exited() has reaped it
 };
 
 /// Runs drover with `args` in `dir` to completion.

@@ -12,6 +12,7 @@
 #include "journal/journal.hpp"
 #include "ordering/ordering.hpp"
 #include "redis/redis.hpp"
+#include "remote/hostile.hpp"
 #include "remote/remote.hpp"
 #include "report.hpp"
 #include "service/service.hpp"
@@ -198,6 +199,12 @@ std::string help_text(const po::options_description& visible) {
          "own redis-server on a free loopback port (--remote-workers, default 1,4,\n"
          "--remote-modules, --rounds, --quick: 2,000 modules on 1 and 2 workers, --markdown and\n"
          "--json apply).\n\n"
+      << "--hostile runs another: the --remote drover row (N noop modules on K workers, default\n"
+         "4) alone and while a child process keeps 200 half-hello connections, 200 garbage\n"
+         "connections and a flood of resets on the master's port from other loopback addresses;\n"
+         "the slowdown is the median hostile time over the median clean one (--remote-workers,\n"
+         "--remote-modules, --rounds, --quick: 2,000 modules on 1 and 2 workers, --markdown and\n"
+         "--json apply).\n\n"
       << "--simulation runs another: `drover simulate` with 10,000 workers and 100,000 modules\n"
          "(1% failures, 50 worker deaths; wall time and peak RSS of the binary), beside the\n"
          "engine alone on the same DAG in this process, and a sweep of 1,000 seeds of 1,000\n"
@@ -221,6 +228,7 @@ std::string help_text(const po::options_description& visible) {
          "  drover-bench --ordering\n"
          "  drover-bench --remote --remote-workers 4 --remote-modules 100000\n"
          "  drover-bench --redis --remote-workers 4 --remote-modules 100000\n"
+         "  drover-bench --hostile --rounds 5\n"
          "  drover-bench --journal --journal-modules 100000 --rounds 5\n";
   return out.str();
 }
@@ -486,6 +494,35 @@ int run_remote(const bench_settings& settings, const remote_settings& remote) {
   return 0;
 }
 
+// --hostile: the remote row alone and beside hostile peers, alternating.
+int run_hostile(const bench_settings& settings, const hostile_settings& hostile) {
+  const machine_info machine = describe_machine();
+  const std::string started_at = utc_now();
+  print_header(machine, false);
+  if (!remote_rows_available()) {
+    std::cout << "drover-bench: the hostile rows are left out: this drover-bench was built without "
+                 "the drover binary (configure with DROVER_BUILD_APP=ON)\n";
+    return 0;
+  }
+  const std::vector<hostile_measurement> results = measure_hostile(hostile, std::cerr);
+  std::cout << '\n';
+  print_hostile_table(std::cout, results, hostile.rounds, settings.markdown);
+  if (!settings.json_path.empty()) {
+    boost::json::object doc;
+    doc["tool"] = "drover-bench --hostile";
+    doc["quick"] = settings.quick;
+    doc["hostile"] = hostile_to_json(results, hostile.rounds);
+    if (!write_json(settings.json_path, std::move(doc), machine, started_at)) return exit_failed;
+  }
+  for (const auto& m : results) {
+    if (!m.ok()) return exit_failed;
+  }
+  std::cout
+      << "\ndrover-bench: in every round, clean or hostile, every module succeeded on a remote "
+         "worker and every worker process exited 0\n";
+  return 0;
+}
+
 // --redis: workers over Redis Streams against their floor, then master failover.
 int run_redis_benchmark(const bench_settings& settings, const redis_settings& redis) {
   const machine_info machine = describe_machine();
@@ -614,12 +651,14 @@ int main_with_exceptions(int argc, char** argv) {
       "run the critical-path ordering benchmark instead of the shapes (see below)")(
       "remote", po::bool_switch(),
       "run the remote-workers benchmark instead of the shapes (see below)")(
+      "hostile", po::bool_switch(),
+      "run the hostile-peers benchmark instead of the shapes (see below)")(
       "redis", po::bool_switch(),
       "run the Redis coordination benchmark instead of the shapes (see below)")(
       "remote-workers", po::value<std::string>()->default_value("1,2,4,8"),
-      "with --remote or --redis (there 1,4 by default): comma-separated worker process counts")(
-      "remote-modules", po::value<std::size_t>()->default_value(100000),
-      "with --remote or --redis: noop modules per run")(
+      "with --remote, --redis (there 1,4 by default) or --hostile (4): comma-separated worker "
+      "process counts")("remote-modules", po::value<std::size_t>()->default_value(100000),
+                        "with --remote, --redis or --hostile: noop modules per run")(
       "journal", po::bool_switch(),
       "run the run-journal cost benchmark instead of the shapes (see below)")(
       "simulation", po::bool_switch(),
@@ -629,7 +668,7 @@ int main_with_exceptions(int argc, char** argv) {
       "with --journal: modules of the independent shape");
   po::options_description hidden;
   hidden.add_options()("child", po::bool_switch())("modules", po::value<std::size_t>())(
-      "floor-client", po::value<std::size_t>())(
+      "floor-client", po::value<std::size_t>())("hostile-client", po::value<std::size_t>())(
       "redis-floor-client", po::value<std::vector<std::string>>()->multitoken());
   po::options_description all;
   all.add(visible).add(hidden);
@@ -650,6 +689,11 @@ int main_with_exceptions(int argc, char** argv) {
     const std::size_t port = vm["floor-client"].as<std::size_t>();
     if (port < 1 || port > 65535) throw usage_error("--floor-client: a port from 1 to 65535");
     return run_floor_client(static_cast<std::uint16_t>(port));
+  }
+  if (vm.count("hostile-client")) {
+    const std::size_t port = vm["hostile-client"].as<std::size_t>();
+    if (port < 1 || port > 65535) throw usage_error("--hostile-client: a port from 1 to 65535");
+    return run_hostile_client(static_cast<std::uint16_t>(port));
   }
   if (vm.count("redis-floor-client")) {
     const auto& a = vm["redis-floor-client"].as<std::vector<std::string>>();
@@ -682,11 +726,12 @@ int main_with_exceptions(int argc, char** argv) {
   const int benchmarks =
       static_cast<int>(vm["ordering"].as<bool>()) + static_cast<int>(vm["remote"].as<bool>()) +
       static_cast<int>(vm["journal"].as<bool>()) + static_cast<int>(vm["simulation"].as<bool>()) +
-      static_cast<int>(vm["service"].as<bool>()) + static_cast<int>(vm["redis"].as<bool>());
+      static_cast<int>(vm["service"].as<bool>()) + static_cast<int>(vm["redis"].as<bool>()) +
+      static_cast<int>(vm["hostile"].as<bool>());
   if (benchmarks > 1) {
     throw usage_error(
-        "--ordering, --remote, --redis, --journal, --simulation and --service are separate "
-        "benchmarks: give one");
+        "--ordering, --remote, --redis, --hostile, --journal, --simulation and --service are "
+        "separate benchmarks: give one");
   }
   if (!vm["journal-modules"].defaulted() && !vm["journal"].as<bool>()) {
     throw usage_error("--journal-modules needs --journal");
@@ -741,15 +786,17 @@ int main_with_exceptions(int argc, char** argv) {
     return run_simulation_benchmark(settings, simulation);
   }
 
-  if (vm["remote"].as<bool>() || vm["redis"].as<bool>()) {
+  if (vm["remote"].as<bool>() || vm["redis"].as<bool>() || vm["hostile"].as<bool>()) {
     const bool redis = vm["redis"].as<bool>();
-    const char* name = redis ? "--redis" : "--remote";
+    const bool hostile = vm["hostile"].as<bool>();
+    const char* name = redis ? "--redis" : hostile ? "--hostile" : "--remote";
     refuse_flags(vm, {"workload", "threads", "sizes", "contender"}, name,
                  "runs its own noop modules");
     const std::vector<std::size_t> workers = parse_worker_counts(
         !vm["remote-workers"].defaulted() ? vm["remote-workers"].as<std::string>()
         : settings.quick                  ? std::string("1,2")
         : redis                           ? std::string("1,4")
+        : hostile                         ? std::string("4")
                                           : vm["remote-workers"].as<std::string>());
     const std::size_t modules = settings.quick && vm["remote-modules"].defaulted()
                                     ? 2000
@@ -758,11 +805,12 @@ int main_with_exceptions(int argc, char** argv) {
       throw usage_error("--remote-modules: " + std::to_string(modules) + " is outside 1..10000000");
     }
     if (redis) return run_redis_benchmark(settings, {workers, modules, settings.rounds});
+    if (hostile) return run_hostile(settings, {workers, modules, settings.rounds});
     return run_remote(settings, {workers, modules, settings.rounds});
   }
   for (const char* flag : {"remote-workers", "remote-modules"}) {
     if (!vm[flag].defaulted()) {
-      throw usage_error(std::string("--") + flag + " needs --remote or --redis");
+      throw usage_error(std::string("--") + flag + " needs --remote, --redis or --hostile");
     }
   }
 

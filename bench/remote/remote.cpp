@@ -58,18 +58,26 @@ constexpr std::chrono::seconds exit_grace{10};
 
 const char* const drover_binary = drover_binary_path();
 
-drover_round_times run_tcp_round(std::size_t modules, std::size_t workers) {
+}  // namespace
+
+drover_round_times run_tcp_round(std::size_t modules, std::size_t workers,
+                                 const tcp_round_hooks& hooks) {
   std::string address;
   worker_transport tcp;
   tcp.open = [&](asio::io_context&, coord::master& master) {
-    address = "127.0.0.1:" + std::to_string(master.listen().port());
+    const auto port = master.listen().port();
+    address = "127.0.0.1:" + std::to_string(port);
+    if (hooks.listening) hooks.listening(master, port);
   };
+  if (hooks.ended) tcp.close = hooks.ended;
   tcp.worker_args = [&](const std::string& name) {
     return std::vector<std::string>{
         "worker", "--connect", address, "--slots", std::to_string(slots_per_worker), "--id", name};
   };
   return run_drover_round(modules, workers, tcp);
 }
+
+namespace {
 
 // ---- floor rows ----------------------------------------------------------------------------
 

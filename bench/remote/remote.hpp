@@ -20,6 +20,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -44,6 +45,19 @@ using remote_measurement = worker_measurement;
 /// every module was answered once and every client exited 0. Progress goes to `progress`.
 std::vector<remote_measurement> measure_remote(const remote_settings& settings,
                                                std::ostream& progress);
+
+/// What run_tcp_round calls besides running the round.
+struct tcp_round_hooks {
+  /// Once the master listens on 127.0.0.1:`port`, before the workers start.
+  std::function<void(coord::master&, std::uint16_t port)> listening;
+  /// When the run has ended, before the master stops.
+  std::function<void()> ended;
+};
+
+/// One drover round over TCP: `modules` noop modules on `workers` `drover worker --slots 16`
+/// processes connected to 127.0.0.1 (run_drover_round).
+drover_round_times run_tcp_round(std::size_t modules, std::size_t workers,
+                                 const tcp_round_hooks& hooks = {});
 
 /// The table: workers, modules, run ms, attach ms, modules/s, floor modules/s, vs floor.
 void print_remote_table(std::ostream& out, const std::vector<remote_measurement>& results,

@@ -62,7 +62,10 @@ void add_serve_options(po::options_description& options) {
       "durability", po::value<std::string>()->default_value("fsync")->value_name("MODE"),
       "with --state: journal records fsync'd (fsync) or not (relaxed)")(
       "max-request-bytes", po::value<int>()->default_value(8 << 20)->value_name("N"),
-      "the largest request body (a submitted pipeline file) in bytes");
+      "the largest request body (a submitted pipeline file) in bytes")(
+      "max-handshakes-per-address", po::value<int>()->default_value(64)->value_name("N"),
+      "with --listen: connections of one IP address that may wait for their hello at once; "
+      "more are closed at once (0: no limit)");
 }
 
 int serve_command(const po::variables_map& vm, std::ostream& out, std::ostream& err) {
@@ -101,7 +104,7 @@ int serve_command(const po::variables_map& vm, std::ostream& out, std::ostream& 
   for (const auto& [name, least] :
        {count_option{"workers", vm.count("listen") ? 0 : 1}, count_option{"max-running-runs", 1},
         count_option{"max-queued-runs", 0}, count_option{"max-waiting-modules", 1},
-        count_option{"max-request-bytes", 1024}}) {
+        count_option{"max-request-bytes", 1024}, count_option{"max-handshakes-per-address", 0}}) {
     if (vm[name].as<int>() < least) {
       err << "drover serve: --" << name << " must be at least " << least << '\n';
       return exit_usage;
@@ -115,6 +118,8 @@ int serve_command(const po::variables_map& vm, std::ostream& out, std::ostream& 
   options.max_running_runs = static_cast<std::size_t>(vm["max-running-runs"].as<int>());
   options.max_queued_runs = static_cast<std::size_t>(vm["max-queued-runs"].as<int>());
   options.max_waiting_modules = static_cast<std::size_t>(vm["max-waiting-modules"].as<int>());
+  options.max_handshakes_per_address =
+      static_cast<std::size_t>(vm["max-handshakes-per-address"].as<int>());
   if (vm.count("capability"))
     options.capabilities = vm["capability"].as<std::vector<std::string>>();
   if (vm.count("state")) options.state_dir = vm["state"].as<std::string>();

@@ -68,10 +68,9 @@ using worker_stream = replay_stream<tcp::socket>;
 // The longest hello the service reads before it hands the connection over; the run's master
 // applies its own line limit to what follows.
 constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
-// Connections that may be waiting for their hello at once, in all and from one IP address (as
-// drover run --listen's master_options::max_handshakes_per_address).
+// Connections that may be waiting for their hello at once, in all (and from one IP address:
+// service_options::max_handshakes_per_address).
 constexpr std::size_t max_greeting = 256;
-constexpr std::size_t max_greeting_per_address = 64;
 
 std::vector<std::string> lower_case(const std::vector<std::string>& labels) {
   std::vector<std::string> out;
@@ -218,9 +217,9 @@ greeting_decision admit_greeting(state& s, const std::string& address) {
   std::string why;
   if (s.greeting >= max_greeting) {
     why = std::to_string(max_greeting) + " connections are still to say hello";
-  } else if (from_address >= max_greeting_per_address) {
-    why = std::to_string(max_greeting_per_address) + " connections from " + address +
-          " are still to say hello";
+  } else if (const auto limit = s.options.max_handshakes_per_address;
+             limit != 0 && from_address >= limit) {
+    why = std::to_string(limit) + " connections from " + address + " are still to say hello";
   } else {
     ++s.greeting;
     ++from_address;

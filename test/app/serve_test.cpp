@@ -36,6 +36,40 @@ std::string trimmed(std::string text) {
   return text;
 }
 
+/// `count` connections to the worker port at `port` from 127.0.0.2 that never say hello.
+class silent_flood {
+ public:
+  silent_flood(const std::string& port, int count) {
+    for (int i = 0; i < count; ++i) {
+      auto& socket = sockets_.emplace_back(io_);
+      boost::system::error_code ec;
+      socket.open(boost::asio::ip::tcp::v4(), ec);
+      socket.bind({boost::asio::ip::make_address("127.0.0.2"), 0}, ec);
+      socket.connect({boost::asio::ip::make_address("127.0.0.1"),
+                      static_cast<unsigned short>(std::stoi(port))},
+                     ec);
+    }
+  }
+  /// How many the service closed at once.
+  std::size_t refused() {
+    std::size_t n = 0;
+    for (auto& socket : sockets_) {
+      boost::system::error_code ec;
+      socket.non_blocking(true, ec);
+      char byte;
+      std::this_thread::sleep_for(1ms);
+      socket.read_some(boost::asio::buffer(&byte, 1), ec);
+      n += ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset;
+    }
+    return n;
+  }
+  void close() { sockets_.clear(); }
+
+ private:
+  boost::asio::io_context io_;
+  std::vector<boost::asio::ip::tcp::socket> sockets_;
+};
+
 struct service {
   scratch_dir dir;
   fs::path server_dir = dir / "server";
@@ -136,6 +170,28 @@ BOOST_AUTO_TEST_CASE(an_unreachable_service_and_a_full_queue_have_their_exit_cod
   BOOST_TEST(s.client({"wait", running}).exit_code == 130);
 }
 
+BOOST_AUTO_TEST_CASE(the_handshake_limit_per_address_is_an_option, *boost::unit_test::timeout(60)) {
+  scratch_dir dir;
+  const auto negative = run_drover(
+      {"serve", "--listen", "127.0.0.1:0", "--max-handshakes-per-address", "-1"}, dir.path());
+  BOOST_TEST(negative.exit_code == 2);
+  BOOST_TEST(
+      negative.err.find("--max-handshakes-per-address must be at least 0") != std::string::npos,
+      negative.err);
+
+  service s({"--workers", "0", "--listen", "127.0.0.1:0", "--max-handshakes-per-address", "8"});
+  const auto port = wait_for_port(s.server_dir, "workers connect to", 20s);
+  BOOST_REQUIRE(port);
+  silent_flood flood{*port, 20};
+  BOOST_TEST(flood.refused() == 12u);
+  BOOST_TEST(eventually(
+      [&] {
+        return read_file(s.server_dir / ".drover-stderr")
+                   .find("connections from 127.0.0.2 are still to say hello") != std::string::npos;
+      },
+      5s));
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_service_resumes_its_runs_and_wait_keeps_waiting,
                      *boost::unit_test::timeout(120)) {
   const auto port = free_port();
@@ -230,26 +286,8 @@ BOOST_AUTO_TEST_CASE(remote_workers_stay_between_runs_are_shared_and_drained,
   // A flood of silent connections on the worker port from another address (127.0.0.2): past
   // 64 from one address waiting for their hello they are closed at once, so a new worker from
   // 127.0.0.1 still gets in while the flood holds its 64, and the runs below get their workers.
-  boost::asio::io_context io;
-  std::vector<boost::asio::ip::tcp::socket> flood;
-  for (int i = 0; i < 300; ++i) {
-    flood.emplace_back(io);
-    boost::system::error_code ec;
-    flood.back().open(boost::asio::ip::tcp::v4(), ec);
-    flood.back().bind({boost::asio::ip::make_address("127.0.0.2"), 0}, ec);
-    flood.back().connect(
-        {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(std::stoi(*port))},
-        ec);
-  }
-  std::size_t refused = 0;
-  for (auto& socket : flood) {
-    boost::system::error_code ec;
-    socket.non_blocking(true, ec);
-    char byte;
-    std::this_thread::sleep_for(1ms);
-    socket.read_some(boost::asio::buffer(&byte, 1), ec);
-    refused += ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset;
-  }
+  silent_flood flood{*port, 300};
+  const auto refused = flood.refused();
   BOOST_TEST(refused >= 200u, refused << " of 300 refused");
   {
     const auto dir = s.dir / "w2";
@@ -261,7 +299,7 @@ BOOST_AUTO_TEST_CASE(remote_workers_stay_between_runs_are_shared_and_drained,
     BOOST_TEST(newcomer.wait(20s).exit_code == 0);
     BOOST_TEST(eventually([&] { return workers_of(s).find("\"w2\"") == std::string::npos; }, 10s));
   }
-  flood.clear();  // the rest end their wait for a hello at once
+  flood.close();  // the rest end their wait for a hello at once
   std::string parallel = R"({"modules": [)";
   for (int i = 0; i < 6; ++i) {
     parallel += (i ? "," : "") + std::string(R"({"id": "m)") + std::to_string(i) +

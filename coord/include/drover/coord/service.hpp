@@ -76,7 +76,10 @@ struct service_options {
   /// needs `worker_token`. The service moves them between runs (docs/service.md).
   std::optional<std::string> worker_address;
   std::uint16_t worker_port = 0;
-  std::optional<std::string> worker_token;               ///< workers present it in hello
+  std::optional<std::string> worker_token;  ///< workers present it in hello
+  /// Connections to the worker port from one IP address that may be waiting for their hello
+  /// at once (besides 256 in all); more are closed at once. 0: no limit per address.
+  std::size_t max_handshakes_per_address = 64;
   std::chrono::milliseconds heartbeat{1000};             ///< master_options::heartbeat_interval
   std::chrono::milliseconds lost_worker_timeout{5000};   ///< master_options::lost_worker_timeout
   std::chrono::milliseconds capability_timeout{30'000};  ///< worker_hub::settings

@@ -15,7 +15,7 @@ required=(
   python3-prometheus-client
   libhiredis-dev
   redis-server
-  # The fuzz preset (CI's second stage): clang and its libFuzzer and sanitizer runtimes.
+  # The asan preset (CI's second stage): clang and its libFuzzer and sanitizer runtimes.
   clang
   libclang-rt-14-dev
 )

@@ -54,7 +54,10 @@ master_options checked(master_options options) {
 }  // namespace
 
 master_state::master_state(std::shared_ptr<worker_hub> hub, master_options options)
-    : options_(checked(std::move(options))), hub_(std::move(hub)) {
+    : options_(checked(std::move(options))),
+      hub_(std::move(hub)),
+      gate_({options_.max_connections_per_address, options_.max_handshakes_per_address,
+             options_.max_handshakes}) {
   if (!hub_) throw std::invalid_argument("drover::coord::master needs a worker_hub");
   epoch_ = options_.epoch.value_or(hub_->config().epoch);
 }
@@ -141,63 +144,46 @@ bool master_state::enroll(const std::shared_ptr<session_core>& session) {
 }
 
 bool master_state::admit(const std::string& address) {
-  std::string refusal;
+  std::string line;
   {
     std::lock_guard lock(mutex_);
-    auto& load = by_address_[address];
-    const auto over = [](std::size_t count, std::size_t limit) {
-      return limit != 0 && count >= limit;
-    };
-    if (over(load.connections, options_.max_connections_per_address)) {
-      refusal = std::to_string(load.connections) + " connections from it are open (limit " +
-                "max_connections_per_address " +
-                std::to_string(options_.max_connections_per_address) + ")";
-    } else if (over(load.handshakes, options_.max_handshakes_per_address)) {
-      refusal = std::to_string(load.handshakes) +
+    const auto refused = gate_.admit(address);
+    if (!refused) return true;
+    ++stats_.connections_refused;
+    if (!refused->log_now) return false;
+    using limit = connection_gate::refusal::limit;
+    const std::string count = std::to_string(refused->count);
+    const std::string limit_value = std::to_string(refused->limit_value);
+    line = "master: " + refused->summary(address) + ": ";
+    switch (refused->which) {
+      case limit::connections_per_address:
+        line += count + " connections from it are open (limit max_connections_per_address " +
+                limit_value + ")";
+        break;
+      case limit::handshakes_per_address:
+        line += count +
                 " connections from it have not finished their handshake (limit "
                 "max_handshakes_per_address " +
-                std::to_string(options_.max_handshakes_per_address) + ")";
-    } else if (over(handshakes_, options_.max_handshakes)) {
-      refusal = std::to_string(handshakes_) +
-                " connections have not finished their handshake (limit max_handshakes " +
-                std::to_string(options_.max_handshakes) + ")";
+                limit_value + ")";
+        break;
+      case limit::handshakes:
+        line += count + " connections have not finished their handshake (limit max_handshakes " +
+                limit_value + ")";
+        break;
     }
-    if (refusal.empty()) {
-      ++load.connections;
-      ++load.handshakes;
-      ++handshakes_;
-      return true;
-    }
-    if (load.connections == 0) by_address_.erase(address);
-    ++stats_.connections_refused;
-    // A flood must not flood the log too: one line a second at most, with the count.
-    const auto now = std::chrono::steady_clock::now();
-    if (refused_since_log_++ > 0 && now - refusal_logged_at_ < std::chrono::seconds{1}) {
-      return false;
-    }
-    refusal = "master: refused " + std::to_string(refused_since_log_) +
-              (refused_since_log_ == 1 ? " connection" : " connections") + ", the last from " +
-              address + ": " + refusal;
-    refused_since_log_ = 0;
-    refusal_logged_at_ = now;
   }
-  log(refusal);
+  log(line);
   return false;
 }
 
 void master_state::handshake_ended(const std::string& address) {
   std::lock_guard lock(mutex_);
-  const auto found = by_address_.find(address);
-  if (found == by_address_.end() || found->second.handshakes == 0) return;
-  --found->second.handshakes;
-  --handshakes_;
+  gate_.handshake_ended(address);
 }
 
 void master_state::connection_ended(const std::string& address) {
   std::lock_guard lock(mutex_);
-  const auto found = by_address_.find(address);
-  if (found == by_address_.end()) return;
-  if (--found->second.connections == 0) by_address_.erase(found);
+  gate_.connection_ended(address);
 }
 
 void master_state::session_closed() {

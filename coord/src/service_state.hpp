@@ -7,6 +7,8 @@
 #include <drover/coord/service.hpp>
 #include <drover/engine.hpp>
 
+#include "connection_gate.hpp"
+
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
@@ -100,12 +102,16 @@ struct busy_slot {
 
 using namespace service_detail;
 
+// Connections to the worker port that may be waiting for their hello at once, in all.
+constexpr std::size_t max_greeting = 256;
+
 struct run_service::state : std::enable_shared_from_this<run_service::state> {
   state(boost::asio::any_io_executor ex, service_options o)
       : executor(std::move(ex)),
         options(std::move(o)),
         engine(executor),
         worker_acceptor(executor),
+        greeting({0, options.max_handshakes_per_address, max_greeting}),
         rebalance_timer(executor) {}
 
   boost::asio::any_io_executor executor;
@@ -116,13 +122,10 @@ struct run_service::state : std::enable_shared_from_this<run_service::state> {
   // The worker port (service_workers.cpp): workers no run needs wait at the idle master.
   boost::asio::ip::tcp::acceptor worker_acceptor;
   std::shared_ptr<master> idle;
-  std::size_t idle_routed = 0;           ///< connections routed to `idle` since it was made
-  std::atomic<std::size_t> greeting{0};  ///< connections whose hello is being read
-  /// The same by IP address (guarded by `mutex`), and refusals not yet logged: a flood of
-  /// refusals is logged once a second.
-  std::map<std::string, std::size_t, std::less<>> greeting_by_address;
-  std::size_t refusals_unlogged = 0;
-  std::chrono::steady_clock::time_point refusal_logged_at{};
+  std::size_t idle_routed = 0;  ///< connections routed to `idle` since it was made
+  /// Connections whose hello is being read, per IP address (options.max_handshakes_per_address)
+  /// and in all (max_greeting); guarded by `mutex`.
+  detail::connection_gate greeting;
   boost::asio::steady_timer rebalance_timer;
 
   mutable std::mutex mutex;

@@ -68,9 +68,6 @@ using worker_stream = replay_stream<tcp::socket>;
 // The longest hello the service reads before it hands the connection over; the run's master
 // applies its own line limit to what follows.
 constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
-// Connections that may be waiting for their hello at once, in all (and from one IP address:
-// service_options::max_handshakes_per_address).
-constexpr std::size_t max_greeting = 256;
 
 std::vector<std::string> lower_case(const std::vector<std::string>& labels) {
   std::vector<std::string> out;
@@ -164,23 +161,18 @@ std::string describe(const tcp::endpoint& e) {
 
 // Reads the connection's first line (its hello) within the handshake timeout, then routes it
 // with that line still to be read by the master that gets it.
+// `address` is the peer's IP address, admitted by s->greeting; `peer` describes it for logs.
 asio::awaitable<void> greet(std::shared_ptr<state> s, std::shared_ptr<tcp::socket> socket,
-                            std::string address) {
+                            std::string address, std::string peer) {
   struct counted {
     state& s;
     std::string address;
     ~counted() {
       std::lock_guard lock(s.mutex);
-      --s.greeting;
-      if (auto found = s.greeting_by_address.find(address);
-          found != s.greeting_by_address.end() && --found->second == 0) {
-        s.greeting_by_address.erase(found);
-      }
+      s.greeting.handshake_ended(address);
+      s.greeting.connection_ended(address);
     }
   } in_flight{*s, std::move(address)};
-  boost::system::error_code ec;
-  const auto remote = socket->remote_endpoint(ec);
-  std::string peer = ec ? std::string("unknown peer") : describe(remote);
   asio::steady_timer deadline(socket->get_executor(), handshake_timeout);
   deadline.async_wait([weak = std::weak_ptr<tcp::socket>(socket)](boost::system::error_code e) {
     if (auto open = weak.lock(); open && !e) {
@@ -205,37 +197,24 @@ asio::awaitable<void> greet(std::shared_ptr<state> s, std::shared_ptr<tcp::socke
   route(s, worker_stream(std::move(*socket), std::move(first)), std::move(peer), offered);
 }
 
-struct greeting_decision {
-  bool admitted = false;
-  std::string log_line;  ///< for a refusal, unless one was logged less than a second ago
-};
-
-// Counts a new connection from `address` as waiting for its hello, or refuses it.
-greeting_decision admit_greeting(state& s, const std::string& address) {
-  std::lock_guard lock(s.mutex);
-  auto& from_address = s.greeting_by_address[address];
-  std::string why;
-  if (s.greeting >= max_greeting) {
-    why = std::to_string(max_greeting) + " connections are still to say hello";
-  } else if (const auto limit = s.options.max_handshakes_per_address;
-             limit != 0 && from_address >= limit) {
-    why = std::to_string(limit) + " connections from " + address + " are still to say hello";
-  } else {
-    ++s.greeting;
-    ++from_address;
-    return {true, {}};
+// Counts a new connection from `address` as waiting for its hello, or refuses it and logs
+// that (at most once a second).
+bool admit_greeting(state& s, const std::string& address) {
+  std::string line;
+  {
+    std::lock_guard lock(s.mutex);
+    const auto refused = s.greeting.admit(address);
+    if (!refused) return true;
+    if (!refused->log_now) return false;
+    line = "worker port: " + refused->summary(address) + ": " +
+           std::to_string(refused->limit_value) + " connections" +
+           (refused->which == detail::connection_gate::refusal::limit::handshakes
+                ? ""
+                : " from " + address) +
+           " are still to say hello";
   }
-  if (from_address == 0) s.greeting_by_address.erase(address);
-  const auto now = std::chrono::steady_clock::now();
-  if (s.refusals_unlogged++ > 0 && now - s.refusal_logged_at < std::chrono::seconds{1}) {
-    return {false, {}};
-  }
-  why = "worker port: refused " + std::to_string(s.refusals_unlogged) +
-        (s.refusals_unlogged == 1 ? " connection" : " connections") + ", the last from " + address +
-        ": " + why;
-  s.refusals_unlogged = 0;
-  s.refusal_logged_at = now;
-  return {false, std::move(why)};
+  s.log(line);
+  return false;
 }
 
 asio::awaitable<void> accept_workers(std::shared_ptr<state> s) {
@@ -254,16 +233,16 @@ asio::awaitable<void> accept_workers(std::shared_ptr<state> s) {
     // of silent ones is closed at once instead of holding a descriptor each for the handshake
     // timeout, and one address cannot take every place from the others.
     boost::system::error_code peer_error;
-    const auto peer = socket.remote_endpoint(peer_error);
-    std::string address = peer_error ? std::string("unknown") : peer.address().to_string();
-    if (auto decision = admit_greeting(*s, address); !decision.admitted) {
-      if (!decision.log_line.empty()) s->log(decision.log_line);
+    const auto remote = socket.remote_endpoint(peer_error);
+    std::string address = peer_error ? std::string("unknown") : remote.address().to_string();
+    if (!admit_greeting(*s, address)) {
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;
     }
     asio::co_spawn(s->executor,
-                   greet(s, std::make_shared<tcp::socket>(std::move(socket)), std::move(address)),
+                   greet(s, std::make_shared<tcp::socket>(std::move(socket)), std::move(address),
+                         peer_error ? std::string("unknown peer") : describe(remote)),
                    asio::detached);
   }
 }

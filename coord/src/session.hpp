@@ -5,6 +5,8 @@
 #include <drover/coord/detail/master_session.hpp>
 #include <drover/coord/master.hpp>
 
+#include "connection_gate.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -86,14 +88,7 @@ class master_state {
   std::vector<std::weak_ptr<session_core>> sessions_;
   std::size_t prune_at_ = 64;  // sessions_'s size at which closed ones are dropped
   std::size_t open_ = 0;
-  struct address_load {
-    std::size_t connections = 0;
-    std::size_t handshakes = 0;
-  };
-  std::map<std::string, address_load, std::less<>> by_address_;  // admitted TCP connections
-  std::size_t handshakes_ = 0;                                   // summed over by_address_
-  std::uint64_t refused_since_log_ = 0;
-  std::chrono::steady_clock::time_point refusal_logged_at_{};
+  connection_gate gate_;  // admitted TCP connections
   bool stopping_ = false;
   bool stopped_ = false;
 };

@@ -22,70 +22,39 @@ constraint_gate::index constraint_gate::wait_queue::pop() {
   return module;
 }
 
-constraint_gate::constraint_gate(const pipeline& p, key_function key_of)
-    : key_of_(std::move(key_of)) {
-  std::unordered_map<std::string, std::uint32_t> pool_ids, key_ids;
-  for (const auto& [name, slots] : p.pools) {
-    pool_ids.emplace(name, static_cast<std::uint32_t>(pools_.size()));
-    pools_.emplace_back().capacity = slots;
-  }
-  const std::size_t n = p.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const module_constraints* c = p.module(i).constraints();
-    if (c == nullptr) continue;
-    const bool exclusive =
-        !c->pool.empty() || !c->not_in_parallel.empty() || !c->claims.empty() || c->run_alone;
-    if (!exclusive) continue;
-    if (needs_of_.empty()) needs_of_.assign(n, no_needs);
-    needs_of_[i] = static_cast<std::uint32_t>(needs_.size());
-    needs& m = needs_.emplace_back();
-    if (!c->pool.empty()) {
-      // Validation rejected unknown pools; a pool missing here would be a bug, so treat it as
-      // unlimited rather than blocking forever.
-      if (auto it = pool_ids.find(c->pool); it != pool_ids.end()) {
-        m.pool = it->second;
-        m.slots = c->pool_slots;
-      }
-    }
-    m.keys_begin = static_cast<std::uint32_t>(keys_used_.size());
-    for (const auto& key : c->not_in_parallel) {
-      auto [it, added] = key_ids.emplace(key, static_cast<std::uint32_t>(keys_.size()));
-      if (added) keys_.emplace_back();
-      const auto mine = keys_used_.begin() + m.keys_begin;
-      if (std::find(mine, keys_used_.end(), it->second) == keys_used_.end())
-        keys_used_.push_back(it->second);
-    }
-    m.keys_end = static_cast<std::uint32_t>(keys_used_.size());
-    m.claims_begin = static_cast<std::uint32_t>(claims_used_.size());
-    for (const auto& claim : c->claims) {
-      claims_used_.push_back({&claim.resource, claim.mode == claim_mode::write,
-                              resource_glob_is_literal(claim.resource)});
-    }
-    m.claims_end = static_cast<std::uint32_t>(claims_used_.size());
-    m.alone = c->run_alone;
-    every_start_ = every_start_ || m.alone;
-  }
-  active_ = !needs_.empty();
-  if (active_) tickets_.assign(n, 0);
+constraint_gate::constraint_gate(const constraint_table& table, key_function key_of)
+    : active_(!table.empty()),
+      every_start_(table.every_start),
+      table_(&table),
+      key_of_(std::move(key_of)) {
+  if (!active_) return;
+  pools_.resize(table.pool_capacity.size());
+  for (std::size_t p = 0; p < pools_.size(); ++p)
+    pools_[p].capacity = table.pool_capacity[p];
+  keys_.resize(table.key_count);
+  held_.resize(table.literal_count);
+  tickets_.assign(table.needs_of.size(), 0);
 }
 
 bool constraint_gate::claims_conflict(const claim_ref& a, const claim_ref& b) const {
   if (!a.write && !b.write) return false;
-  if (a.literal && b.literal) return *a.resource == *b.resource;
-  return resource_globs_overlap(*a.resource, *b.resource);
+  if (a.literal && b.literal) return a.resource == b.resource;
+  return resource_globs_overlap(table_->text(a), table_->text(b));
 }
 
 constraint_gate::index constraint_gate::holder_in_conflict(const claim_ref& c) const {
+  const auto holder_of = [&c](const literal_holders& holders) {
+    if (holders.writer != nobody) return holders.writer;
+    if (c.write && !holders.readers.empty()) return holders.readers.front();
+    return nobody;
+  };
   if (c.literal) {
-    if (auto it = held_literal_.find(*c.resource); it != held_literal_.end()) {
-      if (it->second.writer != nobody) return it->second.writer;
-      if (c.write && !it->second.readers.empty()) return it->second.readers.front();
-    }
+    if (const index holder = holder_of(held_[c.resource]); holder != nobody) return holder;
   } else {
-    for (const auto& [resource, holders] : held_literal_) {
-      if (!resource_globs_overlap(*c.resource, resource)) continue;
-      if (holders.writer != nobody) return holders.writer;
-      if (c.write && !holders.readers.empty()) return holders.readers.front();
+    const std::string_view glob = table_->text(c);
+    for (std::uint32_t resource : held_literals_) {
+      if (!resource_globs_overlap(glob, *table_->literals[resource])) continue;
+      if (const index holder = holder_of(held_[resource]); holder != nobody) return holder;
     }
   }
   for (const held_claim& h : held_glob_) {
@@ -104,9 +73,13 @@ bool constraint_gate::conflicts(const needs& a, const needs& b) const {
 }
 
 bool constraint_gate::try_start(index i) {
-  tickets_[i] = next_ticket_++;
+  // The ticket is stored only if i parks (keep_ticket): most starts never wait, and the
+  // per-module array is cold memory.
+  trying_ = i;
+  trying_ticket_ = next_ticket_++;
   scratch_.clear();
   attempt(i, scratch_);
+  trying_ = nobody;
   return !scratch_.empty();
 }
 
@@ -122,6 +95,7 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
     return *my_entry;
   };
   const auto park = [&](wait_queue& queue) {
+    keep_ticket(i);
     queue.push(me());
     ++parked_;
   };
@@ -135,7 +109,7 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
         (running_ > 0 || (!alone_waiting_.empty() && better(alone_waiting_.top(), me())))) {
       return park(alone_waiting_);
     }
-    if (m->pool != no_needs) {
+    if (m->pool != constraint_table::none) {
       pool_state& pool = pools_[m->pool];
       if (pool.used + m->slots > pool.capacity ||
           (!pool.waiting.empty() && better(pool.waiting.top(), me()))) {
@@ -151,6 +125,7 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
     if (!claims(*m).empty()) {
       for (const auto& mine : claims(*m)) {
         if (const index holder = holder_in_conflict(mine); holder != nobody) {
+          keep_ticket(i);
           waiters_on_[holder].push_back(i);
           reserved_.push_back(i);
           ++parked_;
@@ -159,6 +134,7 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
       }
       for (index r : reserved_) {
         if (r != i && better(entry(r), me()) && conflicts(*m, *needs_for(r))) {
+          keep_ticket(i);
           waiters_on_[r].push_back(i);
           reserved_.push_back(i);
           ++parked_;
@@ -167,22 +143,46 @@ void constraint_gate::attempt(index i, std::vector<index>& started) {
       }
     }
     // Everything is free: take it all at once.
-    if (m->pool != no_needs) pools_[m->pool].used += m->slots;
+    if (m->pool != constraint_table::none) pools_[m->pool].used += m->slots;
     for (std::uint32_t k : keys(*m))
       keys_[k].holder = i;
     for (const auto& claim : claims(*m)) {
-      if (!claim.literal) {
-        held_glob_.push_back({i, claim});
-      } else if (claim.write) {
-        held_literal_[*claim.resource].writer = i;
+      if (claim.literal) {
+        take(claim, i);
       } else {
-        held_literal_[*claim.resource].readers.push_back(i);
+        held_glob_.push_back({i, claim});
       }
     }
     if (m->alone) alone_running_ = true;
   }
   ++running_;
   started.push_back(i);
+}
+
+void constraint_gate::take(const claim_ref& c, index i) {
+  literal_holders& holders = held_[c.resource];
+  if (table_->has_globs() && holders.listed_at == nobody) {
+    // Listed for glob claims to find it.
+    holders.listed_at = static_cast<std::uint32_t>(held_literals_.size());
+    held_literals_.push_back(c.resource);
+  }
+  if (c.write) {
+    holders.writer = i;
+  } else {
+    holders.readers.push_back(i);
+  }
+}
+
+void constraint_gate::give_back(const claim_ref& c, index i) {
+  literal_holders& holders = held_[c.resource];
+  if (holders.writer == i) holders.writer = nobody;
+  if (!holders.readers.empty()) std::erase(holders.readers, i);
+  if (holders.listed_at == nobody || holders.held()) return;
+  const std::uint32_t last = held_literals_.back();  // unlisted: the last takes its place
+  held_literals_[holders.listed_at] = last;
+  held_[last].listed_at = holders.listed_at;
+  held_literals_.pop_back();
+  holders.listed_at = nobody;
 }
 
 void constraint_gate::leave_reservations(index i) {
@@ -193,7 +193,7 @@ void constraint_gate::leave_reservations(index i) {
 void constraint_gate::release(index i, std::vector<index>& started) {
   --running_;
   if (const needs* m = needs_for(i)) {
-    if (m->pool != no_needs) {
+    if (m->pool != constraint_table::none) {
       pools_[m->pool].used -= m->slots;
       mark_dirty(pools_[m->pool], dirty_pools_, m->pool);
     }
@@ -202,12 +202,7 @@ void constraint_gate::release(index i, std::vector<index>& started) {
       mark_dirty(keys_[k], dirty_keys_, k);
     }
     for (const auto& claim : claims(*m)) {
-      if (!claim.literal) continue;
-      auto it = held_literal_.find(*claim.resource);
-      if (it == held_literal_.end()) continue;
-      if (it->second.writer == i) it->second.writer = nobody;
-      std::erase(it->second.readers, i);
-      if (it->second.writer == nobody && it->second.readers.empty()) held_literal_.erase(it);
+      if (claim.literal) give_back(claim, i);
     }
     if (!held_glob_.empty()) {
       std::erase_if(held_glob_, [i](const held_claim& h) { return h.module == i; });

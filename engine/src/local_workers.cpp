@@ -156,6 +156,7 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
     scope.executor = &w.executor;
     scope.environment = &environment_;
     scope.dependencies = this;
+    scope.may_have_io = plan_->record(i).has(module_flag::has_io);
     w.current = i;
     w.current_attempt = attempt;
     w.current_started = started;

@@ -27,11 +27,13 @@ plan::plan(drover::pipeline p, drover::graph g, std::vector<index> module_of)
         if (c->pin_local) r.flags |= flag::pin_local;
         if (!c->required_capabilities.empty()) r.flags |= flag::requires_labels;
       }
+      if (e->io) r.flags |= flag::has_io;
       opted_out = e->io && !e->io->cacheable;
       fingerprintable = !e->kind.empty() || (e->io && !e->io->version.empty());
     }
     if (!opted_out && fingerprintable) r.flags |= flag::cacheable;
   }
+  constraints_ = detail::constraint_table::compile(pipeline_);
 }
 
 std::optional<plan::index> plan::find(std::string_view id) const noexcept {

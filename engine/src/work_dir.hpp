@@ -69,7 +69,8 @@ struct attempt_files {
   /// so turns `status` into failed and says why in `error`. Then removes the work directory
   /// unless the environment keeps work directories.
   static void settle(attempt_scope& attempt, module_status& status, std::string& error) {
-    if (attempt.work_dir.empty() && !attempt.module.io()) return;  // most modules: nothing to do
+    // Most modules: nothing to do.
+    if (attempt.work_dir.empty() && (!attempt.may_have_io || !attempt.module.io())) return;
     settle_files(attempt, status, error);
   }
 

@@ -236,4 +236,83 @@ BOOST_AUTO_TEST_CASE(a_gated_module_waiting_for_a_worker_is_cancelled_by_a_stop)
   BOOST_TEST(h.result() == run_status::cancelled);
 }
 
+BOOST_AUTO_TEST_CASE(the_plan_numbers_pools_keys_and_resources_once) {
+  drover::pipeline p;
+  p.pools["cpu"] = 4;
+  p.pools["net"] = 1;
+  auto& a = constraints(p.add("a", no_body()));
+  a.pool = "net";
+  a.claims = {{"db/users", drover::claim_mode::write}, {"cache", drover::claim_mode::read}};
+  auto& b = constraints(p.add("b", no_body()));
+  b.not_in_parallel = {"deploy", "deploy", "lock"};
+  b.claims = {{"cache", drover::claim_mode::write}};
+  p.add("plain", no_body());
+  constraints(p.add("labels_only", no_body())).required_capabilities = {"gpu"};
+  auto& g = constraints(p.add("glob", no_body()));
+  g.claims = {{"db/*", drover::claim_mode::read}};
+  drover::prepare_result prepared = drover::prepare(std::move(p));
+  BOOST_TEST_REQUIRE(prepared.ok());
+  const auto& t = prepared.plan->constraint_table();
+  const auto index_of = [&](std::string_view id) { return *prepared.plan->find(id); };
+
+  BOOST_TEST(t.pool_capacity == (std::vector<std::uint32_t>{4, 1}));  // in name order
+  BOOST_TEST(t.key_count == 2u);
+  BOOST_TEST(t.literal_count == 2u);  // db/users and cache, each once
+  BOOST_TEST(t.needs_for(index_of("plain")) == nullptr);
+  BOOST_TEST(t.needs_for(index_of("labels_only")) == nullptr);  // routing is not the gate's
+
+  const auto* na = t.needs_for(index_of("a"));
+  BOOST_TEST_REQUIRE(na != nullptr);
+  BOOST_TEST(na->pool == 1u);
+  BOOST_TEST(na->slots == 1u);
+  const auto ca = t.claims(*na);
+  BOOST_TEST_REQUIRE(ca.size() == 2u);
+  BOOST_TEST(ca[0].write);
+  BOOST_TEST(!ca[1].write);
+
+  const auto* nb = t.needs_for(index_of("b"));
+  BOOST_TEST_REQUIRE(nb != nullptr);
+  BOOST_TEST(t.keys(*nb).size() == 2u);  // "deploy" given twice counts once
+  BOOST_TEST(nb->pool == drover::detail::constraint_table::none);
+  const auto cb = t.claims(*nb);
+  BOOST_TEST_REQUIRE(cb.size() == 1u);
+  BOOST_TEST(cb[0].resource == ca[1].resource);  // the same text, the same number
+  BOOST_TEST(cb[0].resource != ca[0].resource);
+
+  // With a glob in the plan, claims keep their texts for comparing by pattern.
+  const auto cg = t.claims(*t.needs_for(index_of("glob")));
+  BOOST_TEST_REQUIRE(cg.size() == 1u);
+  BOOST_TEST(!cg[0].literal);
+  BOOST_TEST(t.has_globs());
+  BOOST_TEST(t.text(cg[0]) == "db/*");
+  BOOST_TEST(t.text(ca[0]) == "db/users");
+  BOOST_TEST(t.text(cb[0]) == "cache");
+}
+
+BOOST_AUTO_TEST_CASE(many_distinct_claims_get_distinct_numbers_and_a_shared_one_one) {
+  // The numbering table's probing and growth on many distinct texts, plus one shared by all.
+  drover::pipeline p;
+  constexpr int n = 100000;
+  for (int k = 0; k < n; ++k) {
+    auto& c = constraints(p.add("m" + std::to_string(k), no_body()));
+    c.claims = {{"out/" + std::to_string(k), drover::claim_mode::write},
+                {"shared", drover::claim_mode::read}};
+  }
+  drover::prepare_result prepared = drover::prepare(std::move(p));
+  BOOST_TEST_REQUIRE(prepared.ok());
+  const auto& t = prepared.plan->constraint_table();
+  BOOST_TEST(t.literal_count == static_cast<std::uint32_t>(n + 1));
+  BOOST_TEST(!t.has_globs());
+  std::vector<bool> seen(n + 1, false);
+  std::uint32_t shared = drover::detail::constraint_table::none;
+  for (int k = 0; k < n; ++k) {
+    const auto c = t.claims(*t.needs_for(static_cast<std::uint32_t>(k)));
+    BOOST_TEST_REQUIRE(c.size() == 2u);
+    BOOST_TEST_REQUIRE(!seen[c[0].resource]);
+    seen[c[0].resource] = true;
+    if (k == 0) shared = c[1].resource;
+    BOOST_TEST_REQUIRE(c[1].resource == shared);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

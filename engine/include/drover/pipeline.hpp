@@ -65,6 +65,7 @@ inline constexpr std::uint16_t pin_local = 1 << 4;    ///< never on a remote wor
 inline constexpr std::uint16_t requires_labels = 1 << 5;  ///< required_capabilities non-empty
 inline constexpr std::uint16_t cacheable = 1 << 6;        ///< the fingerprint cache may store it
 inline constexpr std::uint16_t own_retries = 1 << 7;      ///< retries set on the module itself
+inline constexpr std::uint16_t has_io = 1 << 8;  ///< declares inputs or outputs (set by prepare)
 }  // namespace module_flag
 
 /// The settings few modules have, kept apart.

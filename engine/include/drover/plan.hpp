@@ -10,6 +10,7 @@
 // drover-bench do). A plan owns the pipeline it was made from, whose storage it reuses: the
 // resolved dependencies are the graph's predecessors. Nothing per module is stored twice.
 
+#include <drover/detail/constraint_table.hpp>
 #include <drover/graph.hpp>
 #include <drover/pipeline.hpp>
 
@@ -62,6 +63,9 @@ class plan {
     const auto* e = pipeline_.extras(i);
     return e ? e->constraints.get() : nullptr;
   }
+  /// The exclusive constraints (pools, keys, claims, run_alone) compiled to numbers, for the
+  /// run's constraint gate.
+  const detail::constraint_table& constraint_table() const noexcept { return constraints_; }
   /// The index of the module with this id, or nothing.
   std::optional<index> find(std::string_view id) const noexcept;
 
@@ -72,6 +76,7 @@ class plan {
   drover::pipeline pipeline_;
   drover::graph graph_;
   std::vector<index> module_of_;  // per name symbol: the module with that id
+  detail::constraint_table constraints_;
 };
 
 /// The name earlier versions gave a plan.

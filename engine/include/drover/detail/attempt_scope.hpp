@@ -68,6 +68,10 @@ struct attempt_scope {
   /// The body wrote its files in the workspace (module_context::writes_in_workspace): its
   /// outputs are checked there instead of promoted from the work directory.
   bool writes_in_workspace = false;
+  /// False when the module is known to declare no inputs or outputs (a run reads that from
+  /// its plan's records): settling the attempt then never looks at the module's rare fields,
+  /// which for a module with other rare fields would be a cache miss per attempt.
+  bool may_have_io = true;
 };
 
 }  // namespace drover::detail

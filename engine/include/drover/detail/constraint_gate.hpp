@@ -15,9 +15,8 @@
 //   or reserving one, the alone slot, the barrier of a module running alone) and is tried
 //   again when that thing is released, so a release costs only the waiters it concerns.
 
+#include <drover/detail/constraint_table.hpp>
 #include <drover/detail/ready_queue.hpp>
-
-#include <drover/graph.hpp>
 
 #include <cstdint>
 #include <deque>
@@ -38,15 +37,16 @@ class constraint_gate {
   using key_function = std::function<key_type(index)>;
 
   constraint_gate() = default;
-  /// `key_of` gives a module's ready key (higher starts first).
-  constraint_gate(const pipeline& p, key_function key_of);
+  /// `table` (the plan's, compiled by prepare()) must outlive the gate; `key_of` gives a
+  /// module's ready key (higher starts first).
+  constraint_gate(const constraint_table& table, key_function key_of);
 
   /// False when no module has a pool, key, claim or run_alone: then nothing needs the gate.
   bool active() const noexcept { return active_; }
   /// Whether module i must pass try_start: it has exclusive constraints, or some module runs
   /// alone (which every start must respect).
   bool governs(index i) const noexcept {
-    return every_start_ || (active_ && needs_of_[i] != no_needs);
+    return every_start_ || (active_ && table_->needs_of[i] != constraint_table::none);
   }
 
   /// Takes what i needs and returns true, or parks i and returns false.
@@ -59,29 +59,10 @@ class constraint_gate {
   std::size_t parked() const noexcept { return parked_; }
 
  private:
-  static constexpr std::uint32_t no_needs = static_cast<std::uint32_t>(-1);
   static constexpr std::uint32_t nobody = static_cast<std::uint32_t>(-1);
+  using needs = constraint_table::needs;
+  using claim_ref = constraint_table::claim;
 
-  struct claim_ref {
-    const std::string* resource;
-    bool write;
-    bool literal;  // no wildcard: compared by equality
-  };
-  // One per constrained module; its keys and claims are ranges of keys_used_ and claims_used_,
-  // so building the gate allocates nothing per module.
-  struct needs {
-    std::uint32_t pool = no_needs;
-    std::uint32_t slots = 0;
-    std::uint32_t keys_begin = 0, keys_end = 0;
-    std::uint32_t claims_begin = 0, claims_end = 0;
-    bool alone = false;
-  };
-  std::span<const std::uint32_t> keys(const needs& m) const noexcept {
-    return {keys_used_.data() + m.keys_begin, keys_used_.data() + m.keys_end};
-  }
-  std::span<const claim_ref> claims(const needs& m) const noexcept {
-    return {claims_used_.data() + m.claims_begin, claims_used_.data() + m.claims_end};
-  }
   struct waiting {
     key_type key;
     std::uint64_t ticket;
@@ -110,10 +91,16 @@ class constraint_gate {
     claim_ref claim;
   };
 
-  const needs* needs_for(index i) const noexcept {
-    return needs_of_[i] == no_needs ? nullptr : &needs_[needs_of_[i]];
+  const needs* needs_for(index i) const noexcept { return table_->needs_for(i); }
+  std::span<const std::uint32_t> keys(const needs& m) const noexcept { return table_->keys(m); }
+  std::span<const claim_ref> claims(const needs& m) const noexcept { return table_->claims(m); }
+  std::uint64_t ticket(index i) const noexcept {
+    return i == trying_ ? trying_ticket_ : tickets_[i];
   }
-  waiting entry(index i) const { return {key_of_(i), tickets_[i], i}; }
+  waiting entry(index i) const { return {key_of_(i), ticket(i), i}; }
+  void keep_ticket(index i) noexcept {
+    if (i == trying_) tickets_[i] = trying_ticket_;
+  }
   static bool better(const waiting& a, const waiting& b) noexcept {
     return a.key != b.key ? a.key > b.key : a.ticket < b.ticket;
   }
@@ -125,22 +112,28 @@ class constraint_gate {
 
   bool active_ = false;
   bool every_start_ = false;  // some module runs alone
+  const constraint_table* table_ = nullptr;
   key_function key_of_;
-  std::vector<needs> needs_;
-  std::vector<std::uint32_t> keys_used_;  // the not_in_parallel keys of every needs, in order
-  std::vector<claim_ref> claims_used_;    // the claims of every needs, in order
-  std::vector<std::uint32_t> needs_of_;   // per module: index into needs_ or no_needs
-  std::vector<std::uint64_t> tickets_;    // per module: order of its first try_start
+  std::vector<std::uint64_t> tickets_;  // per parked module: order of its first try_start
+  index trying_ = nobody;               // the module in try_start, and its ticket
+  std::uint64_t trying_ticket_ = 0;
   std::uint64_t next_ticket_ = 1;
   std::vector<pool_state> pools_;
   std::vector<key_state> keys_;
-  // Claims held by started modules: literal ones by resource (a start looks up its own
+  // Claims held by started modules: literal ones by resource number (a start looks up its own
   // literal claims instead of scanning), glob ones in a list every start scans.
   struct literal_holders {
     index writer = nobody;
+    std::uint32_t listed_at = nobody;  // where in held_literals_ (kept only with globs)
     std::vector<index> readers;
+    bool held() const noexcept { return writer != nobody || !readers.empty(); }
   };
-  std::unordered_map<std::string_view, literal_holders> held_literal_;
+  std::vector<literal_holders> held_;  // per literal resource number
+  // The literal resources held now, for a glob claim to compare itself with; kept only when
+  // the plan has glob claims.
+  std::vector<std::uint32_t> held_literals_;
+  void take(const claim_ref& c, index i);
+  void give_back(const claim_ref& c, index i);
   std::vector<held_claim> held_glob_;
   /// A module holding a claim that conflicts with `c`, or nobody.
   index holder_in_conflict(const claim_ref& c) const;

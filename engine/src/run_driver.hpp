@@ -154,6 +154,7 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   void forward_event(const core_event& e);
   void deliver_event(const core_event& e, event& out);
   void call_subscriber(const event& out);
+  void fill_run_fields(event& out) const;
   void complete();
   void complete_invalid(std::vector<validation_problem> problems);
   void deliver(run_report report);
@@ -222,7 +223,7 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   std::size_t abandoned_ = 0;
   std::optional<run_report> pending_report_;
   std::uint64_t next_seq_ = 0;
-  event event_{};            // filled anew for each event (forward_event)
+  event event_{};            // filled anew for each event but total and run (forward_event)
   bool delivering_ = false;  // the subscriber is being called with event_
   std::vector<std::string> notes_;
   /// What bodies add with module_context::note, from any thread; shared with the attempts,

@@ -22,8 +22,14 @@ namespace asio = boost::asio;
 namespace {
 
 // A worker that finds its next attempt inline (a chain) never returns to the executor on its
-// own; it yields after this many so timers, cancellation and other work get their turn.
-constexpr unsigned inline_run_before_yield = 256;
+// own. It yields once it has run inline for this long, so timers, cancellation and other work
+// get their turn within about a millisecond (or one module, if a module takes longer). A
+// yield is not free: with a second thread it hands the worker to that thread through a
+// wake-up, which a yield every few hundred short modules made the chain's largest cost.
+constexpr std::chrono::milliseconds inline_slice{1};
+// ... or after this many modules, where time does not pass while they run (a simulation's
+// virtual time).
+constexpr unsigned inline_run_limit = 16384;
 
 }  // namespace
 
@@ -113,6 +119,7 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
   } release{self, w};
   unsigned inline_run = 0;
   time_point last_end{};
+  time_point inline_since{};  // when this worker last came from the executor
   for (;;) {
     ticket t = 0;
     bool taken_inline = false;
@@ -130,9 +137,12 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
         co_return;
       }
     }
-    if (taken_inline && ++inline_run >= inline_run_before_yield) {
+    if (!taken_inline) {
+      inline_run = 0;
+    } else if (++inline_run >= inline_run_limit || last_end - inline_since >= inline_slice) {
       inline_run = 0;
       co_await asio::post(w.strand, asio::use_awaitable);
+      inline_since = core_clock::now();
     }
     const auto i = static_cast<module_index>(t & 0xffffffffu);
     const auto attempt = static_cast<std::uint32_t>(t >> 32);
@@ -147,6 +157,7 @@ asio::awaitable<void> run_driver::worker_loop(local_worker& w) {
     }
     // A module taken inline starts when the previous one ended: no clock read for it.
     const time_point started = taken_inline ? last_end : core_clock::now();
+    if (!taken_inline) inline_since = started;
     if (options_.on_event) began(w, i, attempt, started);
     attempt_scope scope;
     scope.module = plan_->module(i);

@@ -70,7 +70,8 @@ scheduler_core::scheduler_core(const plan& p, core_settings settings)
   times_.assign(2 * n, 0);
   outcome_of_.assign(n, no_outcome);
   ready_.resize(n);
-  gate_ = constraint_gate(plan_.constraint_table(), [this](module_index i) { return ready_key(i); });
+  gate_ =
+      constraint_gate(plan_.constraint_table(), [this](module_index i) { return ready_key(i); });
   remaining_ = n;
   for (auto& label : settings_.local_labels)
     label = lower_case(label);

@@ -2,50 +2,38 @@
 
 #include <drover/pipeline.hpp>
 
+#include "id_index.hpp"
 #include "resource_glob.hpp"
 
 #include <algorithm>
-#include <functional>
 #include <unordered_map>
 
 namespace drover::detail {
 
 namespace {
 
-// Numbers literal resources: equal texts get equal numbers, in order of first appearance.
-// An open-addressing table (linear probing) of numbers, at least twice as large as the claims
-// it may receive, so that a pipeline claiming a million distinct resources costs one probe a
-// claim and no allocation per resource.
+// Numbers literal resources: equal texts get equal numbers, in order of first appearance,
+// through the id_index that graphs use for module ids (one probe a claim, no allocation per
+// resource: a pipeline may claim a million distinct ones).
 class resource_numbering {
  public:
-  explicit resource_numbering(std::size_t claims) {
-    std::size_t capacity = 16;
-    while (capacity < 2 * claims)
-      capacity *= 2;
-    slots_.assign(capacity, constraint_table::none);
-  }
+  explicit resource_numbering(std::size_t claims) : index_(claims) {}
 
   std::uint32_t number(const std::string& resource) {
-    const std::size_t h = std::hash<std::string_view>{}(resource);
-    const std::size_t mask = slots_.size() - 1;
-    for (std::size_t at = h & mask;; at = (at + 1) & mask) {
-      std::uint32_t& slot = slots_[at];
-      if (slot == constraint_table::none) {
-        slot = static_cast<std::uint32_t>(texts_.size());
-        texts_.push_back(&resource);
-        hashes_.push_back(h);
-        return slot;
-      }
-      if (hashes_[slot] == h && *texts_[slot] == resource) return slot;
-    }
+    const auto next = static_cast<std::uint32_t>(texts_.size());
+    const std::uint32_t known =
+        index_.insert(id_index::hash(resource), resource, next,
+                      [this](std::uint32_t k) -> std::string_view { return *texts_[k]; });
+    if (known != id_index::npos) return known;
+    texts_.push_back(&resource);
+    return next;
   }
   std::vector<const std::string*> take_texts() { return std::move(texts_); }
   std::size_t size() const noexcept { return texts_.size(); }
 
  private:
-  std::vector<std::uint32_t> slots_;
+  id_index index_;
   std::vector<const std::string*> texts_;  // per number
-  std::vector<std::size_t> hashes_;        // per number
 };
 
 }  // namespace

@@ -457,7 +457,7 @@ int main_command(int argc, const char* const argv[], std::ostream& out, std::ost
                        &settings.max_connections_per_address},
           limit_option{"max-handshakes-per-address", 0, 1'000'000,
                        &settings.max_handshakes_per_address},
-          limit_option{"max-worker-losses", 1, 1000, &settings.max_worker_losses}}) {
+          limit_option{"max-worker-losses", 1, 255, &settings.max_worker_losses}}) {
       const long long value = (*vm)[name].as<long long>();
       if (value < least || value > most) {
         err << "drover run: --" << name << " must be between " << least << " and " << most

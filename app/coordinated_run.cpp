@@ -421,23 +421,12 @@ class instance {
   // Answers workers' joins until cancelled. Redis going away pauses it; it goes on when Redis
   // is back, claiming the joins it read and never answered.
   asio::awaitable<void> serve_joins(coord::master& master) {
-    asio::steady_timer pause(co_await asio::this_coro::executor);
-    for (;;) {
-      std::string problem = "the join stream ended";
-      try {
-        co_await coord::accept_redis_workers(join_options(), keys_, name_,
-                                             [&master](coord::redis_stream s, std::string peer) {
-                                               master.accept(std::move(s), std::move(peer));
-                                             });
-      } catch (const coord::redis_error& e) {
-        problem = e.what();
-      }
-      const auto state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() != asio::cancellation_type::none) co_return;  // the run ended
-      log("workers cannot join for now: " + problem);
-      pause.expires_after(500ms);
-      co_await pause.async_wait(asio::use_awaitable);  // throws once cancelled
-    }
+    co_await coord::serve_redis_joins(
+        join_options(), keys_, name_,
+        [&master](coord::redis_stream s, std::string peer) {
+          master.accept(std::move(s), std::move(peer));
+        },
+        [this](const std::string& problem) { log("workers cannot join for now: " + problem); });
   }
 
   asio::awaitable<void> publish(coord::redis_connection& redis, std::uint64_t epoch,

@@ -120,6 +120,7 @@ constexpr fault_kind fault_kinds[] = {
     {"delay",
      [](faults_t& f, const faults_t& all) { f.max_message_delay = all.max_message_delay; }},
     {"master", [](faults_t& f, const faults_t& all) { f.master_restarts = all.master_restarts; }},
+    {"redis", [](faults_t& f, const faults_t& all) { f.redis_restarts = all.redis_restarts; }},
 };
 
 // "fail, hang, ..., master": the kinds, for --help and for the error about an unknown one.
@@ -198,7 +199,12 @@ int print_outcome(const coord::simulation_outcome& outcome, const coord::simulat
   }
   out << "\nattempts " << outcome.assignments << ", injected failures " << outcome.failed_attempts
       << ", workers died " << outcome.workers_died << ", master restarts "
-      << outcome.master_restarts << '\n';
+      << outcome.master_restarts;
+  if (o.over_redis) {
+    out << ", redis restarts " << outcome.redis_restarts << ", workers rejoined "
+        << outcome.workers_rejoined;
+  }
+  out << '\n';
   out << "remote: attached " << report.remote.workers_attached << ", lost "
       << report.remote.workers_lost << ", reassigned " << report.remote.reassigned
       << ", rejected results " << report.remote.rejected_results << ", dependency results sent "
@@ -361,6 +367,8 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   if (vm.count("seeds") && !parse_range(seeds, first_seed, last_seed))
     problem = "--seeds must be A..B with A <= B, got " + seeds;
   if (!problem && vm.count("faults")) problem = apply_fault_list(faults, settings.faults);
+  if (!problem && settings.faults.redis_restarts > 0 && faults != "all" && !vm.count("over-redis"))
+    problem = "--faults redis restarts the in-memory Redis of --over-redis; add --over-redis";
   if (!problem && vm.count("capability-mix"))
     problem = parse_capability_mix(mix, settings.capability_mix);
   auto durations = std::make_shared<coord::attempt_durations>();

@@ -2,7 +2,10 @@
 
 #include <drover/coord/redis_fake.hpp>
 
+#include <drover/clock.hpp>
+
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <random>
 
@@ -42,6 +45,10 @@ redis_stream_options pipe_options(const redis_join_options& o, const run_keys& k
   out.keep_for = o.keep_for;
   out.in = keys.pipe(conn, master_end);
   out.out = keys.pipe(conn, !master_end);
+  if (!master_end) {
+    out.alive_key = keys.alive(conn);
+    out.alive_ttl = o.alive_ttl;
+  }
   return out;
 }
 
@@ -54,7 +61,8 @@ std::string field_of(const redis_reply& fields, std::string_view field) {
 }
 
 // Opens the master's end of the pipe a join names, hands it over and acknowledges the join.
-// A join that names no valid pipe is acknowledged and dropped.
+// A join that names no valid pipe, or whose worker is gone (its alive key expired: it died
+// before a master read its join), is acknowledged and dropped.
 asio::awaitable<void> answer_join(const redis_reply& entry, redis_connection& redis,
                                   const redis_join_options& options, const run_keys& keys,
                                   const std::function<void(redis_stream, std::string)>& accept) {
@@ -62,7 +70,9 @@ asio::awaitable<void> answer_join(const redis_reply& entry, redis_connection& re
   const std::string& id = entry.elements[0].text;
   const std::string conn = field_of(entry.elements[1], "conn");
   const std::string instance = field_of(entry.elements[1], "instance");
-  if (valid_connection_id(conn)) {
+  const bool alive = valid_connection_id(conn) &&
+                     (co_await redis.exec(redis_command("EXISTS", keys.alive(conn)))).integer == 1;
+  if (alive) {
     redis_stream stream(co_await asio::this_coro::executor,
                         pipe_options(options, keys, conn, true));
     co_await stream.open();
@@ -107,6 +117,26 @@ asio::awaitable<void> accept_redis_workers(
     }
     for (const redis_reply& entry : reply.elements[0].elements[1].elements)
       co_await answer_join(entry, redis, options, keys, accept);
+  }
+}
+
+asio::awaitable<void> serve_redis_joins(
+    redis_join_options options, run_keys keys, std::string master_instance,
+    std::function<void(redis_stream stream, std::string peer)> accept,
+    std::function<void(const std::string& problem)> on_problem, std::chrono::milliseconds pause) {
+  run_timer wait(co_await asio::this_coro::executor);
+  for (;;) {
+    std::string problem = "the join stream ended";
+    try {
+      co_await accept_redis_workers(options, keys, master_instance, accept);
+    } catch (const redis_error& e) {
+      problem = e.what();
+    }
+    const auto state = co_await asio::this_coro::cancellation_state;
+    if (state.cancelled() != asio::cancellation_type::none) co_return;
+    if (on_problem) on_problem(problem);
+    wait.expires_after(pause);
+    co_await wait.async_wait(asio::use_awaitable);  // throws once cancelled
   }
 }
 

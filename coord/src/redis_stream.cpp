@@ -1,5 +1,6 @@
 #include <drover/coord/redis_stream.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
@@ -33,11 +34,24 @@ bool take_entries(const redis_reply& reply, std::string& pending, std::string& l
 
 }  // namespace
 
+boost::system::error_code redis_link_failed() noexcept {
+  class category final : public boost::system::error_category {
+   public:
+    const char* name() const noexcept override { return "drover.redis_stream"; }
+    std::string message(int) const override {
+      return "this end's connection to Redis failed (Redis restarted or cannot be reached)";
+    }
+  };
+  static const category the_category;
+  return {1, the_category};
+}
+
 redis_stream::state::state(asio::any_io_executor executor, redis_stream_options o)
     : strand(asio::make_strand(executor)),
       options(std::move(o)),
       reader(strand),
       writer(strand),
+      keeper(strand),
       last_id(options.start_after) {}
 
 redis_stream::redis_stream(asio::any_io_executor executor, redis_stream_options options)
@@ -52,13 +66,42 @@ asio::awaitable<void> redis_stream::open() {
   co_await asio::dispatch(s->strand, asio::use_awaitable);
   co_await s->reader.connect(s->options.where, s->options.password, s->options.connect_timeout);
   co_await s->writer.connect(s->options.where, s->options.password, s->options.connect_timeout);
+  if (!s->options.alive_key.empty()) {
+    co_await s->keeper.connect(s->options.where, s->options.password, s->options.connect_timeout);
+    co_await s->keeper.exec(redis_command("SET", s->options.alive_key, "1", "PX",
+                                          std::to_string(s->options.alive_ttl.count())));
+    s->keeper_pause.emplace(s->strand);
+    asio::co_spawn(s->strand, keep_alive(s), asio::detached);
+  }
+}
+
+// Sets the alive key again every third of its time to live, until the pipe is closed. A SET
+// that fails is tried again on a new connection at the next turn.
+asio::awaitable<void> redis_stream::keep_alive(std::shared_ptr<state> s) {
+  const std::string ttl = std::to_string(s->options.alive_ttl.count());
+  while (!s->closed) {
+    s->keeper_pause->expires_after(s->options.alive_ttl / 3);
+    co_await s->keeper_pause->async_wait(asio::as_tuple(asio::use_awaitable));
+    if (s->closed) break;
+    try {
+      if (!s->keeper.is_open()) {
+        co_await s->keeper.connect(s->options.where, s->options.password,
+                                   s->options.connect_timeout);
+      }
+      co_await s->keeper.exec(redis_command("SET", s->options.alive_key, "1", "PX", ttl));
+    } catch (const redis_error&) {
+      s->keeper.close();
+    }
+  }
+  s->keeper.close();
 }
 
 void redis_stream::close() {
   asio::post(state_->strand, [s = state_] {
     if (s->closed) return;
     s->closed = true;
-    s->reader.close();       // ends a waiting XREAD
+    s->reader.close();  // ends a waiting XREAD
+    if (s->keeper_pause) s->keeper_pause->cancel();
     if (s->writing) return;  // write_some sends the end when its write is done
     s->writing = true;
     asio::co_spawn(s->strand, send_end(s), asio::detached);
@@ -107,7 +150,7 @@ asio::awaitable<redis_stream::result> redis_stream::read_some(
       if (s->closed || s->reading_cancelled) {
         co_return result{asio::error::operation_aborted, 0};
       }
-      co_return result{asio::error::connection_reset, 0};
+      co_return result{redis_link_failed(), 0};
     }
     if (reply.is_nil()) continue;  // nothing within the block time: ask again
     if (!take_entries(reply, s->pending, s->last_id, s->eof_seen)) {
@@ -134,7 +177,7 @@ asio::awaitable<redis_stream::result> redis_stream::write_some(std::shared_ptr<s
     auto replies = co_await s->writer.exec_all(std::move(commands));
     if (replies.front().is_error()) r = {asio::error::broken_pipe, 0};
   } catch (const redis_error&) {
-    r = {asio::error::broken_pipe, 0};
+    r = {redis_link_failed(), 0};
   }
   s->writing = false;
   if (s->closed) {

@@ -2,6 +2,8 @@
 
 #include "worker_link.hpp"
 
+#include <drover/coord/redis_stream.hpp>
+
 #include <drover/engine.hpp>  // os_labels
 
 #include <boost/asio/post.hpp>
@@ -146,13 +148,19 @@ void session_core::on_read_error(const boost::system::error_code& error) {
   if (phase_ >= phase::closing) return;
   const std::string reason = error == asio::error::eof ? std::string("connection closed")
                                                        : "connection error: " + error.message();
+  const worker_hub::detach_cause cause = cause_of(error);
   if (phase_ == phase::handshake) {
     master_->count([](master_stats& s) { ++s.handshakes_failed; });
     log(reason + " before the handshake");
   } else {
     log("lost: " + reason);
   }
-  begin_close(reason);
+  begin_close(reason, cause);
+}
+
+worker_hub::detach_cause session_core::cause_of(const boost::system::error_code& error) {
+  return error == redis_link_failed() ? worker_hub::detach_cause::master_link_failed
+                                      : worker_hub::detach_cause::worker_lost;
 }
 
 void session_core::on_reader_done() {
@@ -166,7 +174,7 @@ void session_core::on_writer_stopped(const boost::system::error_code& error) {
   if (phase_ == phase::closed) return;
   if (phase_ < phase::closing) {
     log("lost: write failed: " + error.message());
-    begin_close("connection error: " + error.message());
+    begin_close("connection error: " + error.message(), cause_of(error));
   }
   // After a clean finish the peer gets end of file and closes; the reader waits for that
   // (bounded by close_timeout) so that our last lines are not lost to a reset.
@@ -536,14 +544,14 @@ void session_core::post_release(std::string reason) {
 
 // --- closing -------------------------------------------------------------------------------
 
-void session_core::begin_close(std::string detach_reason) {
+void session_core::begin_close(std::string detach_reason, worker_hub::detach_cause cause) {
   if (phase_ >= phase::closing) return;
   forward_results();  // before the detach: results that arrived count, and are not reassigned
   phase_ = phase::closing;
   if (attached_ && !run_finished_) {
     master_->count([](master_stats& s) { ++s.workers_left; });
-    master_->hub().detach(hub_id_,
-                          detach_reason.empty() ? "connection closed" : std::move(detach_reason));
+    master_->hub().detach(
+        hub_id_, detach_reason.empty() ? "connection closed" : std::move(detach_reason), cause);
   }
   if (owns_name_) {
     master_->release_name(name_);

@@ -13,6 +13,7 @@
 
 #include "simulation_redis.hpp"
 #include "simulation_trace.hpp"
+#include "simulation_workers.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -21,8 +22,6 @@
 #include <boost/asio/io_context.hpp>
 
 #include <algorithm>
-#include <map>
-#include <numeric>
 #include <random>
 
 namespace drover::coord {
@@ -31,39 +30,6 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 
 namespace {
-
-// What one worker does wrong, drawn from the seed before anything runs.
-struct worker_plan {
-  std::optional<milliseconds> dies, goes_silent, partitioned;
-  milliseconds partition_for{0};
-  double slowness = 1.0;
-};
-
-std::vector<worker_plan> draw_worker_faults(const simulation_options& o, milliseconds within,
-                                            std::mt19937_64& rng) {
-  const auto& f = o.faults;
-  std::vector<worker_plan> plans(o.workers);
-  std::vector<std::size_t> order(o.workers);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::shuffle(order.begin(), order.end(), rng);
-  const auto moment = [&] {
-    return milliseconds{std::uniform_int_distribution<std::int64_t>{0, within.count()}(rng)};
-  };
-  std::size_t next = 0;
-  const auto take = [&](std::size_t count, auto&& apply) {
-    for (std::size_t k = 0; k < count && next < order.size(); ++k)
-      apply(plans[order[next++]]);
-  };
-  take(f.crash_workers, [&](worker_plan& w) { w.dies = moment(); });
-  take(f.silent_workers, [&](worker_plan& w) { w.goes_silent = moment(); });
-  take(f.slow_workers, [&](worker_plan& w) { w.slowness = f.slowness; });
-  take(f.partitioned_workers, [&](worker_plan& w) {
-    w.partitioned = moment();
-    w.partition_for = milliseconds{std::uniform_int_distribution<std::int64_t>{
-        f.min_partition.count(), std::max(f.min_partition, f.max_partition).count()}(rng)};
-  });
-  return plans;
-}
 
 // One master with its workers on an io_context of their own. When the master dies the whole
 // incarnation is frozen: nothing of it runs again.
@@ -74,6 +40,7 @@ struct incarnation {
   std::unique_ptr<engine> runner;
   asio::cancellation_signal cancel;
   std::unique_ptr<run_timer> death;
+  std::vector<std::unique_ptr<run_timer>> redis_restarts;  // those still ahead when it started
   // Both directions of every connection, to close them when the simulation ends: a read
   // waiting in a pipe holds its coroutine, which holds the pipe.
   std::vector<std::shared_ptr<detail::memory_channel>> pipes;
@@ -83,6 +50,7 @@ struct incarnation {
 
   ~incarnation() {
     death.reset();
+    redis_restarts.clear();
     runner.reset();
     coordinator.reset();
   }
@@ -147,13 +115,20 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   const milliseconds mean = (o.min_delay + std::max(o.min_delay, o.max_delay)) / 2;
   const milliseconds within = f.within.value_or(
       std::max(milliseconds{50}, mean * static_cast<std::int64_t>(check.size() / capacity + 1)));
-  const std::vector<worker_plan> worker_faults = draw_worker_faults(o, within, rng);
+  const detail::sim_worker_plans worker_plans(o, within, rng);
   std::vector<milliseconds> master_deaths;
   for (std::size_t k = 0; k < f.master_restarts; ++k) {
     master_deaths.push_back(
         milliseconds{std::uniform_int_distribution<std::int64_t>{1, within.count()}(rng)});
   }
   std::sort(master_deaths.begin(), master_deaths.end());
+  std::vector<milliseconds> redis_restarts;  // drawn last: runs without them keep their draws
+  for (std::size_t k = 0; o.over_redis && k < f.redis_restarts; ++k) {
+    redis_restarts.push_back(
+        milliseconds{std::uniform_int_distribution<std::int64_t>{1, within.count()}(rng)});
+  }
+  std::sort(redis_restarts.begin(), redis_restarts.end());
+  std::size_t next_redis_restart = 0;
   // Quiet for longer than any attempt, hang or partition can legitimately last: stalled.
   const milliseconds slowest_attempt{static_cast<std::int64_t>(
       static_cast<double>(longest_attempt(o).count()) * std::max(1.0, f.slowness))};
@@ -180,6 +155,11 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   std::vector<std::unique_ptr<incarnation>> incarnations;
   bool completed = false;
   std::chrono::nanoseconds ended_at{0};
+
+  // Worker w's options for its join-th connection to master k, or nothing when it is gone.
+  const auto worker_options = [&](std::size_t w, std::size_t k, std::size_t join) {
+    return worker_plans.options(w, k, join, time.now() - start);
+  };
 
   for (std::size_t k = 0; !completed; ++k) {
     auto inc = std::make_unique<incarnation>();
@@ -241,13 +221,13 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
                     make_redis_journal_store(jo),
                     {.mode = durability::relaxed, .resume = k > 0, .inline_writes = true});
                 start_master(journal, epoch);
-                asio::co_spawn(current->io,
-                               accept_redis_workers(
-                                   redis->join(), redis->keys, "master-" + std::to_string(k),
-                                   [current](redis_stream s, std::string peer) {
-                                     current->coordinator->accept(std::move(s), std::move(peer));
-                                   }),
-                               asio::detached);
+                asio::co_spawn(
+                    current->io,
+                    serve_redis_joins(redis->join(), redis->keys, "master-" + std::to_string(k),
+                                      [current](redis_stream s, std::string peer) {
+                                        current->coordinator->accept(std::move(s), std::move(peer));
+                                      }),
+                    asio::detached);
               }),
           asio::detached);
     } else {
@@ -256,61 +236,46 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
         journal = run_journal::open_in_memory(journal_storage, {.resume = k > 0});
       start_master(journal, journal ? journal->epoch() : 0);
     }
-    std::size_t mix_group = 0, mix_used = 0;
-    for (std::size_t w = 0; w < o.workers; ++w) {
-      simulated_worker_options sw;
-      sw.name = "sim-" + std::to_string(w);  // as in rec.usage
-      while (mix_group < o.capability_mix.size() &&
-             mix_used >= o.capability_mix[mix_group].second) {
-        ++mix_group;
-        mix_used = 0;
-      }
-      if (mix_group < o.capability_mix.size()) {
-        sw.capabilities = o.capability_mix[mix_group].first;
-        ++mix_used;
-      }
-      sw.slots = o.slots;
-      sw.min_delay = o.min_delay;
-      sw.max_delay = std::max(o.min_delay, o.max_delay);
-      sw.durations = o.durations;
-      sw.fail_rate = f.fail_rate;
-      sw.hang_rate = f.hang_rate;
-      sw.duplicate_rate = f.duplicate_rate;
-      sw.stale_rate = f.stale_rate;
-      sw.max_message_delay = f.max_message_delay;
-      sw.slowness = worker_faults[w].slowness;
-      // Fault times count from the start of the simulation: a worker that reconnects to a new
-      // master does what is still ahead of it. One that crashed or went silent is gone.
-      const worker_plan& plan = worker_faults[w];
-      const auto ahead = [&](const std::optional<milliseconds>& at) -> std::optional<milliseconds> {
-        if (!at || start + *at < time.now()) return std::nullopt;
-        return std::chrono::duration_cast<milliseconds>(start + *at - time.now());
-      };
-      if ((plan.dies && !ahead(plan.dies)) || (plan.goes_silent && !ahead(plan.goes_silent)))
-        continue;
-      sw.die_after = ahead(plan.dies);
-      sw.silent_after = ahead(plan.goes_silent);
-      sw.partition_after = ahead(plan.partitioned);
-      sw.partition_for = plan.partition_for;
-      sw.seed = o.seed * 1'000'003 + w + k * 7'919;
+    // A pipe between a master's session and a worker (the worker's end first), closed when the
+    // simulation ends.
+    const auto new_pipe = [current] {
       auto to_worker = std::make_shared<detail::memory_channel>();
       auto to_master = std::make_shared<detail::memory_channel>();
       current->pipes.push_back(to_worker);
       current->pipes.push_back(to_master);
-      memory_stream master_end{current->io.get_executor(), to_master, to_worker};
-      memory_stream worker_end{current->io.get_executor(), to_worker, to_master};
+      return std::pair{memory_stream{current->io.get_executor(), to_worker, to_master},
+                       memory_stream{current->io.get_executor(), to_master, to_worker}};
+    };
+    for (std::size_t w = 0; w < o.workers; ++w) {
       if (redis) {  // the master end is pumped through a pipe over the fake
+        detail::sim_worker_joins joins{
+            new_pipe, [&, w, k](std::size_t join) { return worker_options(w, k, join); }};
         asio::co_spawn(
             current->io,
-            detail::run_worker_over_redis(*redis, std::move(worker_end), std::move(master_end),
-                                          std::move(sw), counters),
+            detail::run_worker_over_redis(*redis, std::move(joins), counters, out.workers_rejoined),
             asio::detached);
         continue;
       }
-      current->coordinator->accept(std::move(master_end), sw.name);
+      auto sw = worker_options(w, k, 0);
+      if (!sw) continue;
+      auto [worker_end, master_end] = new_pipe();
+      current->coordinator->accept(std::move(master_end), sw->name);
       asio::co_spawn(current->io,
-                     run_simulated_worker(std::move(worker_end), std::move(sw), counters),
+                     run_simulated_worker(std::move(worker_end), std::move(*sw), counters),
                      asio::detached);
+    }
+
+    for (std::size_t r = next_redis_restart; r < redis_restarts.size(); ++r) {
+      auto& restart = current->redis_restarts.emplace_back(
+          std::make_unique<run_timer>(current->io.get_executor()));
+      restart->expires_at(start + redis_restarts[r]);
+      restart->async_wait([&, current](boost::system::error_code ec) {
+        if (ec || current->done) return;
+        rec.line("- redis restarted\n");
+        ++next_redis_restart;
+        ++out.redis_restarts;
+        redis->fake->restart();
+      });
     }
 
     if (k < master_deaths.size()) {

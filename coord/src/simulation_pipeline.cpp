@@ -86,6 +86,7 @@ simulation_faults simulation_faults::all() {
   f.partitioned_workers = 2;
   f.max_message_delay = std::chrono::milliseconds{3};
   f.master_restarts = 1;
+  f.redis_restarts = 2;
   return f;
 }
 

@@ -34,21 +34,47 @@ asio::awaitable<void> sleep_for(run_clock::duration d) {
 }
 
 // Copies what `from` reads to `to` until either end ends, then closes both, so that the copy
-// the other way ends too.
+// the other way ends too. Sets `broke` when the Redis pipe failed (a read or write error other
+// than its end or its closing), as opposed to either side ending the connection.
 template <typename From, typename To>
-asio::awaitable<void> copy(From& from, To& to) {
+asio::awaitable<void> copy(From& from, To& to, bool from_is_redis, bool& broke) {
+  const auto failed = [](const boost::system::error_code& ec) {
+    return ec && ec != asio::error::eof && ec != asio::error::operation_aborted;
+  };
   std::array<char, 8192> buffer;
   for (;;) {
     auto [ec, n] =
         co_await from.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
-    if (ec) break;
+    if (ec) {
+      if (from_is_redis && failed(ec)) broke = true;
+      break;
+    }
     auto [written_ec, written] = co_await asio::async_write(to, asio::buffer(buffer.data(), n),
                                                             asio::as_tuple(asio::use_awaitable));
     (void)written;
-    if (written_ec) break;
+    if (written_ec) {
+      if (!from_is_redis && failed(written_ec)) broke = true;
+      break;
+    }
   }
   to.close();
   from.close();
+}
+
+// Runs `request` on an open connection; when the connection was broken (the fake restarted),
+// once more on a new one. Nothing when that fails too: the caller tries again later.
+template <typename T, typename Request>
+asio::awaitable<std::optional<T>> on_open_connection(redis_connection& connection,
+                                                     const sim_redis& redis, Request request) {
+  for (int tries = 0; tries < 2; ++tries) {
+    try {
+      if (!connection.is_open()) co_await connection.connect(redis.fake->endpoint(), std::nullopt);
+      co_return co_await request();
+    } catch (const redis_error&) {
+      connection.close();
+    }
+  }
+  co_return std::nullopt;
 }
 
 }  // namespace
@@ -56,12 +82,13 @@ asio::awaitable<void> copy(From& from, To& to) {
 asio::awaitable<void> hold_the_lease(const sim_redis& redis, std::string instance,
                                      std::function<void(std::uint64_t)> on_master) {
   redis_connection connection(co_await asio::this_coro::executor);
-  co_await connection.connect(redis.fake->endpoint(), std::nullopt);
   redis_lease lease(connection, redis.keys, instance, redis.lease_ttl);
   std::uint64_t epoch = 0;
   for (;;) {
-    if (auto taken = co_await lease.acquire()) {
-      epoch = *taken;
+    auto taken = co_await on_open_connection<std::optional<std::uint64_t>>(
+        connection, redis, [&] { return lease.acquire(); });
+    if (taken && *taken) {
+      epoch = **taken;
       break;
     }
     co_await sleep_for(redis.lease_ttl / 4);
@@ -69,20 +96,37 @@ asio::awaitable<void> hold_the_lease(const sim_redis& redis, std::string instanc
   on_master(epoch);
   for (;;) {
     co_await sleep_for(redis.lease_ttl / 3);
-    if (!co_await lease.renew(epoch)) co_return;  // another holds it: cannot happen here
+    auto renewed =
+        co_await on_open_connection<bool>(connection, redis, [&] { return lease.renew(epoch); });
+    if (renewed && !*renewed) co_return;  // another holds it: cannot happen here
   }
 }
 
-asio::awaitable<void> run_worker_over_redis(const sim_redis& redis, memory_stream worker_side,
-                                            memory_stream pumped_side,
-                                            simulated_worker_options options,
-                                            simulation_counters& counters) {
+asio::awaitable<void> run_worker_over_redis(const sim_redis& redis, sim_worker_joins joins,
+                                            simulation_counters& counters,
+                                            std::uint64_t& rejoined) {
   const auto executor = co_await asio::this_coro::executor;
-  redis_stream pipe = co_await dial_redis_master(redis.join(), redis.keys, options.name);
-  asio::co_spawn(executor,
-                 run_simulated_worker(std::move(worker_side), std::move(options), counters),
-                 asio::detached);
-  co_await (copy(pumped_side, pipe) && copy(pipe, pumped_side));
+  for (std::size_t join = 0;; ++join) {
+    std::optional<simulated_worker_options> options = joins.options(join);
+    if (!options) co_return;
+    std::optional<redis_stream> pipe;
+    for (;;) {
+      try {
+        pipe.emplace(co_await dial_redis_master(redis.join(), redis.keys, options->name));
+        break;
+      } catch (const redis_error&) {
+      }
+      co_await sleep_for(std::chrono::milliseconds{250});  // the fake is down: dial again
+    }
+    if (join > 0) ++rejoined;
+    auto [worker_side, pumped_side] = joins.new_pipe();
+    asio::co_spawn(executor,
+                   run_simulated_worker(std::move(worker_side), std::move(*options), counters),
+                   asio::detached);
+    bool broke = false;
+    co_await (copy(pumped_side, *pipe, false, broke) && copy(*pipe, pumped_side, true, broke));
+    if (!broke) co_return;  // the worker or the master ended the connection
+  }
 }
 
 }  // namespace drover::coord::detail

@@ -26,9 +26,9 @@ worker_hub::worker_id worker_hub::attach(std::shared_ptr<remote_worker> worker, 
   return id;
 }
 
-void worker_hub::detach(worker_id id, std::string reason) {
-  deliver([id, reason = std::move(reason)](detail::run_driver& run) mutable {
-    run.on_remote_detach(id, std::move(reason));
+void worker_hub::detach(worker_id id, std::string reason, detach_cause cause) {
+  deliver([id, reason = std::move(reason), cause](detail::run_driver& run) mutable {
+    run.on_remote_detach(id, std::move(reason), cause == detach_cause::worker_lost);
   });
 }
 

@@ -29,11 +29,12 @@ void run_driver::on_remote_attach(worker_hub::worker_id id, std::shared_ptr<remo
   process();
 }
 
-void run_driver::on_remote_detach(worker_hub::worker_id id, std::string reason) {
+void run_driver::on_remote_detach(worker_hub::worker_id id, std::string reason,
+                                  bool blames_attempts) {
   auto found = remote_number_.find(id);
   if (found == remote_number_.end() || finished_) return;
   remotes_[found->second - local_workers_].alive = false;
-  core_->worker_lost(found->second, reason, core_clock::now());
+  core_->worker_lost(found->second, reason, core_clock::now(), blames_attempts);
   process();
 }
 

@@ -135,7 +135,7 @@ class run_driver final : public std::enable_shared_from_this<run_driver>,
   void on_remote_attach(worker_hub::worker_id id, std::shared_ptr<remote_worker> link,
                         std::string name, std::vector<std::string> capabilities,
                         std::uint32_t slots);
-  void on_remote_detach(worker_hub::worker_id id, std::string reason);
+  void on_remote_detach(worker_hub::worker_id id, std::string reason, bool blames_attempts);
   void on_remote_complete(worker_hub::worker_id id, remote_completion completion);
   void on_remote_rejected(worker_hub::worker_id id, rejected_result rejected);
   void on_remote_drain(worker_hub::worker_id id, std::string reason);

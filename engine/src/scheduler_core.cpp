@@ -283,7 +283,6 @@ void scheduler_core::attempt_ended(module_index i, std::uint32_t attempt, worker
 // An attempt ended with the core still waiting for it: succeed, retry, or end the module.
 void scheduler_core::attempt_done(module_index i, std::uint32_t attempt, attempt_outcome& outcome,
                                   time_point now) {
-  module_state& st = state_[i];
   if (outcome.status == module_status::succeeded) {
     if (!outcome.value.is_null()) slot(i).value = std::move(outcome.value);
     return finish(i, module_status::succeeded, {}, now);
@@ -297,7 +296,7 @@ void scheduler_core::attempt_done(module_index i, std::uint32_t attempt, attempt
     return finish(i, module_status::cancelled, std::move(error), now);
   }
   const module_record& rec = plan_.record(i);
-  const std::uint32_t counted = attempt - st.losses;
+  const std::uint32_t counted = attempt - uncounted_attempts(i);
   if (counted <= rec.retries && !stop_applies(i)) {
     set_reason(i, std::move(error));
     return schedule_retry(i, attempt, now);
@@ -321,7 +320,7 @@ void scheduler_core::schedule_retry(module_index i, std::uint32_t attempt, time_
   const backoff_policy& b = plan_.backoff(i);
   // Retry k waits initial * multiplier^(k-1): attempts that ended with their worker are not
   // retries and do not lengthen the wait.
-  const std::uint32_t retry = attempt - state_[i].losses;
+  const std::uint32_t retry = attempt - uncounted_attempts(i);
   double delay_ms = static_cast<double>(b.initial.count()) *
                     std::pow(b.multiplier, static_cast<double>(retry - 1));
   delay_ms = std::min(delay_ms, static_cast<double>(b.max.count()));

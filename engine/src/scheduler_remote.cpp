@@ -363,7 +363,8 @@ void scheduler_core::drain(worker_number w, std::string reason, time_point now) 
   if (started_) check_capability_clocks(now);
 }
 
-void scheduler_core::worker_lost(worker_number w, std::string_view reason, time_point now) {
+void scheduler_core::worker_lost(worker_number w, std::string_view reason, time_point now,
+                                 bool blames_attempts) {
   remote_entry& r = remote(w);
   if (!r.alive) return;
   const std::size_t before = free_slots(w);
@@ -386,7 +387,7 @@ void scheduler_core::worker_lost(worker_number w, std::string_view reason, time_
     // a lost worker's pool slots, which the simulation's seed sweep must catch.)
     if (state_[i].where != phase::dispatched || attempt != state_[i].attempts) continue;
     give_back(i, attempt, w, "worker " + worker_names_[w] + " was lost: " + std::string(reason),
-              now);
+              now, blames_attempts);
   }
   if (!started_) return;
   check_capability_clocks(now);
@@ -395,14 +396,17 @@ void scheduler_core::worker_lost(worker_number w, std::string_view reason, time_
 
 // An attempt that ended with its worker rather than on its own (the worker was lost, or gave
 // it back when it left): it runs again elsewhere, without counting against retries, unless it
-// has now cost max_worker_losses workers (poison).
+// has now cost max_worker_losses workers (poison). A loss the master's own link caused
+// (`blames_attempt` false: its connection to Redis broke) is no sign against the module.
 void scheduler_core::give_back(module_index i, std::uint32_t attempt, worker_number w,
-                               std::string why, time_point now) {
+                               std::string why, time_point now, bool blames_attempt) {
   module_state& st = state_[i];
   if (stop_applies(i)) {
     return finish(i, module_status::cancelled, stop_reason() + "; " + why, now);
   }
-  if (++st.losses >= settings_.max_worker_losses) {
+  if (!blames_attempt) {
+    if (st.link_failures < UINT8_MAX) ++st.link_failures;
+  } else if (++st.losses >= std::min<std::uint32_t>(settings_.max_worker_losses, UINT8_MAX)) {
     return finish(
         i, module_status::failed,
         "poison: " + std::to_string(st.losses) +

@@ -32,6 +32,7 @@
 #define BOOST_TEST_MODULE redis_fake
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <map>
 
 namespace {
@@ -285,6 +286,70 @@ BOOST_AUTO_TEST_CASE(expiry_and_block_follow_virtual_time) {
     BOOST_TEST(fake->keys().size() == 2u);  // the lease and the epoch
   });
   BOOST_TEST((std::chrono::steady_clock::now() - wall_started < 30s));
+}
+
+// A worker keeps its pipe's alive key while the pipe is open. A master drops the join of a
+// worker that died before any master read it, instead of welcoming a phantom; and a pipe whose
+// own Redis connection breaks says so with redis_link_failed(), not as the other end's close.
+BOOST_AUTO_TEST_CASE(a_join_whose_worker_is_gone_is_dropped_and_a_broken_link_says_so) {
+  auto fake = std::make_shared<coord::redis_fake>();
+  // Outlive the coroutine: the acceptor may still wait when it ends.
+  std::vector<std::string> peers;
+  std::vector<coord::redis_stream> accepted;
+  asio::cancellation_signal stop;
+  run_virtually([&](asio::io_context& io) -> asio::awaitable<void> {
+    coord::redis_join_options join;
+    join.where = fake->endpoint();
+    join.alive_ttl = 900ms;
+    const coord::run_keys keys{"alive"};
+    drover::run_timer pause(io.get_executor());
+    const auto sleep = [&](drover::run_clock::duration d) {
+      pause.expires_after(d);
+      return pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    };
+    coord::redis_stream living = co_await coord::dial_redis_master(join, keys, "living");
+    {
+      coord::redis_stream dead = co_await coord::dial_redis_master(join, keys, "dead");
+    }  // closed: its key is no longer renewed
+    co_await sleep(5s);
+    redis_connection look(io.get_executor());
+    co_await look.connect(fake->endpoint(), std::nullopt);
+    // The fake numbers its connection ids: the living worker's pipe is the first.
+    BOOST_TEST(
+        (co_await look.exec(redis_command("EXISTS", keys.alive("0000000000000001")))).integer == 1);
+    BOOST_TEST(
+        (co_await look.exec(redis_command("EXISTS", keys.alive("0000000000000002")))).integer == 0);
+
+    asio::co_spawn(io,
+                   coord::accept_redis_workers(join, keys, "master",
+                                               [&](coord::redis_stream s, std::string peer) {
+                                                 peers.push_back(std::move(peer));
+                                                 accepted.push_back(std::move(s));
+                                               }),
+                   asio::bind_cancellation_slot(stop.slot(), asio::detached));
+    co_await sleep(2s);
+    BOOST_TEST_REQUIRE(peers.size() == 1u);
+    BOOST_TEST(peers[0].starts_with("redis:living/"), peers[0]);
+
+    // The master's end reads; Redis restarts under it.
+    auto reading = asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<boost::system::error_code> {
+          std::array<char, 64> buffer;
+          auto [ec, n] = co_await accepted[0].async_read_some(asio::buffer(buffer),
+                                                              asio::as_tuple(asio::use_awaitable));
+          co_return ec;
+        },
+        asio::use_awaitable);
+    co_await sleep(100ms);
+    fake->restart();
+    const boost::system::error_code read_error = co_await std::move(reading);
+    BOOST_TEST((read_error == coord::redis_link_failed()), read_error.message());
+    BOOST_TEST((read_error != asio::error::eof));
+    stop.emit(asio::cancellation_type::terminal);
+    living.close();
+    accepted.clear();  // closed while their io_context runs
+  });
 }
 
 BOOST_AUTO_TEST_CASE(the_journal_store_appends_fenced_by_the_epoch) {

@@ -335,7 +335,7 @@ BOOST_AUTO_TEST_CASE(listen_options_are_checked_before_anything_runs, *utf::time
       {{"--max-line-bytes", "4096"}, "--max-line-bytes needs --listen"},
       {{"--max-depth", "64"}, "--max-depth needs --listen"},
       {{"--listen", "127.0.0.1:0", "--max-worker-losses", "0"},
-       "--max-worker-losses must be between 1 and 1000, got 0"},
+       "--max-worker-losses must be between 1 and 255, got 0"},
       {{"--max-worker-losses", "5"}, "--max-worker-losses needs --listen"},
   };
   for (const auto& r : refusals) {

@@ -260,6 +260,36 @@ BOOST_AUTO_TEST_CASE(over_redis_a_dead_master_is_replaced_through_the_lease_and_
   BOOST_TEST(again.trace_hash == outcome.trace_hash);
 }
 
+// Redis restarts mid-run (its data kept, as with AOF): every pipe breaks, so the master loses
+// every worker at once and the workers join again. Those losses are the master's link's, not
+// the modules': with three restarts and max_worker_losses 3, no module is poison.
+BOOST_AUTO_TEST_CASE(over_redis_restarts_of_redis_stall_the_run_and_lose_no_module) {
+  simulation_options options;
+  options.workers = 8;
+  options.slots = 2;
+  options.seed = 11;
+  // Attempts outlast the time between restarts: the first ones are cut by all three.
+  options.min_delay = 2s;
+  options.max_delay = 3s;
+  options.over_redis = true;
+  options.faults.redis_restarts = 3;
+  options.faults.within = 6s;
+  options.keep_trace = true;
+  const auto pipeline = [] { return simulation_pipeline(sim_shape::random, 300, 11, 0); };
+  auto outcome = simulate(pipeline(), options);
+  require_no_violation(outcome);
+  BOOST_TEST(outcome.report.status == drover::run_status::succeeded);
+  BOOST_TEST(outcome.redis_restarts == 3u);
+  // Each restart broke every worker's pipe: each joined again.
+  BOOST_TEST(outcome.workers_rejoined >= 3u * options.workers);
+  BOOST_TEST(outcome.report.remote.workers_lost >= 3u * options.workers);
+  BOOST_TEST(outcome.report.remote.reassigned > 0u);
+  BOOST_TEST(outcome.report.count(drover::module_status::succeeded) == 300u);
+  BOOST_TEST(outcome.trace.find("- redis restarted") != std::string::npos);
+  auto again = simulate(pipeline(), options);
+  BOOST_TEST(again.trace_hash == outcome.trace_hash);
+}
+
 BOOST_AUTO_TEST_CASE(over_redis_a_sweep_of_40_seeds_with_every_fault_keeps_every_invariant) {
   std::size_t failing = 0;
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {

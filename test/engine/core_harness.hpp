@@ -177,9 +177,10 @@ class core_harness {
     take();
     return w;
   }
-  void lose_worker(worker_number w, std::string_view reason = "connection reset") {
+  void lose_worker(worker_number w, std::string_view reason = "connection reset",
+                   bool blames_attempts = true) {
     std::erase_if(running_, [&](const attempt_ref& a) { return !a.local && a.worker == w; });
-    core_->worker_lost(w, reason, now_);
+    core_->worker_lost(w, reason, now_, blames_attempts);
     take();
   }
   void drain_worker(worker_number w, std::string reason = "operator drain") {

@@ -304,6 +304,58 @@ BOOST_AUTO_TEST_CASE(a_module_that_loses_max_worker_losses_workers_is_poison) {
   BOOST_TEST(h.count(kind::dispatch) == 2u);
 }
 
+// A Redis restart breaks the master's link to every worker at once: the attempts are
+// reassigned, but such losses are no sign against a module, and are not retries either.
+BOOST_AUTO_TEST_CASE(losses_the_master_link_caused_are_neither_poison_nor_retries) {
+  drover::pipeline p;
+  auto m = p.add("m", no_body());
+  m.retries(1);
+  m.backoff(no_wait());
+  core_settings s = remote_only();
+  s.max_worker_losses = 2;
+  core_harness h{std::move(p), s};
+  for (int k = 0; k < 5; ++k) {
+    const worker_number w = h.attach_worker("w" + std::to_string(k), {}, 1);
+    if (k == 0) h.start();
+    BOOST_TEST_REQUIRE(h.running_attempt("m").worker == w);
+    h.lose_worker(w, "connection error: the link to Redis failed", false);
+    BOOST_TEST(h.status("m") == module_status::pending);
+  }
+  BOOST_TEST(h.events_of(event_type::module_reassigned).size() == 5u);
+  // Its one retry is still there: a failure runs it again, a second one ends it.
+  const worker_number last = h.attach_worker("w5", {}, 1);
+  BOOST_TEST(h.running_attempt("m").attempt == 6u);
+  h.fail("m");
+  h.advance(10ms);
+  BOOST_TEST(h.running_attempt("m").worker == last);
+  BOOST_TEST(h.running_attempt("m").attempt == 7u);
+  // Losses the workers caused still count: the second makes it poison (max_worker_losses 2).
+  h.lose_worker(last, "connection reset");
+  BOOST_TEST(h.status("m") == module_status::pending);
+  const worker_number other = h.attach_worker("w6", {}, 1);
+  BOOST_TEST(h.running_attempt("m").worker == other);
+  h.lose_worker(other, "connection reset");
+  BOOST_TEST(h.status("m") == module_status::failed);
+  BOOST_TEST(h.reason("m").starts_with("poison: 2 of its attempts"));
+}
+
+// A module's losses are counted in a byte: a larger limit must not wrap it round forever.
+BOOST_AUTO_TEST_CASE(max_worker_losses_above_255_acts_as_255) {
+  drover::pipeline p;
+  p.add("m", no_body());
+  core_settings s = remote_only();
+  s.max_worker_losses = 1000;
+  core_harness h{std::move(p), s};
+  for (int k = 0; k < 255; ++k) {
+    BOOST_TEST_REQUIRE(h.status("m") == module_status::pending);
+    const worker_number w = h.attach_worker("w" + std::to_string(k), {}, 1);
+    if (k == 0) h.start();
+    h.lose_worker(w);
+  }
+  BOOST_TEST(h.status("m") == module_status::failed);
+  BOOST_TEST(h.reason("m").starts_with("poison: 255 of its attempts"), h.reason("m"));
+}
+
 BOOST_AUTO_TEST_CASE(an_overdue_attempt_times_out_and_its_late_answer_frees_the_slot) {
   drover::pipeline p;
   p.mode = drover::execution_mode::keep_going;

@@ -131,7 +131,7 @@ class worker_hub : public std::enable_shared_from_this<worker_hub> {
     /// How long a module that only absent workers could run waits for one to join.
     std::chrono::milliseconds capability_timeout{std::chrono::seconds{30}};
     /// A module whose attempts were on this many lost workers (or were given back by their
-    /// worker) fails as poison.
+    /// worker) fails as poison. At most 255: larger values act as 255.
     std::uint32_t max_worker_losses = 3;
     /// A remote attempt of a module with a timeout that has not reported this long after its
     /// timeout passed (its worker heartbeats but never answers) is cancelled on the worker and
@@ -149,8 +149,15 @@ class worker_hub : public std::enable_shared_from_this<worker_hub> {
   /// `slots` (>= 1) is how many attempts it may run at once.
   worker_id attach(std::shared_ptr<remote_worker> worker, std::string name,
                    std::vector<std::string> capabilities, std::uint32_t slots);
-  /// The worker is gone (connection closed, heartbeats stopped): its attempts are reassigned.
-  void detach(worker_id id, std::string reason);
+  /// Why a worker is detached.
+  enum class detach_cause {
+    worker_lost,         ///< it went away: its connection closed, its heartbeats stopped
+    master_link_failed,  ///< the master's own link to it failed (its connection to Redis)
+  };
+  /// The worker is gone: its attempts are reassigned, and none of them counts as a retry. A
+  /// loss counts toward a module's max_worker_losses (poison) unless `cause` says the master's
+  /// link failed: a Redis restart loses every worker at once and is no sign against a module.
+  void detach(worker_id id, std::string reason, detach_cause cause = detach_cause::worker_lost);
   /// The worker reports an attempt.
   void complete(worker_id id, remote_completion completion);
   /// The worker reports several attempts, in this order: one hop to the run for all of them.

@@ -29,15 +29,29 @@ struct redis_join_options {
   std::optional<std::string> password;
   std::chrono::milliseconds block{1000};
   std::chrono::milliseconds keep_for{std::chrono::hours(1)};
+  /// A dialling worker keeps drover:{KEY}:c:CONN:alive for this long, renewed every third of
+  /// it while its pipe is open; a master drops a join whose key has expired (its worker died).
+  std::chrono::milliseconds alive_ttl{std::chrono::seconds(3)};
 };
 
 /// Serves the join stream until cancelled: for each join, opens the master's end of the
 /// announced pipe and hands it to `accept` with a peer name ("redis:INSTANCE/CONN"). Joins
-/// that another consumer read and left unacknowledged are claimed first. Throws redis_error
+/// that another consumer read and left unacknowledged are claimed first. A join whose worker
+/// no longer keeps its alive key is acknowledged and dropped. Throws redis_error
 /// when Redis cannot be reached.
 boost::asio::awaitable<void> accept_redis_workers(
     redis_join_options options, run_keys keys, std::string master_instance,
     std::function<void(redis_stream stream, std::string peer)> accept);
+
+/// accept_redis_workers, kept going through Redis restarts and outages: after a failure it
+/// tells `on_problem` what went wrong (when set), waits `pause` on run_clock (virtual time in a
+/// simulation), connects again and first claims the joins it read and never answered. Returns
+/// (by throwing operation_aborted from its pause, or at once) when cancelled.
+boost::asio::awaitable<void> serve_redis_joins(
+    redis_join_options options, run_keys keys, std::string master_instance,
+    std::function<void(redis_stream stream, std::string peer)> accept,
+    std::function<void(const std::string& problem)> on_problem = {},
+    std::chrono::milliseconds pause = std::chrono::milliseconds{500});
 
 /// Opens a pipe to whichever instance is the run's master and announces it. The master may
 /// come later: what the worker writes waits in Redis until it reads it.

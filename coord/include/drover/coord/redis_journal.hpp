@@ -37,7 +37,8 @@ struct redis_journal_options {
 /// A journal_store over the stream drover:{KEY}:journal, each append one entry {r: lines}.
 /// It is used from plain threads (the journal's opener, then its writer), so it runs its
 /// requests on an io_context and a Redis connection of its own. Requests that cannot reach
-/// Redis are retried, reconnecting with backoff (100 ms doubling to 2 s), until give_up_after;
+/// Redis are retried, reconnecting with backoff (100 ms doubling to 2 s), until give_up_after
+/// (a connection that broke since its last use is dialled again at once, without waiting);
 /// an append refused because another master took the run over is not retried. Throws
 /// std::invalid_argument for a bad run key.
 std::shared_ptr<drover::journal_store> make_redis_journal_store(redis_journal_options options);

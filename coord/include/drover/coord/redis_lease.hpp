@@ -43,6 +43,11 @@ struct run_keys {
   std::string pipe(std::string_view conn, bool up) const {
     return prefix_ + "c:" + std::string(conn) + (up ? ":up" : ":down");
   }
+  /// drover:{KEY}:c:CONN:alive: a string with a short TTL, kept by the worker end of the pipe
+  /// while it is open; a join whose key is gone is a worker that is gone.
+  std::string alive(std::string_view conn) const {
+    return prefix_ + "c:" + std::string(conn) + ":alive";
+  }
 
  private:
   std::string key_;

@@ -3,12 +3,15 @@
 // sessions and a worker's framing run over Redis as they run over a socket (docs/redis.md,
 // "Connections over Redis Streams").
 //
-//     redis_stream_options o;  o.where = parse_redis_url(url);  o.in = "...:down";  o.out =
-//     "...:up"; redis_stream stream{executor, o}; co_await stream.open();                        //
-//     two Redis connections: read and write co_await asio::async_write(stream, asio::buffer(line),
-//     asio::use_awaitable); auto n = co_await stream.async_read_some(asio::buffer(buf),
-//     asio::use_awaitable); stream.close();                                // the other end reads
-//     eof
+//     redis_stream_options o;
+//     o.where = parse_redis_url(url);
+//     o.in = "...:down";
+//     o.out = "...:up";
+//     redis_stream stream{executor, o};
+//     co_await stream.open();  // two Redis connections: read and write
+//     co_await asio::async_write(stream, asio::buffer(line), asio::use_awaitable);
+//     auto n = co_await stream.async_read_some(asio::buffer(buf), asio::use_awaitable);
+//     stream.close();  // the other end reads eof
 //
 // Each write is one stream entry (XADD, with the key's expiry pushed back in the same round
 // trip); a read waits (XREAD BLOCK) for entries and returns their bytes in order. close() adds
@@ -17,6 +20,7 @@
 // write. One read and one write may be under way at once, as on a socket. Everything runs on
 // the stream's own strand (get_executor()).
 
+#include <drover/clock.hpp>
 #include <drover/coord/redis.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -52,7 +56,20 @@ struct redis_stream_options {
   /// The keys expire this long after this end's last write (docs/redis.md).
   std::chrono::milliseconds keep_for{std::chrono::hours(1)};
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  /// When set (the worker end of a joined pipe), this end keeps the key alive while it is open:
+  /// `SET key 1 PX alive_ttl` when it opens and every third of alive_ttl after, over a third
+  /// Redis connection. A master answering a join checks it, so that a worker that died before
+  /// any master read its join does not become a phantom that takes attempts and never answers.
+  std::string alive_key;
+  std::chrono::milliseconds alive_ttl{std::chrono::seconds(3)};
 };
+
+/// What a redis_stream's read or write ends with when this end's own connection to Redis failed
+/// (Redis restarted or cannot be reached), as opposed to the other end closing the pipe. A
+/// master's session that sees it detaches the worker as worker_hub::detach_cause::
+/// master_link_failed: the worker did nothing wrong, so the loss does not count against its
+/// attempts.
+boost::system::error_code redis_link_failed() noexcept;
 
 class redis_stream {
  public:
@@ -64,7 +81,8 @@ class redis_stream {
 
   executor_type get_executor() const noexcept { return state_->strand; }
 
-  /// Connects both of its Redis connections. Throws redis_error.
+  /// Connects both of its Redis connections (and, with alive_key, sets that key and keeps it
+  /// alive until close()). Throws redis_error.
   boost::asio::awaitable<void> open();
 
   template <typename MutableBuffers, typename Token>
@@ -107,9 +125,11 @@ class redis_stream {
     redis_stream_options options;
     redis_connection reader;
     redis_connection writer;
-    std::string pending;       // bytes read from entries, not yet returned
-    std::string last_id;       // of the last entry read
-    std::string trimmed_upto;  // entries up to this id were trimmed
+    redis_connection keeper;                // keeps alive_key, when there is one
+    std::optional<run_timer> keeper_pause;  // between two SETs of it
+    std::string pending;                    // bytes read from entries, not yet returned
+    std::string last_id;                    // of the last entry read
+    std::string trimmed_upto;               // entries up to this id were trimmed
     bool eof_seen = false;
     bool closed = false;
     bool reading_cancelled = false;
@@ -121,6 +141,7 @@ class redis_stream {
                                                   std::vector<boost::asio::mutable_buffer> to);
   static boost::asio::awaitable<result> write_some(std::shared_ptr<state> s, std::string bytes);
   static boost::asio::awaitable<void> send_end(std::shared_ptr<state> s);
+  static boost::asio::awaitable<void> keep_alive(std::shared_ptr<state> s);
 
   // Runs `op` on the strand and completes `handler` with its (error, bytes), on the handler's
   // own executor.

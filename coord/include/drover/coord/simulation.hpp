@@ -61,7 +61,13 @@ struct simulation_faults {
   std::chrono::milliseconds max_message_delay{0};  ///< each worker message, uniform up to this
   /// Times the master dies mid-run and a new one resumes from its (in-memory) journal.
   std::size_t master_restarts = 0;
-  /// Worker faults and master deaths happen within this long (virtual) after the start.
+  /// Over Redis only (simulation_options::over_redis): times the in-memory Redis restarts
+  /// mid-run. Every connection to it breaks and its data stays, as when a Redis with AOF
+  /// restarts: pipes end, so workers join again and their attempts are reassigned; the lease,
+  /// the join stream and the journal go on over new connections.
+  std::size_t redis_restarts = 0;
+  /// Worker faults, master deaths and Redis restarts happen within this long (virtual) after
+  /// the start.
   std::optional<std::chrono::milliseconds> within;
 
   /// Every kind at once, at rates that still let most modules succeed.
@@ -116,7 +122,9 @@ struct simulation_outcome {
   std::uint64_t duplicates_sent = 0;  ///< results sent twice in a row
   std::uint64_t stale_sent = 0;       ///< results sent again after they were settled
   std::uint64_t master_restarts = 0;
-  std::uint64_t timers_fired = 0;  ///< virtual timer firings: the simulation's steps
+  std::uint64_t redis_restarts = 0;    ///< over Redis: times the fake restarted
+  std::uint64_t workers_rejoined = 0;  ///< over Redis: joins after a pipe broke
+  std::uint64_t timers_fired = 0;      ///< virtual timer firings: the simulation's steps
   std::uint64_t events = 0;
   /// The trace: one line per engine event, virtual time first (docs/simulation.md). Kept
   /// only with simulation_options::keep_trace; its hash always.

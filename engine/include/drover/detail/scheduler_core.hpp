@@ -97,8 +97,11 @@ class scheduler_core {
   /// A remote worker joined; returns its number. Labels are compared case-insensitively.
   worker_number worker_attached(std::string name, std::vector<std::string> labels,
                                 std::uint32_t slots, time_point now);
-  /// A remote worker is gone: its attempts without a result are reassigned.
-  void worker_lost(worker_number w, std::string_view reason, time_point now);
+  /// A remote worker is gone: its attempts without a result are reassigned. With
+  /// `blames_attempts` false (the master's own link to it failed), the loss does not count
+  /// toward their max_worker_losses.
+  void worker_lost(worker_number w, std::string_view reason, time_point now,
+                   bool blames_attempts = true);
   /// The remote worker gets no new attempts; the ones it runs finish normally.
   void worker_draining(worker_number w, std::string reason, time_point now);
   /// A remote worker reports an attempt. `i` is no_module when the id names no module.
@@ -192,6 +195,9 @@ class scheduler_core {
     bool blocked = false;     // a dependency ended without letting dependents run
     std::uint8_t losses = 0;  // attempts that ended with their worker, not on their own
     bool answered = false;    // the current remote attempt's result passed the fence
+    // Attempts that ended because the master's link to their worker failed: not retries, and
+    // not losses either (saturates at 255).
+    std::uint8_t link_failures = 0;
   };
   struct outcome_slot {
     boost::json::value value;
@@ -266,7 +272,11 @@ class scheduler_core {
   void update_free(worker_number w, std::size_t free_before);
   std::size_t free_slots(worker_number w) const;
   void give_back(module_index i, std::uint32_t attempt, worker_number w, std::string why,
-                 time_point now);
+                 time_point now, bool blames_attempt = true);
+  // Attempts of module i that do not count as retries: those that ended with their worker.
+  std::uint32_t uncounted_attempts(module_index i) const noexcept {
+    return std::uint32_t{state_[i].losses} + state_[i].link_failures;
+  }
   void drain(worker_number w, std::string reason, time_point now);
   void check_capability_clocks(time_point now);
   void capability_due(std::uint32_t group, time_point now);

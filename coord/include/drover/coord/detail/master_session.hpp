@@ -229,7 +229,10 @@ class session_core : public std::enable_shared_from_this<session_core> {
   void reply_to(const protocol_error& e, bool fatal);
   /// Stops handling lines, detaches the worker (when attached and the run still wants it) and
   /// lets the writer finish; the stream closes when the writer is done or close_timeout passes.
-  void begin_close(std::string detach_reason);
+  void begin_close(std::string detach_reason,
+                   worker_hub::detach_cause cause = worker_hub::detach_cause::worker_lost);
+  // The cause of a read or write error: the master's own link (a pipe over Redis), or the peer.
+  static worker_hub::detach_cause cause_of(const boost::system::error_code& error);
   /// Gives back this connection's place among the handshakes of its address, once.
   void leave_handshake_count();
   std::string who() const;

@@ -126,21 +126,29 @@ class instance {
 
   void log(std::string_view line) const { err_ << "drover: " << line << std::endl; }
 
-  // Connects, retrying with backoff for up to the coordinator timeout. Throws redis_error.
+  // Connects, retrying with backoff for up to the coordinator timeout. Throws redis_error,
+  // saying so when the timeout is what ended it.
   asio::awaitable<void> connect(coord::redis_connection& redis) const {
     const auto give_up_at = clock::now() + c_.timeout;
     auto delay = 100ms;
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (;;) {
+      std::string problem;
       try {
         co_await redis.connect(where_, c_.password);
         co_return;
       } catch (const coord::redis_error& e) {
-        const std::string what = e.what();
-        // Credentials are wrong now and will be wrong later: no point waiting.
-        const bool hopeless = what.find("credentials were refused") != std::string::npos ||
-                              what.find("requires a password") != std::string::npos;
-        if (hopeless || clock::now() + delay >= give_up_at) throw;
+        problem = e.what();
+      }
+      // Credentials are wrong now and will be wrong later: no point waiting.
+      const bool hopeless = problem.find("credentials were refused") != std::string::npos ||
+                            problem.find("requires a password") != std::string::npos;
+      if (hopeless) throw coord::redis_error(problem);
+      if (clock::now() + delay >= give_up_at) {
+        throw coord::redis_error(
+            "gave up on the coordinator, out of reach for "
+            "--coordinator-timeout (" +
+            format_duration(c_.timeout) + "): " + problem);
       }
       timer.expires_after(delay);
       co_await timer.async_wait(asio::use_awaitable);
@@ -292,9 +300,14 @@ class instance {
     coord::redis_connection redis(co_await asio::this_coro::executor);
     co_await connect(redis);
     coord::redis_lease lease(redis, keys_, name_, c_.lease_ttl);
-    co_await coord::keep_lease(
-        lease, keeper_, [&]() -> asio::awaitable<void> { co_await connect(redis); },
-        [&](bool master, std::uint64_t) { on_role(master); });
+    // Named, as in serve_joins: no std::function temporaries in a co_await expression.
+    std::function<asio::awaitable<void>()> reconnect = [&]() -> asio::awaitable<void> {
+      co_await connect(redis);
+    };
+    std::function<void(bool, std::uint64_t)> role_changed = [&](bool master, std::uint64_t) {
+      on_role(master);
+    };
+    co_await coord::keep_lease(lease, keeper_, reconnect, role_changed);
   }
 
   coord::worker_options worker_options() const {
@@ -421,12 +434,21 @@ class instance {
   // Answers workers' joins until cancelled. Redis going away pauses it; it goes on when Redis
   // is back, claiming the joins it read and never answered.
   asio::awaitable<void> serve_joins(coord::master& master) {
-    co_await coord::serve_redis_joins(
-        join_options(), keys_, name_,
-        [&master](coord::redis_stream s, std::string peer) {
-          master.accept(std::move(s), std::move(peer));
-        },
-        [this](const std::string& problem) { log("workers cannot join for now: " + problem); });
+    // Named, not temporaries of the co_await expression: with GCC 12, a temporary
+    // std::function holding a lambda with state crashed the master there once the join reader
+    // was cancelled.
+    std::function<void(coord::redis_stream, std::string)> accept = [&master](coord::redis_stream s,
+                                                                             std::string peer) {
+      master.accept(std::move(s), std::move(peer));
+    };
+    std::string last_problem;
+    std::function<void(const std::string&)> on_problem =
+        [this, &last_problem](const std::string& problem) {
+          if (problem == last_problem) return;  // said once, not at every pause
+          last_problem = problem;
+          log("workers cannot join for now: " + problem);
+        };
+    co_await coord::serve_redis_joins(join_options(), keys_, name_, accept, on_problem);
   }
 
   asio::awaitable<void> publish(coord::redis_connection& redis, std::uint64_t epoch,

@@ -296,6 +296,39 @@ BOOST_AUTO_TEST_CASE(a_redis_restart_stalls_the_run_and_does_not_fail_it, *utf::
   BOOST_TEST(ran_counts(dir).size() == 36u);
 }
 
+// Redis goes away for good mid-run: every instance, master and workers alike, gives up once
+// it has been out of reach for --coordinator-timeout, exits 1, and says which Redis.
+BOOST_AUTO_TEST_CASE(a_redis_that_stays_away_fails_every_instance_after_the_coordinator_timeout,
+                     *utf::timeout(120)) {
+  redis_server redis;
+  scratch_dir dir;
+  dir.write("pipeline.json", lanes_pipeline(dir, 60, 0.3));
+  std::vector<std::unique_ptr<drover_process>> instances;
+  for (int i = 0; i < 3; ++i) {
+    instances.push_back(start_instance(
+        dir, redis, {i, 3, "gone", {"--coordinator-timeout", "3s", "--lease-ttl", "3s"}}));
+  }
+  BOOST_REQUIRE(eventually([&] { return lines_ran(dir) >= 6; }, 30s));
+  const std::string url = redis.url();
+  const auto stopped = std::chrono::steady_clock::now();
+  redis.kill();
+  for (auto& p : instances) {
+    const auto r = p->wait(60s);
+    BOOST_TEST(r.exit_code == 1, "exit " << r.exit_code << ": " << r.err);
+    BOOST_TEST(r.err.find(url) != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("gave up on the coordinator, out of reach for --coordinator-timeout "
+                          "(3.0s): Redis at " +
+                          url) != std::string::npos,
+               r.err);
+    // Said once, not at every retry.
+    BOOST_TEST(count_of(r.err, "workers cannot join for now") <= 2u, r.err);
+  }
+  // Each gave up after about the timeout (plus a lease's life for the master to notice), not
+  // after the 60 s default.
+  BOOST_TEST((std::chrono::steady_clock::now() - stopped < 45s));
+  BOOST_TEST(lines_ran(dir) < 60u);
+}
+
 BOOST_AUTO_TEST_CASE(capabilities_route_modules_to_the_instance_that_offers_them,
                      *utf::timeout(120)) {
   redis_server redis;

@@ -25,6 +25,8 @@ namespace json = boost::json;
 inline std::mutex calls_mutex;
 inline std::map<std::string, int> calls;       // body invocations by "pipeline/module"
 inline std::atomic<int> long_wait_ms{30'000};  // how long modules named "long*" wait
+inline std::atomic<int> bodies_running{0};     // bodies between their start and their end
+inline std::atomic<int> most_bodies_running{0};
 
 inline asio::awaitable<json::value> body(std::string key, std::chrono::milliseconds wait,
                                          bool fail) {
@@ -32,6 +34,15 @@ inline asio::awaitable<json::value> body(std::string key, std::chrono::milliseco
     std::lock_guard lock(calls_mutex);
     ++calls[key];
   }
+  struct running {
+    running() {
+      const int now = ++bodies_running;
+      int most = most_bodies_running.load();
+      while (now > most && !most_bodies_running.compare_exchange_weak(most, now)) {
+      }
+    }
+    ~running() { --bodies_running; }
+  } counted;
   asio::steady_timer timer(co_await asio::this_coro::executor, wait);
   co_await timer.async_wait(asio::use_awaitable);
   if (fail) throw std::runtime_error("failed on purpose");

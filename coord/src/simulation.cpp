@@ -31,6 +31,18 @@ using std::chrono::milliseconds;
 
 namespace {
 
+// `count` moments in (0, within], drawn from `rng`, earliest first.
+std::vector<milliseconds> sorted_moments(std::size_t count, milliseconds within,
+                                         std::mt19937_64& rng) {
+  std::vector<milliseconds> moments;
+  for (std::size_t k = 0; k < count; ++k) {
+    moments.push_back(
+        milliseconds{std::uniform_int_distribution<std::int64_t>{1, within.count()}(rng)});
+  }
+  std::sort(moments.begin(), moments.end());
+  return moments;
+}
+
 // One master with its workers on an io_context of their own. When the master dies the whole
 // incarnation is frozen: nothing of it runs again.
 struct incarnation {
@@ -116,18 +128,10 @@ simulation_outcome simulate(pipeline p, const simulation_options& o) {
   const milliseconds within = f.within.value_or(
       std::max(milliseconds{50}, mean * static_cast<std::int64_t>(check.size() / capacity + 1)));
   const detail::sim_worker_plans worker_plans(o, within, rng);
-  std::vector<milliseconds> master_deaths;
-  for (std::size_t k = 0; k < f.master_restarts; ++k) {
-    master_deaths.push_back(
-        milliseconds{std::uniform_int_distribution<std::int64_t>{1, within.count()}(rng)});
-  }
-  std::sort(master_deaths.begin(), master_deaths.end());
-  std::vector<milliseconds> redis_restarts;  // drawn last: runs without them keep their draws
-  for (std::size_t k = 0; o.over_redis && k < f.redis_restarts; ++k) {
-    redis_restarts.push_back(
-        milliseconds{std::uniform_int_distribution<std::int64_t>{1, within.count()}(rng)});
-  }
-  std::sort(redis_restarts.begin(), redis_restarts.end());
+  const std::vector<milliseconds> master_deaths = sorted_moments(f.master_restarts, within, rng);
+  // Drawn last: runs without them keep their draws.
+  const std::vector<milliseconds> redis_restarts =
+      sorted_moments(o.over_redis ? f.redis_restarts : 0, within, rng);
   std::size_t next_redis_restart = 0;
   // Quiet for longer than any attempt, hang or partition can legitimately last: stalled.
   const milliseconds slowest_attempt{static_cast<std::int64_t>(
